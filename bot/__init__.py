@@ -1,0 +1,1 @@
+"""Conversations: identity binding, routing, channels, the outbox and scheduled jobs."""

@@ -1,0 +1,1 @@
+"""Channel adapters: console, WeChat, SMS and voice."""

@@ -1,0 +1,1 @@
+"""The health record: models and the services that change them."""

@@ -1,0 +1,1 @@
+"""Clinical logic: units, reference ranges, risk models, trends, advice, summaries, reports."""

@@ -1,0 +1,59 @@
+"""The ``careloop`` command line.
+
+Every command module registers its commands on :data:`main` when imported. :func:`run` turns
+failures into one clear line on stderr and the contract's exit codes: 0 ok, 1 the operation
+failed, 2 bad usage. A traceback is shown only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+
+import click
+
+from careloop.cli.base import CliContext, main
+
+# Each module adds its commands to ``main`` when imported.
+COMMAND_MODULES: tuple[str, ...] = (
+    "careloop.cli.flows",
+    "careloop.cli.risk",
+)
+
+
+def load_commands() -> click.Group:
+    """Import every command module so that ``main`` knows all commands."""
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
+    return main
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI on ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    load_commands()
+    try:
+        result = main.main(args=args, prog_name="careloop", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        return 1
+    except click.ClickException as problem:
+        problem.show()
+        return problem.exit_code
+    except Exception as failure:  # noqa: BLE001 - the contract: one clear line, never a traceback
+        if debug:
+            traceback.print_exc()
+        message = str(failure) or type(failure).__name__
+        click.echo(f"error: {message}", err=True)
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(run())
+
+
+__all__ = ["CliContext", "entry", "load_commands", "main", "run"]

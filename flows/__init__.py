@@ -1,0 +1,1 @@
+"""The flow language, its validator and its pure engine."""

@@ -1,0 +1,1 @@
+"""Security core: field encryption, blind indexes, audit trail, passwords, TOTP, roles."""
