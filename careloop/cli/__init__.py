@@ -14,9 +14,13 @@ import traceback
 import click
 
 from careloop.cli.base import CliContext, main
+from careloop.settings import Settings
 
 # Each module adds its commands to ``main`` when imported.
 COMMAND_MODULES: tuple[str, ...] = (
+    "careloop.cli.system",
+    "careloop.cli.imports",
+    "careloop.cli.keys",
     "careloop.cli.flows",
     "careloop.cli.risk",
 )
@@ -29,13 +33,18 @@ def load_commands() -> click.Group:
     return main
 
 
-def run(argv: list[str] | None = None) -> int:
-    """Run the CLI on ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+def run(argv: list[str] | None = None, *, settings: Settings | None = None) -> int:
+    """Run the CLI on ``argv`` (default ``sys.argv[1:]``) and return the exit code.
+
+    ``settings`` replaces the environment (tests); by default they are read from it.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     load_commands()
     try:
-        result = main.main(args=args, prog_name="careloop", standalone_mode=False)
+        result = main.main(
+            args=args, prog_name="careloop", standalone_mode=False, obj=CliContext(debug=debug, settings=settings)
+        )
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         return 1

@@ -1,0 +1,36 @@
+"""The record's SQLAlchemy models (importing this registers every table on the shared metadata)."""
+
+from care.models.base import Base, Timestamped
+from care.models.observation import Observation
+from care.models.patient import (
+    PROFILE_SECTIONS,
+    Card,
+    CardStatus,
+    Channel,
+    ChannelConsent,
+    HealthProfile,
+    Patient,
+    PatientStatus,
+)
+from care.models.staff import Role, User
+from security.audit import AuditChainHead, AuditEntry
+from security.crypto import DataKey
+
+__all__ = [
+    "PROFILE_SECTIONS",
+    "AuditChainHead",
+    "AuditEntry",
+    "Base",
+    "Card",
+    "CardStatus",
+    "Channel",
+    "ChannelConsent",
+    "DataKey",
+    "HealthProfile",
+    "Observation",
+    "Patient",
+    "PatientStatus",
+    "Role",
+    "Timestamped",
+    "User",
+]

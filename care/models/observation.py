@@ -1,0 +1,36 @@
+"""Observations: one measured or reported value (a checkup result, a home reading, a score)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from care.models.base import Base
+from care.models.patient import Patient
+from security.fields import FLOAT, TEXT, encrypted
+from security.storage import UtcDateTime, Uuid
+
+
+class Observation(Base):
+    """A value with its LOINC code, canonical unit, effective time and source. The value is encrypted."""
+
+    __tablename__ = "observations"
+    __table_args__ = (Index("ix_observations_patient_code_time", "patient_id", "code", "effective_at"),)
+
+    patient_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("patients.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(32))
+    value = encrypted(FLOAT)
+    value_text = encrypted(TEXT)
+    unit: Mapped[str] = mapped_column(String(32))
+    effective_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    source: Mapped[str] = mapped_column(String(32))
+    source_ref: Mapped[str | None] = mapped_column(String(128), index=True)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    patient: Mapped[Patient] = relationship()
+
+    def key_owner_id(self) -> uuid.UUID:
+        return self.patient_id if self.patient_id is not None else self.patient.id

@@ -1,0 +1,69 @@
+"""Recording and reading observations (results, readings, scores)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from care.errors import Problem, ValidationFailedError
+from care.models import Observation, Patient
+from security.audit import Actor, log
+from security.fields import clock_of
+
+
+def record_observation(
+    session: Session,
+    patient: Patient,
+    *,
+    code: str,
+    value: float | None,
+    unit: str,
+    effective_at: datetime,
+    source: str,
+    actor: Actor,
+    source_ref: str | None = None,
+    value_text: str | None = None,
+    audit: bool = True,
+) -> Observation:
+    """Add one observation to the patient's record (the value is encrypted under the patient's key)."""
+    problems = []
+    if not code or len(code) > 32:
+        problems.append(Problem("code", "must be a LOINC code or short code of at most 32 characters"))
+    if value is None and not value_text:
+        problems.append(Problem("value", "is required"))
+    if value is not None and (isinstance(value, bool) or not math.isfinite(value)):
+        problems.append(Problem("value", "must be a finite number"))
+    if effective_at.tzinfo is None:
+        problems.append(Problem("effective_at", "must carry a time zone"))
+    if problems:
+        raise ValidationFailedError(problems)
+    now = clock_of(session).now()
+    observation = Observation(
+        patient=patient, patient_id=patient.id, code=code, value=value, value_text=value_text, unit=unit,
+        effective_at=effective_at, source=source, source_ref=source_ref, recorded_at=now,
+    )
+    session.add(observation)
+    if audit:
+        log(session, actor=actor, action="observation.create", resource_type="observation",
+            resource_id=observation.id, patient_id=patient.id, details={"code": code, "source": source})
+    return observation
+
+
+def observations_of(session: Session, patient: Patient, codes: Iterable[str] | None = None) -> list[Observation]:
+    """The patient's observations, oldest first (optionally only some codes)."""
+    query = select(Observation).where(Observation.patient_id == patient.id)
+    if codes is not None:
+        query = query.where(Observation.code.in_(list(codes)))
+    return list(session.scalars(query.order_by(Observation.effective_at, Observation.recorded_at)))
+
+
+def latest_values(session: Session, patient: Patient) -> dict[str, Observation]:
+    """The newest observation of each code."""
+    latest: dict[str, Observation] = {}
+    for observation in observations_of(session, patient):
+        latest[observation.code] = observation
+    return latest

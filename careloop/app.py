@@ -1,0 +1,72 @@
+"""The application factory: ``create_app()`` wires settings, database, blueprints."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from flask import Flask, Response, g, jsonify
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from bot.context import SERVICES_KEY, SESSION_FACTORY_KEY
+from careloop.runtime import Runtime, build_runtime
+from careloop.settings import Settings
+
+MAX_REQUEST_BYTES = 2 * 1024 * 1024
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Flask:
+    """Build the web application (webhooks and admin panel). Starts nothing by itself."""
+    if runtime is None:
+        runtime = build_runtime(settings or Settings.from_environment())
+    settings = runtime.settings
+    app = Flask("careloop", instance_relative_config=False)
+    secret = settings.secret_key or base64.b64encode(runtime.key_ring.purpose_key("flask-session")).decode()
+    app.config.update(
+        SECRET_KEY=secret,
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
+        JSON_AS_ASCII=False,
+    )
+    app.extensions["careloop"] = runtime
+    app.extensions[SESSION_FACTORY_KEY] = runtime.db.sessions
+    app.extensions[SERVICES_KEY] = {"settings": settings, "runtime": runtime, "clock": runtime.clock}
+    _install_unit_of_work(app)
+    _register_health(app, runtime)
+    return app
+
+
+def _install_unit_of_work(app: Flask) -> None:
+    @app.after_request
+    def finish_unit_of_work(response: Response) -> Response:
+        session: Session | None = g.pop("careloop_session", None)
+        if session is not None:
+            try:
+                if response.status_code < 400:
+                    session.commit()
+                else:
+                    session.rollback()
+            finally:
+                session.close()
+        return response
+
+    @app.teardown_request
+    def discard_unit_of_work(_error: BaseException | None) -> None:
+        session: Session | None = g.pop("careloop_session", None)
+        if session is not None:
+            session.rollback()
+            session.close()
+
+
+def _register_health(app: Flask, runtime: Runtime) -> None:
+    @app.get("/healthz")
+    def healthz() -> Any:
+        try:
+            with runtime.db.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - any database failure means "not healthy"
+            return jsonify(status="degraded", db="unavailable"), 503
+        return jsonify(status="ok", db="ok")

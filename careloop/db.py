@@ -1,0 +1,86 @@
+"""Engines and sessions for both supported databases (SQLite embedded, PostgreSQL to grow)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from security.audit import AuditKeys
+from security.clock import Clock
+from security.crypto import FieldCipher
+from security.keys import KeyRing
+from security.session import configure_factory
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (SAVEPOINT support).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # IMMEDIATE takes the write lock up front, so two processes never deadlock upgrading a read lock.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, **options: Any) -> Engine:
+    """Create an engine; a SQLite file's folder is created and its connection tuned."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, **options)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("psycopg2", ""):
+        # psycopg 3 is the driver we ship; a plain postgresql:// URL means it.
+        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    options.setdefault("pool_pre_ping", True)
+    return create_engine(url, **options)
+
+
+class Database:
+    """One engine and a session factory whose sessions carry the security context."""
+
+    def __init__(self, engine: Engine, *, key_ring: KeyRing, clock: Clock, bind: Connection | None = None) -> None:
+        self.engine = engine
+        self.key_ring = key_ring
+        self.clock = clock
+        self.cipher = FieldCipher(key_ring)
+        self.audit_keys = AuditKeys(key_ring)
+        if bind is None:
+            self.sessions = sessionmaker(bind=engine, expire_on_commit=False)
+        else:
+            # Tests: every session joins the test's outer transaction through savepoints.
+            self.sessions = sessionmaker(bind=bind, expire_on_commit=False, join_transaction_mode="create_savepoint")
+        configure_factory(self.sessions, cipher=self.cipher, audit_keys=self.audit_keys, clock=clock)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        """A session that commits once at the end, or rolls back on any error (entry points only)."""
+        session = self.sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()

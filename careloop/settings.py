@@ -1,0 +1,125 @@
+"""Settings from the environment (and a ``.env`` file), as CONTRACT.md names them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+from dotenv import dotenv_values
+
+KNOWN_CHANNELS = ("console", "wechat", "sms", "voice")
+
+
+class SettingsError(ValueError):
+    """A setting has a value Careloop cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///instance/careloop.db"
+    key_file: Path = Path("instance/master.key")
+    master_key: str | None = None
+    secret_key: str | None = None
+    public_url: str = "http://127.0.0.1:5000"
+    blob_dir: Path = Path("instance/blobs")
+    channels: tuple[str, ...] = ("console",)
+    wechat_token: str | None = None
+    wechat_appid: str | None = None
+    wechat_secret: str | None = None
+    wechat_aes_key: str | None = None
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from_number: str | None = None
+    twilio_api_base: str | None = None
+    clinic_name: str = "Careloop 健康管理中心"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    ENVIRONMENT_NAMES: ClassVar[dict[str, str]] = {
+        "database_url": "CARELOOP_DATABASE_URL",
+        "key_file": "CARELOOP_KEY_FILE",
+        "master_key": "CARELOOP_MASTER_KEY",
+        "secret_key": "CARELOOP_SECRET_KEY",
+        "public_url": "CARELOOP_PUBLIC_URL",
+        "blob_dir": "CARELOOP_BLOB_DIR",
+        "channels": "CARELOOP_CHANNELS",
+        "wechat_token": "WECHAT_TOKEN",
+        "wechat_appid": "WECHAT_APPID",
+        "wechat_secret": "WECHAT_SECRET",
+        "wechat_aes_key": "WECHAT_AES_KEY",
+        "wechat_api_base": "WECHAT_API_BASE",
+        "twilio_account_sid": "TWILIO_ACCOUNT_SID",
+        "twilio_auth_token": "TWILIO_AUTH_TOKEN",
+        "twilio_from_number": "TWILIO_FROM_NUMBER",
+        "twilio_api_base": "TWILIO_API_BASE",
+        "clinic_name": "CARELOOP_CLINIC_NAME",
+    }
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None, *, dotenv: Path | None = Path(".env")) -> Settings:
+        """Read settings: the process environment wins over the ``.env`` file, which wins over defaults."""
+        values: dict[str, str] = {}
+        if dotenv is not None and dotenv.is_file():
+            values.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+        values.update(os.environ if environ is None else environ)
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, str]) -> Settings:
+        settings = cls()
+        changes: dict[str, Any] = {}
+        for attribute, name in cls.ENVIRONMENT_NAMES.items():
+            raw = values.get(name)
+            if raw is None or raw == "":
+                continue
+            changes[attribute] = _convert(attribute, raw)
+        return replace(settings, **changes)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
+        return replace(self, **changes)
+
+    # -- channels ------------------------------------------------------------------------------
+    def channel_status(self) -> dict[str, str | None]:
+        """For each requested channel: None when live, else why it is not."""
+        status: dict[str, str | None] = {}
+        for channel in self.channels:
+            status[channel] = self._missing_for(channel)
+        return status
+
+    def live_channels(self) -> tuple[str, ...]:
+        return tuple(channel for channel, why in self.channel_status().items() if why is None)
+
+    def _missing_for(self, channel: str) -> str | None:
+        needed: dict[str, tuple[str, ...]] = {
+            "console": (),
+            "wechat": ("wechat_token", "wechat_appid", "wechat_secret"),
+            "sms": ("twilio_account_sid", "twilio_auth_token", "twilio_from_number"),
+            "voice": ("twilio_account_sid", "twilio_auth_token", "twilio_from_number"),
+        }
+        missing = [self.ENVIRONMENT_NAMES[name] for name in needed[channel] if not getattr(self, name)]
+        return f"not set: {', '.join(missing)}" if missing else None
+
+
+def _convert(attribute: str, raw: str) -> Any:
+    if attribute in {"key_file", "blob_dir"}:
+        return Path(raw)
+    if attribute == "channels":
+        channels = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+        unknown = [c for c in channels if c not in KNOWN_CHANNELS]
+        if unknown:
+            raise SettingsError(
+                f"CARELOOP_CHANNELS: unknown channel {unknown[0]!r} (known: {', '.join(KNOWN_CHANNELS)})"
+            )
+        return channels
+    if attribute == "public_url":
+        if not raw.startswith(("http://", "https://")):
+            raise SettingsError("CARELOOP_PUBLIC_URL must start with http:// or https://")
+        return raw.rstrip("/")
+    return raw

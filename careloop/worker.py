@@ -1,0 +1,140 @@
+"""The worker: the only process where APScheduler runs.
+
+Each job is a function that takes a session, does one batch of due work found in the database
+(rows, not in-memory jobs) and returns how many items it handled. A tick runs a job's batches
+until it reports none left (or its time budget is spent), committing after every batch, so a
+worker killed mid-tick loses at most one uncommitted batch, which the next tick redoes.
+On PostgreSQL any number of workers may run (rows are claimed with SKIP LOCKED or a row lock);
+on SQLite one worker holds a lock file and a second one refuses to start.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from careloop.runtime import Runtime
+from security import audit
+from security.fields import cipher_of, clock_of
+from security.session import audit_keys_of
+
+logger = logging.getLogger("careloop.worker")
+
+JobFunction = Callable[[Session], int]
+
+
+@dataclass(frozen=True)
+class Job:
+    """A recurring piece of due work."""
+
+    name: str
+    every_seconds: float
+    run_batch: JobFunction
+    budget_seconds: float = 30.0
+
+
+def seal_audit_batch(session: Session) -> int:
+    """Seal the next batch of audit entries into the hash chain."""
+    return audit.seal(session, audit_keys_of(session), now=clock_of(session).now(), limit=5000)
+
+
+def rewrap_keys_batch(session: Session) -> int:
+    """Move the next batch of data keys onto the primary master key (after ``keys rotate``)."""
+    return cipher_of(session).rewrap_batch(session, now=clock_of(session).now(), limit=500)
+
+
+FOUNDATION_JOBS: tuple[Job, ...] = (
+    Job("rewrap_keys", 30, rewrap_keys_batch),
+    Job("seal_audit", 10, seal_audit_batch),
+)
+
+
+class WorkerLockedError(RuntimeError):
+    """Another worker already serves this SQLite database."""
+
+
+@contextmanager
+def single_worker_lock(runtime: Runtime) -> Iterator[None]:
+    """On SQLite, hold an exclusive lock file beside the database for the worker's lifetime."""
+    url = make_url(runtime.settings.database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        yield
+        return
+    lock_path = Path(url.database + ".worker.lock")
+    handle: IO[str] = lock_path.open("w")
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as busy:
+            raise WorkerLockedError(
+                "another worker is already running on this SQLite database (one worker per SQLite file)"
+            ) from busy
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+class Worker:
+    """Runs jobs once (``--once``) or on a schedule."""
+
+    def __init__(self, runtime: Runtime, jobs: tuple[Job, ...]) -> None:
+        self.runtime = runtime
+        self.jobs = jobs
+
+    def run_job(self, job: Job) -> int:
+        """Run batches of ``job`` until it has nothing due or its budget is spent; return items handled."""
+        started = time.monotonic()
+        handled = 0
+        while True:
+            with self.runtime.db.unit_of_work() as session:
+                count = job.run_batch(session)
+            handled += count
+            if count == 0 or time.monotonic() - started > job.budget_seconds:
+                break
+        if handled:
+            logger.info("job %s handled %d item(s)", job.name, handled)
+        return handled
+
+    def run_once(self) -> dict[str, int]:
+        """Run every job's due work once (cron and tests)."""
+        return {job.name: self.run_job(job) for job in self.jobs}
+
+    def run_forever(self) -> None:
+        """Tick every job on its interval until SIGTERM or SIGINT."""
+        from apscheduler.schedulers.blocking import BlockingScheduler
+
+        scheduler = BlockingScheduler(timezone="UTC")
+        for job in self.jobs:
+            scheduler.add_job(
+                self.run_guarded, "interval", seconds=job.every_seconds, args=[job], id=job.name,
+                max_instances=1, coalesce=True,
+            )
+            self.run_guarded(job)
+
+        def stop(_signum: int, _frame: FrameType | None) -> None:
+            scheduler.shutdown(wait=True)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        scheduler.start()
+
+    def run_guarded(self, job: Job) -> None:
+        try:
+            self.run_job(job)
+        except Exception:
+            # One failing job must not stop the others; the row stays due and is retried next tick.
+            logger.exception("job %s failed; it will be retried", job.name)

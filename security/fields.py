@@ -1,0 +1,237 @@
+"""Encrypted model fields, declared as plainly as a column::
+
+    class Patient(Base):
+        name = encrypted(TEXT)
+        phone = encrypted(TEXT, index="phone", normalize=normalize_phone)
+
+``encrypted()`` adds the ciphertext column (named like the field) and, with ``index=``, a blind
+index column ``<field>_bidx`` for equality search. Reading the attribute decrypts; assigning
+encrypts, immediately when the object is in a session, else at flush. The session must be made
+by a factory passed through :func:`bind_cipher`, which holds the :class:`FieldCipher`.
+
+Models using encrypted fields provide ``id`` (a UUID assigned at construction) and
+``key_owner_id()``: the patient whose data key protects the row (``SYSTEM_OWNER`` for non-PHI).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Generic, Protocol, TypeVar, overload
+
+from sqlalchemy import LargeBinary
+from sqlalchemy.orm import Session, mapped_column, object_session
+from sqlalchemy.sql.elements import ColumnElement
+
+from security.clock import Clock, SystemClock
+from security.crypto import FieldCipher, field_aad
+
+T = TypeVar("T")
+
+_PENDING = "_careloop_pending_plain"
+_CACHE = "_careloop_plain_cache"
+
+
+class KeyOwned(Protocol):
+    id: uuid.UUID
+
+    def key_owner_id(self) -> uuid.UUID: ...
+
+
+@dataclass(frozen=True)
+class Codec(Generic[T]):
+    """How a field's value becomes bytes and back."""
+
+    name: str
+    encode: Callable[[T], bytes]
+    decode: Callable[[bytes], T]
+
+
+def _decode_text(raw: bytes) -> str:
+    return raw.decode("utf-8")
+
+
+def _encode_json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+TEXT: Codec[str] = Codec("text", lambda value: value.encode("utf-8"), _decode_text)
+DATE: Codec[date] = Codec(
+    "date", lambda value: value.isoformat().encode(), lambda raw: date.fromisoformat(raw.decode())
+)
+FLOAT: Codec[float] = Codec("float", lambda value: repr(float(value)).encode(), lambda raw: float(raw.decode()))
+JSON: Codec[Any] = Codec("json", _encode_json, lambda raw: json.loads(raw.decode("utf-8")))
+
+
+class CipherUnavailableError(RuntimeError):
+    """An encrypted field was touched outside a session that carries the cipher."""
+
+
+def cipher_of(session: Session) -> FieldCipher:
+    cipher = session.info.get("cipher")
+    if not isinstance(cipher, FieldCipher):
+        raise CipherUnavailableError("this session was not made by a factory bound to a FieldCipher")
+    return cipher
+
+
+def clock_of(session: Session) -> Clock:
+    clock = session.info.get("clock")
+    return clock if clock is not None else SystemClock()
+
+
+class EncryptedField(Generic[T]):
+    """The descriptor behind :func:`encrypted`."""
+
+    def __init__(
+        self,
+        codec: Codec[T],
+        *,
+        index: str | None,
+        normalize: Callable[[T], str] | None,
+        unique: bool,
+        nullable: bool,
+    ) -> None:
+        self.codec = codec
+        self.index = index
+        self.normalize = normalize
+        self.unique = unique
+        self.nullable = nullable
+        self.name = ""
+        self.storage = ""
+        self.index_storage = ""
+        self._owner: type[Any] | None = None
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self._owner = owner
+        self.name = name
+        self.storage = f"_{name}_ct"
+        # The mapped ciphertext column carries the field's own name in the database.
+        setattr(owner, self.storage, mapped_column(name, LargeBinary, nullable=self.nullable))
+        if self.index is not None:
+            self.index_storage = f"{name}_bidx"
+            setattr(
+                owner,
+                self.index_storage,
+                mapped_column(f"{name}_bidx", LargeBinary(32), index=True, unique=self.unique, nullable=True),
+            )
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> EncryptedField[T]: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type[Any]) -> T | None: ...
+
+    def __get__(self, instance: object | None, owner: type[Any]) -> EncryptedField[T] | T | None:
+        if instance is None:
+            return self
+        pending: dict[str, Any] = instance.__dict__.get(_PENDING) or {}
+        if self.name in pending:
+            return pending[self.name]  # type: ignore[no-any-return]
+        ciphertext: bytes | None = getattr(instance, self.storage)
+        if ciphertext is None:
+            return None
+        cache: dict[str, tuple[bytes, Any]] = instance.__dict__.setdefault(_CACHE, {})
+        hit = cache.get(self.name)
+        if hit is not None and hit[0] == ciphertext:
+            return hit[1]  # type: ignore[no-any-return]
+        session = object_session(instance)
+        if session is None:
+            raise CipherUnavailableError(f"cannot decrypt {self.name!r} of a detached record")
+        value = self._open(session, instance, ciphertext)
+        cache[self.name] = (ciphertext, value)
+        return value
+
+    def __set__(self, instance: object, value: T | None) -> None:
+        session = object_session(instance)
+        if session is None or session.info.get("cipher") is None:
+            instance.__dict__.setdefault(_PENDING, {})[self.name] = value
+            return
+        self.seal(session, instance, value)
+
+    def _aad(self, instance: object) -> bytes:
+        return field_aad(type(instance).__tablename__, self.name, instance.id)  # type: ignore[attr-defined]
+
+    def _open(self, session: Session, instance: Any, ciphertext: bytes) -> T:
+        cipher = cipher_of(session)
+        key = cipher.data_key(session, instance.key_owner_id(), create=False, now=clock_of(session).now())
+        return self.codec.decode(cipher.open(key, self._aad(instance), ciphertext))
+
+    def seal(self, session: Session, instance: Any, value: T | None) -> None:
+        """Encrypt ``value`` into the ciphertext column (and refresh the blind index)."""
+        pending = instance.__dict__.get(_PENDING)
+        if pending:
+            pending.pop(self.name, None)
+        if value is None:
+            if not self.nullable:
+                raise ValueError(f"{type(instance).__name__}.{self.name} is required")
+            setattr(instance, self.storage, None)
+            if self.index_storage:
+                setattr(instance, self.index_storage, None)
+            instance.__dict__.setdefault(_CACHE, {}).pop(self.name, None)
+            return
+        cipher = cipher_of(session)
+        if instance.id is None:
+            instance.id = uuid.uuid4()
+        key = cipher.data_key(session, instance.key_owner_id(), create=True, now=clock_of(session).now())
+        ciphertext = cipher.seal(key, self._aad(instance), self.codec.encode(value))
+        setattr(instance, self.storage, ciphertext)
+        instance.__dict__.setdefault(_CACHE, {})[self.name] = (ciphertext, value)
+        if self.index_storage:
+            setattr(instance, self.index_storage, self.index_value(cipher, value))
+
+    def index_value(self, cipher: FieldCipher, value: T) -> bytes:
+        """The blind index of ``value`` (normalised the way the field normalises)."""
+        if self.index is None:
+            raise TypeError(f"{self.name} has no blind index")
+        normalized = self.normalize(value) if self.normalize is not None else str(value)
+        return cipher.blind_index(self.index, normalized)
+
+    def matches(self, session: Session, value: T) -> ColumnElement[bool]:
+        """A WHERE clause that finds rows whose field equals ``value`` (through the blind index)."""
+        return self.index_column() == self.index_value(cipher_of(session), value)  # type: ignore[no-any-return]
+
+    def stored_index(self, instance: object) -> bytes | None:
+        """The blind index currently stored on ``instance``."""
+        return getattr(instance, self.index_storage) if self.index_storage else None
+
+    def index_column(self) -> Any:
+        """The mapped blind-index column, for building queries (``.in_(...)``, ordering)."""
+        if not self.index_storage:
+            raise TypeError(f"{self.name} has no blind index")
+        return getattr(self._owner, self.index_storage)
+
+
+def encrypted(
+    codec: Codec[T],
+    *,
+    index: str | None = None,
+    normalize: Callable[[T], str] | None = None,
+    unique: bool = False,
+    nullable: bool = True,
+) -> EncryptedField[T]:
+    """Declare an encrypted field (and, with ``index``, its blind index column)."""
+    return EncryptedField(codec, index=index, normalize=normalize, unique=unique, nullable=nullable)
+
+
+def encrypted_fields(instance_type: type[Any]) -> list[EncryptedField[Any]]:
+    """The encrypted fields declared on a model class (including inherited ones)."""
+    found: dict[str, EncryptedField[Any]] = {}
+    for klass in reversed(instance_type.__mro__):
+        for name, attribute in vars(klass).items():
+            if isinstance(attribute, EncryptedField):
+                found[name] = attribute
+    return list(found.values())
+
+
+def seal_pending_fields(session: Session, _context: object, _instances: object) -> None:
+    """Encrypt values assigned before the object joined the session (a ``before_flush`` hook)."""
+    for instance in list(session.new) + list(session.dirty):
+        pending = instance.__dict__.get(_PENDING)
+        if not pending:
+            continue
+        fields = {field.name: field for field in encrypted_fields(type(instance))}
+        for name, value in list(pending.items()):
+            fields[name].seal(session, instance, value)

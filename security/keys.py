@@ -1,0 +1,214 @@
+"""The master key ring: versioned key-encryption keys and the keys derived from the root secret.
+
+A key ring has one *root* secret, from which the purpose keys are derived with HKDF-SHA-256
+(blind indexes, audit MACs, the web session secret), and numbered *master keys* (key-encryption
+keys, KEKs) that wrap the per-patient data keys. ``rotate()`` adds a new master key and makes it
+primary; the worker then re-wraps every data key under it. The derived keys do not change with a
+rotation, so blind indexes and the audit chain stay valid.
+
+The ring lives in a JSON file (mode 0600) or, for containers, in ``CARELOOP_MASTER_KEY``: either
+that same JSON, or a single base64 32-byte key that becomes the root of a one-version ring.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import secrets
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+KEY_BYTES = 32
+FILE_FORMAT = "careloop-keyring/1"
+
+
+class KeyRingError(Exception):
+    """The key ring is missing, unreadable or cannot do what was asked."""
+
+
+def _b64decode_key(text: str, *, what: str) -> bytes:
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError) as problem:
+        raise KeyRingError(f"{what} is not valid base64") from problem
+    if len(raw) != KEY_BYTES:
+        raise KeyRingError(f"{what} must decode to {KEY_BYTES} bytes, got {len(raw)}")
+    return raw
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def derive(root: bytes, purpose: str, length: int = KEY_BYTES) -> bytes:
+    """Derive a purpose key from the root secret (HKDF-SHA-256, RFC 5869)."""
+    return HKDF(
+        algorithm=hashes.SHA256(), length=length, salt=b"careloop", info=purpose.encode()
+    ).derive(root)
+
+
+@dataclass
+class KeyRing:
+    """Versioned master keys plus the root secret; thread-safe for reads and reloads."""
+
+    root: bytes
+    master_keys: dict[int, bytes]
+    primary: int
+    path: Path | None = None
+    from_environment: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.primary not in self.master_keys:
+            raise KeyRingError(f"primary key version {self.primary} is not in the key ring")
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def generate(cls, path: Path | None = None) -> KeyRing:
+        """Make a new ring with a fresh root and master key version 1."""
+        return cls(
+            root=secrets.token_bytes(KEY_BYTES),
+            master_keys={1: secrets.token_bytes(KEY_BYTES)},
+            primary=1,
+            path=path,
+        )
+
+    @classmethod
+    def from_json(cls, text: str, *, path: Path | None = None, from_environment: bool = False) -> KeyRing:
+        """Parse the key-ring JSON document."""
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as problem:
+            raise KeyRingError(f"key ring is not valid JSON ({problem.msg})") from problem
+        if not isinstance(document, dict) or document.get("format") != FILE_FORMAT:
+            raise KeyRingError(f"key ring format must be {FILE_FORMAT!r}")
+        keys = document.get("keys")
+        if not isinstance(keys, dict) or not keys:
+            raise KeyRingError("key ring has no master keys")
+        try:
+            master_keys = {
+                int(version): _b64decode_key(str(value), what=f"master key {version}")
+                for version, value in keys.items()
+            }
+            primary = int(document["primary"])
+        except (KeyError, TypeError, ValueError) as problem:
+            if isinstance(problem, KeyRingError):
+                raise
+            raise KeyRingError("key ring versions must be whole numbers") from problem
+        root = _b64decode_key(str(document.get("root", "")), what="root key")
+        return cls(root=root, master_keys=master_keys, primary=primary, path=path,
+                   from_environment=from_environment)
+
+    @classmethod
+    def from_environment_value(cls, value: str) -> KeyRing:
+        """Read ``CARELOOP_MASTER_KEY``: the ring's JSON, or one base64 32-byte root key."""
+        stripped = value.strip()
+        if stripped.startswith("{"):
+            return cls.from_json(stripped, from_environment=True)
+        root = _b64decode_key(stripped, what="CARELOOP_MASTER_KEY")
+        return cls(root=root, master_keys={1: derive(root, "master-key/1")}, primary=1,
+                   from_environment=True)
+
+    @classmethod
+    def load(cls, path: Path) -> KeyRing:
+        """Read the ring from its file."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError as problem:
+            raise KeyRingError(f"key file {path} does not exist (run `careloop init`)") from problem
+        except OSError as problem:
+            raise KeyRingError(f"key file {path} cannot be read: {problem.strerror}") from problem
+        return cls.from_json(text, path=path)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format": FILE_FORMAT,
+                "root": _b64(self.root),
+                "primary": self.primary,
+                "keys": {str(v): _b64(k) for v, k in sorted(self.master_keys.items())},
+            },
+            indent=2,
+        )
+
+    def save(self) -> None:
+        """Write the ring to its file atomically, readable by the owner only (0600)."""
+        if self.path is None:
+            raise KeyRingError("this key ring has no file to save to")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(self.to_json())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, self.path)
+
+    # -- use ----------------------------------------------------------------------------------
+    def master_key(self, version: int) -> bytes:
+        """Return master key ``version``, re-reading the file once if another process rotated."""
+        key = self.master_keys.get(version)
+        if key is None:
+            self.reload()
+            key = self.master_keys.get(version)
+        if key is None:
+            raise KeyRingError(f"master key version {version} is not in the key ring")
+        return key
+
+    def primary_key(self) -> tuple[int, bytes]:
+        return self.primary, self.master_keys[self.primary]
+
+    def reload(self) -> None:
+        """Pick up versions added by a rotation in another process."""
+        if self.path is None or not self.path.exists():
+            return
+        fresh = KeyRing.load(self.path)
+        if fresh.root != self.root:
+            raise KeyRingError("key file root changed underneath a running process")
+        with self._lock:
+            self.master_keys = dict(fresh.master_keys)
+            self.primary = fresh.primary
+
+    def rotate(self) -> int:
+        """Add a new master key version, make it primary and save; return the new version."""
+        if self.from_environment:
+            raise KeyRingError(
+                "the key ring comes from CARELOOP_MASTER_KEY; rotate by adding a version to that "
+                "JSON value and restarting, or use a key file"
+            )
+        with self._lock:
+            version = max(self.master_keys) + 1
+            self.master_keys[version] = secrets.token_bytes(KEY_BYTES)
+            self.primary = version
+        self.save()
+        return version
+
+    def retire(self, version: int) -> None:
+        """Remove an old master key version (only once nothing is wrapped under it)."""
+        if version == self.primary:
+            raise KeyRingError("the primary master key cannot be retired")
+        with self._lock:
+            self.master_keys.pop(version, None)
+        self.save()
+
+    def purpose_key(self, purpose: str) -> bytes:
+        """A key for one purpose, derived from the root: stable across rotations."""
+        return derive(self.root, purpose)
+
+
+def open_key_ring(*, key_file: Path, environment_value: str | None, create: bool = False) -> KeyRing:
+    """Open the ring from the environment value if set, else from the file (creating it if asked)."""
+    if environment_value:
+        return KeyRing.from_environment_value(environment_value)
+    if create and not key_file.exists():
+        ring = KeyRing.generate(key_file)
+        ring.save()
+        return ring
+    return KeyRing.load(key_file)
