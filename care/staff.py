@@ -70,7 +70,8 @@ def create_user(session: Session, *, email: str, display_name: str, role_name: s
     codes = totp.new_recovery_codes()
     user = User(
         email=email, display_name=display_name.strip() or email,
-        password_hash=passwords.hash_password(one_time_password), must_change_password=True, totp_secret=secret, totp_last_step=None,
+        password_hash=passwords.hash_password(one_time_password), must_change_password=True,
+        totp_secret=secret, totp_last_step=None,
         recovery_code_hashes=[totp.hash_recovery_code(_recovery_key(session), code) for code in codes],
         role=role, is_active=True, failed_logins=0, created_at=now, updated_at=now,
     )

@@ -33,7 +33,7 @@ def synthetic_id_number(rng: random.Random, born: date, gender: str) -> str:
 
 
 def synthetic_patients(count: int, seed: int = 20261129) -> Iterator[EnrolmentRequest]:
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - synthetic demo data, reproducible on purpose
     for index in range(count):
         gender = "M" if index % 2 == 0 else "F"
         born = date(rng.randrange(1945, 1995), rng.randrange(1, 13), rng.randrange(1, 29))
@@ -70,7 +70,7 @@ def seed_demo_clinic(session: Session, *, actor: Actor, count: int = DEMO_PATIEN
     """Enrol the demo patients with five yearly checkups each; does nothing if already seeded."""
     if session.scalar(select(func.count()).select_from(Patient)):
         return 0
-    rng = random.Random(7)
+    rng = random.Random(7)  # noqa: S311 - synthetic demo data, reproducible on purpose
     this_year = datetime.now(UTC).year
     for request in synthetic_patients(count):
         patient = enroll(session, request, actor=actor, look_up=False).patient

@@ -59,7 +59,9 @@ class Settings:
     }
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None, *, dotenv: Path | None = Path(".env")) -> Settings:
+    def from_environment(
+        cls, environ: Mapping[str, str] | None = None, *, dotenv: Path | None = Path(".env")
+    ) -> Settings:
         """Read settings: the process environment wins over the ``.env`` file, which wins over defaults."""
         values: dict[str, str] = {}
         if dotenv is not None and dotenv.is_file():

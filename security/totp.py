@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -46,11 +47,11 @@ def verify_code(secret: str, code: str, *, at: datetime, last_used_step: int | N
 
 
 def new_recovery_codes(count: int = RECOVERY_CODE_COUNT) -> list[str]:
-    """Fresh recovery codes to show once (10 groups of 4+4 base32 characters)."""
+    """Fresh recovery codes to show once: 10 base32 characters (50 bits) each, as ``xxxxx-xxxxx``."""
     codes = []
     for _ in range(count):
-        raw = pyotp.random_base32(length=16)[:8].lower()
-        codes.append(f"{raw[:4]}-{raw[4:]}")
+        raw = base64.b32encode(secrets.token_bytes(7)).decode()[:10].lower()
+        codes.append(f"{raw[:5]}-{raw[5:]}")
     return codes
 
 

@@ -29,7 +29,13 @@ COMMAND_MODULES: tuple[str, ...] = (
 def load_commands() -> click.Group:
     """Import every command module so that ``main`` knows all commands."""
     for module in COMMAND_MODULES:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as missing:
+            # A command module not yet in this build is simply absent from --help; its tests
+            # fail loudly. Any other import failure inside it is a bug and propagates.
+            if missing.name != module:
+                raise
     return main
 
 
