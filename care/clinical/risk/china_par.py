@@ -1,0 +1,181 @@
+"""China-PAR 10-year ASCVD risk.
+
+Source: Yang X, Li J, Hu D, et al. Predicting the 10-Year Risks of Atherosclerotic Cardiovascular
+Disease in Chinese Population: The China-PAR Project. Circulation 2016;134:1430-1440,
+doi:10.1161/CIRCULATIONAHA.116.022367 (Supplemental Table 1); 3-decimal coefficients of
+T/JPMA 024-2024 Appendix C/D (clinical-spec.md section 1). Categories: 中国心血管病风险评估和管理指南
+(2019) (spec 1.3). The lifetime model is not implemented: its coefficients are not public (spec 1.3).
+
+Inputs (JSON)::
+
+    {"sex": "male", "age": 60, "sbp": 130, "bp_treated": false, "tc": 5.439, "hdl": 1.4245,
+     "waist": 80, "smoker": false, "diabetes": true, "region_north": true, "urban": true,
+     "family_history_ascvd": false}
+
+``urban`` and ``family_history_ascvd`` enter the men's equation only, so women need not give them.
+``known_ascvd: true`` means the model does not apply (primary prevention only, spec 1.4).
+"""
+
+from __future__ import annotations
+
+import math
+
+from care.clinical.common import Label
+from care.clinical.config import ClinicalConfig
+from care.clinical.risk.base import INPUTS, RiskModel, RiskResult, Values, register
+from care.clinical.risk.survival import Equation, linear_predictor, ten_year_risk
+
+#: China-PAR converts cholesterol with the paper's factor: mg/dL = mmol/L / 0.0259 (spec section 0).
+CHOLESTEROL_MMOLL_PER_MGDL = 0.0259
+
+#: Ages of the derivation cohorts; outside them the result is extrapolated (spec 1.4).
+COHORT_AGES = (35, 74)
+#: The guideline and the official tool accept adults from 20 (spec 1.4).
+MINIMUM_AGE = 20
+
+
+#: Spec 1.2, "use the 3-decimal set". Terms absent for women are simply not listed.
+EQUATIONS: dict[str, Equation] = {
+    "male": Equation(
+        coefficients={
+            "ln_age": 31.967,
+            "ln_sbp_treated": 27.388,
+            "ln_sbp_untreated": 26.148,
+            "ln_tc": 0.621,
+            "ln_hdl": -0.695,
+            "ln_waist": -0.712,
+            "smoker": 3.955,
+            "diabetes": 0.357,
+            "north": 0.475,
+            "urban": -0.164,
+            "family_history": 6.221,
+            "ln_age_ln_sbp_treated": -6.018,
+            "ln_age_ln_sbp_untreated": -5.731,
+            "ln_age_smoker": -0.939,
+            "ln_age_family_history": -1.534,
+        },
+        mean=140.68,
+        s10=0.9707,
+    ),
+    "female": Equation(
+        coefficients={
+            "ln_age": 24.874,
+            "ln_sbp_treated": 20.709,
+            "ln_sbp_untreated": 19.982,
+            "ln_tc": 0.058,
+            "ln_hdl": -0.217,
+            "ln_waist": 1.475,
+            "smoker": 0.495,
+            "diabetes": 0.567,
+            "north": 0.544,
+            "ln_age_ln_sbp_treated": -4.528,
+            "ln_age_ln_sbp_untreated": -4.360,
+        },
+        mean=117.26,
+        # Derived from the paper's worked example, not printed (spec 1.2 notes) [U].
+        s10=0.9851,
+    ),
+}
+
+WOMEN_S10_NOTE = Label(
+    zh="女性基线生存率S10=0.9851为推导值(论文印刷为0.99)，上线前需用官方计算器核对。[U]",
+    en="Women's baseline survival S10 = 0.9851 is derived, not printed (the paper prints 0.99); "
+    "check against the official calculator before go-live. [U]",
+)
+EXTRAPOLATED_NOTE = Label(
+    zh="年龄超出China-PAR研究人群(35-74岁)，结果为外推，仅供参考。",
+    en="Age is outside the China-PAR cohorts (35-74 years); the result is extrapolated.",
+)
+REFUSED_NOTE = Label(
+    zh="年龄超出China-PAR研究人群(35-74岁)，本机构设置为不计算。",
+    en="Age is outside the China-PAR cohorts (35-74 years); this clinic does not compute it there.",
+)
+UNDER_20_NOTE = Label(zh="China-PAR适用于20岁及以上成人。", en="China-PAR applies to adults aged 20 and over.")
+KNOWN_ASCVD_NOTE = Label(
+    zh="已有动脉粥样硬化性心血管病者不做一级预防风险评估，请遵医嘱管理。",
+    en="People with known ASCVD are not assessed with this primary-prevention model; follow your doctor's plan.",
+)
+
+
+def terms(values: Values) -> dict[str, float]:
+    """Return the value Xᵢ of every term of either sex's equation (spec 1.1)."""
+    ln_age = math.log(values.number("age"))
+    ln_sbp = math.log(values.number("sbp"))
+    treated = values.flag("bp_treated")
+    smoker = float(values.flag("smoker"))
+    men = values.choice("sex") == "male"
+    family = float(values.flag("family_history_ascvd")) if men else 0.0
+    return {
+        "ln_age": ln_age,
+        "ln_sbp_treated": ln_sbp if treated else 0.0,
+        "ln_sbp_untreated": 0.0 if treated else ln_sbp,
+        "ln_tc": math.log(values.number("tc") / CHOLESTEROL_MMOLL_PER_MGDL),
+        "ln_hdl": math.log(values.number("hdl") / CHOLESTEROL_MMOLL_PER_MGDL),
+        "ln_waist": math.log(values.number("waist")),
+        "smoker": smoker,
+        "diabetes": float(values.flag("diabetes")),
+        "north": float(values.flag("region_north")),
+        "urban": float(values.flag("urban")) if men else 0.0,
+        "family_history": family,
+        "ln_age_ln_sbp_treated": ln_age * ln_sbp if treated else 0.0,
+        "ln_age_ln_sbp_untreated": 0.0 if treated else ln_age * ln_sbp,
+        "ln_age_smoker": ln_age * smoker,
+        "ln_age_family_history": ln_age * family,
+    }
+
+
+@register
+class ChinaPar(RiskModel):
+    """China-PAR 10-year ASCVD risk (Yang X et al., Circulation 2016; spec section 1)."""
+
+    name = "china-par"
+    title = Label("China-PAR 10年动脉粥样硬化性心血管病风险", "China-PAR 10-year ASCVD risk")
+    citation = (
+        "Yang X et al. Circulation 2016;134:1430-1440, doi:10.1161/CIRCULATIONAHA.116.022367; "
+        "coefficients T/JPMA 024-2024; categories 中国心血管病风险评估和管理指南(2019)"
+    )
+    version = "ChinaPAR-2016/TJPMA-2024"
+    scheme = "china_par"
+    unit = "%"
+    inputs = tuple(
+        INPUTS[name]
+        for name in (
+            "sex", "age", "sbp", "bp_treated", "tc", "hdl", "waist", "smoker", "diabetes",
+            "region_north", "urban", "family_history_ascvd", "known_ascvd",
+        )
+    )
+    required = (
+        "sex", "age", "sbp", "bp_treated", "tc", "hdl", "waist", "smoker", "diabetes", "region_north",
+    )
+
+    def required_inputs(self, values: Values, config: ClinicalConfig) -> tuple[str, ...]:
+        """Men also need ``urban`` and ``family_history_ascvd`` (spec 1.1: men only)."""
+        if "sex" in values and values.choice("sex") == "female":
+            return self.required
+        return (*self.required, "urban", "family_history_ascvd")
+
+    def compute(self, values: Values, config: ClinicalConfig) -> RiskResult:
+        """Compute the 10-year risk; apply the exclusion and age rules of spec 1.4."""
+        if values.flag_or("known_ascvd", False):
+            return self.not_applicable(values, "known_ascvd", KNOWN_ASCVD_NOTE, config=config)
+        age = values.number("age")
+        if age < MINIMUM_AGE:
+            return self.not_applicable(values, "age_below_20", UNDER_20_NOTE, config=config)
+        whole_years = math.floor(age)
+        outside = not COHORT_AGES[0] <= whole_years <= COHORT_AGES[1]
+        if outside and config.china_par_age_policy == "refuse":
+            return self.not_applicable(values, "age_out_of_range", REFUSED_NOTE, config=config)
+        sex = values.choice("sex")
+        equation = EQUATIONS[sex]
+        predictor = linear_predictor(equation, terms(values))
+        notes = [WOMEN_S10_NOTE] if sex == "female" else []
+        if outside:
+            notes.append(EXTRAPOLATED_NOTE)
+        return self.percent(
+            values,
+            ten_year_risk(equation, predictor),
+            config,
+            flags=("extrapolated",) if outside else (),
+            notes=notes,
+            details={"linear_predictor": predictor, "mean": equation.mean, "s10": equation.s10},
+        )

@@ -1,0 +1,150 @@
+"""Framingham general CVD (spec section 2) and the Pooled Cohort Equations (spec section 3)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from care.clinical.risk import evaluate
+
+MG = 38.67  # cholesterol mg/dL per mmol/L (spec section 0)
+
+
+def test_vector_6_woman_61_smoker() -> None:
+    result = evaluate(
+        "framingham",
+        {"sex": "female", "age": 61, "tc": 180 / MG, "hdl": 47 / MG, "sbp": 124, "bp_treated": False,
+         "smoker": True, "diabetes": False},
+    )  # fmt: skip
+    assert result.details["linear_predictor"] == pytest.approx(26.9653, abs=5e-4)
+    assert result.details["risk_percent_unrounded"] == pytest.approx(10.48, abs=0.005)
+    assert (result.value, result.category) == (10.5, "medium")
+
+
+def test_vector_7_man_53_treated_diabetic() -> None:
+    result = evaluate(
+        "framingham",
+        {"sex": "male", "age": 53, "tc": 161 / MG, "hdl": 55 / MG, "sbp": 125, "bp_treated": True,
+         "smoker": False, "diabetes": True},
+    )  # fmt: skip
+    assert result.details["linear_predictor"] == pytest.approx(24.3509, abs=5e-4)
+    assert result.details["risk_percent_unrounded"] == pytest.approx(15.62, abs=0.005)
+    assert result.value == 15.6
+
+
+def test_framingham_is_not_clamped() -> None:
+    """CVrisk clamps to 1-30 %; the spec says we must not."""
+    high = evaluate(
+        "framingham",
+        {"sex": "male", "age": 74, "tc": 8.0, "hdl": 0.8, "sbp": 190, "bp_treated": True, "smoker": True,
+         "diabetes": True},
+    )  # fmt: skip
+    low = evaluate(
+        "framingham",
+        {"sex": "female", "age": 30, "tc": 3.5, "hdl": 2.0, "sbp": 100, "bp_treated": False, "smoker": False,
+         "diabetes": False},
+    )  # fmt: skip
+    assert high.value is not None
+    assert high.value > 30
+    assert high.category == "high"
+    assert low.value is not None
+    assert low.value < 1
+
+
+def test_framingham_age_outside_30_74_is_extrapolated() -> None:
+    base = {"sex": "female", "tc": 5.0, "hdl": 1.3, "sbp": 120, "bp_treated": False, "smoker": False, "diabetes": False}
+    assert "extrapolated" in evaluate("framingham", {**base, "age": 29}).flags
+    assert "extrapolated" not in evaluate("framingham", {**base, "age": 30}).flags
+    assert "extrapolated" in evaluate("framingham", {**base, "age": 75}).flags
+
+
+# The guideline's Table A profile (spec section 3).
+PROFILE = {
+    "age": 55, "tc": 213 / MG, "hdl": 50 / MG, "sbp": 120, "bp_treated": False, "smoker": False, "diabetes": False,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("sex", "race", "predictor", "risk", "shown"),
+    [
+        ("female", "white", -29.68, 2.05, 2.1),
+        ("female", "african_american", 86.17, 3.03, 3.0),
+        ("male", "white", 60.70, 5.38, 5.4),
+        ("male", "african_american", 18.97, 6.07, 6.1),
+    ],
+)
+def test_vector_9_pce_guideline_profile(sex: str, race: str, predictor: float, risk: float, shown: float) -> None:
+    result = evaluate("pce", {"sex": sex, "race": race, **PROFILE})
+    assert result.details["linear_predictor"] == pytest.approx(predictor, abs=0.005)
+    assert result.details["risk_percent_unrounded"] == pytest.approx(risk, abs=0.01)
+    assert result.value == shown
+
+
+def test_pce_white_man_against_the_guideline_text() -> None:
+    result = evaluate("pce", {"sex": "male", "race": "white", **PROFILE})
+    assert result.details["risk_percent_unrounded"] == pytest.approx(5.3, abs=0.1)
+
+
+def test_pce_other_race_uses_white_equations_and_says_so() -> None:
+    other = evaluate("pce", {"sex": "female", "race": "other", **PROFILE})
+    white = evaluate("pce", {"sex": "female", "race": "white", **PROFILE})
+    assert other.value == white.value
+    assert "white_equations_for_other_race" in other.flags
+    assert "China-PAR" in other.notes[0].en
+
+
+def test_pce_needs_race_and_never_assumes_it() -> None:
+    result = evaluate("pce", {"sex": "female", **PROFILE})
+    assert (result.value, result.missing) == (None, ("race",))
+
+
+@pytest.mark.parametrize(("age", "flagged"), [(39, True), (40, False), (79, False), (80, True)])
+def test_pce_age_range(age: int, flagged: bool) -> None:
+    result = evaluate("pce", {"sex": "male", "race": "white", **{**PROFILE, "age": age}})
+    assert ("extrapolated" in result.flags) is flagged
+
+
+@pytest.mark.parametrize(
+    ("shown", "category"),
+    [
+        (4.9, "low"),
+        (5.0, "borderline"),
+        (7.4, "borderline"),
+        (7.5, "intermediate"),
+        (19.9, "intermediate"),
+        (20.0, "high"),
+    ],
+)
+def test_pce_category_edges(shown: float, category: str) -> None:
+    from care.clinical.ranges import band_pack
+
+    assert band_pack("pce").classify(shown).key == category
+
+
+@given(
+    sex=st.sampled_from(["male", "female"]),
+    age=st.integers(min_value=30, max_value=74),
+    tc=st.floats(min_value=3.0, max_value=8.0),
+    hdl=st.floats(min_value=0.7, max_value=2.5),
+    sbp=st.integers(min_value=95, max_value=200),
+    treated=st.booleans(),
+    smoker=st.booleans(),
+    diabetes=st.booleans(),
+)
+def test_framingham_properties(
+    sex: str, age: int, tc: float, hdl: float, sbp: int, treated: bool, smoker: bool, diabetes: bool
+) -> None:
+    """Independent of the worked examples: a probability; higher SBP, TC, smoking, diabetes, lower HDL raise it."""
+    profile = {
+        "sex": sex, "age": age, "tc": tc, "hdl": hdl, "sbp": sbp, "bp_treated": treated, "smoker": smoker,
+        "diabetes": diabetes,
+    }  # fmt: skip
+    raw = evaluate("framingham", profile).details["risk_percent_unrounded"]
+    assert isinstance(raw, float)
+    assert 0 < raw < 100
+    worse_profiles = ({"sbp": sbp + 10}, {"tc": tc + 0.5}, {"smoker": True}, {"diabetes": True}, {"hdl": hdl - 0.2})
+    for change in worse_profiles:
+        worse = evaluate("framingham", {**profile, **change}).details["risk_percent_unrounded"]
+        assert isinstance(worse, float)
+        assert worse >= raw
