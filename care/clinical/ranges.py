@@ -121,6 +121,13 @@ class Classification:
     notes: tuple[Label, ...] = ()
     flags: tuple[str, ...] = ()
     messages: tuple[Label, ...] = ()
+    #: display precision of ``value``; 0 means a whole number
+    decimals: int = 1
+
+    @property
+    def shown(self) -> float | int:
+        """The displayed value: an int when the pack shows whole numbers."""
+        return int(self.value) if self.decimals == 0 else self.value
 
     def to_dict(self) -> dict[str, object]:
         """Return a JSON-ready mapping."""
@@ -131,7 +138,7 @@ class Classification:
             "flag": self.flag,
             "rule_pack": self.rule_pack,
             "citation": self.citation,
-            "value": self.value,
+            "value": self.shown,
             "notes": [note.to_dict() for note in self.notes],
             "flags": list(self.flags),
         }
@@ -215,6 +222,7 @@ class BandPack:
             notes=band.notes + self.notes,
             flags=tuple(rule.flag for rule in raised),
             messages=tuple(rule.message for rule in raised),
+            decimals=self.decimals,
         )
 
     def reference(self, unit: str, sex: str | None = None) -> ReferenceRange:
@@ -275,6 +283,7 @@ class BpPack:
             citation=self.citation,
             value=shown,
             notes=self.notes,
+            decimals=self.decimals,
         )
 
     def classify(self, sbp: float, dbp: float) -> Classification:
@@ -295,6 +304,7 @@ class BpPack:
             value=sbp_shown,
             notes=self.notes,
             flags=flags,
+            decimals=self.decimals,
         )
 
     def reference(self, unit: str, component: str) -> ReferenceRange:

@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import ClassVar, Literal, TypeVar
 
 from care.clinical import codes
-from care.clinical.common import DISCLAIMER, ClinicalError, Label, display_round
+from care.clinical.common import DISCLAIMER, ClinicalError, Label
 from care.clinical.config import ClinicalConfig
 from care.clinical.ranges import BandPack, Classification, band_pack, pack_for
 
@@ -423,20 +423,16 @@ class RiskModel(ABC):
     def categorised(
         self,
         values: Values,
-        value: float,
         classification: Classification,
         *,
         flags: Sequence[str] = (),
         notes: Sequence[Label] = (),
         details: Mapping[str, object] | None = None,
     ) -> RiskResult:
-        """Return a complete result; ``value`` is shown as the classification's displayed value."""
-        shown: float | int = classification.value
-        if float(shown).is_integer() and isinstance(value, int):
-            shown = int(shown)
+        """Return a complete result whose value is the classification's displayed value."""
         return RiskResult(
             model=self.name,
-            value=shown,
+            value=classification.shown,
             unit=self.unit,
             category=classification.key,
             category_label=classification.label,
@@ -463,7 +459,6 @@ class RiskModel(ABC):
         classification = self.pack(config).classify(percent)
         return self.categorised(
             values,
-            display_round(percent, 1),
             classification,
             flags=flags,
             notes=notes,

@@ -10,7 +10,7 @@ Inputs (JSON)::
 
 from __future__ import annotations
 
-from care.clinical.common import Label, display_round
+from care.clinical.common import Label
 from care.clinical.config import ClinicalConfig
 from care.clinical.risk.base import INPUTS, RiskModel, RiskResult, Values, register
 
@@ -33,4 +33,4 @@ class BodyMassIndex(RiskModel):
         """Round BMI to 1 decimal and classify it."""
         pack = self.pack(config)
         bmi = values.number("bmi")
-        return self.categorised(values, display_round(bmi, 1), pack.classify(bmi), details={"bmi_unrounded": bmi})
+        return self.categorised(values, pack.classify(bmi), details={"bmi_unrounded": bmi})

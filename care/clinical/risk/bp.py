@@ -41,10 +41,9 @@ class BloodPressure(RiskModel):
         by_sbp = pack.classify_component("sbp", sbp)
         by_dbp = pack.classify_component("dbp", dbp)
         details = {
-            "sbp": by_sbp.value,
-            "dbp": by_dbp.value,
+            "sbp": by_sbp.shown,
+            "dbp": by_dbp.shown,
             "sbp_category": by_sbp.key,
             "dbp_category": by_dbp.key,
         }
-        result = self.categorised(values, classification.value, classification, details=details)
-        return result
+        return self.categorised(values, classification, details=details)

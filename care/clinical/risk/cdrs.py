@@ -123,4 +123,4 @@ class ChineseDiabetesRiskScore(RiskModel):
         total = sum(items.values())
         classification = self.pack(config).classify(total)
         flags = ("ogtt_recommended",) if classification.key == "high" else ()
-        return self.categorised(values, total, classification, flags=flags, details={"points": items})
+        return self.categorised(values, classification, flags=flags, details={"points": items})

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from care.clinical.common import Label, display_round
+from care.clinical.common import Label
 from care.clinical.config import ClinicalConfig
 from care.clinical.risk.base import INPUTS, RiskModel, RiskResult, Values, register
 from care.clinical.units import creatinine_mgdl
@@ -83,5 +83,5 @@ class Egfr(RiskModel):
         egfr = ckd_epi_2021(values.choice("sex"), age, values.number("creatinine"))
         classification = self.pack(config).classify(egfr)
         return self.categorised(
-            values, display_round(egfr, 1), classification, details={"egfr_unrounded": egfr}
+            values, classification, details={"egfr_unrounded": egfr}
         )

@@ -70,4 +70,4 @@ class Findrisc(RiskModel):
             "family_history": FAMILY_HISTORY[values.choice("family_history_diabetes")],
         }
         total = sum(items.values())
-        return self.categorised(values, total, self.pack(config).classify(total), details={"points": items})
+        return self.categorised(values, self.pack(config).classify(total), details={"points": items})

@@ -41,7 +41,7 @@ class FastingGlucose(RiskModel):
         if "hba1c" in values:
             by_hba1c = band_pack("hba1c", config).classify(values.number("hba1c"))
             details.update(
-                hba1c=by_hba1c.value,
+                hba1c=by_hba1c.shown,
                 hba1c_category=by_hba1c.key,
                 hba1c_label=by_hba1c.label.to_dict(),
                 hba1c_rule_pack=by_hba1c.rule_pack,
@@ -50,5 +50,5 @@ class FastingGlucose(RiskModel):
                 flags.append(f"hba1c_{by_hba1c.key}")
                 notes.extend(by_hba1c.notes)
         return self.categorised(
-            values, classification.value, classification, flags=flags, notes=notes, details=details
+            values, classification, flags=flags, notes=notes, details=details
         )

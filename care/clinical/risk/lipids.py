@@ -14,7 +14,7 @@ Inputs (JSON)::
 
 from __future__ import annotations
 
-from care.clinical.common import Label, display_round
+from care.clinical.common import Label
 from care.clinical.config import ClinicalConfig
 from care.clinical.ranges import Classification, band_pack
 from care.clinical.risk.base import INPUTS, InputError, RiskModel, RiskResult, Values, register
@@ -79,11 +79,12 @@ class Lipids(RiskModel):
             rule_pack=non_hdl.rule_pack,
             citation=non_hdl.citation,
             value=non_hdl.value,
+            decimals=non_hdl.decimals,
         )
         details = {
-            name: {"value": level.value, "category": level.key, "label": level.label.to_dict()}
+            name: {"value": level.shown, "category": level.key, "label": level.label.to_dict()}
             for name, level in levels.items()
         }
         return self.categorised(
-            values, display_round(measured["non_hdl"], 2), overall, flags=flags, notes=notes, details=details
+            values, overall, flags=flags, notes=notes, details=details
         )

@@ -62,7 +62,7 @@ class Questionnaire(RiskModel):
             "item_loinc": list(self.item_loinc),
         }
         return self.categorised(
-            values, total, self.pack(config).classify(total), flags=flags, notes=notes, details=details
+            values, self.pack(config).classify(total), flags=flags, notes=notes, details=details
         )
 
     def compute(self, values: Values, config: ClinicalConfig) -> RiskResult:

@@ -40,4 +40,4 @@ class UricAcid(RiskModel):
         pack = self.pack(config)
         sex = values.choice("sex") if pack.needs_sex else None
         classification = pack.classify(values.number("uric_acid"), sex)
-        return self.categorised(values, classification.value, classification)
+        return self.categorised(values, classification)

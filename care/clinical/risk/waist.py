@@ -32,4 +32,4 @@ class Waist(RiskModel):
     def compute(self, values: Values, config: ClinicalConfig) -> RiskResult:
         """Classify the waist by sex."""
         classification = self.pack(config).classify(values.number("waist"), values.choice("sex"))
-        return self.categorised(values, classification.value, classification)
+        return self.categorised(values, classification)
