@@ -9,7 +9,7 @@ from flask import Flask, Response, g, jsonify
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from bot.context import SERVICES_KEY, SESSION_FACTORY_KEY
+from bot.context import SERVICES_KEY, SESSION_FACTORY_KEY, request_session
 from careloop.runtime import Runtime, build_runtime
 from careloop.settings import Settings
 
@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.extensions[SESSION_FACTORY_KEY] = runtime.db.sessions
     app.extensions[SERVICES_KEY] = {"settings": settings, "runtime": runtime, "clock": runtime.clock}
     _install_unit_of_work(app)
-    _register_health(app, runtime)
+    _register_health(app)
     return app
 
 
@@ -61,12 +61,11 @@ def _install_unit_of_work(app: Flask) -> None:
             session.close()
 
 
-def _register_health(app: Flask, runtime: Runtime) -> None:
+def _register_health(app: Flask) -> None:
     @app.get("/healthz")
     def healthz() -> Any:
         try:
-            with runtime.db.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
+            request_session().execute(text("SELECT 1"))
         except Exception:  # noqa: BLE001 - any database failure means "not healthy"
             return jsonify(status="degraded", db="unavailable"), 503
         return jsonify(status="ok", db="ok")

@@ -1,6 +1,16 @@
 """The record's SQLAlchemy models (importing this registers every table on the shared metadata)."""
 
 from care.models.base import Base, Timestamped
+from care.models.engagement import (
+    FlowResult,
+    FollowUp,
+    FollowUpStatus,
+    PatientTag,
+    Recording,
+    StaffTask,
+    TaskPriority,
+    TaskStatus,
+)
 from care.models.observation import Observation
 from care.models.patient import (
     PROFILE_SECTIONS,
@@ -26,6 +36,14 @@ __all__ = [
     "Channel",
     "ChannelConsent",
     "DataKey",
+    "FlowResult",
+    "FollowUp",
+    "FollowUpStatus",
+    "PatientTag",
+    "Recording",
+    "StaffTask",
+    "TaskPriority",
+    "TaskStatus",
     "HealthProfile",
     "Observation",
     "Patient",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-import care.models  # noqa: F401 - registers every table on the shared metadata
+import bot.models  # noqa: F401 - registers the conversation tables on the shared metadata
+import care.models  # noqa: F401 - registers every record table on the shared metadata
 from security.storage import metadata
 
 config = context.config

@@ -275,3 +275,30 @@ def test_console_script_runs_as_a_real_process(fresh_settings, tmp_path):
                          cwd=tmp_path, timeout=60)
     assert bad.returncode == 2
     assert "Missing argument" in bad.stderr
+
+
+def test_demo_prepares_a_synthetic_clinic_once(run_cli, fresh_settings):
+    code, out, _ = run_cli("demo", "--no-serve")
+    assert code == 0
+    assert "40 synthetic patients added" in out
+    assert "otpauth://totp/" in out
+    code, out, _ = run_cli("demo", "--no-serve")
+    assert "already seeded" in out
+    runtime = open_runtime(fresh_settings)
+    with runtime.db.unit_of_work() as session:
+        patient = find_by_card(session, "DEMO00001")
+        assert patient is not None
+        assert patient.name
+    runtime.close()
+
+
+def test_a_second_worker_on_one_sqlite_file_is_refused(fresh_settings, tmp_path, dialect_name):
+    from careloop.worker import WorkerLockedError, single_worker_lock
+
+    if dialect_name != "sqlite":
+        pytest.skip("the lock file guards SQLite only; PostgreSQL runs several workers")
+    KeyRing.generate(fresh_settings.key_file).save()
+    runtime = open_runtime(fresh_settings)
+    with single_worker_lock(runtime), pytest.raises(WorkerLockedError), single_worker_lock(runtime):
+        pass
+    runtime.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from sqlalchemy import Uuid, bindparam, text
+from sqlalchemy import Uuid, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from care.models import HealthProfile, Observation, Patient
@@ -45,8 +45,9 @@ def test_every_kind_of_field_round_trips(db, make_patient, clock):
     assert fresh.name == "李秀英"
     assert fresh.birth_date == date(1950, 2, 3)
     assert fresh.id_number == "11010519491231002X"
-    assert fresh.profile is not None and fresh.profile.allergies == {"penicillin": {"reaction": "皮疹"}}
-    observation = db.query(Observation).filter_by(patient_id=patient.id).one()
+    assert fresh.profile is not None
+    assert fresh.profile.allergies == {"penicillin": {"reaction": "皮疹"}}
+    observation = db.scalars(select(Observation).where(Observation.patient_id == patient.id)).one()
     assert observation.value == 146.5
 
 
@@ -122,5 +123,5 @@ def test_profile_sections_are_encrypted_json(db, make_patient):
     patient = make_patient()
     set_profile_field(db, patient, "lifestyle.smoking", "current", actor=TEST_ACTOR)
     db.flush()
-    profile = db.query(HealthProfile).filter_by(patient_id=patient.id).one()
+    profile = db.scalars(select(HealthProfile).where(HealthProfile.patient_id == patient.id)).one()
     assert b"smoking" not in raw(db, "health_profiles", "lifestyle", profile.id)

@@ -65,6 +65,21 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_data_keys_kek_version"), ["kek_version"], unique=False)
 
     op.create_table(
+        "inbound_receipts",
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("provider_key", sa.String(length=160), nullable=False),
+        sa.Column("patient_id", sa.Uuid(), nullable=True),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reply", sa.LargeBinary(), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_inbound_receipts")),
+        sa.UniqueConstraint("channel", "provider_key", name=op.f("uq_inbound_receipts_channel_provider_key")),
+    )
+    with op.batch_alter_table("inbound_receipts", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_inbound_receipts_patient_id"), ["patient_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_inbound_receipts_received_at"), ["received_at"], unique=False)
+
+    op.create_table(
         "patients",
         sa.Column("language", sa.String(length=8), nullable=False),
         sa.Column("timezone", sa.String(length=64), nullable=False),
@@ -93,6 +108,18 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_patients_wechat_openid_bidx"), ["wechat_openid_bidx"], unique=True)
 
     op.create_table(
+        "provider_credentials",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("refreshing_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("generation", sa.Integer(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("value", sa.LargeBinary(), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_provider_credentials")),
+        sa.UniqueConstraint("name", name=op.f("uq_provider_credentials_name")),
+    )
+    op.create_table(
         "roles",
         sa.Column("name", sa.String(length=32), nullable=False),
         sa.Column("title_zh", sa.String(length=64), nullable=False),
@@ -102,6 +129,53 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_roles")),
         sa.UniqueConstraint("name", name=op.f("uq_roles_name")),
     )
+    op.create_table(
+        "unknown_senders",
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("address_index", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_unknown_senders")),
+        sa.UniqueConstraint("channel", "address_index", name=op.f("uq_unknown_senders_channel_address_index")),
+    )
+    op.create_table(
+        "binding_codes",
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("code_hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("consumed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("openid", sa.LargeBinary(), nullable=False),
+        sa.Column("openid_bidx", sa.LargeBinary(length=32), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["patient_id"], ["patients.id"], name=op.f("fk_binding_codes_patient_id_patients"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_binding_codes")),
+    )
+    with op.batch_alter_table("binding_codes", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_binding_codes_openid_bidx"), ["openid_bidx"], unique=False)
+        batch_op.create_index(batch_op.f("ix_binding_codes_patient_id"), ["patient_id"], unique=False)
+
+    op.create_table(
+        "binding_tokens",
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("token_hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("consumed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("qr_ticket", sa.LargeBinary(), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["patient_id"], ["patients.id"], name=op.f("fk_binding_tokens_patient_id_patients"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_binding_tokens")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_binding_tokens_token_hash")),
+    )
+    with op.batch_alter_table("binding_tokens", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_binding_tokens_patient_id"), ["patient_id"], unique=False)
+
     op.create_table(
         "cards",
         sa.Column("patient_id", sa.Uuid(), nullable=False),
@@ -142,6 +216,113 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_channel_consents_patient_id"), ["patient_id"], unique=False)
 
     op.create_table(
+        "conversation_messages",
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("session_id", sa.Uuid(), nullable=True),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("direction", sa.String(length=4), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("text", sa.LargeBinary(), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["patient_id"],
+            ["patients.id"],
+            name=op.f("fk_conversation_messages_patient_id_patients"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_conversation_messages")),
+    )
+    with op.batch_alter_table("conversation_messages", schema=None) as batch_op:
+        batch_op.create_index("ix_conversation_messages_patient_time", ["patient_id", "created_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_conversation_messages_session_id"), ["session_id"], unique=False)
+
+    op.create_table(
+        "conversation_sessions",
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("active_patient_id", sa.Uuid(), nullable=True),
+        sa.Column("flow_id", sa.String(length=64), nullable=False),
+        sa.Column("flow_version", sa.Integer(), nullable=False),
+        sa.Column("lang", sa.String(length=8), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("next_timer_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("end_status", sa.String(length=16), nullable=True),
+        sa.Column("followup_id", sa.Uuid(), nullable=True),
+        sa.Column("call_sid", sa.String(length=64), nullable=True),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("state", sa.LargeBinary(), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["patient_id"],
+            ["patients.id"],
+            name=op.f("fk_conversation_sessions_patient_id_patients"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_conversation_sessions")),
+        sa.UniqueConstraint("active_patient_id", name=op.f("uq_conversation_sessions_active_patient_id")),
+    )
+    with op.batch_alter_table("conversation_sessions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_conversation_sessions_call_sid"), ["call_sid"], unique=False)
+        batch_op.create_index(batch_op.f("ix_conversation_sessions_followup_id"), ["followup_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_conversation_sessions_patient_id"), ["patient_id"], unique=False)
+        batch_op.create_index("ix_conversation_sessions_timer", ["status", "next_timer_at"], unique=False)
+
+    op.create_table(
+        "flow_results",
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("session_id", sa.Uuid(), nullable=True),
+        sa.Column("flow_id", sa.String(length=64), nullable=False),
+        sa.Column("flow_version", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("category", sa.String(length=64), nullable=True),
+        sa.Column("code", sa.String(length=32), nullable=True),
+        sa.Column("unit", sa.String(length=32), nullable=True),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("value", sa.LargeBinary(), nullable=True),
+        sa.Column("label", sa.LargeBinary(), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["patient_id"], ["patients.id"], name=op.f("fk_flow_results_patient_id_patients"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_flow_results")),
+    )
+    with op.batch_alter_table("flow_results", schema=None) as batch_op:
+        batch_op.create_index("ix_flow_results_patient_name", ["patient_id", "name"], unique=False)
+        batch_op.create_index(batch_op.f("ix_flow_results_session_id"), ["session_id"], unique=False)
+
+    op.create_table(
+        "followups",
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("flow_id", sa.String(length=64), nullable=False),
+        sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("channel_order", sa.JSON(), nullable=False),
+        sa.Column("channel_index", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("max_attempts_per_channel", sa.Integer(), nullable=False),
+        sa.Column("answer_window_hours", sa.Integer(), nullable=False),
+        sa.Column("current_channel", sa.String(length=16), nullable=True),
+        sa.Column("invited_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("next_action_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("session_id", sa.Uuid(), nullable=True),
+        sa.Column("source", sa.String(length=32), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["patient_id"], ["patients.id"], name=op.f("fk_followups_patient_id_patients"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_followups")),
+    )
+    with op.batch_alter_table("followups", schema=None) as batch_op:
+        batch_op.create_index("ix_followups_due", ["status", "due_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_followups_next_action_at"), ["next_action_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_followups_patient_id"), ["patient_id"], unique=False)
+
+    op.create_table(
         "health_profiles",
         sa.Column("patient_id", sa.Uuid(), nullable=False),
         sa.Column("history", sa.LargeBinary(), nullable=True),
@@ -180,6 +361,118 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_observations_source_ref"), ["source_ref"], unique=False)
 
     op.create_table(
+        "outbox",
+        sa.Column("idempotency_key", sa.String(length=160), nullable=False),
+        sa.Column("patient_id", sa.Uuid(), nullable=True),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("purpose", sa.String(length=32), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("max_attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("leased_by", sa.String(length=64), nullable=True),
+        sa.Column("sending_started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("provider_id", sa.String(length=64), nullable=True),
+        sa.Column("error_code", sa.String(length=32), nullable=True),
+        sa.Column("last_error", sa.String(length=255), nullable=True),
+        sa.Column("session_id", sa.Uuid(), nullable=True),
+        sa.Column("followup_id", sa.Uuid(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("address", sa.LargeBinary(), nullable=False),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["patient_id"], ["patients.id"], name=op.f("fk_outbox_patient_id_patients"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+        sa.UniqueConstraint("idempotency_key", name=op.f("uq_outbox_idempotency_key")),
+    )
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.create_index("ix_outbox_due", ["status", "next_attempt_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_outbox_followup_id"), ["followup_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_outbox_patient_id"), ["patient_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_outbox_provider_id"), ["provider_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_outbox_session_id"), ["session_id"], unique=False)
+
+    op.create_table(
+        "patient_tags",
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("source", sa.String(length=32), nullable=False),
+        sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("tag", sa.LargeBinary(), nullable=False),
+        sa.Column("tag_bidx", sa.LargeBinary(length=32), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["patient_id"], ["patients.id"], name=op.f("fk_patient_tags_patient_id_patients"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_patient_tags")),
+        sa.UniqueConstraint("patient_id", "tag_bidx", name=op.f("uq_patient_tags_patient_id_tag_bidx")),
+    )
+    with op.batch_alter_table("patient_tags", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_patient_tags_patient_id"), ["patient_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_patient_tags_tag_bidx"), ["tag_bidx"], unique=False)
+
+    op.create_table(
+        "recordings",
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("provider_sid", sa.String(length=64), nullable=False),
+        sa.Column("call_sid", sa.String(length=64), nullable=True),
+        sa.Column("followup_id", sa.Uuid(), nullable=True),
+        sa.Column("session_id", sa.Uuid(), nullable=True),
+        sa.Column("purpose", sa.String(length=32), nullable=False),
+        sa.Column("blob_key", sa.String(length=128), nullable=True),
+        sa.Column("content_type", sa.String(length=64), nullable=True),
+        sa.Column("size_bytes", sa.Integer(), nullable=True),
+        sa.Column("duration_seconds", sa.Integer(), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.String(length=255), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("stored_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("deleted_at_provider", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("source_url", sa.LargeBinary(), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["patient_id"], ["patients.id"], name=op.f("fk_recordings_patient_id_patients"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_recordings")),
+        sa.UniqueConstraint("provider_sid", name=op.f("uq_recordings_provider_sid")),
+    )
+    with op.batch_alter_table("recordings", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_recordings_call_sid"), ["call_sid"], unique=False)
+        batch_op.create_index(batch_op.f("ix_recordings_followup_id"), ["followup_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_recordings_patient_id"), ["patient_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_recordings_session_id"), ["session_id"], unique=False)
+
+    op.create_table(
+        "staff_tasks",
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("priority", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("source_ref", sa.String(length=64), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("acknowledged_by", sa.Uuid(), nullable=True),
+        sa.Column("done_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("reason", sa.LargeBinary(), nullable=False),
+        sa.Column("details", sa.LargeBinary(), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["patient_id"], ["patients.id"], name=op.f("fk_staff_tasks_patient_id_patients"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_tasks")),
+    )
+    with op.batch_alter_table("staff_tasks", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_staff_tasks_patient_id"), ["patient_id"], unique=False)
+        batch_op.create_index("ix_staff_tasks_status_priority", ["status", "priority", "created_at"], unique=False)
+
+    op.create_table(
         "users",
         sa.Column("email", sa.String(length=254), nullable=False),
         sa.Column("display_name", sa.String(length=128), nullable=False),
@@ -205,12 +498,60 @@ def upgrade() -> None:
 def downgrade() -> None:
 
     op.drop_table("users")
+    with op.batch_alter_table("staff_tasks", schema=None) as batch_op:
+        batch_op.drop_index("ix_staff_tasks_status_priority")
+        batch_op.drop_index(batch_op.f("ix_staff_tasks_patient_id"))
+
+    op.drop_table("staff_tasks")
+    with op.batch_alter_table("recordings", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_recordings_session_id"))
+        batch_op.drop_index(batch_op.f("ix_recordings_patient_id"))
+        batch_op.drop_index(batch_op.f("ix_recordings_followup_id"))
+        batch_op.drop_index(batch_op.f("ix_recordings_call_sid"))
+
+    op.drop_table("recordings")
+    with op.batch_alter_table("patient_tags", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_patient_tags_tag_bidx"))
+        batch_op.drop_index(batch_op.f("ix_patient_tags_patient_id"))
+
+    op.drop_table("patient_tags")
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_outbox_session_id"))
+        batch_op.drop_index(batch_op.f("ix_outbox_provider_id"))
+        batch_op.drop_index(batch_op.f("ix_outbox_patient_id"))
+        batch_op.drop_index(batch_op.f("ix_outbox_followup_id"))
+        batch_op.drop_index("ix_outbox_due")
+
+    op.drop_table("outbox")
     with op.batch_alter_table("observations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_observations_source_ref"))
         batch_op.drop_index("ix_observations_patient_code_time")
 
     op.drop_table("observations")
     op.drop_table("health_profiles")
+    with op.batch_alter_table("followups", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_followups_patient_id"))
+        batch_op.drop_index(batch_op.f("ix_followups_next_action_at"))
+        batch_op.drop_index("ix_followups_due")
+
+    op.drop_table("followups")
+    with op.batch_alter_table("flow_results", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_flow_results_session_id"))
+        batch_op.drop_index("ix_flow_results_patient_name")
+
+    op.drop_table("flow_results")
+    with op.batch_alter_table("conversation_sessions", schema=None) as batch_op:
+        batch_op.drop_index("ix_conversation_sessions_timer")
+        batch_op.drop_index(batch_op.f("ix_conversation_sessions_patient_id"))
+        batch_op.drop_index(batch_op.f("ix_conversation_sessions_followup_id"))
+        batch_op.drop_index(batch_op.f("ix_conversation_sessions_call_sid"))
+
+    op.drop_table("conversation_sessions")
+    with op.batch_alter_table("conversation_messages", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_conversation_messages_session_id"))
+        batch_op.drop_index("ix_conversation_messages_patient_time")
+
+    op.drop_table("conversation_messages")
     with op.batch_alter_table("channel_consents", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_channel_consents_patient_id"))
 
@@ -219,7 +560,18 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_cards_patient_id"))
 
     op.drop_table("cards")
+    with op.batch_alter_table("binding_tokens", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_binding_tokens_patient_id"))
+
+    op.drop_table("binding_tokens")
+    with op.batch_alter_table("binding_codes", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_binding_codes_patient_id"))
+        batch_op.drop_index(batch_op.f("ix_binding_codes_openid_bidx"))
+
+    op.drop_table("binding_codes")
+    op.drop_table("unknown_senders")
     op.drop_table("roles")
+    op.drop_table("provider_credentials")
     with op.batch_alter_table("patients", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_patients_wechat_openid_bidx"))
         batch_op.drop_index(batch_op.f("ix_patients_status"))
@@ -228,6 +580,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_patients_card_no_bidx"))
 
     op.drop_table("patients")
+    with op.batch_alter_table("inbound_receipts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_inbound_receipts_received_at"))
+        batch_op.drop_index(batch_op.f("ix_inbound_receipts_patient_id"))
+
+    op.drop_table("inbound_receipts")
     with op.batch_alter_table("data_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_data_keys_kek_version"))
 

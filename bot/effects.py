@@ -1,0 +1,188 @@
+"""Applying the flow engine's events to the record: one handler per event type.
+
+The engine decides; these handlers write (in the caller's transaction). Sending happens later,
+from the outbox, after commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bot.models import ConversationMessage, ConversationSession, Direction
+from care.followups import schedule_followup
+from care.models import Patient
+from care.observations import record_observation
+from care.profiles import set_profile_field
+from care.results import save_result
+from care.tags import add_tag, remove_tag
+from care.tasks import create_task
+from flows.events import (
+    Event,
+    FlowError,
+    FlowStarted,
+    FollowupScheduled,
+    MsgCreated,
+    ObservationRecorded,
+    ProfileFieldSet,
+    ResultSaved,
+    SessionEnded,
+    SessionWaiting,
+    StaffNotified,
+    TagAdded,
+    TagRemoved,
+)
+from security.audit import Actor
+from security.fields import clock_of
+
+
+@dataclass
+class EffectContext:
+    """Where the events of one step land."""
+
+    session: Session
+    patient: Patient
+    conversation: ConversationSession
+    actor: Actor
+    flows_to_start: list[str] = field(default_factory=list)
+    ended: str | None = None
+    observed_codes: set[str] = field(default_factory=set)
+
+    @property
+    def now(self) -> datetime:
+        return clock_of(self.session).now()
+
+
+Handler = Callable[[EffectContext, Any], None]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(event_type: type[Event]) -> Callable[[Handler], Handler]:
+    def decorator(handler: Handler) -> Handler:
+        HANDLERS[event_type.type] = handler
+        return handler
+
+    return decorator
+
+
+def apply_events(context: EffectContext, events: list[Event]) -> None:
+    """Apply every event of one step, in order. Unknown event types are ignored (they carry no writes)."""
+    # Observations first, so a scored result with the same code does not record it twice.
+    context.observed_codes = {event.code for event in events if isinstance(event, ObservationRecorded)}
+    for event in events:
+        handler = HANDLERS.get(event.type)
+        if handler is not None:
+            handler(context, event)
+
+
+def log_message(session: Session, *, patient: Patient, conversation_id: uuid.UUID | None, channel: str,
+                direction: Direction, text: str) -> None:
+    session.add(ConversationMessage(patient_id=patient.id, session_id=conversation_id, channel=channel,
+                                    direction=direction.value, text=text, created_at=clock_of(session).now()))
+
+
+@handles(MsgCreated)
+def _message(context: EffectContext, event: MsgCreated) -> None:
+    log_message(context.session, patient=context.patient, conversation_id=context.conversation.id,
+                channel=context.conversation.channel, direction=Direction.OUT, text=event.text)
+
+
+@handles(ResultSaved)
+def _result(context: EffectContext, event: ResultSaved) -> None:
+    conversation = context.conversation
+    save_result(
+        context.session, context.patient, flow_id=conversation.flow_id, flow_version=conversation.flow_version,
+        name=event.name, value=event.value, category=event.category, label=event.label, code=event.code,
+        unit=event.unit, session_id=conversation.id, actor=context.actor,
+    )
+    numeric = isinstance(event.value, int | float) and not isinstance(event.value, bool)
+    if event.code and numeric and event.code not in context.observed_codes:
+        # A coded score (PHQ-9 total 44261-6, GAD-7 total 70274-6) is an observation too: it trends.
+        record_observation(
+            context.session, context.patient, code=event.code, value=float(event.value), unit=event.unit or "{score}",
+            effective_at=context.now, source=f"flow:{conversation.flow_id}", source_ref=str(conversation.id),
+            actor=context.actor,
+        )
+
+
+@handles(ObservationRecorded)
+def _observation(context: EffectContext, event: ObservationRecorded) -> None:
+    effective = context.now
+    if event.observed_at:
+        try:
+            parsed = datetime.fromisoformat(event.observed_at)
+            effective = parsed if parsed.tzinfo else effective
+        except ValueError:
+            effective = context.now
+    record_observation(
+        context.session, context.patient, code=event.code, value=event.value, unit=event.unit, effective_at=effective,
+        source=f"flow:{context.conversation.flow_id}", source_ref=str(context.conversation.id), actor=context.actor,
+    )
+
+
+@handles(ProfileFieldSet)
+def _profile(context: EffectContext, event: ProfileFieldSet) -> None:
+    set_profile_field(context.session, context.patient, event.field, event.value, actor=context.actor)
+
+
+@handles(TagAdded)
+def _tag_added(context: EffectContext, event: TagAdded) -> None:
+    add_tag(context.session, context.patient, event.tag, source=f"flow:{context.conversation.flow_id}",
+            actor=context.actor)
+
+
+@handles(TagRemoved)
+def _tag_removed(context: EffectContext, event: TagRemoved) -> None:
+    remove_tag(context.session, context.patient, event.tag, actor=context.actor)
+
+
+@handles(StaffNotified)
+def _staff(context: EffectContext, event: StaffNotified) -> None:
+    create_task(
+        context.session, context.patient, kind="flow_alert", priority=event.priority, reason=event.reason,
+        details={**dict(event.details), "session_id": str(context.conversation.id)},
+        source_ref=str(context.conversation.id), actor=context.actor,
+    )
+
+
+@handles(FlowError)
+def _flow_error(context: EffectContext, event: FlowError) -> None:
+    create_task(
+        context.session, context.patient, kind="flow_error", priority="normal", reason="flow_error",
+        details={"flow_id": context.conversation.flow_id, "node_id": event.node_id, "error": event.reason},
+        source_ref=str(context.conversation.id), actor=context.actor,
+    )
+
+
+@handles(FlowStarted)
+def _flow_started(context: EffectContext, event: FlowStarted) -> None:
+    context.flows_to_start.append(event.flow_id)
+
+
+@handles(FollowupScheduled)
+def _followup(context: EffectContext, event: FollowupScheduled) -> None:
+    channel = context.conversation.channel
+    order = [channel] + [c for c in ("wechat", "sms", "voice") if c != channel]
+    schedule_followup(
+        context.session, context.patient, flow_id=event.flow_id, due_at=context.now + timedelta(days=event.in_days),
+        channel_order=order, source=f"flow:{context.conversation.flow_id}", actor=context.actor,
+    )
+
+
+@handles(SessionWaiting)
+def _waiting(context: EffectContext, event: SessionWaiting) -> None:
+    conversation = context.conversation
+    expires = datetime.fromisoformat(event.expires_at)
+    remind = datetime.fromisoformat(event.wait_until) if event.wait_until else None
+    conversation.expires_at = expires
+    conversation.next_timer_at = min(remind, expires) if remind else expires
+
+
+@handles(SessionEnded)
+def _ended(context: EffectContext, event: SessionEnded) -> None:
+    context.ended = event.status

@@ -1,0 +1,87 @@
+"""What the bot says outside flows, in zh and en: short and kind, for a 70-year-old on a phone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TEXTS: dict[str, dict[str, str]] = {
+    "menu": {
+        "zh": "您好！回复以下关键词开始：\n血压 / 血糖：记录今天的读数\n问卷：心情问卷\n帮助：联系我们",
+        "en": "Hello! Reply with a word to begin:\nBP / glucose: record today's reading\nmood: mood questionnaire\n"
+              "HELP: contact us",
+    },
+    "help": {
+        "zh": "{clinic}：如需帮助请致电 {phone}。回复“退订”可停止接收短信。",
+        "en": "{clinic}: for help call {phone}. Reply STOP to stop messages.",
+    },
+    "opted_out": {
+        "zh": "您已退订，我们不会再通过此渠道联系您。回复“订阅”可重新开通。",
+        "en": "You are unsubscribed and will get no more messages here. Reply START to subscribe again.",
+    },
+    "opted_in": {
+        "zh": "已重新订阅，欢迎回来！",
+        "en": "You are subscribed again. Welcome back!",
+    },
+    "not_registered": {
+        "zh": "您好，这个号码还没有在{clinic}登记。如需帮助请致电 {phone}。",
+        "en": "Hello, this number is not registered with {clinic}. For help call {phone}.",
+    },
+    "welcome_bind": {
+        "zh": "欢迎关注{clinic}！请回复您的会员卡号，完成身份绑定。",
+        "en": "Welcome to {clinic}! Please reply with your card number to link your account.",
+    },
+    "bind_code_sent": {
+        "zh": "验证码已发送到您登记的手机（尾号{tail}），请在10分钟内回复6位验证码。",
+        "en": "We sent a code to your phone ending {tail}. Please reply with the 6-digit code within 10 minutes.",
+    },
+    "bind_card_unknown": {
+        "zh": "没有找到这个卡号，请核对后再发一次，或致电 {phone}。",
+        "en": "We could not find that card number. Please check it and try again, or call {phone}.",
+    },
+    "bind_code_wrong": {
+        "zh": "验证码不对，请再试一次。",
+        "en": "That code is not right. Please try again.",
+    },
+    "bind_code_expired": {
+        "zh": "验证码已过期，请重新发送您的卡号。",
+        "en": "The code has expired. Please send your card number again.",
+    },
+    "bound": {
+        "zh": "绑定成功！{name}，以后的健康随访会在这里发给您。",
+        "en": "All set, {name}! Your health follow-ups will come here.",
+    },
+    "bind_code_sms": {
+        "zh": "【{clinic}】您的微信绑定验证码是{code}，10分钟内有效。如非本人操作请忽略。",
+        "en": "[{clinic}] Your WeChat link code is {code}, valid for 10 minutes. Ignore if this wasn't you.",
+    },
+    "followup_invite": {
+        "zh": "{clinic}：您有一项健康随访，回复1开始。",
+        "en": "{clinic}: you have a health follow-up. Reply 1 to begin.",
+    },
+    "session_expired": {
+        "zh": "上次的问卷已过期。需要时回复关键词重新开始。",
+        "en": "Your last questionnaire has expired. Reply with a keyword to start again.",
+    },
+    "voice_consent": {
+        "zh": "您好，这里是{clinic}的健康随访电话。为保证服务质量，本次通话将被录音。",
+        "en": "Hello, this is a health follow-up call from {clinic}. This call is recorded for quality.",
+    },
+    "voice_consent_no_recording": {
+        "zh": "您好，这里是{clinic}的健康随访电话。",
+        "en": "Hello, this is a health follow-up call from {clinic}.",
+    },
+    "voice_goodbye": {
+        "zh": "谢谢您，再见。",
+        "en": "Thank you. Goodbye.",
+    },
+    "voice_no_input": {
+        "zh": "没有听到您的回答，我们稍后再联系您。再见。",
+        "en": "We did not hear an answer. We will call again later. Goodbye.",
+    },
+}
+
+
+def say(key: str, lang: str, **values: Any) -> str:
+    """The text ``key`` in ``lang`` (falling back to zh), with ``{placeholders}`` filled."""
+    variants = TEXTS[key]
+    return variants.get(lang, variants["zh"]).format(**values)

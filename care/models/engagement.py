@@ -1,0 +1,158 @@
+"""What conversations leave in the record: results, tags, staff tasks, follow-ups, recordings."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from care.models.base import Base
+from care.models.patient import Patient
+from security.fields import JSON as ENCRYPTED_JSON
+from security.fields import TEXT, encrypted
+from security.storage import UtcDateTime, Uuid
+
+
+class FlowResult(Base):
+    """One saved answer or computed value of a conversation, under its result name, with its category."""
+
+    __tablename__ = "flow_results"
+    __table_args__ = (Index("ix_flow_results_patient_name", "patient_id", "name"),)
+
+    patient_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("patients.id", ondelete="CASCADE"))
+    session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    flow_id: Mapped[str] = mapped_column(String(64))
+    flow_version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(64))
+    value = encrypted(ENCRYPTED_JSON)
+    label = encrypted(TEXT)
+    category: Mapped[str | None] = mapped_column(String(64))
+    code: Mapped[str | None] = mapped_column(String(32))
+    unit: Mapped[str | None] = mapped_column(String(32))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    patient: Mapped[Patient] = relationship()
+
+    def key_owner_id(self) -> uuid.UUID:
+        return self.patient_id if self.patient_id is not None else self.patient.id
+
+
+class PatientTag(Base):
+    """A tag on a patient (e.g. ``hypertension``). The tag is encrypted, searchable by blind index."""
+
+    __tablename__ = "patient_tags"
+    __table_args__ = (UniqueConstraint("patient_id", "tag_bidx"),)
+
+    patient_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    tag = encrypted(TEXT, index="tag", normalize=lambda value: value.strip().lower(), nullable=False)
+    source: Mapped[str] = mapped_column(String(32))
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    patient: Mapped[Patient] = relationship()
+
+    def key_owner_id(self) -> uuid.UUID:
+        return self.patient_id if self.patient_id is not None else self.patient.id
+
+
+class TaskPriority(StrEnum):
+    URGENT = "urgent"
+    HIGH = "high"
+    NORMAL = "normal"
+
+
+class TaskStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    DONE = "done"
+
+
+class StaffTask(Base):
+    """An item on the staff work queue: call the patient, review a red flag, help with a conversation."""
+
+    __tablename__ = "staff_tasks"
+    __table_args__ = (Index("ix_staff_tasks_status_priority", "status", "priority", "created_at"),)
+
+    patient_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=TaskStatus.OPEN.value)
+    reason = encrypted(TEXT, nullable=False)
+    details = encrypted(ENCRYPTED_JSON)
+    source_ref: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    acknowledged_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    patient: Mapped[Patient] = relationship()
+
+    def key_owner_id(self) -> uuid.UUID:
+        return self.patient_id if self.patient_id is not None else self.patient.id
+
+
+class FollowUpStatus(StrEnum):
+    SCHEDULED = "scheduled"      # waiting for its due time
+    INVITED = "invited"          # a neutral invitation went out; waiting for the patient
+    IN_PROGRESS = "in_progress"  # the patient is answering
+    COMPLETED = "completed"
+    UNANSWERED = "unanswered"    # every channel tried, no answer: escalated to staff
+    CANCELLED = "cancelled"
+
+
+class FollowUp(Base):
+    """A follow-up due at a time, run by a flow over the first usable channel of its order."""
+
+    __tablename__ = "followups"
+    __table_args__ = (Index("ix_followups_due", "status", "due_at"),)
+
+    patient_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    flow_id: Mapped[str] = mapped_column(String(64))
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    channel_order: Mapped[list[str]] = mapped_column(JSON, default=list)
+    channel_index: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default=FollowUpStatus.SCHEDULED.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts_per_channel: Mapped[int] = mapped_column(Integer, default=2)
+    answer_window_hours: Mapped[int] = mapped_column(Integer, default=48)
+    current_channel: Mapped[str | None] = mapped_column(String(16))
+    invited_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    next_action_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    source: Mapped[str] = mapped_column(String(32), default="manual")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    patient: Mapped[Patient] = relationship()
+
+
+class Recording(Base):
+    """A call recording, stored encrypted under the patient's key in the blob store."""
+
+    __tablename__ = "recordings"
+
+    patient_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    provider_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    call_sid: Mapped[str | None] = mapped_column(String(64), index=True)
+    followup_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    purpose: Mapped[str] = mapped_column(String(32), default="call")
+    blob_key: Mapped[str | None] = mapped_column(String(128))
+    content_type: Mapped[str | None] = mapped_column(String(64))
+    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, stored, deleted_at_provider
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(255))
+    source_url = encrypted(TEXT)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    stored_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    deleted_at_provider: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    patient: Mapped[Patient] = relationship()
+
+    def key_owner_id(self) -> uuid.UUID:
+        return self.patient_id if self.patient_id is not None else self.patient.id
