@@ -9,7 +9,9 @@ from flask import Flask, Response, g, jsonify
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+import webhooks
 from bot.context import SERVICES_KEY, SESSION_FACTORY_KEY, request_session
+from careloop.bot_runtime import bot_for
 from careloop.runtime import Runtime, build_runtime
 from careloop.settings import Settings
 
@@ -33,9 +35,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     )
     app.extensions["careloop"] = runtime
     app.extensions[SESSION_FACTORY_KEY] = runtime.db.sessions
-    app.extensions[SERVICES_KEY] = {"settings": settings, "runtime": runtime, "clock": runtime.clock}
+    bot = bot_for(runtime)
+    app.extensions[SERVICES_KEY] = {"settings": settings, "runtime": runtime, "clock": runtime.clock,
+                                    "bot": bot.services}
     _install_unit_of_work(app)
     _register_health(app)
+    webhooks.init_app(app)
     return app
 
 

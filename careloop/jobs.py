@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from bot.jobs import bot_jobs
+from careloop.bot_runtime import BotRuntime
 from careloop.worker import FOUNDATION_JOBS, Job
 
 
-def all_jobs() -> tuple[Job, ...]:
-    return FOUNDATION_JOBS
+def all_jobs(bot: BotRuntime | None = None) -> tuple[Job, ...]:
+    if bot is None:
+        return FOUNDATION_JOBS
+    extra = tuple(Job(job.name, job.every_seconds, run_batch=job.run_batch, run_tick=job.run_tick)
+                  for job in bot_jobs(bot.services, bot.dispatcher))
+    return (*extra, *FOUNDATION_JOBS)

@@ -6,8 +6,9 @@ server or a scheduler.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from careloop.db import Database, make_engine
 from careloop.settings import Settings
@@ -21,6 +22,8 @@ class Runtime:
     key_ring: KeyRing
     db: Database
     clock: Clock
+    # The bot's wiring (careloop.bot_runtime.BotRuntime), built on first use by ``bot_for``.
+    bot: Any = field(default=None, repr=False)
 
     @property
     def blob_dir(self) -> Path:

@@ -37,11 +37,13 @@ JobFunction = Callable[[Session], int]
 
 @dataclass(frozen=True)
 class Job:
-    """A recurring piece of due work."""
+    """A recurring piece of due work: a batch in one session (committed by the worker), or a
+    self-committing ``run_tick`` (the dispatcher, which must send between its transactions)."""
 
     name: str
     every_seconds: float
-    run_batch: JobFunction
+    run_batch: JobFunction | None = None
+    run_tick: Callable[[], int] | None = None
     budget_seconds: float = 30.0
 
 
@@ -56,8 +58,8 @@ def rewrap_keys_batch(session: Session) -> int:
 
 
 FOUNDATION_JOBS: tuple[Job, ...] = (
-    Job("rewrap_keys", 30, rewrap_keys_batch),
-    Job("seal_audit", 10, seal_audit_batch),
+    Job("rewrap_keys", 30, run_batch=rewrap_keys_batch),
+    Job("seal_audit", 10, run_batch=seal_audit_batch),
 )
 
 
@@ -100,8 +102,12 @@ class Worker:
         started = time.monotonic()
         handled = 0
         while True:
-            with self.runtime.db.unit_of_work() as session:
-                count = job.run_batch(session)
+            if job.run_tick is not None:
+                count = job.run_tick()
+            else:
+                assert job.run_batch is not None  # noqa: S101 - a Job has one or the other
+                with self.runtime.db.unit_of_work() as session:
+                    count = job.run_batch(session)
             handled += count
             if count == 0 or time.monotonic() - started > job.budget_seconds:
                 break

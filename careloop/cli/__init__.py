@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "careloop.cli.system",
     "careloop.cli.imports",
     "careloop.cli.keys",
+    "careloop.cli.console",
     "careloop.cli.flows",
     "careloop.cli.risk",
 )

@@ -8,6 +8,7 @@ import click
 
 from care import staff
 from careloop import migrate
+from careloop.bot_runtime import bot_for
 from careloop.cli.base import CliContext, main, pass_cli
 from careloop.jobs import all_jobs
 from careloop.runtime import Runtime
@@ -90,7 +91,7 @@ def worker(cli: CliContext, once: bool) -> None:
     runtime = cli.runtime()
     _require_schema(runtime)
     with single_worker_lock(runtime):
-        runner = Worker(runtime, all_jobs())
+        runner = Worker(runtime, all_jobs(bot_for(runtime)))
         if once:
             for name, handled in runner.run_once().items():
                 click.echo(f"{name}: {handled}")
@@ -120,7 +121,7 @@ def demo(cli: CliContext, host: str, port: int, no_serve: bool) -> None:
         click.echo(f"Admin: {DEFAULT_ADMIN_EMAIL} (password and TOTP were printed when it was created).")
     if no_serve:
         return
-    runner = Worker(runtime, all_jobs())
+    runner = Worker(runtime, all_jobs(bot_for(runtime)))
     threading.Thread(target=_demo_worker_loop, args=(runner,), daemon=True, name="demo-worker").start()
     click.echo(f"Careloop demo on http://{host}:{port}  (health: http://{host}:{port}/healthz)")
     describe_channels(runtime)

@@ -1,0 +1,234 @@
+"""Running a flow with a patient: start, answer, timers; one open conversation per patient.
+
+State lives in ``conversation_sessions`` (encrypted, pinned to the flow version). Each call here
+runs one engine step, applies its events to the record and returns what to say; the caller (the
+router, a worker job) decides how it goes out, and the entry point commits once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from bot.config import BotConfig
+from bot.effects import EffectContext, apply_events, log_message
+from bot.models import ConversationSession, Direction, SessionStatus
+from care.blobs import BlobStore
+from care.followups import schedule_followup
+from care.models import FollowUp, FollowUpStatus, Patient
+from care.observations import latest_values
+from care.tags import tags_of
+from flows import engine
+from flows.definition import FlowDefinition
+from flows.facts import Facts
+from flows.outputs import Output
+from flows.registry import FlowLibrary, FlowNotFound
+from security.audit import Actor
+from security.clock import Clock
+from security.fields import clock_of
+
+
+@dataclass
+class BotServices:
+    """What the bot needs beyond the database session: configuration, flows, adapters, blobs."""
+
+    config: BotConfig
+    library: FlowLibrary
+    clock: Clock
+    adapters: dict[str, Any] = field(default_factory=dict)
+    blob_store: BlobStore | None = None
+
+
+@dataclass
+class Turn:
+    """The result of one step of a conversation: what to say, in order."""
+
+    conversation: ConversationSession
+    outputs: list[Output]
+    ended: bool
+    lang: str
+
+
+class ConversationError(Exception):
+    """A conversation cannot do what was asked (unknown flow, one already open)."""
+
+
+def lock_patient(session: Session, patient: Patient) -> None:
+    """Serialise work on one patient: a row lock on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT id FROM patients WHERE id = :id FOR UPDATE"), {"id": patient.id})
+
+
+def build_facts(session: Session, patient: Patient, lang: str | None = None) -> Facts:
+    """What flows may know about the patient: age, sex, language, tags, latest readings, profile."""
+    today = clock_of(session).now().date()
+    age = patient.age_on(today) if isinstance(patient.birth_date, date) else None
+    observations = {code: obs.value for code, obs in latest_values(session, patient).items() if obs.value is not None}
+    profile: dict[str, Any] = {}
+    if patient.profile is not None:
+        for section in ("history", "family_history", "allergies", "medications", "lifestyle"):
+            for key, value in (getattr(patient.profile, section) or {}).items():
+                profile[key] = value
+    sex = {"M": "male", "F": "female"}.get(patient.gender or "")
+    return Facts.build(age=age, sex=sex, language=lang or patient.language, tags=tags_of(session, patient),
+                       observations=observations, profile=profile)
+
+
+def open_conversation(session: Session, patient: Patient) -> ConversationSession | None:
+    query = select(ConversationSession).where(ConversationSession.active_patient_id == patient.id)
+    return session.scalars(query).one_or_none()
+
+
+def _definition(services: BotServices, flow_id: str, version: int | None = None) -> FlowDefinition:
+    try:
+        return services.library.get(flow_id, version)
+    except FlowNotFound as missing:
+        raise ConversationError(f"no installed flow {flow_id!r}" + (f" v{version}" if version else "")) from missing
+
+
+def invite(session: Session, services: BotServices, patient: Patient, flow_id: str, *, channel: str,
+           followup: FollowUp | None = None) -> ConversationSession:
+    """Open a conversation that starts when the patient replies (the clinic's first message is neutral)."""
+    definition = _definition(services, flow_id)
+    now = clock_of(session).now()
+    current = open_conversation(session, patient)
+    if current is not None:
+        raise ConversationError("the patient already has an open conversation")
+    conversation = ConversationSession(
+        patient_id=patient.id, active_patient_id=patient.id, flow_id=definition.id, flow_version=definition.version,
+        lang=patient.language, channel=channel, status=SessionStatus.INVITED.value, state={},
+        next_timer_at=None, expires_at=None, followup_id=followup.id if followup else None, started_at=now,
+        updated_at=now,
+    )
+    session.add(conversation)
+    return conversation
+
+
+def begin(session: Session, services: BotServices, patient: Patient, flow_id: str, *, channel: str, actor: Actor,
+          conversation: ConversationSession | None = None) -> Turn:
+    """Start the flow now (a keyword, or the reply to an invitation) and return its first prompts."""
+    now = clock_of(session).now()
+    if conversation is None:
+        definition = _definition(services, flow_id)
+        if open_conversation(session, patient) is not None:
+            raise ConversationError("the patient already has an open conversation")
+        conversation = ConversationSession(
+            patient_id=patient.id, active_patient_id=patient.id, flow_id=definition.id,
+            flow_version=definition.version, lang=patient.language, channel=channel,
+            status=SessionStatus.WAITING.value, state={}, started_at=now, updated_at=now,
+        )
+        session.add(conversation)
+    else:
+        definition = _definition(services, conversation.flow_id, conversation.flow_version)
+        conversation.channel = channel
+    facts = build_facts(session, patient, conversation.lang)
+    result = engine.start(definition, facts, lang=conversation.lang, now=now)
+    conversation.lang = str(result.state.get("lang", conversation.lang))
+    return _finish_step(session, services, patient, conversation, result, actor)
+
+
+def answer(session: Session, services: BotServices, patient: Patient, conversation: ConversationSession, reply: str,
+           *, actor: Actor) -> Turn:
+    """Feed the patient's message to their open conversation."""
+    if conversation.status == SessionStatus.INVITED.value:
+        # Any reply to a neutral invitation is the go-ahead; the flow's first question comes next.
+        return begin(session, services, patient, conversation.flow_id, channel=conversation.channel, actor=actor,
+                     conversation=conversation)
+    definition = _definition(services, conversation.flow_id, conversation.flow_version)
+    facts = build_facts(session, patient, conversation.lang)
+    result = engine.step(definition, dict(conversation.state or {}), facts, engine.TextInput(reply),
+                         now=clock_of(session).now())
+    return _finish_step(session, services, patient, conversation, result, actor)
+
+
+def fire_timer(session: Session, services: BotServices, patient: Patient, conversation: ConversationSession,
+               *, actor: Actor) -> Turn:
+    """Run the reminder or the expiry that fell due."""
+    now = clock_of(session).now()
+    if conversation.status == SessionStatus.INVITED.value:
+        close(session, conversation, "expired")
+        return Turn(conversation, [], True, conversation.lang)
+    state = dict(conversation.state or {})
+    expires = conversation.expires_at
+    kind: Literal["reminder", "expiry"] = "expiry" if expires is not None and now >= expires else "reminder"
+    definition = _definition(services, conversation.flow_id, conversation.flow_version)
+    facts = build_facts(session, patient, conversation.lang)
+    result = engine.step(definition, state, facts, engine.Timer(kind), now=now)
+    if not result.outputs and not result.events:
+        # Nothing was due after all (answered meanwhile): look again at the next expiry.
+        conversation.next_timer_at = expires if expires is not None and expires > now else None
+        return Turn(conversation, [], False, conversation.lang)
+    return _finish_step(session, services, patient, conversation, result, actor)
+
+
+def close(session: Session, conversation: ConversationSession, status: str) -> None:
+    now = clock_of(session).now()
+    conversation.status = SessionStatus.ENDED.value
+    conversation.end_status = status
+    conversation.active_patient_id = None
+    conversation.next_timer_at = None
+    conversation.ended_at = now
+    conversation.updated_at = now
+    if conversation.followup_id is not None:
+        followup = session.get(FollowUp, conversation.followup_id)
+        if followup is not None and followup.status not in (FollowUpStatus.COMPLETED.value,):
+            followup.status = (FollowUpStatus.COMPLETED.value if status in ("completed", "handed_off", "skipped")
+                               else FollowUpStatus.UNANSWERED.value)
+            followup.completed_at = now
+            followup.next_action_at = None
+
+
+def _finish_step(session: Session, services: BotServices, patient: Patient, conversation: ConversationSession,
+                 result: engine.StepResult, actor: Actor) -> Turn:
+    context = EffectContext(session=session, patient=patient, conversation=conversation, actor=actor)
+    apply_events(context, list(result.events))
+    now = clock_of(session).now()
+    conversation.state = result.state
+    conversation.updated_at = now
+    outputs = list(result.outputs)
+    if conversation.status == SessionStatus.INVITED.value:
+        conversation.status = SessionStatus.WAITING.value
+        if conversation.followup_id is not None:
+            followup = session.get(FollowUp, conversation.followup_id)
+            if followup is not None:
+                followup.status = FollowUpStatus.IN_PROGRESS.value
+    if result.ended:
+        close(session, conversation, context.ended or str(result.state.get("end_status") or "completed"))
+        session.flush()
+        if context.flows_to_start:
+            first, *rest = context.flows_to_start
+            follow_on = begin(session, services, patient, first, channel=conversation.channel, actor=actor)
+            outputs.extend(follow_on.outputs)
+            for flow_id in rest:
+                schedule_followup(session, patient, flow_id=flow_id, due_at=now,
+                                  channel_order=[conversation.channel], source="flow", actor=actor)
+            return Turn(follow_on.conversation, outputs, follow_on.ended, conversation.lang)
+        return Turn(conversation, outputs, True, conversation.lang)
+    return Turn(conversation, outputs, False, conversation.lang)
+
+
+def log_inbound(session: Session, patient: Patient, conversation: ConversationSession | None, channel: str,
+                message_text: str) -> None:
+    log_message(session, patient=patient, conversation_id=conversation.id if conversation else None, channel=channel,
+                direction=Direction.IN, text=message_text)
+
+
+__all__ = [
+    "BotConfig",
+    "BotServices",
+    "ConversationError",
+    "Turn",
+    "answer",
+    "begin",
+    "build_facts",
+    "close",
+    "fire_timer",
+    "invite",
+    "lock_patient",
+    "log_inbound",
+    "open_conversation",
+]

@@ -1,0 +1,117 @@
+"""The dispatcher: claims due outbox rows, sends them through their channel, records the outcome.
+
+Each row goes through three short transactions: the claim (lease), the "attempt started" mark
+just before the provider call, and the outcome. A worker killed between the mark and the outcome
+leaves the row in ``sending`` with ``sending_started_at`` set; when its lease runs out another
+tick asks the provider (``reconcile``) whether it went out, and only sends again if it did not.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+from sqlalchemy.orm import Session
+
+from bot import consent
+from bot.channels.base import ChannelAdapter, OutgoingMessage, SendResult
+from bot.config import BotConfig
+from bot.followups import invitation_failed
+from bot.models import OutboxStatus
+from bot.outbox import claim, mark_attempt_started, record_result
+from care.models import Patient
+from security.audit import Actor
+
+logger = logging.getLogger("careloop.dispatcher")
+
+UnitOfWork = Callable[[], AbstractContextManager[Session]]
+
+
+class RateLimiter:
+    """A token bucket per channel (per process): at most ``rate`` sends a second, small bursts allowed."""
+
+    def __init__(self, rates: dict[str, float], *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.rates = rates
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tokens: dict[str, float] = {}
+        self._stamp: dict[str, float] = {}
+
+    def acquire(self, channel: str) -> None:
+        rate = self.rates.get(channel)
+        if not rate or rate <= 0:
+            return
+        burst = max(1.0, rate)
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                tokens = min(burst, self._tokens.get(channel, burst) + (now - self._stamp.get(channel, now)) * rate)
+                self._stamp[channel] = now
+                if tokens >= 1.0:
+                    self._tokens[channel] = tokens - 1.0
+                    return
+                self._tokens[channel] = tokens
+                wait = (1.0 - tokens) / rate
+            self._sleep(wait)
+
+
+class Dispatcher:
+    """Sends what is due, for the channels it has adapters for."""
+
+    def __init__(self, unit_of_work: UnitOfWork, adapters: dict[str, ChannelAdapter], config: BotConfig, *,
+                 worker_id: str | None = None, limiter: RateLimiter | None = None) -> None:
+        self.unit_of_work = unit_of_work
+        self.adapters = adapters
+        self.config = config
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+        self.limiter = limiter or RateLimiter(config.rate_limits)
+
+    def tick(self, limit: int = 50) -> int:
+        """Claim and handle up to ``limit`` due messages; return how many were handled."""
+        with self.unit_of_work() as session:
+            batch = claim(session, worker_id=self.worker_id, limit=limit,
+                          lease_seconds=self.config.outbox_lease_seconds, channels=list(self.adapters))
+        for message in batch:
+            self._handle(message)
+        return len(batch)
+
+    def _handle(self, message: OutgoingMessage) -> None:
+        adapter = self.adapters[message.channel]
+        if message.sending_started_at is not None:
+            # A previous attempt may have reached the provider before its worker died.
+            found = self._safely(adapter.reconcile, message)
+            if found.outcome in ("sent", "failed", "unknown"):
+                self._record(message, found)
+                return
+        with self.unit_of_work() as session:
+            if not mark_attempt_started(session, message.id, self.worker_id):
+                return  # the lease went to another worker
+        self.limiter.acquire(message.channel)
+        self._record(message, self._safely(adapter.send, message))
+
+    @staticmethod
+    def _safely(call: Callable[[OutgoingMessage], SendResult], message: OutgoingMessage) -> SendResult:
+        try:
+            return call(message)
+        except Exception as failure:  # an adapter bug must not lose the row; it stays reconcilable
+            logger.exception("channel %s raised on outbox row %s", message.channel, message.id)
+            return SendResult("unknown", error=f"{type(failure).__name__}")
+
+    def _record(self, message: OutgoingMessage, result: SendResult) -> None:
+        with self.unit_of_work() as session:
+            row = record_result(session, message.id, result, self.config)
+            if row.status == OutboxStatus.FAILED.value and row.followup_id is not None:
+                retryable = not result.opted_out and result.outcome != "failed"
+                invitation_failed(session, row.followup_id, retryable=retryable)
+            if result.opted_out and message.patient_id is not None:
+                patient = session.get(Patient, message.patient_id)
+                if patient is not None:
+                    consent.opt_out(session, patient, message.channel, actor=Actor("system", "dispatcher"),
+                                    reason=f"provider:{result.error_code or 'opted_out'}")
+        if result.outcome != "sent":
+            logger.info("outbox row %s on %s: %s (%s)", message.id, message.channel, result.outcome,
+                        result.error_code or "-")

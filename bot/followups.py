@@ -1,0 +1,173 @@
+"""Follow-ups that run by themselves: invite on the first usable channel, fall back, escalate.
+
+A due follow-up opens an *invited* conversation and sends a neutral invitation (minimum
+disclosure: no health content until the patient answers) on the first channel of its order that
+is consented, not opted out, reachable and live; quiet hours in the patient's own time zone make
+it wait. Silence past the answer window moves it to the next channel; when every channel has been
+tried it becomes a task on the staff work queue.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.consent import channel_usable, in_quiet_hours, quiet_hours_end
+from bot.conversations import BotServices, ConversationError, close, invite, open_conversation
+from bot.models import ConversationMessage, ConversationSession, Direction, OutboxMessage, SessionStatus
+from bot.outbox import enqueue
+from bot.texts import say
+from care.models import FollowUp, FollowUpStatus, Patient
+from care.tasks import create_task
+from security.audit import Actor, log
+from security.fields import clock_of
+
+WORKER = Actor("system", "followups")
+RETRY_WHEN_BUSY = timedelta(hours=2)
+
+
+def last_inbound_at(session: Session, patient: Patient, channel: str) -> datetime | None:
+    query = select(func.max(ConversationMessage.created_at)).where(
+        ConversationMessage.patient_id == patient.id, ConversationMessage.channel == channel,
+        ConversationMessage.direction == Direction.IN.value,
+    )
+    return session.scalar(query)
+
+
+def due_followups(session: Session, services: BotServices, *, limit: int = 100) -> int:
+    """Act on every follow-up whose next action is due; return how many were handled."""
+    now = clock_of(session).now()
+    query = (
+        select(FollowUp)
+        .where(FollowUp.status.in_([FollowUpStatus.SCHEDULED.value, FollowUpStatus.INVITED.value]),
+               FollowUp.next_action_at <= now)
+        .order_by(FollowUp.next_action_at).limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    rows = list(session.scalars(query))
+    for followup in rows:
+        if followup.status == FollowUpStatus.INVITED.value:
+            _give_up_on_channel(session, followup)
+        attempt(session, services, followup)
+    return len(rows)
+
+
+def _give_up_on_channel(session: Session, followup: FollowUp) -> None:
+    """The invitation on the current channel went unanswered: close it and move to the next channel."""
+    if followup.session_id is not None:
+        conversation = session.get(ConversationSession, followup.session_id)
+        if conversation is not None and conversation.status == SessionStatus.INVITED.value:
+            conversation.followup_id = None  # the follow-up goes on; only this invitation expires
+            close(session, conversation, "expired")
+    followup.channel_index += 1
+    followup.status = FollowUpStatus.SCHEDULED.value
+
+
+def attempt(session: Session, services: BotServices, followup: FollowUp) -> None:
+    """Invite over the first usable channel from ``channel_index`` on, or wait, or escalate."""
+    now = clock_of(session).now()
+    patient = session.get(Patient, followup.patient_id)
+    if patient is None:
+        followup.status = FollowUpStatus.CANCELLED.value
+        return
+    order = list(followup.channel_order or [])
+    while followup.channel_index < len(order):
+        channel = order[followup.channel_index]
+        if channel not in services.adapters or not channel_usable(patient, channel):
+            followup.channel_index += 1
+            continue
+        if in_quiet_hours(services.config, patient, now):
+            followup.next_action_at = quiet_hours_end(services.config, patient, now)
+            return
+        if open_conversation(session, patient) is not None:
+            followup.next_action_at = now + RETRY_WHEN_BUSY
+            return
+        try:
+            conversation = invite(session, services, patient, followup.flow_id, channel=channel, followup=followup)
+        except ConversationError:
+            followup.status = FollowUpStatus.CANCELLED.value
+            return
+        session.flush()
+        _send_invitation(session, services, patient, followup, conversation, channel)
+        followup.status = FollowUpStatus.INVITED.value
+        followup.current_channel = channel
+        followup.session_id = conversation.id
+        followup.attempts += 1
+        followup.invited_at = now
+        followup.next_action_at = now + timedelta(hours=followup.answer_window_hours)
+        log(session, actor=WORKER, action="followup.invite", resource_type="followup", resource_id=followup.id,
+            patient_id=patient.id, details={"channel": channel})
+        return
+    followup.status = FollowUpStatus.UNANSWERED.value
+    followup.next_action_at = None
+    create_task(session, patient, kind="followup_unanswered", priority="high", reason="followup_unanswered",
+                details={"flow_id": followup.flow_id, "channels": ",".join(order), "followup_id": str(followup.id)},
+                source_ref=str(followup.id), actor=WORKER)
+
+
+def _send_invitation(session: Session, services: BotServices, patient: Patient, followup: FollowUp,
+                     conversation: ConversationSession, channel: str) -> OutboxMessage:
+    kind, address, payload = _invitation(session, services, patient, channel, conversation)
+    return enqueue(
+        session, idempotency_key=f"followup:{followup.id}:{followup.attempts + 1}:{channel}", channel=channel,
+        kind=kind, purpose="followup_invite", address=address, payload=payload, patient=patient,
+        session_id=conversation.id, followup_id=followup.id,
+    )
+
+
+def _invitation(session: Session, services: BotServices, patient: Patient, channel: str,
+                conversation: ConversationSession) -> tuple[str, str, dict[str, Any]]:
+    """The neutral invitation for ``channel``: (outbox kind, address, payload)."""
+    config = services.config
+    text = say("followup_invite", patient.language, clinic=config.clinic_name)
+    if channel == "wechat":
+        last = last_inbound_at(session, patient, "wechat")
+        window = timedelta(hours=config.wechat_window_hours)
+        inside_window = last is not None and clock_of(session).now() - last < window
+        if inside_window or not config.wechat_template_id:
+            return "text", patient.wechat_openid or "", {"text": text}
+        # Outside the 48-hour customer-service window only a template message may start the conversation.
+        return "template", patient.wechat_openid or "", {
+            "template_id": config.wechat_template_id, "text": text,
+            "data": {"first": {"value": text}, "keyword1": {"value": config.clinic_name}},
+        }
+    if channel == "voice":
+        voice = patient.consent_for("voice")
+        return "call", patient.phone or "", {"record": bool(voice and voice.recording_consent),
+                                             "session_id": str(conversation.id)}
+    if channel == "sms":
+        return "text", patient.phone or "", {"text": text}
+    return "text", str(patient.card_no), {"text": text}
+
+
+RETRY_SAME_CHANNEL_AFTER = timedelta(minutes=30)
+
+
+def invitation_failed(session: Session, followup_id: object, *, retryable: bool) -> None:
+    """An invitation could not reach the patient (send failed, call busy/unanswered/machine).
+
+    ``retryable`` failures try the same channel again after a pause, up to the follow-up's
+    ``max_attempts_per_channel``; then, or for permanent failures, the next channel is tried.
+    """
+    followup = session.get(FollowUp, followup_id)
+    if followup is None or followup.status != FollowUpStatus.INVITED.value:
+        return
+    now = clock_of(session).now()
+    channel = followup.current_channel
+    tries = session.scalar(select(func.count()).select_from(OutboxMessage).where(
+        OutboxMessage.followup_id == followup.id, OutboxMessage.channel == channel))
+    if followup.session_id is not None:
+        conversation = session.get(ConversationSession, followup.session_id)
+        if conversation is not None and conversation.status == SessionStatus.INVITED.value:
+            conversation.followup_id = None
+            close(session, conversation, "expired")
+    followup.status = FollowUpStatus.SCHEDULED.value
+    if retryable and int(tries or 0) < followup.max_attempts_per_channel:
+        followup.next_action_at = now + RETRY_SAME_CHANNEL_AFTER
+    else:
+        followup.channel_index += 1
+        followup.next_action_at = now

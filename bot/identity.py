@@ -1,0 +1,158 @@
+"""Who is writing: matching a channel identity to a patient, and binding a new WeChat user.
+
+A WeChat user is bound either by scanning the patient's own parametrised QR code (its scene key
+is a one-time token made at enrolment), or by sending their card number and then the 6-digit code
+we text to the phone on file. Codes and tokens are stored as HMACs only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.config import BotConfig
+from bot.models import BindingCode, BindingToken
+from bot.outbox import enqueue
+from bot.texts import say
+from care.identifiers import IdentifierError, normalize_card_no
+from care.models import Patient, PatientStatus
+from care.patients import find_by_card, find_by_openid, find_by_phone
+from security.audit import Actor, log
+from security.fields import cipher_of, clock_of
+
+TOKEN_PREFIX = "bind:"  # noqa: S105 - a scene-key prefix, not a secret
+TOKEN_DAYS = 30  # WeChat's temporary QR codes live at most 30 days
+
+
+def _digest(session: Session, purpose: str, value: str) -> bytes:
+    key = cipher_of(session).key_ring.purpose_key(f"binding/{purpose}")
+    return hmac.new(key, value.encode(), hashlib.sha256).digest()
+
+
+def find_patient(session: Session, channel: str, sender: str) -> Patient | None:
+    """The patient behind a channel identity (openid for WeChat, phone for SMS and voice)."""
+    patient: Patient | None
+    if channel == "wechat":
+        patient = find_by_openid(session, sender)
+    elif channel in ("sms", "voice"):
+        matches = [p for p in find_by_phone(session, sender) if p.status == PatientStatus.ACTIVE.value]
+        patient = matches[0] if matches else None
+    elif channel == "console":
+        patient = find_by_card(session, sender)
+    else:
+        patient = None
+    if patient is not None and patient.status != PatientStatus.ACTIVE.value:
+        return None
+    return patient
+
+
+# -- QR tokens ------------------------------------------------------------------------------------
+def issue_binding_token(session: Session, patient: Patient) -> str:
+    """A fresh one-time token for the patient's QR code; returns the scene string ``bind:<token>``."""
+    token = secrets.token_urlsafe(24)
+    now = clock_of(session).now()
+    session.add(BindingToken(patient_id=patient.id, token_hash=_digest(session, "token", token),
+                             expires_at=now + timedelta(days=TOKEN_DAYS), created_at=now))
+    return TOKEN_PREFIX + token
+
+
+def bind_by_scene(session: Session, openid: str, scene: str, *, actor: Actor) -> Patient | None:
+    """Bind ``openid`` with a subscribe/SCAN scene key (``qrscene_bind:...`` or ``bind:...``); None if invalid."""
+    key = scene.removeprefix("qrscene_")
+    if not key.startswith(TOKEN_PREFIX):
+        return None
+    now = clock_of(session).now()
+    row = session.scalars(select(BindingToken).where(
+        BindingToken.token_hash == _digest(session, "token", key.removeprefix(TOKEN_PREFIX)))).one_or_none()
+    if row is None or row.consumed_at is not None or row.expires_at < now:
+        return None
+    patient = session.get(Patient, row.patient_id)
+    if patient is None or patient.status != PatientStatus.ACTIVE.value:
+        return None
+    row.consumed_at = now
+    _bind(session, patient, openid, actor=actor, method="qr")
+    return patient
+
+
+def _bind(session: Session, patient: Patient, openid: str, *, actor: Actor, method: str) -> None:
+    previous = find_by_openid(session, openid)
+    if previous is not None and previous.id != patient.id:
+        previous.wechat_openid = None
+        log(session, actor=actor, action="identity.unbind", resource_type="patient", resource_id=previous.id,
+            patient_id=previous.id, details={"channel": "wechat"})
+    patient.wechat_openid = openid
+    consent = patient.consent_for("wechat")
+    if consent is not None and consent.opted_out:
+        consent.opted_out = False
+        consent.opted_out_at = None
+    log(session, actor=actor, action="identity.bind", resource_type="patient", resource_id=patient.id,
+        patient_id=patient.id, details={"channel": "wechat", "method": method})
+
+
+# -- card number + SMS code -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BindingStep:
+    """What happened to a message from an unbound WeChat user: a text key for the reply and its values."""
+
+    reply_key: str
+    values: dict[str, str]
+    patient: Patient | None = None
+
+
+def _pending_code(session: Session, openid: str) -> BindingCode | None:
+    now = clock_of(session).now()
+    query = (
+        select(BindingCode)
+        .where(BindingCode.openid.matches(session, openid), BindingCode.consumed_at.is_(None))
+        .order_by(BindingCode.created_at.desc())
+    )
+    code = session.scalars(query).first()
+    if code is None or code.expires_at < now:
+        return None
+    return code
+
+
+def continue_binding(session: Session, config: BotConfig, openid: str, text: str, *, actor: Actor) -> BindingStep:
+    """Advance binding by card number then SMS code, for a WeChat user we do not know yet."""
+    values = {"clinic": config.clinic_name, "phone": config.clinic_phone}
+    message = "".join(text.split())
+    pending = _pending_code(session, openid)
+    if pending is not None and message.isdigit() and len(message) == 6:
+        if pending.attempts >= config.binding_code_attempts:
+            return BindingStep("bind_code_expired", values)
+        if hmac.compare_digest(pending.code_hash, _digest(session, "code", message)):
+            pending.consumed_at = clock_of(session).now()
+            patient = session.get(Patient, pending.patient_id)
+            if patient is None:
+                return BindingStep("bind_code_expired", values)
+            _bind(session, patient, openid, actor=actor, method="sms_code")
+            return BindingStep("bound", {**values, "name": patient.name or ""}, patient)
+        pending.attempts += 1
+        return BindingStep("bind_code_wrong", values)
+    try:
+        card = normalize_card_no(message)
+    except IdentifierError:
+        return BindingStep("welcome_bind", values)
+    patient = find_by_card(session, card)
+    if patient is None or patient.status != PatientStatus.ACTIVE.value or not patient.phone:
+        return BindingStep("bind_card_unknown", values)
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    now = clock_of(session).now()
+    row = BindingCode(patient_id=patient.id, openid=openid, code_hash=_digest(session, "code", code), attempts=0,
+                      expires_at=now + timedelta(minutes=config.binding_code_minutes), created_at=now)
+    session.add(row)
+    enqueue(
+        session, idempotency_key=f"binding-code:{row.id}", channel="sms", kind="text", purpose="binding_code",
+        address=patient.phone, payload={"text": say("bind_code_sms", patient.language, clinic=config.clinic_name,
+                                                    code=code)},
+        patient=patient,
+    )
+    log(session, actor=actor, action="identity.code_sent", resource_type="patient", resource_id=patient.id,
+        patient_id=patient.id, details={"channel": "sms"})
+    return BindingStep("bind_code_sent", {**values, "tail": patient.phone[-4:]})

@@ -1,0 +1,39 @@
+"""``careloop console PATIENT_REF``: chat as a patient over the console channel (one message a line)."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+
+import click
+
+from bot.messages import InboundMessage
+from bot.router import handle_inbound
+from care.patients import get_patient
+from careloop.bot_runtime import bot_for
+from careloop.cli.base import CliContext, main, pass_cli
+
+
+@main.command()
+@click.argument("patient_ref")
+@pass_cli
+def console(cli: CliContext, patient_ref: str) -> None:
+    """Talk to Careloop as the patient PATIENT_REF (card number or id); type 'exit' or end input to stop."""
+    runtime = cli.runtime()
+    bot = bot_for(runtime)
+    with cli.unit_of_work() as session:
+        card_no = get_patient(session, patient_ref).card_no or patient_ref
+    interactive = sys.stdin.isatty()
+    if interactive:
+        click.echo("Chatting as the patient. Try 血压, 问卷 or 帮助; 'exit' ends.")
+    for line in sys.stdin:
+        text = line.rstrip("\n")
+        if text.strip().lower() in ("exit", "quit", "退出"):
+            break
+        message = InboundMessage(channel="console", provider_key=f"console:{uuid.uuid4()}", sender=card_no,
+                                 kind="text", text=text, received_at=runtime.clock.now())
+        with cli.unit_of_work() as session:
+            reply = handle_inbound(session, bot.services, message)
+        for reply_text in reply.texts:
+            click.echo(reply_text)
+            click.echo("")

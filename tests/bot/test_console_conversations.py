@@ -1,0 +1,106 @@
+"""Conversations end to end over the console channel: PHQ-9, dedupe, opt-out, menu, timers."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from bot.models import ConversationMessage, ConversationSession, InboundReceipt, OutboxMessage
+from bot.timers import due_timers
+from care.models import FlowResult, Observation, StaffTask
+from security.audit import AuditEntry
+
+# Choices 1..4 score 0..3: points [1,2,1,2,1,1,1,0,1] -> total 10, moderate, item 9 positive (spec 6.3).
+PHQ9_ANSWERS = ["2", "3", "2", "3", "2", "2", "2", "1", "2"]
+
+
+def results(db, patient):
+    rows = db.scalars(select(FlowResult).where(FlowResult.patient_id == patient.id))
+    return {row.name: row for row in rows}
+
+
+def test_phq9_over_console_saves_every_answer_and_the_score(db, make_patient, say_as):
+    patient = make_patient()
+    first = say_as(patient.card_no, "问卷")
+    assert "做事时提不起劲或没有兴趣" in "\n".join(first.texts)
+    assert "1" in first.texts[-1]
+    assert "完全不会" in first.texts[-1]
+    transcript = []
+    for answer in [*PHQ9_ANSWERS, "2"]:  # the tenth, unscored question: how difficult
+        transcript.extend(say_as(patient.card_no, answer).texts)
+    saved = results(db, patient)
+    assert saved["phq9_q1"].value == 1
+    assert saved["phq9_total"].value == 10
+    assert saved["phq9_total"].category == "moderate"
+    text = "\n".join(transcript)
+    assert "12356" in text  # item 9 answered "several days": the safety message
+    assert text.index("12356") < text.index("10 分")  # ...before the score
+    tasks = list(db.scalars(select(StaffTask).where(StaffTask.patient_id == patient.id)))
+    assert [task.priority for task in tasks] == ["urgent"]
+    total = db.scalars(select(Observation).where(Observation.patient_id == patient.id,
+                                                 Observation.code == "44261-6")).one()
+    assert total.value == 10
+
+
+def test_a_repeated_delivery_is_processed_once_and_answered_identically(db, make_patient, say_as):
+    patient = make_patient()
+    say_as(patient.card_no, "问卷")
+    once = say_as(patient.card_no, "2", key="dup-1")
+    twice = say_as(patient.card_no, "2", key="dup-1")
+    assert once.texts == twice.texts
+    assert db.scalar(select(func.count()).select_from(InboundReceipt).where(
+        InboundReceipt.provider_key == "dup-1")) == 1
+    assert len([r for r in results(db, patient) if r.startswith("phq9_q")]) == 1
+
+
+def test_an_unknown_word_gets_the_menu_and_help_gets_the_contact(db, make_patient, say_as):
+    patient = make_patient()
+    assert "血压" in say_as(patient.card_no, "你好").texts[0]
+    assert "400-000-0000" in say_as(patient.card_no, "帮助").texts[0]
+
+
+def test_stop_turns_the_channel_off_at_once_and_start_turns_it_back_on(db, make_patient, say_as):
+    patient = make_patient()
+    assert "退订" in say_as(patient.card_no, "退订").texts[0]
+    consent = patient.consent_for("console")
+    assert consent is not None
+    assert consent.opted_out
+    assert say_as(patient.card_no, "问卷").texts == []
+    assert db.scalar(select(func.count()).select_from(AuditEntry).where(
+        AuditEntry.action == "consent.opt_out", AuditEntry.patient_id == patient.id)) == 1
+    say_as(patient.card_no, "START")
+    assert not consent.opted_out
+    assert say_as(patient.card_no, "问卷").texts
+
+
+def test_an_invalid_answer_is_asked_again_in_the_patients_language(db, make_patient, say_as):
+    patient = make_patient(language="en", name="Test Person")
+    say_as(patient.card_no, "mood")
+    reply = say_as(patient.card_no, "banana")
+    assert "1-4" in "\n".join(reply.texts) or "1 to 4" in "\n".join(reply.texts)
+    assert "Little interest" in "\n".join(reply.texts)
+
+
+def test_the_conversation_log_keeps_both_directions_encrypted(db, make_patient, say_as):
+    patient = make_patient()
+    say_as(patient.card_no, "问卷")
+    directions = [m.direction for m in db.scalars(select(ConversationMessage).where(
+        ConversationMessage.patient_id == patient.id).order_by(ConversationMessage.created_at))]
+    assert directions[0] == "in"
+    assert "out" in directions
+
+
+def test_silence_brings_a_neutral_reminder_then_expiry(db, make_patient, say_as, services, clock):
+    patient = make_patient()
+    say_as(patient.card_no, "问卷")
+    clock.advance(hours=25)
+    assert due_timers(db, services) == 1
+    reminders = list(db.scalars(select(OutboxMessage).where(OutboxMessage.patient_id == patient.id)))
+    assert len(reminders) == 1
+    assert "随访" in reminders[0].payload["text"]
+    assert "做事" not in reminders[0].payload["text"]  # minimum disclosure: no health content
+    clock.advance(hours=72)
+    due_timers(db, services)
+    conversation = db.scalars(select(ConversationSession).where(ConversationSession.patient_id == patient.id)).one()
+    assert conversation.status == "ended"
+    assert conversation.end_status == "expired"
+    assert conversation.active_patient_id is None

@@ -1,0 +1,250 @@
+"""Follow-ups that run by themselves, and the outbox's delivery rules."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bot.channels.base import OutgoingMessage, SendResult
+from bot.config import BotConfig
+from bot.consent import opt_out
+from bot.dispatcher import Dispatcher, RateLimiter
+from bot.followups import due_followups
+from bot.models import ConversationSession, OutboxMessage
+from bot.outbox import advance_delivery, claim, enqueue
+from care.followups import schedule_followup
+from care.models import FollowUp, StaffTask
+from tests.conftest import TEST_ACTOR
+
+
+@dataclass
+class ScriptedProvider:
+    """A stand-in for an outside provider: answers each send from a script and records what it got."""
+
+    name: str = "sms"
+    kind: str = "text"
+    script: list[SendResult] = field(default_factory=list)
+    delivered: list[str] = field(default_factory=list)
+    reconciled: list[str] = field(default_factory=list)
+    knows: set[str] = field(default_factory=set)
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        result = self.script.pop(0) if self.script else SendResult("sent", provider_id=f"SM{len(self.delivered)}")
+        if result.outcome in ("sent", "unknown"):
+            self.delivered.append(message.idempotency_key)
+            self.knows.add(message.idempotency_key)
+        return result
+
+    def reconcile(self, message: OutgoingMessage) -> SendResult:
+        self.reconciled.append(message.idempotency_key)
+        if message.idempotency_key in self.knows:
+            return SendResult("sent", provider_id="SM-found")
+        return SendResult("retry", error="not found at the provider")
+
+
+@pytest.fixture
+def provider() -> ScriptedProvider:
+    return ScriptedProvider()
+
+
+@pytest.fixture
+def dispatcher(db, provider, clock) -> Dispatcher:
+    @contextmanager
+    def unit_of_work():
+        yield db
+        db.flush()
+
+    config = BotConfig(outbox_lease_seconds=60, retry_base_seconds=30)
+    return Dispatcher(unit_of_work, {"sms": provider}, config, worker_id="w1",
+                      limiter=RateLimiter({}, sleep=lambda _s: None))
+
+
+def queue_sms(db, patient, key="m1", text="hello"):
+    return enqueue(db, idempotency_key=key, channel="sms", kind="text", purpose="test", address=patient.phone,
+                   payload={"text": text}, patient=patient)
+
+
+def at_shanghai(clock, hour):
+    clock.set(datetime(2026, 12, 1, hour, 0, tzinfo=UTC) - timedelta(hours=8))
+
+
+def test_a_due_followup_invites_on_the_first_usable_channel(db, make_patient, services, clock):
+    patient = make_patient()  # no WeChat openid: wechat is skipped; sms and voice are not live here
+    at_shanghai(clock, 10)
+    followup = schedule_followup(db, patient, flow_id="phq9", due_at=clock.now(), actor=TEST_ACTOR,
+                                 channel_order=["wechat", "sms", "console"])
+    db.flush()
+    assert due_followups(db, services) == 1
+    assert followup.status == "invited"
+    assert followup.current_channel == "console"
+    invitation = db.scalars(select(OutboxMessage).where(OutboxMessage.followup_id == followup.id)).one()
+    assert invitation.payload["text"] == "Careloop 健康管理中心：您有一项健康随访，回复1开始。"
+    conversation = db.get(ConversationSession, followup.session_id)
+    assert conversation is not None
+    assert conversation.status == "invited"
+
+
+def test_the_reply_to_an_invitation_starts_the_flow(db, make_patient, services, clock, say_as):
+    patient = make_patient()
+    at_shanghai(clock, 10)
+    followup = schedule_followup(db, patient, flow_id="phq9", due_at=clock.now(), actor=TEST_ACTOR,
+                                 channel_order=["console"])
+    db.flush()
+    due_followups(db, services)
+    reply = say_as(patient.card_no, "1")
+    assert "做事时提不起劲" in "\n".join(reply.texts)
+    assert followup.status == "in_progress"
+
+
+def test_quiet_hours_make_the_invitation_wait_until_morning_in_the_patients_zone(db, make_patient, services,
+                                                                                  clock):
+    patient = make_patient()
+    at_shanghai(clock, 22)
+    followup = schedule_followup(db, patient, flow_id="phq9", due_at=clock.now(), actor=TEST_ACTOR,
+                                 channel_order=["console"])
+    db.flush()
+    due_followups(db, services)
+    assert followup.status == "scheduled"
+    assert followup.next_action_at == datetime(2026, 12, 2, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai
+    assert db.scalars(select(OutboxMessage).where(OutboxMessage.followup_id == followup.id)).first() is None
+
+
+def test_an_opted_out_channel_is_never_used(db, make_patient, services, clock):
+    patient = make_patient()
+    opt_out(db, patient, "console", actor=TEST_ACTOR, reason="test")
+    at_shanghai(clock, 10)
+    followup = schedule_followup(db, patient, flow_id="phq9", due_at=clock.now(), actor=TEST_ACTOR,
+                                 channel_order=["console"])
+    db.flush()
+    due_followups(db, services)
+    assert followup.status == "unanswered"
+    task = db.scalars(select(StaffTask).where(StaffTask.patient_id == patient.id)).one()
+    assert task.kind == "followup_unanswered"
+
+
+def test_silence_moves_on_then_escalates_to_a_staff_call(db, make_patient, services, clock):
+    patient = make_patient()
+    at_shanghai(clock, 10)
+    followup = schedule_followup(db, patient, flow_id="phq9", due_at=clock.now(), actor=TEST_ACTOR,
+                                 channel_order=["console"], answer_window_hours=24)
+    db.flush()
+    due_followups(db, services)
+    clock.advance(hours=25)
+    due_followups(db, services)
+    assert followup.status == "unanswered"
+    assert db.scalars(select(StaffTask).where(StaffTask.patient_id == patient.id)).one().priority == "high"
+    invited = db.scalars(select(ConversationSession).where(ConversationSession.patient_id == patient.id)).one()
+    assert invited.status == "ended"
+
+
+def test_a_sent_message_is_recorded_with_the_provider_id(db, make_patient, dispatcher, provider):
+    patient = make_patient()
+    row = queue_sms(db, patient)
+    assert dispatcher.tick() == 1
+    assert row.status == "sent"
+    assert row.provider_id == "SM0"
+    assert provider.delivered == ["m1"]
+    assert dispatcher.tick() == 0
+
+
+def test_a_transient_failure_is_retried_later_with_backoff(db, make_patient, dispatcher, provider, clock):
+    patient = make_patient()
+    row = queue_sms(db, patient)
+    provider.script = [SendResult("retry", error_code="503")]
+    dispatcher.tick()
+    assert row.status == "queued"
+    assert row.attempts == 1
+    assert row.next_attempt_at > clock.now() + timedelta(seconds=20)
+    assert dispatcher.tick() == 0
+    clock.advance(seconds=60)
+    dispatcher.tick()
+    assert row.status == "sent"
+
+
+def test_a_permanent_opt_out_at_the_provider_stops_the_channel(db, make_patient, dispatcher, provider):
+    patient = make_patient()
+    row = queue_sms(db, patient)
+    queue_sms(db, patient, key="m2")
+    provider.script = [SendResult("failed", error_code="21610", opted_out=True)]
+    dispatcher.tick(limit=1)
+    assert row.status == "failed"
+    consent = patient.consent_for("sms")
+    assert consent is not None
+    assert consent.opted_out
+    second = db.scalars(select(OutboxMessage).where(OutboxMessage.idempotency_key == "m2")).one()
+    assert second.status == "cancelled"
+    assert provider.delivered == []
+
+
+def test_an_unknown_outcome_is_reconciled_not_resent(db, make_patient, dispatcher, provider, clock):
+    patient = make_patient()
+    row = queue_sms(db, patient)
+    provider.script = [SendResult("unknown", error="read timeout")]
+    dispatcher.tick()
+    assert row.status == "sending"
+    clock.advance(seconds=61)
+    dispatcher.tick()
+    assert provider.reconciled == ["m1"]
+    assert provider.delivered == ["m1"]  # once
+    assert row.status == "sent"
+
+
+def test_a_row_left_sending_by_a_dead_worker_is_sent_if_it_never_left(db, make_patient, dispatcher, provider,
+                                                                        clock):
+    patient = make_patient()
+    row = queue_sms(db, patient)
+    claim(db, worker_id="dead", limit=10, lease_seconds=60)
+    row.sending_started_at = clock.now()  # it died after marking the attempt, before the provider call
+    assert dispatcher.tick() == 0  # leased to the dead worker
+    clock.advance(seconds=61)
+    dispatcher.tick()
+    assert provider.reconciled == ["m1"]
+    assert provider.delivered == ["m1"]
+    assert row.status == "sent"
+
+
+def test_delivery_reports_only_move_forward(db, make_patient, dispatcher, clock):
+    patient = make_patient()
+    row = queue_sms(db, patient)
+    dispatcher.tick()
+    advance_delivery(db, "SM0", "delivered", at=clock.now())
+    advance_delivery(db, "SM0", "sent", at=clock.now())
+    advance_delivery(db, "SM0", "queued", at=clock.now())
+    assert row.status == "delivered"
+    advance_delivery(db, "SM0", "failed", at=clock.now())
+    assert row.status == "delivered"
+
+
+def test_the_same_idempotency_key_queues_once(db, make_patient):
+    patient = make_patient()
+    assert queue_sms(db, patient).id == queue_sms(db, patient).id
+
+
+def test_rate_limiter_spaces_sends():
+    waited: list[float] = []
+    limiter = RateLimiter({"sms": 1.0}, sleep=waited.append)
+    limiter.acquire("sms")
+    limiter.acquire("sms")
+    assert waited
+    assert 0.5 < waited[0] <= 1.0
+
+
+def test_failed_invitation_falls_back_to_the_next_channel(db, make_patient, services, clock, dispatcher, provider):
+    patient = make_patient()
+    services.adapters["sms"] = provider
+    at_shanghai(clock, 10)
+    followup = schedule_followup(db, patient, flow_id="phq9", due_at=clock.now(), actor=TEST_ACTOR,
+                                 channel_order=["sms", "console"])
+    db.flush()
+    due_followups(db, services)
+    assert followup.current_channel == "sms"
+    provider.script = [SendResult("failed", error_code="21211")]
+    dispatcher.tick()
+    assert followup.status == "scheduled"
+    due_followups(db, services)
+    assert followup.current_channel == "console"
+    assert isinstance(db.get(FollowUp, followup.id), FollowUp)
