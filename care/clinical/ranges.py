@@ -206,6 +206,15 @@ class BandPack:
         first = next(iter(self.bands_by_sex.values()))
         return tuple(band.key for band in first)
 
+    def severity(self, key: str) -> int:
+        """Return how far category ``key`` is from the most desirable one (0 = most desirable).
+
+        The most desirable category is the normal band farthest from the abnormal side: the first
+        normal band when abnormal bands lie above (BP, lipids, risk scores), the last when they lie
+        below (eGFR). Raises KeyError for an unknown key.
+        """
+        return _severity(next(iter(self.bands_by_sex.values())), key)
+
     def classify(self, value: float, sex: str | None = None) -> Classification:
         """Classify ``value`` after rounding it to the pack's display precision (spec section 0)."""
         shown = display_round(value, self.decimals)
@@ -262,6 +271,10 @@ class BpPack:
     def order(self) -> tuple[str, ...]:
         """Return the category keys from lowest to highest."""
         return tuple(category.key for category in self.categories)
+
+    def severity(self, key: str) -> int:
+        """Return how far category ``key`` is from normal blood pressure (0)."""
+        return _severity(self.categories, key)
 
     def _category(self, key: str) -> Band:
         return next(category for category in self.categories if category.key == key)
@@ -322,6 +335,17 @@ class BpPack:
 
 
 Pack = BandPack | BpPack
+
+
+def _severity(bands: Sequence[Band], key: str) -> int:
+    keys = [band.key for band in bands]
+    if key not in keys:
+        raise KeyError(key)
+    normal = [index for index, band in enumerate(bands) if band.flag == "normal"]
+    abnormal_below = any(band.flag != "normal" for band in bands[: normal[0]])
+    abnormal_above = any(band.flag != "normal" for band in bands[normal[-1] + 1 :])
+    best = normal[-1] if abnormal_below and not abnormal_above else normal[0]
+    return abs(keys.index(key) - best)
 
 
 @dataclass(frozen=True)

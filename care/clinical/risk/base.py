@@ -270,10 +270,13 @@ class RiskResult:
     rule_pack: str
     missing: tuple[str, ...] = ()
     flags: tuple[str, ...] = ()
+    #: every note: the patient-facing ones and those for staff only (e.g. [U] caveats)
     notes: tuple[Label, ...] = ()
     details: Mapping[str, object] = field(default_factory=dict)
     inputs: Mapping[str, object] = field(default_factory=dict)
     disclaimer: Label = DISCLAIMER
+    #: the notes fit to show a patient (a subset of ``notes``)
+    patient_notes: tuple[Label, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -293,6 +296,7 @@ class RiskResult:
             "rule_pack": self.rule_pack,
             "flags": list(self.flags),
             "notes": [note.to_dict() for note in self.notes],
+            "patient_notes": [note.to_dict() for note in self.patient_notes],
             "details": dict(self.details),
             "disclaimer": self.disclaimer.to_dict(),
         }
@@ -359,6 +363,15 @@ class RiskModel(ABC):
     def compute(self, values: Values, config: ClinicalConfig) -> RiskResult:
         """Compute the result from complete, checked inputs."""
 
+    def severity(self, category: str, config: ClinicalConfig | None = None) -> int | None:
+        """Return how far ``category`` is from the most desirable one (0), None for no category.
+
+        Used to say whether a later result improved or worsened.
+        """
+        if category in (INCOMPLETE, NOT_APPLICABLE):
+            return None
+        return pack_for(self.scheme, config).severity(category)
+
     # --- helpers for subclasses ---------------------------------------------------------------
 
     def pack(self, config: ClinicalConfig) -> BandPack:
@@ -388,7 +401,7 @@ class RiskModel(ABC):
         *,
         config: ClinicalConfig,
         flags: Sequence[str] = (),
-        notes: Sequence[Label] = (),
+        staff_notes: Sequence[Label] = (),
     ) -> RiskResult:
         """Return the result that lists ``missing`` inputs instead of guessing them."""
         return RiskResult(
@@ -401,7 +414,7 @@ class RiskModel(ABC):
             rule_pack=self.version_for(config),
             missing=tuple(missing),
             flags=tuple(flags),
-            notes=tuple(notes),
+            notes=tuple(staff_notes),
             inputs=MappingProxyType(values.as_dict()),
         )
 
@@ -417,6 +430,7 @@ class RiskModel(ABC):
             rule_pack=self.version_for(config),
             flags=(reason,),
             notes=(note,),
+            patient_notes=(note,),
             inputs=MappingProxyType(values.as_dict()),
         )
 
@@ -427,9 +441,14 @@ class RiskModel(ABC):
         *,
         flags: Sequence[str] = (),
         notes: Sequence[Label] = (),
+        staff_notes: Sequence[Label] = (),
         details: Mapping[str, object] | None = None,
     ) -> RiskResult:
-        """Return a complete result whose value is the classification's displayed value."""
+        """Return a complete result whose value is the classification's displayed value.
+
+        ``notes`` are fit for patients; ``staff_notes`` (caveats, instructions) only for staff.
+        """
+        patient = tuple(dict.fromkeys((*classification.notes, *classification.messages, *notes)))
         return RiskResult(
             model=self.name,
             value=classification.shown,
@@ -439,7 +458,8 @@ class RiskModel(ABC):
             citation=classification.citation if self.category_only else self.citation,
             rule_pack=self.rule_pack_name(classification.rule_pack),
             flags=tuple(dict.fromkeys((*classification.flags, *flags))),
-            notes=tuple(dict.fromkeys((*classification.notes, *classification.messages, *notes))),
+            notes=tuple(dict.fromkeys((*patient, *staff_notes))),
+            patient_notes=patient,
             details=MappingProxyType(dict(details or {})),
             inputs=MappingProxyType(values.as_dict()),
         )
@@ -452,6 +472,7 @@ class RiskModel(ABC):
         *,
         flags: Sequence[str] = (),
         notes: Sequence[Label] = (),
+        staff_notes: Sequence[Label] = (),
         details: Mapping[str, object] | None = None,
     ) -> RiskResult:
         """Return a 10-year-risk result: % rounded to 1 decimal, categorised on that (spec section 0)."""
@@ -462,6 +483,7 @@ class RiskModel(ABC):
             classification,
             flags=flags,
             notes=notes,
+            staff_notes=staff_notes,
             details={"risk_percent_unrounded": percent, **(details or {})},
         )
 

@@ -168,14 +168,14 @@ class ChinaPar(RiskModel):
         sex = values.choice("sex")
         equation = EQUATIONS[sex]
         predictor = linear_predictor(equation, terms(values))
-        notes = [WOMEN_S10_NOTE] if sex == "female" else []
-        if outside:
-            notes.append(EXTRAPOLATED_NOTE)
+        staff_notes = [WOMEN_S10_NOTE] if sex == "female" else []
+        notes = [EXTRAPOLATED_NOTE] if outside else []
         return self.percent(
             values,
             ten_year_risk(equation, predictor),
             config,
             flags=("extrapolated",) if outside else (),
             notes=notes,
+            staff_notes=staff_notes,
             details={"linear_predictor": predictor, "mean": equation.mean, "s10": equation.s10},
         )

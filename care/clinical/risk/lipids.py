@@ -33,6 +33,10 @@ HIGH_RISK_NOTE = Label(
 )
 
 
+#: Overall readings from best to worst.
+OVERALL_ORDER = ("desirable", "borderline", "abnormal")
+
+
 def overall_key(levels: dict[str, Classification]) -> str:
     """Return ``abnormal``, ``borderline`` or ``desirable`` from the analytes' levels."""
     if any(level.key in ("high", "low") for level in levels.values()):
@@ -55,6 +59,10 @@ class Lipids(RiskModel):
     unit = "mmol/L"
     inputs = tuple(INPUTS[name] for name in ("tc", "ldl", "hdl", "tg"))
     required = ("tc", "ldl", "hdl", "tg")
+
+    def severity(self, category: str, config: ClinicalConfig | None = None) -> int | None:
+        """Return 0 for desirable, 1 borderline, 2 abnormal (None for no category)."""
+        return OVERALL_ORDER.index(category) if category in OVERALL_ORDER else None
 
     def compute(self, values: Values, config: ClinicalConfig) -> RiskResult:
         """Classify every analyte and combine them."""

@@ -158,9 +158,10 @@ class PooledCohort(RiskModel):
         age = math.floor(values.number("age"))
         flags: list[str] = []
         notes: list[Label] = []
+        staff_notes: list[Label] = []
         if race == "other":
             flags.append("white_equations_for_other_race")
-            notes.append(OTHER_RACE_NOTE)
+            staff_notes.append(OTHER_RACE_NOTE)
         if not COHORT_AGES[0] <= age <= COHORT_AGES[1]:
             flags.append("extrapolated")
             notes.append(EXTRAPOLATED_NOTE)
@@ -170,5 +171,6 @@ class PooledCohort(RiskModel):
             config,
             flags=flags,
             notes=notes,
+            staff_notes=staff_notes,
             details={"linear_predictor": predictor, "mean": equation.mean, "s10": equation.s10},
         )

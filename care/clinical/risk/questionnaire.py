@@ -40,7 +40,7 @@ class Questionnaire(RiskModel):
         return ()
 
     def item_notes(self, flags: tuple[str, ...]) -> tuple[Label, ...]:
-        """Return the notes that go with :meth:`item_flags`."""
+        """Return the staff notes that go with :meth:`item_flags`."""
         del flags
         return ()
 
@@ -51,7 +51,7 @@ class Questionnaire(RiskModel):
         notes = self.item_notes(flags)
         missing = tuple(f"items[{i}]" for i, item in enumerate(items, start=1) if item is None)
         if missing:
-            return self.incomplete(values, missing, config=config, flags=flags, notes=notes)
+            return self.incomplete(values, missing, config=config, flags=flags, staff_notes=notes)
         scores = [item for item in items if item is not None]
         total = sum(scores)
         short = scores[0] + scores[1]
@@ -62,7 +62,7 @@ class Questionnaire(RiskModel):
             "item_loinc": list(self.item_loinc),
         }
         return self.categorised(
-            values, self.pack(config).classify(total), flags=flags, notes=notes, details=details
+            values, self.pack(config).classify(total), flags=flags, staff_notes=notes, details=details
         )
 
     def compute(self, values: Values, config: ClinicalConfig) -> RiskResult:

@@ -1,0 +1,142 @@
+"""Trend charts with the reference band shaded: SVG for the web, PNG for the PDF.
+
+Pure matplotlib object API on the Agg canvas: no ``pyplot``, no ``matplotlib.use``, no change to
+``rcParams``, so rendering leaves no global state behind and is safe in a web worker. Chinese text
+uses Noto Sans CJK SC from the ``mplfonts`` dependency (:mod:`care.clinical.fonts`); digits and dates
+use matplotlib's bundled DejaVu Sans. SVG text is drawn as paths, so browsers need no font.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+
+from care.clinical.common import Label, Lang, format_number
+from care.clinical.fonts import cjk_font_path
+from care.clinical.trends import Trend
+
+ChartFormat = Literal["svg", "png"]
+
+LINE_COLOUR = "#1f5fa8"
+BAND_COLOUR = "#2e9d5b"
+FLAG_COLOURS = {"high": "#c0392b", "low": "#d68910", "normal": LINE_COLOUR}
+REFERENCE_LABEL = Label("参考范围", "Reference")
+
+
+@dataclass(frozen=True)
+class ChartSize:
+    """Size of a chart in inches and the raster resolution of PNGs."""
+
+    width: float = 6.4
+    height: float = 2.4
+    dpi: int = 150
+
+
+#: Charts for the web page.
+WEB_CHART = ChartSize()
+#: Charts for the PDF: half the A4 text width at 1:1, so the text stays legible in print.
+PDF_CHART = ChartSize(width=3.5, height=1.6, dpi=200)
+
+
+def _font(size: float) -> FontProperties:
+    return FontProperties(fname=str(cjk_font_path()), size=size)
+
+
+def _limits(values: list[float], low: float | None, high: float | None) -> tuple[float, float]:
+    """Return y limits showing every value and the edges of the reference band, with a margin."""
+    marks = [*values, *(edge for edge in (low, high) if edge is not None)]
+    bottom, top = min(marks), max(marks)
+    span = top - bottom or max(abs(top) * 0.1, 1.0)
+    return bottom - span * 0.15, top + span * 0.2
+
+
+def _x_limits(xs: list[float]) -> tuple[float, float]:
+    """Return x limits (ordinal days) with a margin; a single date gets half a year each side."""
+    if xs[0] == xs[-1]:
+        return xs[0] - 180, xs[0] + 180
+    pad = max(20.0, (xs[-1] - xs[0]) / 20)
+    return xs[0] - pad, xs[-1] + pad
+
+
+def _date_ticks(dates: list[date], left: float, right: float) -> tuple[list[float], list[str]]:
+    """Return tick positions and labels: 1 January of each year over long spans, else the dates."""
+    first, last = date.fromordinal(int(left) + 1), date.fromordinal(int(right))
+    if (last - first).days > 400:
+        years = [date(year, 1, 1) for year in range(first.year, last.year + 1)]
+        shown = [day for day in years if left <= day.toordinal() <= right]
+        shown = shown[:: max(1, -(-len(shown) // 8))]
+        return [float(day.toordinal()) for day in shown], [str(day.year) for day in shown]
+    distinct = sorted(set(dates))
+    shown = distinct[:: max(1, -(-len(distinct) // 6))]
+    return [float(day.toordinal()) for day in shown], [day.strftime("%Y-%m") for day in shown]
+
+
+def render_trend(
+    trend: Trend, *, lang: Lang = "zh", fmt: ChartFormat = "png", size: ChartSize | None = None
+) -> bytes:
+    """Return the chart of ``trend`` as SVG or PNG bytes.
+
+    The line joins the measurements in date order; points outside the reference range are drawn in
+    the flag's colour; the reference range (lab-printed or fallback) is shaded. Raises ValueError
+    for an unknown ``fmt``.
+    """
+    if fmt not in ("svg", "png"):
+        raise ValueError(f"unknown chart format {fmt!r} (svg or png)")
+    size = size or ChartSize()
+    figure = Figure(figsize=(size.width, size.height), dpi=size.dpi, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    text_font, small_font = _font(10), _font(8)
+
+    dates = [point.when for point in trend.points]
+    xs = [float(day.toordinal()) for day in dates]
+    values = [point.value for point in trend.points]
+    reference = trend.reference
+    low = None if reference is None else reference.low
+    high = None if reference is None else reference.high
+    bottom, top = _limits(values, low, high)
+    axes.set_ylim(bottom, top)
+
+    if reference is not None:
+        axes.axhspan(
+            low if low is not None else bottom,
+            high if high is not None else top,
+            color=BAND_COLOUR,
+            alpha=0.13,
+            linewidth=0,
+        )
+        band = f"{REFERENCE_LABEL.get(lang)} {reference.text(trend.decimals)}"
+        axes.set_title(band, fontproperties=small_font, loc="right", color=BAND_COLOUR)
+    axes.plot(xs, values, color=LINE_COLOUR, linewidth=1.6, zorder=3)
+    colours = [FLAG_COLOURS.get(flag or "normal", LINE_COLOUR) for flag in trend.point_flags()]
+    axes.scatter(xs, values, c=colours, s=22, zorder=4)
+    axes.annotate(
+        format_number(values[-1], trend.decimals),
+        (xs[-1], values[-1]),
+        textcoords="offset points",
+        xytext=(0, 7),
+        ha="center",
+        fontproperties=small_font,
+        color=colours[-1],
+    )
+    left, right = _x_limits(xs)
+    axes.set_xlim(left, right)
+    ticks, labels = _date_ticks(dates, left, right)
+    axes.set_xticks(ticks, labels=labels)
+
+    axes.set_title(f"{trend.name.get(lang)} ({trend.unit})", fontproperties=text_font, loc="left")
+    axes.tick_params(labelsize=8)
+    axes.grid(axis="y", color="#dddddd", linewidth=0.6)
+    for side in ("top", "right"):
+        axes.spines[side].set_visible(False)
+
+    out = io.BytesIO()
+    metadata: dict[str, str | None] = {"Date": None} if fmt == "svg" else {"Software": None}
+    figure.savefig(out, format=fmt, dpi=size.dpi, metadata=metadata)
+    return out.getvalue()
