@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -211,3 +212,15 @@ def _event(session: Session, services: BotServices, message: InboundMessage, pat
                              error_code=status or None, at=clock_of(session).now())
         return Reply()
     return Reply()
+
+
+RECEIPT_DAYS = 7
+
+
+def prune_receipts(session: Session, *, limit: int = 5000) -> int:
+    """Forget delivery claims older than a week (providers retry within minutes); return how many."""
+    cutoff = clock_of(session).now() - timedelta(days=RECEIPT_DAYS)
+    ids = list(session.scalars(select(InboundReceipt.id).where(InboundReceipt.received_at < cutoff).limit(limit)))
+    if ids:
+        session.execute(delete(InboundReceipt).where(InboundReceipt.id.in_(ids)))
+    return len(ids)

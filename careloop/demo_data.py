@@ -9,11 +9,13 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from care.followups import schedule_followup
 from care.identifiers import id_number_check_character
 from care.models import Patient
 from care.observations import record_observation
 from care.patients import EnrolmentRequest, enroll
 from security.audit import Actor
+from security.fields import clock_of
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = ["伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超",
@@ -66,13 +68,21 @@ HISTORY_SERIES = (
 )
 
 
+DEMO_FOLLOWUPS = ("phq9", "hypertension_followup", "diabetes_followup")
+
+
 def seed_demo_clinic(session: Session, *, actor: Actor, count: int = DEMO_PATIENTS) -> int:
-    """Enrol the demo patients with five yearly checkups each; does nothing if already seeded."""
+    """Enrol the demo patients with five yearly checkups each, and a few follow-ups due now.
+
+    The follow-ups go to the console channel in the demo (WeChat and SMS are not configured), so
+    the in-process worker invites those patients at once. Does nothing if already seeded.
+    """
     if session.scalar(select(func.count()).select_from(Patient)):
         return 0
     rng = random.Random(7)  # noqa: S311 - synthetic demo data, reproducible on purpose
-    this_year = datetime.now(UTC).year
-    for request in synthetic_patients(count):
+    now = clock_of(session).now()
+    this_year = now.year
+    for index, request in enumerate(synthetic_patients(count)):
         patient = enroll(session, request, actor=actor, look_up=False).patient
         for code, unit, mean, spread, drift in HISTORY_SERIES:
             start = rng.gauss(mean, spread / 2)
@@ -85,5 +95,8 @@ def seed_demo_clinic(session: Session, *, actor: Actor, count: int = DEMO_PATIEN
                     effective_at=when, source="demo", source_ref=f"demo-{request.card_no}-{year}", actor=actor,
                     audit=False,
                 )
+        if index < len(DEMO_FOLLOWUPS):
+            schedule_followup(session, patient, flow_id=DEMO_FOLLOWUPS[index], due_at=now, actor=actor,
+                              channel_order=["wechat", "sms", "console"], source="demo")
         session.flush()
     return count

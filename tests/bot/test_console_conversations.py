@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from bot.models import ConversationMessage, ConversationSession, InboundReceipt, OutboxMessage
+from bot.router import prune_receipts
 from bot.timers import due_timers
 from care.models import FlowResult, Observation, StaffTask
 from security.audit import AuditEntry
@@ -104,3 +105,14 @@ def test_silence_brings_a_neutral_reminder_then_expiry(db, make_patient, say_as,
     assert conversation.status == "ended"
     assert conversation.end_status == "expired"
     assert conversation.active_patient_id is None
+
+
+def test_old_delivery_claims_are_pruned(db, make_patient, say_as, clock):
+    patient = make_patient()
+    say_as(patient.card_no, "你好", key="old-1")
+    clock.advance(days=8)
+    say_as(patient.card_no, "你好", key="new-1")
+    assert prune_receipts(db) == 1
+    keys = set(db.scalars(select(InboundReceipt.provider_key)))
+    assert "old-1" not in keys
+    assert "new-1" in keys
