@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, jsonify
@@ -23,7 +24,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     if runtime is None:
         runtime = build_runtime(settings or Settings.from_environment())
     settings = runtime.settings
-    app = Flask("careloop", instance_relative_config=False)
+    app = Flask(__name__, root_path=str(Path(__file__).resolve().parent))
     secret = settings.secret_key or base64.b64encode(runtime.key_ring.purpose_key("flask-session")).decode()
     app.config.update(
         SECRET_KEY=secret,

@@ -15,6 +15,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from security.audit import AuditKeys
 from security.clock import Clock
 from security.crypto import FieldCipher
+from security.fields import track_loaded_records
 from security.keys import KeyRing
 from security.session import configure_factory
 
@@ -40,7 +41,7 @@ def make_engine(url: str, **options: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         engine = create_engine(url, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
@@ -67,6 +68,7 @@ class Database:
             # Tests: every session joins the test's outer transaction through savepoints.
             self.sessions = sessionmaker(bind=bind, expire_on_commit=False, join_transaction_mode="create_savepoint")
         configure_factory(self.sessions, cipher=self.cipher, audit_keys=self.audit_keys, clock=clock)
+        track_loaded_records(self.sessions)
 
     @property
     def dialect(self) -> str:
