@@ -92,20 +92,20 @@ def _cff_to_glyf(font: TTFont) -> None:
 
 @functools.lru_cache(maxsize=32)
 def _truetype_subset(characters: frozenset[str], name: str) -> bytes:
-    font = TTFont(str(cjk_font_path()), lazy=True)
     options = subset.Options()
     options.layout_features = []
     options.hinting = False
     options.desubroutinize = True
     options.notdef_outline = True
     options.name_IDs = [0, 1, 2, 3, 4, 5, 6, 13, 14]
-    subsetter = subset.Subsetter(options)
-    subsetter.populate(text="".join(sorted(characters)))
-    subsetter.subset(font)
-    _cff_to_glyf(font)
-    _rename(font, name)
-    out = io.BytesIO()
-    font.save(out)
+    with TTFont(str(cjk_font_path()), lazy=True) as font:
+        subsetter = subset.Subsetter(options)
+        subsetter.populate(text="".join(sorted(characters)))
+        subsetter.subset(font)
+        _cff_to_glyf(font)
+        _rename(font, name)
+        out = io.BytesIO()
+        font.save(out)
     return out.getvalue()
 
 

@@ -163,18 +163,23 @@ class _Shape:
     yearly: bool
 
 
-def _shape(points: Sequence[Point], tolerance: float) -> _Shape:
+def _shape(points: Sequence[Point], tolerance: float, decimals: int) -> _Shape:
     values = [p.value for p in points]
     if len(values) == 1:
         return _Shape("single", 0, values[0], "single", False)
-    signs = [_sign(b - a, tolerance) for a, b in zip(values, values[1:], strict=False)]
+
+    def step(a: float, b: float) -> float:
+        # Compare displayed values: 26.1 -> 25.9 is a change of exactly 0.2, not 0.2000000000000028.
+        return display_round(display_round(b, decimals) - display_round(a, decimals), decimals)
+
+    signs = [_sign(step(a, b), tolerance) for a, b in zip(values, values[1:], strict=False)]
     last = signs[-1]
     run = 0
     for sign in reversed(signs):
         if sign != last or sign == 0:
             break
         run += 1
-    net = _sign(values[-1] - values[0], tolerance)
+    net = _sign(step(values[0], values[-1]), tolerance)
     if run >= 2 or (run == 1 and len(signs) == 1):
         direction: Direction = "rising" if last > 0 else "falling"
         start = len(values) - 1 - run
@@ -281,7 +286,7 @@ def analyse(
     category = None
     if sex is not None or not _needs_sex(indicator.code, config):
         category = classify(indicator.code, latest, sex=sex, config=config)
-    shape = _shape(points, TOLERANCES[indicator.code])
+    shape = _shape(points, TOLERANCES[indicator.code], indicator.decimals)
     return Trend(
         code=indicator.code,
         name=indicator.name,
