@@ -33,6 +33,7 @@ from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate
 from reportlab.platypus.flowables import Flowable
 
 from care.clinical.advice import AdviceLine
+from care.clinical.charts import PDF_CHART, render_trend
 from care.clinical.common import DISCLAIMER, Label, Lang, format_number
 from care.clinical.fonts import truetype_subset
 from care.clinical.ranges import Flag
@@ -162,6 +163,11 @@ class ReportData:
     trend_lines: Sequence[Label] = field(default_factory=tuple)
 
 
+def chart_images(trends: Sequence[Trend], lang: Lang) -> list[ChartImage]:
+    """Render the PDF-sized PNG chart of each trend in ``lang``."""
+    return [ChartImage(trend.name, render_trend(trend, lang=lang, fmt="png", size=PDF_CHART)) for trend in trends]
+
+
 # --- layout: plain blocks ------------------------------------------------------------------------
 
 
@@ -271,7 +277,7 @@ def layout(data: ReportData) -> list[Block]:
                     T[key].get(lang) for key in ("item", "value", "unit", "reference", "flag", "category", "date")
                 ),
                 rows=tuple(rows),
-                widths=(0.22, 0.1, 0.13, 0.13, 0.1, 0.18, 0.14),
+                widths=(0.2, 0.09, 0.15, 0.13, 0.1, 0.19, 0.14),
                 colours=tuple(colours),
             )
         )
@@ -377,8 +383,15 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", "<br/>")
 
 
-def _styles(font: str) -> dict[str, ParagraphStyle]:
-    base = ParagraphStyle("body", fontName=font, fontSize=9.5, leading=13.5, wordWrap="CJK", alignment=TA_LEFT)
+BULLET = "•"
+
+
+def _styles(font: str, lang: Lang) -> dict[str, ParagraphStyle]:
+    # Chinese wraps between any two characters; English only between words.
+    wrap = "CJK" if lang == "zh" else None
+    base = ParagraphStyle(
+        "body", fontName=font, fontSize=9.5, leading=13.5, wordWrap=wrap, alignment=TA_LEFT, bulletFontName=font
+    )
     return {
         "body": base,
         "small": ParagraphStyle("small", parent=base, fontSize=8, leading=11, textColor=MUTED_COLOUR),
@@ -457,7 +470,7 @@ def _flowables(blocks: Sequence[Block], styles: dict[str, ParagraphStyle]) -> li
             story.append(_images(block))
         elif isinstance(block, Bullets):
             for text, source in block.items:
-                parts: list[Flowable] = [Paragraph(_escape(text), styles["bullet"], bulletText="•")]
+                parts: list[Flowable] = [Paragraph(_escape(text), styles["bullet"], bulletText=BULLET)]
                 if source:
                     parts.append(Paragraph(_escape(source), styles["source"]))
                 story.append(KeepTogether(parts))
@@ -472,7 +485,7 @@ def render_report(data: ReportData) -> bytes:
     lang = data.language
     footer = data.disclaimer.get(lang)
     page_label = T["page"].get(lang)
-    text = "".join(block_text(blocks)) + footer + page_label + data.clinic_name
+    text = "".join(block_text(blocks)) + footer + page_label + data.clinic_name + BULLET
 
     def on_page(canvas: Canvas, document: SimpleDocTemplate) -> None:
         canvas.saveState()
@@ -496,5 +509,5 @@ def render_report(data: ReportData) -> bytes:
             author=data.clinic_name,
             creator="Careloop",
         )
-        document.build(_flowables(blocks, _styles(font)), onFirstPage=on_page, onLaterPages=on_page)
+        document.build(_flowables(blocks, _styles(font, lang)), onFirstPage=on_page, onLaterPages=on_page)
     return out.getvalue()
