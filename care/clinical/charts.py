@@ -27,6 +27,8 @@ LINE_COLOUR = "#1f5fa8"
 BAND_COLOUR = "#2e9d5b"
 FLAG_COLOURS = {"high": "#c0392b", "low": "#d68910", "normal": LINE_COLOUR}
 REFERENCE_LABEL = Label("参考范围", "Reference")
+#: left, right, bottom, top margins in inches: room for tick labels and the title line.
+MARGINS_IN = (0.5, 0.15, 0.3, 0.3)
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,15 @@ def render_trend(
     if fmt not in ("svg", "png"):
         raise ValueError(f"unknown chart format {fmt!r} (svg or png)")
     size = size or ChartSize()
-    figure = Figure(figsize=(size.width, size.height), dpi=size.dpi, layout="constrained")
+    figure = Figure(figsize=(size.width, size.height), dpi=size.dpi)
     FigureCanvasAgg(figure)
+    # Fixed margins in inches (a layout engine would cost a second draw per chart).
+    figure.subplots_adjust(
+        left=MARGINS_IN[0] / size.width,
+        right=1 - MARGINS_IN[1] / size.width,
+        bottom=MARGINS_IN[2] / size.height,
+        top=1 - MARGINS_IN[3] / size.height,
+    )
     axes = figure.add_subplot()
     text_font, small_font = _font(10), _font(8)
 
@@ -137,6 +146,11 @@ def render_trend(
         axes.spines[side].set_visible(False)
 
     out = io.BytesIO()
-    metadata: dict[str, str | None] = {"Date": None} if fmt == "svg" else {"Software": None}
-    figure.savefig(out, format=fmt, dpi=size.dpi, metadata=metadata)
+    if fmt == "svg":
+        figure.savefig(out, format="svg", dpi=size.dpi, metadata={"Date": None})
+    else:
+        # Light compression: the PDF re-compresses the pixels anyway, and level 6 costs several ms.
+        figure.savefig(
+            out, format="png", dpi=size.dpi, metadata={"Software": None}, pil_kwargs={"compress_level": 1}
+        )
     return out.getvalue()

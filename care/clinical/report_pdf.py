@@ -444,13 +444,19 @@ def _grid(block: Grid, styles: dict[str, ParagraphStyle]) -> Table:
     return table
 
 
+def png_size(png: bytes) -> tuple[int, int]:
+    """Return ``(width, height)`` in pixels from a PNG's header; raise ValueError for other data."""
+    if not png.startswith(b"\x89PNG\r\n\x1a\n") or png[12:16] != b"IHDR":
+        raise ValueError("a chart image must be a PNG")
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
 def _images(block: Images) -> Table:
     width = CONTENT_WIDTH / 2 - 2 * mm
     cells: list[Flowable] = []
     for png in block.pngs:
-        image = Image(io.BytesIO(png))
-        scale = width / image.imageWidth
-        cells.append(Image(io.BytesIO(png), width=width, height=image.imageHeight * scale))
+        pixels_wide, pixels_high = png_size(png)
+        cells.append(Image(io.BytesIO(png), width=width, height=width * pixels_high / pixels_wide))
     rows = [cells[i : i + 2] + [Spacer(width, 1)] * (2 - len(cells[i : i + 2])) for i in range(0, len(cells), 2)]
     table = Table(rows, colWidths=[CONTENT_WIDTH / 2] * 2)
     table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("BOTTOMPADDING", (0, 0), (-1, -1), 4)]))

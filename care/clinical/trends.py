@@ -16,7 +16,7 @@ year, otherwise "N times in a row".
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
@@ -313,7 +313,7 @@ def _needs_sex(code: str, config: ClinicalConfig | None) -> bool:
 
 
 def analyse_all(
-    series_by_code: dict[str, Sequence[tuple[date, float]]],
+    series_by_code: Mapping[str, Sequence[tuple[date, float]]],
     *,
     sex: str | None = None,
     age: float | None = None,

@@ -220,3 +220,9 @@ def test_font_registry_stays_bounded() -> None:
     ours = [name for name in pdfmetrics.getRegisteredFontNames() if name.startswith("CareloopCJK-")]
     assert len(ours) <= 8
     assert len(report_pdf._REGISTERED) <= 8  # noqa: SLF001 - the bound is the behaviour under test
+
+
+def test_charts_must_be_png() -> None:
+    assert report_pdf.png_size(chart_images([analyse_all(history())[0]], "zh")[0].png) == (700, 320)
+    with pytest.raises(ValueError, match="must be a PNG"):
+        report_pdf.png_size(b"GIF89a....")
