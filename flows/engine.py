@@ -284,14 +284,21 @@ class Run:
     def advance(self, node_id: str | None) -> None:
         """Run nodes from ``node_id`` until one waits for the patient or the flow ends."""
         nodes = self.definition.nodes
+        said = len(self.outputs)
+        logged = len(self.events)
         visits = 0
         while node_id is not None and not self.ended:
             visits += 1
             node = nodes.get(node_id)
             if node is None or visits > MAX_VISITS:
                 reason = f"no node '{node_id}'" if node is None else "the flow went round without asking anything"
-                self.error(node_id, reason)
-                self._hand_off(node_id, "flow_error", "staff.flow_error", priority="high")
+                if node is not None:
+                    # Do not send the patient what a runaway loop produced.
+                    del self.outputs[said:]
+                    looped = [event for event in self.events[logged:] if not isinstance(event, MsgCreated)]
+                    self.events[logged:] = looped
+                self.error(str(node_id), reason)
+                self._hand_off(str(node_id), "flow_error", "staff.flow_error", priority="high")
                 return
             if isinstance(node, QuestionNode):
                 self._ask(node, purpose="question")

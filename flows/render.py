@@ -139,9 +139,9 @@ def _speakable(text: str, lang: str) -> str:
         text = _PROGRESS.sub(lambda m: f"第{m.group(1)}题，共{m.group(2)}题。", text)
         text = _PAIR.sub(lambda m: f"{m.group(1)}，{m.group(2)}", text)
     else:
-        text = _PROGRESS.sub(lambda m: f"Question {m.group(1)} of {m.group(2)}. ", text)
+        text = _PROGRESS.sub(lambda m: f"Question {m.group(1)} of {m.group(2)}.", text)
         text = _PAIR.sub(lambda m: f"{m.group(1)} over {m.group(2)}", text)
-    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+    return " ".join(text.split())
 
 
 def _voice_question(output: QuestionOutput, lang: str) -> RenderedPrompt:

@@ -22,7 +22,7 @@ from typing import Any
 
 from flows.answers.base import Accepted, AnswerContext, AnswerType, Rejected, register
 from flows.answers.number import format_number
-from flows.answers.readings import find_bp, find_glucose, mentions_bp, mentions_glucose, prepare
+from flows.answers.readings import PULSE_WORD, find_bp, find_glucose, mentions_bp, mentions_glucose, prepare
 from flows.reader import Reader
 
 KINDS = ("bp", "glucose")
@@ -60,7 +60,7 @@ class ReadingAnswer(AnswerType):
                 return Rejected("bp_out_of_range", "invalid.bp_range")
             if bp is not None and (mentions_bp(prepared) or not mentions_glucose(prepared)):
                 extra.update({"sbp": bp.sbp, "dbp": bp.dbp, "pulse": bp.pulse})
-                rest = prepared[: bp.span[0]] + " " + prepared[bp.span[1] :]
+                rest = PULSE_WORD.sub(" ", prepared[: bp.span[0]] + " " + prepared[bp.span[1] :])
             elif mentions_bp(prepared) and not mentions_glucose(prepared):
                 return Rejected("not_a_bp", "invalid.bp")
         if "glucose" in self.kinds and (mentions_glucose(rest) or (self.kinds == ("glucose",) and not extra)):

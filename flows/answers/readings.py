@@ -30,7 +30,7 @@ _PAIR = re.compile(
 )
 _SBP_WORD = re.compile(r"(?:高压|收缩压|上压|sbp|systolic|top)\D{0,6}?(\d{2,3})(?![\d.])")
 _DBP_WORD = re.compile(r"(?:低压|舒张压|下压|dbp|diastolic|bottom)\D{0,6}?(\d{2,3})(?![\d.])")
-_PULSE_WORD = re.compile(r"(?:心率|脉搏|脉率|pulse|heart rate|hr)\D{0,6}?(\d{2,3})(?![\d.])")
+PULSE_WORD = re.compile(r"(?:心率|脉搏|脉率|pulse|heart rate|hr)\D{0,6}?(\d{2,3})(?![\d.])")
 _INTEGER = re.compile(r"(?<![\d.])\d{2,3}(?![\d.])")
 _BP_WORDS = re.compile(r"血压|高压|低压|收缩压|舒张压|上压|下压|\bbp\b|blood pressure|mmhg|systolic|diastolic")
 _GLUCOSE_WORDS = re.compile(r"血糖|glucose|sugar|\bbg\b|空腹|餐后|饭后|餐前|饭前|mmol|mg/dl|\bmg\b|fasting")
@@ -100,7 +100,7 @@ def find_bp(prepared: str) -> BloodPressure | str | None:
             sbp, dbp = int(high.group(1)), int(low.group(1))
             span = (min(high.start(), low.start()), max(high.end(), low.end()))
         else:
-            without_pulse = _PULSE_WORD.sub(" ", prepared)
+            without_pulse = PULSE_WORD.sub(" ", prepared)
             numbers = _INTEGER.findall(without_pulse)
             leftover = _SEPARATOR_CHARS.sub("", _INTEGER.sub("", without_pulse))
             if len(numbers) == 2 and (not leftover or mentions_bp(prepared)):
@@ -109,7 +109,7 @@ def find_bp(prepared: str) -> BloodPressure | str | None:
     if sbp is None or dbp is None:
         return None
     if pulse is None:
-        found = _PULSE_WORD.search(prepared)
+        found = PULSE_WORD.search(prepared)
         pulse = int(found.group(1)) if found else None
     if not (SBP_RANGE[0] <= sbp <= SBP_RANGE[1] and DBP_RANGE[0] <= dbp <= DBP_RANGE[1] and sbp > dbp):
         return "range"
