@@ -236,6 +236,7 @@ class Run:
     """
 
     __slots__ = (
+        "_categories",
         "_evaluator",
         "_names",
         "_now_iso",
@@ -261,6 +262,7 @@ class Run:
         self.ended = False
         self._now_iso = now.isoformat()
         self._names: dict[str, Any] | None = None
+        self._categories: dict[str, Any] = {}
         self._evaluator: Evaluator | None = None
         self._results_copied = False
         state["updated_at"] = self._now_iso
@@ -331,7 +333,10 @@ class Run:
             entry["extra"] = extra
         self._set_result(node.result, entry)
         kept = normalize(text)[:MAX_INPUT_KEPT]
-        self.emit(ResultSaved(node.result, value, category, label, node.code, unit, node.id, kept, extra))
+        # The event gets its own copies: the state and the event must not share anything mutable.
+        saved_value = list(value) if isinstance(value, list) else value
+        saved_extra = dict(extra) if extra is not None else None
+        self.emit(ResultSaved(node.result, saved_value, category, label, node.code, unit, node.id, kept, saved_extra))
         self.advance(node.next_id)
 
     def _reject(self, node: QuestionNode, rejected: Rejected) -> None:
@@ -447,13 +452,17 @@ class Run:
         if self._evaluator is None:
             self._evaluator = Evaluator()
         names = self._expression_names()
+        # ``extra`` names (``value`` in bands) are reserved: no result or fact can be hidden by them.
         if extra:
-            names = {**names, **extra}
+            names.update(extra)
         try:
             return True, self._evaluator.evaluate(expression, names)
         except ExpressionError as failure:
             self.error(node_id, f"{expression.source[:80]}: {failure}")
             return False, None
+        finally:
+            for key in extra or ():
+                names.pop(key, None)
 
     def is_true(self, node_id: str, expression: Expression, extra: Mapping[str, Any] | None = None) -> bool:
         """Return whether ``expression`` is true (a failing expression counts as false)."""
@@ -485,8 +494,9 @@ class Run:
             disclaimer = None
             if node.disclaimer and self.definition.disclaimer is not None:
                 disclaimer = self.fill(self.definition.disclaimer)
+            shown = list(clean) if isinstance(clean, list) else clean
             self.emit(
-                ResultSaved(node.result, clean, category, label, node.code, node.unit, node.id, None, None, disclaimer)
+                ResultSaved(node.result, shown, category, label, node.code, node.unit, node.id, None, None, disclaimer)
             )
 
     def set_profile(self, field: str, value: Any) -> None:
@@ -568,7 +578,10 @@ class Run:
             self.state["results"] = dict(self.state["results"])
             self._results_copied = True
         self.state["results"][name] = entry
-        self._names = None
+        names = self._names
+        if names is not None:
+            names[name] = self._expression_value(name, entry.get("value"), entry.get("extra"))
+            self._categories[name] = entry.get("category")
 
     def _classify(self, node_id: str, bands: tuple[Band, ...], value: Any) -> Band | None:
         number = isinstance(value, int | float) and not isinstance(value, bool)
@@ -597,7 +610,7 @@ class Run:
             state = self.state
             facts = self.facts
             names = dict.fromkeys(definition.result_names)
-            categories: dict[str, Any] = {}
+            categories = self._categories = {}
             for name, entry in state["results"].items():
                 names[name] = self._expression_value(name, entry.get("value"), entry.get("extra"))
                 categories[name] = entry.get("category")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -348,19 +349,23 @@ class _Evaluator(simpleeval.SimpleEval):  # type: ignore[misc]
         return _guard(FUNCTIONS[node.func.id](*(self._eval(argument) for argument in node.args)))
 
 
+_PER_THREAD = threading.local()
+
+
 class Evaluator:
-    """Evaluate checked expressions against a set of names. One per step; not shared between threads."""
+    """Evaluate checked expressions against a set of names.
 
-    __slots__ = ("_inner",)
+    The simpleeval machinery behind it is built once per thread and reused (it keeps no state between
+    evaluations but the names, which each evaluation sets).
+    """
 
-    def __init__(self) -> None:
-        self._inner: _Evaluator | None = None
+    __slots__ = ()
 
     def evaluate(self, expression: Expression, names: Mapping[str, Any]) -> Any:
         """Return the value of ``expression``; raise :class:`ExpressionError` if it fails for any reason."""
-        if self._inner is None:
-            self._inner = _Evaluator()
-        inner = self._inner
+        inner: _Evaluator | None = getattr(_PER_THREAD, "evaluator", None)
+        if inner is None:
+            inner = _PER_THREAD.evaluator = _Evaluator()
         inner.names = names
         try:
             return _guard(inner.eval(expression.source, previously_parsed=expression.tree))

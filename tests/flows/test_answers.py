@@ -11,7 +11,7 @@ from flows.definition import parse_flow
 from flows.nodes.question import QuestionNode
 from tests.flows.helpers import NOW
 
-FREQUENCY = [
+FREQUENCY: list[dict[str, Any]] = [
     {"key": "not_at_all", "value": 0, "label": {"zh": "完全不会", "en": "Not at all"},
      "synonyms": {"zh": ["没有", "不会"], "en": ["never"]}},
     {"key": "several_days", "value": 1, "label": {"zh": "好几天", "en": "Several days"},

@@ -97,3 +97,10 @@ def test_start_names_the_first_node() -> None:
     with pytest.raises(FlowValidationError) as missing:
         load_flow(SMALL.replace("version: 2", "version: 2\nstart: nowhere"))
     assert [problem.kind for problem in missing.value.problems] == ["unknown_target"]
+
+
+def test_the_first_flow_in_the_docs_is_valid() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "flows.md").read_text(encoding="utf-8")
+    example = docs.split("## A first flow", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    definition = load_flow(example)
+    assert (definition.id, definition.order) == ("flu_vaccine", ("ask", "route", "offer", "thanks"))

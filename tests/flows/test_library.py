@@ -218,7 +218,9 @@ def test_an_unanswered_flow_is_reminded_then_expires(library: FlowLibrary, flow_
     assert definition.reminder_max >= 1
     for count in range(1, definition.reminder_max + 1):
         reminded = talk.timer("reminder")
-        assert [output.notice for output in reminded.outputs] == ["Hello, we are still waiting for your reply."]
+        assert [getattr(output, "notice", None) for output in reminded.outputs] == [
+            "Hello, we are still waiting for your reply."
+        ]
         assert reminded.outputs[0].text == asked.text
         assert talk.state["reminder_count"] == count
     assert talk.state["wait_until"] is None
