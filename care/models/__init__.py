@@ -1,6 +1,14 @@
 """The record's SQLAlchemy models (importing this registers every table on the shared metadata)."""
 
+from care.models.api_keys import SourceApiKey
 from care.models.base import Base, Timestamped
+from care.models.clinical import (
+    AdviceOverride,
+    CheckupReport,
+    RiskAssessment,
+    StageSummaryRecord,
+    TagReevaluation,
+)
 from care.models.engagement import (
     FlowResult,
     FollowUp,
@@ -28,6 +36,7 @@ from security.crypto import DataKey
 
 __all__ = [
     "PROFILE_SECTIONS",
+    "AdviceOverride",
     "AuditChainHead",
     "AuditEntry",
     "Base",
@@ -35,12 +44,17 @@ __all__ = [
     "CardStatus",
     "Channel",
     "ChannelConsent",
+    "CheckupReport",
     "DataKey",
     "FlowResult",
     "FollowUp",
     "FollowUpStatus",
     "PatientTag",
     "Recording",
+    "RiskAssessment",
+    "SourceApiKey",
+    "StageSummaryRecord",
+    "TagReevaluation",
     "StaffTask",
     "TaskPriority",
     "TaskStatus",

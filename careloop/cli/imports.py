@@ -1,4 +1,4 @@
-"""``careloop import patients FILE...`` (and the ``import`` group that report import joins)."""
+"""``careloop import patients FILE...`` and ``careloop import reports FILE...``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,14 @@ from pathlib import Path
 import click
 
 from care.imports.patients import PATIENT_TEMPLATE, PatientImport, batches
+from care.imports.report_formats import (
+    ParseContext,
+    ReportFileError,
+    ReportSource,
+    UnknownFormatError,
+    format_for_path,
+)
+from care.imports.reports import ReportImport
 from care.imports.tabular import TemplateError, read_rows
 from careloop.cli.base import CliContext, main, pass_cli, progress_enabled
 from security.audit import log
@@ -56,4 +64,57 @@ def import_patients(cli: CliContext, files: tuple[Path, ...]) -> None:
             click.echo(f"  {path.name}: {row_problem}", err=True)
         any_rejected = any_rejected or bool(tally.rejected)
     if failed_files or any_rejected:
+        raise click.exceptions.Exit(1)
+
+
+@import_group.command(name="reports")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--source", "source_name", default="file", show_default=True, metavar="NAME",
+              help="The system the reports come from; a report id is unique per source.")
+@pass_cli
+def import_reports(cli: CliContext, files: tuple[Path, ...], source_name: str) -> None:
+    """Import checkup and lab results: .xlsx/.csv (results template), HL7 v2 ORU^R01 (.hl7), FHIR R4 Bundle (.json).
+
+    Idempotent by report id: importing a report again replaces its results, never duplicates them.
+    A report with any bad row is refused whole (each bad row is named); a file imports its good reports.
+    """
+    runtime = cli.runtime()
+    failed = False
+    for path in files:
+        if not path.is_file():
+            click.echo(f"{path}: no such file", err=True)
+            failed = True
+            continue
+        try:
+            fmt = format_for_path(path)
+        except UnknownFormatError as problem:
+            click.echo(f"{path}: {problem}", err=True)
+            failed = True
+            continue
+        job = ReportImport(source=source_name, fmt=fmt, actor=cli.actor)
+        context = ParseContext(today=runtime.clock.now().date())
+        try:
+            with click.progressbar(length=0, label=path.name, file=None, hidden=not progress_enabled(),
+                                   show_pos=True) as bar:
+                for chunk in job.reports(ReportSource.from_path(path), context):
+                    with runtime.db.unit_of_work() as session:
+                        job.process(session, chunk)
+                    bar.update(sum(report.rows for report in chunk))
+        except ReportFileError as problem:
+            # Reports already committed stay (each one whole); the rest of the file is not read.
+            click.echo(f"{path}: {problem}", err=True)
+            failed = True
+        tally = job.tally
+        with runtime.db.unit_of_work() as session:
+            log(session, actor=cli.actor, action="import.reports", resource_type="file",
+                details={"format": fmt.name, "source": source_name, "patients": len(tally.patients),
+                         **{f"reports_{name}": count for name, count in tally.reports.to_dict().items()},
+                         **{f"rows_{name}": count for name, count in tally.rows.to_dict().items()}})
+        click.echo(f"{path}: reports: {tally.reports}; rows: {tally.rows}")
+        for report_problem in tally.problems:
+            click.echo(f"  {path.name}: {report_problem}", err=True)
+        if tally.problems_not_kept:
+            click.echo(f"  {path.name}: ... and {tally.problems_not_kept} more problems", err=True)
+        failed = failed or tally.reports.rejected > 0
+    if failed:
         raise click.exceptions.Exit(1)

@@ -130,6 +130,23 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name=op.f("uq_roles_name")),
     )
     op.create_table(
+        "source_api_keys",
+        sa.Column("key_id", sa.String(length=16), nullable=False),
+        sa.Column("source_name", sa.String(length=64), nullable=False),
+        sa.Column("key_mac", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("created_by", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_source_api_keys")),
+        sa.UniqueConstraint("key_id", name=op.f("uq_source_api_keys_key_id")),
+        sa.UniqueConstraint("key_mac", name=op.f("uq_source_api_keys_key_mac")),
+    )
+    with op.batch_alter_table("source_api_keys", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_source_api_keys_source_name"), ["source_name"], unique=False)
+
+    op.create_table(
         "unknown_senders",
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("address_index", sa.LargeBinary(length=32), nullable=False),
@@ -137,6 +154,22 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_unknown_senders")),
         sa.UniqueConstraint("channel", "address_index", name=op.f("uq_unknown_senders_channel_address_index")),
+    )
+    op.create_table(
+        "advice_overrides",
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("line_id", sa.String(length=64), nullable=False),
+        sa.Column("suppressed", sa.Boolean(), nullable=False),
+        sa.Column("updated_by", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("text", sa.LargeBinary(), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["patient_id"], ["patients.id"], name=op.f("fk_advice_overrides_patient_id_patients"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_advice_overrides")),
+        sa.UniqueConstraint("patient_id", "line_id", name=op.f("uq_advice_overrides_patient_id_line_id")),
     )
     op.create_table(
         "binding_codes",
@@ -214,6 +247,31 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("channel_consents", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_channel_consents_patient_id"), ["patient_id"], unique=False)
+
+    op.create_table(
+        "checkup_reports",
+        sa.Column("source", sa.String(length=64), nullable=False),
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("report_date", sa.Date(), nullable=False),
+        sa.Column("format", sa.String(length=16), nullable=False),
+        sa.Column("result_count", sa.Integer(), nullable=False),
+        sa.Column("skipped_count", sa.Integer(), nullable=False),
+        sa.Column("content_mac", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("import_count", sa.Integer(), nullable=False),
+        sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("report_ref", sa.LargeBinary(), nullable=False),
+        sa.Column("report_ref_bidx", sa.LargeBinary(length=32), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["patient_id"], ["patients.id"], name=op.f("fk_checkup_reports_patient_id_patients"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_checkup_reports")),
+        sa.UniqueConstraint("source", "report_ref_bidx", name=op.f("uq_checkup_reports_source_report_ref_bidx")),
+    )
+    with op.batch_alter_table("checkup_reports", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_checkup_reports_patient_id"), ["patient_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_checkup_reports_report_ref_bidx"), ["report_ref_bidx"], unique=False)
 
     op.create_table(
         "conversation_messages",
@@ -450,6 +508,27 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_recordings_session_id"), ["session_id"], unique=False)
 
     op.create_table(
+        "risk_assessments",
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("model", sa.String(length=32), nullable=False),
+        sa.Column("assessed_on", sa.Date(), nullable=False),
+        sa.Column("rule_pack", sa.String(length=64), nullable=False),
+        sa.Column("missing", sa.JSON(), nullable=False),
+        sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("value", sa.LargeBinary(), nullable=True),
+        sa.Column("category", sa.LargeBinary(), nullable=False),
+        sa.Column("inputs", sa.LargeBinary(), nullable=True),
+        sa.Column("result", sa.LargeBinary(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["patient_id"], ["patients.id"], name=op.f("fk_risk_assessments_patient_id_patients"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_risk_assessments")),
+        sa.UniqueConstraint(
+            "patient_id", "model", "assessed_on", name=op.f("uq_risk_assessments_patient_id_model_assessed_on")
+        ),
+    )
+    op.create_table(
         "staff_tasks",
         sa.Column("patient_id", sa.Uuid(), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
@@ -473,6 +552,21 @@ def upgrade() -> None:
         batch_op.create_index("ix_staff_tasks_status_priority", ["status", "priority", "created_at"], unique=False)
 
     op.create_table(
+        "tag_reevaluations",
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("reason", sa.String(length=32), nullable=False),
+        sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["patient_id"], ["patients.id"], name=op.f("fk_tag_reevaluations_patient_id_patients"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tag_reevaluations")),
+        sa.UniqueConstraint("patient_id", name=op.f("uq_tag_reevaluations_patient_id")),
+    )
+    with op.batch_alter_table("tag_reevaluations", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_tag_reevaluations_requested_at"), ["requested_at"], unique=False)
+
+    op.create_table(
         "users",
         sa.Column("email", sa.String(length=254), nullable=False),
         sa.Column("display_name", sa.String(length=128), nullable=False),
@@ -493,16 +587,49 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("email", name=op.f("uq_users_email")),
     )
+    op.create_table(
+        "stage_summaries",
+        sa.Column("summary_id", sa.Uuid(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("period_start", sa.Date(), nullable=False),
+        sa.Column("period_end", sa.Date(), nullable=False),
+        sa.Column("created_by", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("signed_by", sa.Uuid(), nullable=True),
+        sa.Column("signed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("content", sa.LargeBinary(), nullable=False),
+        sa.Column("conclusion", sa.LargeBinary(), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["patient_id"], ["patients.id"], name=op.f("fk_stage_summaries_patient_id_patients"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(["signed_by"], ["users.id"], name=op.f("fk_stage_summaries_signed_by_users")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_stage_summaries")),
+        sa.UniqueConstraint("summary_id", "version", name=op.f("uq_stage_summaries_summary_id_version")),
+    )
+    with op.batch_alter_table("stage_summaries", schema=None) as batch_op:
+        batch_op.create_index("ix_stage_summaries_patient_period", ["patient_id", "period_end"], unique=False)
 
 
 def downgrade() -> None:
 
+    with op.batch_alter_table("stage_summaries", schema=None) as batch_op:
+        batch_op.drop_index("ix_stage_summaries_patient_period")
+
+    op.drop_table("stage_summaries")
     op.drop_table("users")
+    with op.batch_alter_table("tag_reevaluations", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_tag_reevaluations_requested_at"))
+
+    op.drop_table("tag_reevaluations")
     with op.batch_alter_table("staff_tasks", schema=None) as batch_op:
         batch_op.drop_index("ix_staff_tasks_status_priority")
         batch_op.drop_index(batch_op.f("ix_staff_tasks_patient_id"))
 
     op.drop_table("staff_tasks")
+    op.drop_table("risk_assessments")
     with op.batch_alter_table("recordings", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_recordings_session_id"))
         batch_op.drop_index(batch_op.f("ix_recordings_patient_id"))
@@ -552,6 +679,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_conversation_messages_patient_time")
 
     op.drop_table("conversation_messages")
+    with op.batch_alter_table("checkup_reports", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_checkup_reports_report_ref_bidx"))
+        batch_op.drop_index(batch_op.f("ix_checkup_reports_patient_id"))
+
+    op.drop_table("checkup_reports")
     with op.batch_alter_table("channel_consents", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_channel_consents_patient_id"))
 
@@ -569,7 +701,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_binding_codes_openid_bidx"))
 
     op.drop_table("binding_codes")
+    op.drop_table("advice_overrides")
     op.drop_table("unknown_senders")
+    with op.batch_alter_table("source_api_keys", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_source_api_keys_source_name"))
+
+    op.drop_table("source_api_keys")
     op.drop_table("roles")
     op.drop_table("provider_credentials")
     with op.batch_alter_table("patients", schema=None) as batch_op:

@@ -1,0 +1,248 @@
+"""The results template (CONTRACT.md "Results"): .xlsx or .csv, one row per result, English or Chinese headers.
+
+    card_no 卡号 | report_id 报告编号 | date 检查日期 | code 指标代码 | value 结果 | unit 单位
+    T0000001    | R2024-0001        | 2024-03-05   | sbp          | 146        | mmHg
+    T0000001    | R2024-0001        | 2024-03-05   | 2093-3       | 201        | mg/dL
+
+The rows of one report need not be adjacent. The file is read twice, streaming: the first pass
+checks every row and notes, per report id, its card, its last row and whether any row is bad; the
+second pass gathers the rows of each good report and hands the report over once its last row is
+read. Memory therefore holds one entry per report id plus the rows of reports still open (none
+beyond the current one when a file is sorted by report).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, ClassVar
+
+from care.imports.report_formats.base import (
+    Columns,
+    ParseContext,
+    ParsedReport,
+    PatientRef,
+    ReportFileError,
+    ReportFormat,
+    ReportProblem,
+    ReportSource,
+    convert,
+    patient_ref,
+    register,
+)
+from care.imports.tabular import Column, Row, Template, TemplateError, read_rows_from
+
+RESULT_TEMPLATE = Template(
+    "results",
+    (
+        Column("card_no", "card_no", "卡号", True),
+        Column("report_id", "report_id", "报告编号", True),
+        Column("date", "date", "检查日期", True),
+        Column("code", "code", "指标代码", True),
+        Column("value", "value", "结果", True),
+        Column("unit", "unit", "单位", True),
+    ),
+)
+COLUMNS = Columns(code="code", value="value", unit="unit")
+MAX_REPORT_ID = 128
+
+
+def _text(raw: Any) -> str:
+    """A cell as text: whole numbers without ``.0`` (an id typed as a number), dates in ISO form."""
+    if raw is None:
+        return ""
+    if isinstance(raw, float) and raw.is_integer():
+        return str(int(raw))
+    if isinstance(raw, datetime):
+        return raw.date().isoformat()
+    if isinstance(raw, date):
+        return raw.isoformat()
+    return str(raw).strip()
+
+
+def _day(raw: Any) -> date | str:
+    """Return the row's date, or why it is not one."""
+    if isinstance(raw, datetime):
+        return raw.date()
+    if isinstance(raw, date):
+        return raw
+    text = _text(raw)
+    if not text:
+        return "is required"
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return f"{text[:40]!r} is not a date in YYYY-MM-DD form"
+
+
+@dataclass
+class _Checked:
+    """One row after checking: its report, card, date and result, or its problems."""
+
+    report_id: str
+    card: PatientRef | None
+    day: date | None
+    report: ParsedReport
+
+
+def _check(row: Row, context: ParseContext) -> _Checked:
+    where = f"row {row.number}"
+    values = row.values
+    scratch = ParsedReport(report_ref=None, where=where, rows=1)
+    report_id = _text(values.get("report_id"))
+    if not report_id:
+        scratch.refuse(where, "report_id", "is required")
+    elif len(report_id) > MAX_REPORT_ID:
+        scratch.refuse(where, "report_id", f"is longer than {MAX_REPORT_ID} characters")
+    card_text = _text(values.get("card_no"))
+    card: PatientRef | None = None
+    if not card_text:
+        scratch.refuse(where, "card_no", "is required")
+    else:
+        found = patient_ref("card_no", card_text, where, "card_no")
+        if isinstance(found, str):
+            scratch.refuse(where, "card_no", found)
+        else:
+            card = found
+    day = _day(values.get("date"))
+    if isinstance(day, str):
+        scratch.refuse(where, "date", day)
+        checked_day: date | None = None
+    else:
+        reason = context.check_day(day)
+        if reason is not None:
+            scratch.refuse(where, "date", reason)
+        checked_day = day
+    line = convert(
+        scratch, _text(values.get("code")), values.get("value"), _text(values.get("unit")),
+        checked_day or context.today, where, COLUMNS,
+    )
+    if line is not None:
+        scratch.results.append(line)
+    return _Checked(report_id, card, checked_day, scratch)
+
+
+@dataclass
+class _ReportIndex:
+    """What the first pass learns about one report id."""
+
+    first_row: int
+    last_row: int
+    rows: int = 0
+    card: PatientRef | None = None
+    problems: list[ReportProblem] = field(default_factory=list)
+
+
+@dataclass
+class _Open:
+    """A good report whose rows are being gathered in the second pass."""
+
+    report: ParsedReport
+    last_row: int
+    days: list[date] = field(default_factory=list)
+
+
+class _TabularFormat(ReportFormat):
+    kind: ClassVar[str]
+
+    def _rows(self, source: ReportSource) -> Iterator[Row]:
+        with source.open() as handle:
+            try:
+                yield from read_rows_from(handle, self.kind, RESULT_TEMPLATE, name=source.name)
+            except TemplateError as problem:
+                raise ReportFileError(str(problem)) from problem
+
+    def reports(self, source: ReportSource, context: ParseContext) -> Iterator[ParsedReport]:
+        """Check every row (first pass), then yield each report whole (second pass)."""
+        index: dict[str, _ReportIndex] = {}
+        for row in self._rows(source):
+            checked = _check(row, context)
+            if not checked.report_id:
+                # A row without a report id belongs to no report: it is refused on its own.
+                yield checked.report
+                continue
+            entry = index.get(checked.report_id)
+            if entry is None:
+                entry = index[checked.report_id] = _ReportIndex(first_row=row.number, last_row=row.number)
+            entry.last_row = row.number
+            entry.rows += 1
+            entry.problems.extend(checked.report.problems)
+            if checked.card is not None:
+                if entry.card is None:
+                    entry.card = checked.card
+                elif entry.card.value != checked.card.value:
+                    entry.problems.append(
+                        ReportProblem(
+                            f"row {row.number}", "card_no",
+                            f"report {checked.report_id!r} belongs to card {entry.card.value} ({entry.card.where})",
+                        )
+                    )
+        yield from self._second_pass(source, context, index)
+
+    def _second_pass(
+        self, source: ReportSource, context: ParseContext, index: dict[str, _ReportIndex]
+    ) -> Iterator[ParsedReport]:
+        open_reports: dict[str, _Open] = {}
+        for row in self._rows(source):
+            report_id = _text(row.values.get("report_id"))
+            entry = index.get(report_id)
+            if entry is None:
+                continue  # refused in the first pass (no report id)
+            if row.number == entry.last_row and entry.problems:
+                yield _refused(report_id, entry)
+                continue
+            if entry.problems:
+                continue
+            gathering = open_reports.get(report_id)
+            if gathering is None:
+                where = f"rows {entry.first_row}-{entry.last_row}" if entry.rows > 1 else f"row {entry.first_row}"
+                report = ParsedReport(
+                    report_ref=report_id, where=where, patients=[entry.card] if entry.card else [], rows=entry.rows
+                )
+                gathering = open_reports[report_id] = _Open(report, entry.last_row)
+            checked = _check(row, context)
+            if checked.report.problems or checked.day is None:
+                raise ReportFileError(f"{source.name} changed while it was being imported; import it again")
+            gathering.report.results.extend(checked.report.results)
+            gathering.days.append(checked.day)
+            if row.number == gathering.last_row:
+                del open_reports[report_id]
+                if len(gathering.report.results) != entry.rows:
+                    raise ReportFileError(f"{source.name} changed while it was being imported; import it again")
+                gathering.report.report_date = min(gathering.days)
+                yield gathering.report
+        if open_reports:
+            raise ReportFileError(f"{source.name} changed while it was being imported; import it again")
+
+
+def _refused(report_id: str, entry: _ReportIndex) -> ParsedReport:
+    where = f"rows {entry.first_row}-{entry.last_row}" if entry.rows > 1 else f"row {entry.first_row}"
+    report = ParsedReport(report_ref=report_id, where=where, rows=entry.rows)
+    report.problems.extend(entry.problems)
+    return report
+
+
+@register
+class XlsxFormat(_TabularFormat):
+    """The results template as an Excel workbook (first sheet)."""
+
+    name = "xlsx"
+    title = "Excel workbook (.xlsx)"
+    kind = "xlsx"
+    suffixes = (".xlsx",)
+    media_types = ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",)
+
+
+@register
+class CsvFormat(_TabularFormat):
+    """The results template as CSV (UTF-8)."""
+
+    name = "csv"
+    title = "CSV (UTF-8)"
+    kind = "csv"
+    suffixes = (".csv",)
+    media_types = ("text/csv",)
+
+
+__all__ = ["RESULT_TEMPLATE", "CsvFormat", "XlsxFormat"]

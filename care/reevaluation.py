@@ -1,0 +1,63 @@
+"""The queue of patients whose tag rules must be evaluated again (new results, new answers).
+
+Tag rules are edge-triggered over patient facts (DESIGN.md, "What comes next: Automation"): when a
+fact changes, the patient is marked here, in the same transaction as the change; the rule engine
+(a worker job of the automation issue) claims marked patients in ``requested_at`` order, evaluates
+their rules and clears the mark, unless the patient was marked again meanwhile.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from care.models import TagReevaluation
+from security.fields import clock_of
+
+#: Patients per statement (well under every engine's parameter limit).
+CHUNK = 500
+MAX_REASON = 32
+
+
+def request_tag_reevaluation(session: Session, patient_ids: Iterable[uuid.UUID], *, reason: str) -> int:
+    """Mark the patients for re-evaluation (a newer mark moves ``requested_at`` forward); return how many."""
+    ids = list(dict.fromkeys(patient_ids))
+    if not ids:
+        return 0
+    now = clock_of(session).now()
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    for start in range(0, len(ids), CHUNK):
+        rows = [
+            {"id": uuid.uuid4(), "patient_id": patient_id, "reason": reason[:MAX_REASON], "requested_at": now}
+            for patient_id in ids[start : start + CHUNK]
+        ]
+        statement = insert(TagReevaluation).values(rows)
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[TagReevaluation.patient_id],
+                set_={"reason": statement.excluded.reason, "requested_at": statement.excluded.requested_at},
+            )
+        )
+    return len(ids)
+
+
+def pending_tag_reevaluations(session: Session, *, limit: int = CHUNK) -> list[TagReevaluation]:
+    """The oldest marks first."""
+    query = select(TagReevaluation).order_by(TagReevaluation.requested_at, TagReevaluation.id).limit(limit)
+    return list(session.scalars(query))
+
+
+def clear_tag_reevaluation(session: Session, patient_id: uuid.UUID, *, requested_before: datetime) -> bool:
+    """Remove the patient's mark if it is not newer than ``requested_before`` (the one the engine evaluated)."""
+    result = session.execute(
+        delete(TagReevaluation).where(
+            TagReevaluation.patient_id == patient_id, TagReevaluation.requested_at <= requested_before
+        )
+    )
+    return bool(getattr(result, "rowcount", 0))
