@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -138,3 +140,64 @@ def get_user(session: Session, email: str) -> User:
     if user is None:
         raise NotFoundError(f"no staff account for {email}")
     return user
+
+
+def find_user(session: Session, user_id: uuid.UUID) -> User | None:
+    """Return the staff account with this id, or None."""
+    return session.get(User, user_id)
+
+
+def is_locked(session: Session, user: User) -> bool:
+    """Tell whether the account is locked out right now (after repeated failures)."""
+    return user.locked_until is not None and user.locked_until > clock_of(session).now()
+
+
+def password_fingerprint(user: User) -> str:
+    """Return a short digest of the stored password hash.
+
+    A signed-in session keeps it, so a password change (or reset) signs out every other session
+    of the account. It reveals nothing: the hash it digests is salted argon2id.
+    """
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:24]
+
+
+SAME_AS_CURRENT = "the new password must differ from the current one"
+
+
+def change_password(session: Session, user: User, *, current_password: str, new_password: str, actor: Actor) -> None:
+    """Replace the password after checking the current one and the policy; audited either way.
+
+    A wrong current password counts towards the same lockout as a failed sign-in, so a session
+    left open cannot be used to guess the password.
+
+    :raises ValidationFailedError: ``current_password`` is not correct, or ``new_password`` breaks the
+        policy (the problem's reason is the policy's message); nothing but the failure count changed.
+    """
+    now = clock_of(session).now()
+    if not passwords.verify_password(user.password_hash, current_password):
+        user.failed_logins += 1
+        if user.failed_logins >= LOCKOUT_THRESHOLD:
+            user.locked_until = now + timedelta(minutes=LOCKOUT_MINUTES)
+            user.failed_logins = 0
+        log(session, actor=actor, action="user.password_change_failed", resource_type="user", resource_id=user.id,
+            details={"reason": "current_password"})
+        raise ValidationFailedError([Problem("current_password", "is not correct")])
+    try:
+        passwords.check_policy(new_password, user_identifiers=(user.email, user.display_name))
+        if passwords.verify_password(user.password_hash, new_password):
+            raise passwords.WeakPasswordError(SAME_AS_CURRENT)
+    except passwords.WeakPasswordError as error:
+        log(session, actor=actor, action="user.password_change_failed", resource_type="user", resource_id=user.id,
+            details={"reason": "policy"})
+        raise ValidationFailedError([Problem("new_password", str(error))]) from error
+    user.password_hash = passwords.hash_password(new_password)
+    user.must_change_password = False
+    user.failed_logins = 0
+    user.updated_at = now
+    log(session, actor=actor, action="user.password_change", resource_type="user", resource_id=user.id)
+
+
+def record_sign_out(session: Session, user_id: uuid.UUID, *, reason: str, actor: Actor) -> None:
+    """Audit the end of a staff session: ``reason`` is ``logout``, ``idle`` or ``expired``."""
+    log(session, actor=actor, action="auth.signed_out", resource_type="user", resource_id=user_id,
+        details={"reason": reason})

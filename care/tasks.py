@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
+from care.errors import ConflictError, NotFoundError
 from care.models import Patient, StaffTask, TaskPriority, TaskStatus
 from security.audit import Actor, log
 from security.fields import clock_of
@@ -44,3 +47,56 @@ def open_tasks(session: Session, *, limit: int = 200) -> list[StaffTask]:
 def tasks_of(session: Session, patient: Patient) -> list[StaffTask]:
     return list(session.scalars(select(StaffTask).where(StaffTask.patient_id == patient.id)
                                 .order_by(StaffTask.created_at)))
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One open task as staff see it, with the patient's card number and name decrypted."""
+
+    task: StaffTask
+    card_no: str
+    name: str
+    note: dict[str, str]
+
+
+def work_queue(session: Session, *, actor: Actor, limit: int = 200) -> list[QueueItem]:
+    """Return the open tasks (urgent first) with whom each concerns; audit every patient shown.
+
+    Showing a name, card number or task note decrypts PHI, so each patient on the page gets one
+    ``patient.view`` entry naming the staff member who looked.
+    """
+    items: list[QueueItem] = []
+    seen: set[uuid.UUID] = set()
+    tasks = open_tasks(session, limit=limit)
+    # One query for every patient on the page; each task's many-to-one then finds its patient loaded.
+    list(session.scalars(select(Patient).where(Patient.id.in_({task.patient_id for task in tasks}))))
+    for task in tasks:
+        patient = task.patient
+        note = (task.details or {}).get("note")
+        items.append(QueueItem(task=task, card_no=patient.card_no or "", name=patient.name or "",
+                               note={str(k): str(v) for k, v in note.items()} if isinstance(note, dict) else {}))
+        if patient.id not in seen:
+            seen.add(patient.id)
+            log(session, actor=actor, action="patient.view", resource_type="patient", resource_id=patient.id,
+                patient_id=patient.id, details={"view": "work_queue"})
+    return items
+
+
+def acknowledge_task(session: Session, task_id: uuid.UUID, *, user_id: uuid.UUID, actor: Actor) -> StaffTask:
+    """Mark an open task as taken in hand by a staff member (a second acknowledgement changes nothing).
+
+    :raises NotFoundError: there is no such task.
+    :raises ConflictError: the task is already done.
+    """
+    task = session.get(StaffTask, task_id)
+    if task is None:
+        raise NotFoundError(f"no staff task {task_id}")
+    if task.status == TaskStatus.DONE.value:
+        raise ConflictError("the task is already done")
+    if task.status == TaskStatus.OPEN.value:
+        task.status = TaskStatus.ACKNOWLEDGED.value
+        task.acknowledged_at = clock_of(session).now()
+        task.acknowledged_by = user_id
+        log(session, actor=actor, action="task.acknowledge", resource_type="staff_task", resource_id=task.id,
+            patient_id=task.patient_id, details={"kind": task.kind, "priority": task.priority})
+    return task

@@ -10,6 +10,7 @@ from flask import Flask, Response, g, jsonify
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+import admin
 import webhooks
 from bot.context import SERVICES_KEY, SESSION_FACTORY_KEY, request_session
 from careloop.bot_runtime import bot_for
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     _install_unit_of_work(app)
     _register_health(app)
     webhooks.init_app(app)
+    admin.init_app(app)
     return app
 
 

@@ -124,6 +124,7 @@ def demo(cli: CliContext, host: str, port: int, no_serve: bool) -> None:
     runner = Worker(runtime, all_jobs(bot_for(runtime)))
     threading.Thread(target=_demo_worker_loop, args=(runner,), daemon=True, name="demo-worker").start()
     click.echo(f"Careloop demo on http://{host}:{port}  (health: http://{host}:{port}/healthz)")
+    click.echo(f"Admin panel: http://{host}:{port}/admin/  (simulator: http://{host}:{port}/admin/simulator)")
     describe_channels(runtime)
     create_app(runtime=runtime).run(host=host, port=port, debug=False, use_reloader=False)
 

@@ -1,0 +1,104 @@
+"""The panel's blueprint and what every admin request goes through: CSRF, the staff session, headers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, Response, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from admin.auth import current_user, here, load_signed_in_user, wants_json
+from admin.i18n import HTML_LANG, LANGUAGE_NAMES, LANGUAGES, current_language
+from security.roles import Permission
+
+blueprint = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates",
+                      static_folder="static", static_url_path="/static")
+csrf = CSRFProtect()
+
+# Scripts, styles, images and fetches from our own origin only (data: images for the empty favicon);
+# no inline code, no frames.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    # same-origin, not no-referrer: Flask-WTF checks the Referer of forms posted over https.
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+def init_app(app: Flask) -> None:
+    """Turn on CSRF for the panel only and set the security headers on its responses."""
+    # Flask-WTF would otherwise check every POST of the app, webhooks included; the panel checks
+    # its own requests in ``guard`` below.
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
+    # A form stays valid as long as the session may live; the session itself ends sooner when idle.
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", 8 * 3600)
+    csrf.init_app(app)
+    app.after_request(_security_headers)
+
+
+def _security_headers(response: Response) -> Response:
+    if not request.path.startswith("/admin"):
+        return response
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.endpoint != "admin.static":
+        # Pages show patients' data: never kept by the browser or a proxy.
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"
+    return response
+
+
+@blueprint.before_request
+def guard() -> None:
+    """Check the CSRF token of every state-changing request, then find who is signed in."""
+    if request.endpoint == "admin.static":
+        return
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        csrf.protect()
+    load_signed_in_user()
+
+
+@blueprint.context_processor
+def page_context() -> dict[str, Any]:
+    """What the layout needs on every page: the user, the menu, the language switch."""
+    user = current_user()
+    return {
+        "user": user,
+        "Permission": Permission,
+        "language": current_language(),
+        "html_lang": HTML_LANG[current_language()],
+        "languages": [(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
+        # Where the language switch returns to; a page reached by a POST cannot be fetched again.
+        "here": here() if request.method == "GET" else "",
+    }
+
+
+@blueprint.errorhandler(CSRFError)
+def csrf_refused(_error: CSRFError) -> ResponseReturnValue:
+    reason = _("This page has expired or the form came from elsewhere. Please go back, reload the page and try again.")
+    if wants_json():
+        return jsonify(error="csrf", reason=reason), 400
+    return render_template("admin/error.html", title=_("Please try again"), message=reason), 400
+
+
+@blueprint.errorhandler(403)
+def forbidden(_error: Exception) -> ResponseReturnValue:
+    return render_template("admin/error.html", title=_("Not allowed"),
+                           message=_("Your role does not allow you to open this page.")), 403
+
+
+@blueprint.errorhandler(404)
+def not_found(_error: Exception) -> ResponseReturnValue:
+    if wants_json():
+        return jsonify(error="not_found", reason=_("Not found.")), 404
+    return render_template("admin/error.html", title=_("Not found"),
+                           message=_("This page or record does not exist.")), 404

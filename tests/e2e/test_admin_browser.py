@@ -1,0 +1,192 @@
+"""The staff panel in a real browser (Debian's chromium driven by Playwright) against the real app.
+
+A fresh database is prepared with the real CLI (``careloop init``, ``careloop import patients``),
+the real app is served on a free port, and the browser does what a new administrator does on the
+first day: signs in with the one-time password and a TOTP code, chooses a password, looks at the
+work queue, chats a whole GAD-7 as a patient in the simulator, takes the task the score raised,
+and switches the panel to English.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+from werkzeug.serving import make_server
+
+import careloop
+from security import totp
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"]
+CARD_NO = "E2E0001"
+NEW_PASSWORD = "spring rain on the lotus pond 8"
+# GAD-7 answers by choice number (1 = not at all ... 4 = nearly every day): scores 2+2+1+3+1+2+1 = 12, moderate.
+GAD7_CHOICES = ["3", "3", "2", "4", "2", "3", "2"]
+
+
+@dataclass
+class Clinic:
+    url: str
+    email: str
+    one_time_password: str
+    totp_secret: str
+
+
+@pytest.fixture
+def clinic(run_cli, fresh_settings, tmp_path) -> Iterator[Clinic]:
+    """A freshly initialised clinic with one patient, served by the real app on a free local port."""
+    code, out, err = run_cli("init")
+    assert code == 0, err
+    printed = {key: re.search(rf"{key}:\s+(\S+)", out) for key in ("e-mail", "one-time password", "TOTP secret")}
+    assert all(printed.values()), out
+    patients = tmp_path / "patients.csv"
+    patients.write_text("card_no,name,gender,birth_date,phone,language\n"
+                        f"{CARD_NO},测试患者,F,1958-03-02,13800000001,zh\n", encoding="utf-8")
+    code, _out, err = run_cli("import", "patients", str(patients))
+    assert code == 0, err
+    app = careloop.create_app(fresh_settings)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="e2e-server", daemon=True)
+    thread.start()
+    try:
+        yield Clinic(url=f"http://127.0.0.1:{server.port}", email=printed["e-mail"].group(1),
+                     one_time_password=printed["one-time password"].group(1),
+                     totp_secret=printed["TOTP secret"].group(1))
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+        app.extensions["careloop"].close()
+
+
+@dataclass
+class Tab:
+    page: Page
+    # Console errors (CSP violations and failed loads among them) and uncaught script errors.
+    problems: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def tab() -> Iterator[Tab]:
+    """A chromium tab (Debian's browser, never a downloaded one); fails clearly when chromium is missing."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's browser with "
+                    "`apt-get update && apt-get install -y chromium` (never `playwright install`)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(locale="zh-CN", extra_http_headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+            context.set_default_timeout(15_000)
+            opened = Tab(context.new_page())
+            opened.page.on("console", lambda message: message.type == "error" and opened.problems.append(message.text))
+            opened.page.on("pageerror", lambda error: opened.problems.append(str(error)))
+            yield opened
+            context.close()
+        finally:
+            browser.close()
+
+
+def send_as_patient(page: Page, text: str) -> list[str]:
+    """Type ``text`` into the simulator, wait for the bot's answer, and return the new reply bubbles."""
+    before = page.locator(".bubble.clinic").count()
+    page.fill("#text", text)
+    with page.expect_response(lambda response: response.url.endswith("/admin/simulator/messages")) as sent:
+        page.press("#text", "Enter")
+    assert sent.value.status == 200, sent.value.text()
+    expect(page.locator("#simulator-form")).to_have_attribute("data-state", "idle")
+    bubbles = page.locator(".bubble.clinic")
+    return [bubbles.nth(index).inner_text() for index in range(before, bubbles.count())]
+
+
+def test_a_new_administrator_signs_in_and_runs_a_gad7_in_the_simulator(clinic, tab):
+    page = tab.page
+
+    # Signed out, the panel sends the browser to the login page, in Chinese.
+    page.goto(f"{clinic.url}/admin/")
+    expect(page).to_have_url(re.compile(r"/admin/login\?next=/admin/"))
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(page.locator("h1")).to_have_text("登录")
+
+    # A wrong code: one generic refusal.
+    page.fill("#email", clinic.email)
+    page.fill("#password", clinic.one_time_password)
+    page.fill("#code", "000000")
+    page.click("#submit")
+    expect(page.locator(".flash.error")).to_contain_text("邮箱、密码或验证码不正确")
+
+    # The one-time password and the authenticator's code: the panel asks for a new password first.
+    page.fill("#email", clinic.email)
+    page.fill("#password", clinic.one_time_password)
+    page.fill("#code", totp.current_code(clinic.totp_secret, datetime.now(UTC)))
+    page.click("#submit")
+    expect(page).to_have_url(f"{clinic.url}/admin/password")
+    page.fill("#current_password", clinic.one_time_password)
+    page.fill("#new_password", "too short")
+    page.fill("#confirm", "too short")
+    page.click("#submit")
+    expect(page.locator(".field-error")).to_contain_text("密码至少需要12个字符")
+    page.fill("#current_password", clinic.one_time_password)
+    page.fill("#new_password", NEW_PASSWORD)
+    page.fill("#confirm", NEW_PASSWORD)
+    page.click("#submit")
+
+    # The work queue: nothing waiting yet.
+    expect(page).to_have_url(f"{clinic.url}/admin/")
+    expect(page.locator(".flash.success")).to_contain_text("密码已修改")
+    expect(page.locator("h1")).to_have_text("待办工作")
+    expect(page.locator("#queue-empty")).to_be_visible()
+
+    # The simulator: a whole GAD-7 as the patient.
+    page.click("nav >> text=对话模拟器")
+    expect(page.locator("h1")).to_have_text("对话模拟器")
+    page.fill("#card_no", CARD_NO)
+    opening = "\n".join(send_as_patient(page, "焦虑"))
+    assert "感觉紧张" in opening
+    assert "完全不会" in opening
+    replies: list[str] = []
+    for choice in GAD7_CHOICES:
+        replies.extend(send_as_patient(page, choice))
+    transcript = "\n".join(replies)
+    assert "12 分" in transcript
+    assert "中度" in transcript
+    assert "2个工作日内联系您" in transcript
+    expect(page.locator(".bubble.patient")).to_have_count(len(GAD7_CHOICES) + 1)
+
+    # The score raised a task for staff: it is on the queue with the patient's card and name.
+    page.click("nav >> text=待办工作")
+    row = page.locator("#queue tbody tr").first
+    expect(row.locator(".card-no")).to_have_text(CARD_NO)
+    expect(row.locator(".name")).to_have_text("测试患者")
+    expect(row.locator(".badge")).to_have_text("高")
+    expect(row).to_contain_text("GAD-7总分12分")
+    row.locator("button.acknowledge").click()
+    expect(page.locator(".flash.success")).to_have_text("已认领该任务。")
+    expect(page.locator("#queue tbody tr").first.locator(".acknowledged")).to_have_text("已有人处理")
+
+    # English, remembered from page to page.
+    page.click("form.language button[value=en]")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("h1")).to_have_text("Work queue")
+    expect(page.locator("#queue tbody tr").first).to_contain_text("GAD-7 total 12")
+    page.click("nav >> text=Simulator")
+    expect(page.locator("h1")).to_have_text("Simulator")
+    expect(page.locator("#send")).to_have_text("Send")
+
+    # Signing out ends the session; the login page stays in English.
+    page.click("text=Sign out")
+    expect(page.locator(".flash")).to_have_text("You are signed out.")
+    page.goto(f"{clinic.url}/admin/simulator")
+    expect(page).to_have_url(re.compile(r"/admin/login"))
+    expect(page.locator("h1")).to_have_text("Sign in")
+
+    assert tab.problems == []
