@@ -5,8 +5,9 @@ answer, running the nodes that follow (branches, scores, actions) up to the next
 building the new state, outputs and events. Each session answers the nine items and item 10, with
 a mix of digits, full-width digits, labels, speech-like replies and one invalid reply (a re-ask); one
 session in four answers item 9 above zero (urgent task and safety message). The process is pinned to
-one CPU. Three figures: the engine alone; the engine with the state stored as JSON between steps (as
-the bot keeps it); the engine plus rendering the outputs for a text channel.
+one CPU, and both steps per wall-clock second and per CPU-second are measured: on a shared machine
+the second is what one core does. Three figures: the engine alone; the engine with the state stored
+as JSON between steps (as the bot keeps it); the engine plus rendering the outputs for a text channel.
 
     .venv/bin/python bench/bench_flows.py
     .venv/bin/python bench/bench_flows.py --seconds 10 --write    # also updates bench/RESULTS.md
@@ -176,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(line)
         print(line)
     load_after = _load()
-    verdict = "met" if headline > TARGET else "NOT met"
+    # "On one core": steps per CPU-second is what one core does, whatever else shares the machine;
+    # the wall-clock figure is reported beside it, with the load.
+    verdict = "met" if headline_cpu > TARGET else "NOT met"
     command = "`.venv/bin/python bench/bench_flows.py" + (
         f" --seconds {args.seconds:g}" if args.seconds != 6.0 else ""
     ) + (f" --rounds {args.rounds}" if args.rounds != 6 else "") + " --write`"
@@ -198,16 +201,17 @@ def main(argv: list[str] | None = None) -> int:
             "",
             *lines,
             "",
-            f"Target > {TARGET:,} steps/s on one core: {verdict} ({headline:,.0f} wall-clock, "
-            f"{headline_cpu:,.0f} per CPU-second).",
+            f"Target > {TARGET:,} steps/s on one core: {verdict} - {headline_cpu:,.0f} steps per CPU-second "
+            f"({1e6 / headline_cpu:.1f} µs of CPU per step); {headline:,.0f} steps/s wall-clock while sharing the "
+            f"machine (load {load_before}-{load_after} on {facts['nproc']} CPUs).",
             "",
         ]
     )
-    print(f"target > {TARGET:,} steps/s: {verdict}")
+    print(f"target > {TARGET:,} steps/s on one core (CPU time): {verdict}")
     if args.write:
         write_section(section)
         print(f"written to {RESULTS}")
-    return 0 if headline > TARGET else 1
+    return 0 if headline_cpu > TARGET else 1
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@ Definitions and the library::
 
     flows.definition.load_flow(path_or_yaml_text) -> FlowDefinition     # raises FlowValidationError
     flows.validate.validate_files(paths) -> list[Problem]               # Problem(file, node_id, reason, kind)
-    flows.registry.FlowLibrary(extra_dirs=(), include_builtin=True)
-        .get(flow_id, version=None) -> FlowDefinition                  # latest, or the pinned version
-        .list(all_versions=False) -> list[FlowDefinition]               # raises FlowNotFoundError on get
+    flows.registry.FlowLibrary(directories=(), include_builtin=True)   # raises FlowValidationError
+        .get(flow_id, version=None) -> FlowDefinition                  # latest or pinned; FlowNotFoundError
+        .list(all_versions=False) -> list[FlowDefinition]
     FlowLibrary.builtin()                                               # flows/library/*.yaml, loaded once
 
 The engine: ``(definition, state, facts, input or timer, now) -> StepResult(state, outputs, events)``::

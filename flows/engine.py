@@ -59,7 +59,6 @@ from flows.i18n import CATALOGUE, t
 from flows.nodes.compute import ComputeNode
 from flows.nodes.question import QuestionNode
 from flows.nodes.record_observation import RecordObservationNode
-from flows.normalize import normalize
 from flows.outputs import MessageOutput, Output, QuestionOutput
 from flows.text import LocalText
 
@@ -332,7 +331,7 @@ class Run:
         if extra is not None:
             entry["extra"] = extra
         self._set_result(node.result, entry)
-        kept = normalize(text)[:MAX_INPUT_KEPT]
+        kept = text.strip()[:MAX_INPUT_KEPT]
         # The event gets its own copies: the state and the event must not share anything mutable.
         saved_value = list(value) if isinstance(value, list) else value
         saved_extra = dict(extra) if extra is not None else None

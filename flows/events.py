@@ -93,8 +93,8 @@ class ResultSaved(Event):
 
     ``value`` is JSON (number, text, bool, list); ``label`` is the wording of the chosen answer or band
     in the session language; ``code`` a LOINC code when the flow gives one; ``input`` the patient's
-    (normalised) reply for answers; ``extra`` structured detail (``{"sbp": 135, "dbp": 85}``);
-    ``disclaimer`` the text that must go with a scored result wherever it is shown.
+    reply as sent (trimmed, at most 1000 characters) for answers; ``extra`` structured detail
+    (``{"sbp": 135, "dbp": 85}``); ``disclaimer`` the text that must go with a scored result wherever it is shown.
     """
 
     type: ClassVar[str] = "result_saved"

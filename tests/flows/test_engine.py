@@ -58,7 +58,7 @@ def test_answers_are_saved_with_value_category_label_and_input(mechanics: FlowDe
         "code": None,
         "unit": "kg",
         "node_id": "weight",
-        "input": "130斤",
+        "input": "１３０斤",
         "extra": None,
         "disclaimer": None,
     }
