@@ -77,6 +77,8 @@ EQUATIONS: dict[str, Equation] = {
     ),
 }
 
+#: Raised on every women's result: S10 0.9851 is derived, not printed (spec 1.2, open issue 11.1).
+S10_FLAG = "s10_unconfirmed"
 WOMEN_S10_NOTE = Label(
     zh="女性基线生存率S10=0.9851为推导值(论文印刷为0.99)，上线前需用官方计算器核对。[U]",
     en="Women's baseline survival S10 = 0.9851 is derived, not printed (the paper prints 0.99); "
@@ -170,11 +172,12 @@ class ChinaPar(RiskModel):
         predictor = linear_predictor(equation, terms(values))
         staff_notes = [WOMEN_S10_NOTE] if sex == "female" else []
         notes = [EXTRAPOLATED_NOTE] if outside else []
+        flags = [*(["extrapolated"] if outside else []), *([S10_FLAG] if sex == "female" else [])]
         return self.percent(
             values,
             ten_year_risk(equation, predictor),
             config,
-            flags=("extrapolated",) if outside else (),
+            flags=flags,
             notes=notes,
             staff_notes=staff_notes,
             details={"linear_predictor": predictor, "mean": equation.mean, "s10": equation.s10},

@@ -141,6 +141,9 @@ def test_women_result_flags_the_derived_s10() -> None:
     assert not any("0.9851" in note.en for note in men.notes)
     assert women.details["s10"] == 0.9851
     assert men.details["s10"] == 0.9707
+    assert "s10_unconfirmed" in women.flags
+    assert "s10_unconfirmed" not in men.flags
+    assert women.patient_notes == ()  # a caveat for staff, not for the patient
 
 
 def test_women_do_not_need_urban_or_family_history_and_they_do_not_count() -> None:
