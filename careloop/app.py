@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 import admin
 import webhooks
 from bot.context import SERVICES_KEY, SESSION_FACTORY_KEY, request_session
+from careloop import api
 from careloop.bot_runtime import bot_for
 from careloop.runtime import Runtime, build_runtime
 from careloop.settings import Settings
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     _install_unit_of_work(app)
     _register_health(app)
     webhooks.init_app(app)
+    api.init_app(app)
     admin.init_app(app)
     return app
 

@@ -34,6 +34,7 @@ from care.imports.report_formats import (
     ParseContext,
     ParsedReport,
     PatientRef,
+    ReportFileError,
     ReportFormat,
     ReportProblem,
     ReportSource,
@@ -341,3 +342,40 @@ def import_document(
     for chunk in job.reports(source, context):
         job.process(session, chunk)
     return job.tally
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What a pushed document did: imported (with its tally), or refused with the problems."""
+
+    accepted: bool
+    tally: ReportTally
+    problems: tuple[ReportProblem, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        body = self.tally.to_dict()
+        if self.problems and not self.tally.problems:
+            body["problems"] = [problem.to_dict() for problem in self.problems]
+        return {"status": "imported" if self.accepted else "rejected", **body}
+
+
+def receive_pushed_reports(
+    session: Session, body: bytes, fmt: ReportFormat, *, source_name: str, key_id: str, actor: Actor
+) -> PushResult:
+    """Import a document a source system pushed, all or nothing (``POST /api/v1/reports``).
+
+    When any report of the document is refused, or the document cannot be read, the result is not
+    accepted and the caller rolls back, so a refused push changes nothing; else the push is audited
+    with its counts (the reports themselves were audited one by one).
+    """
+    try:
+        tally = import_document(session, ReportSource.from_bytes("body", body), fmt, source_name=source_name,
+                                actor=actor)
+    except ReportFileError as problem:
+        return PushResult(False, ReportTally(), (ReportProblem("body", fmt.name, str(problem)),))
+    if tally.reports.rejected:
+        return PushResult(False, tally)
+    log(session, actor=actor, action="report.push", resource_type="api_key", resource_id=key_id,
+        details={"source": source_name, "format": fmt.name, "patients": len(tally.patients),
+                 **{f"reports_{name}": count for name, count in tally.reports.to_dict().items()}})
+    return PushResult(True, tally)

@@ -24,6 +24,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "careloop.cli.console",
     "careloop.cli.flows",
     "careloop.cli.risk",
+    "careloop.cli.api_keys",
+    "careloop.cli.reports",
 )
 
 
