@@ -443,3 +443,52 @@ def test_intake_fills_the_profile_fields_the_risk_models_use(library: FlowLibrar
         "sleep_hours": 7.0,
         "sleep_quality": "fair",
     }
+
+
+# Item wording as clinical-spec.md section 6.1 and 6.3 give it.
+PHQ9_ITEMS = [
+    ("做事时提不起劲或没有兴趣", "Little interest or pleasure in doing things"),
+    ("感到心情低落、沮丧或绝望", "Feeling down, depressed, or hopeless"),
+    ("入睡困难、睡不安稳或睡眠过多", "Trouble falling or staying asleep, or sleeping too much"),
+    ("感觉疲倦或没有活力", "Feeling tired or having little energy"),
+    ("食欲不振或吃太多", "Poor appetite or overeating"),
+    ("觉得自己很糟——或觉得自己很失败，或让自己或家人失望",
+     "Feeling bad about yourself — or that you are a failure or have let yourself or your family down"),
+    ("对事物专注有困难，例如阅读报纸或看电视时",
+     "Trouble concentrating on things, such as reading the newspaper or watching television"),
+    ("动作或说话速度缓慢到别人已经察觉？或正好相反——烦躁或坐立不安、动来动去的情况更胜于平常",
+     "Moving or speaking so slowly that other people could have noticed? Or the opposite — being so fidgety or "
+     "restless that you have been moving around a lot more than usual"),
+    ("有不如死掉或用某种方式伤害自己的念头",
+     "Thoughts that you would be better off dead or of hurting yourself in some way"),
+]  # fmt: skip
+GAD7_ITEMS = [
+    ("感觉紧张，焦虑或急切", "Feeling nervous, anxious, or on edge"),
+    ("不能够停止或控制担忧", "Not being able to stop or control worrying"),
+    ("对各种各样的事情担忧过多", "Worrying too much about different things"),
+    ("很难放松下来", "Trouble relaxing"),
+    ("由于不安而无法静坐", "Being so restless that it is hard to sit still"),
+    ("变得容易烦恼或急躁", "Becoming easily annoyed or irritable"),
+    ("感到似乎将有可怕的事情发生而害怕", "Feeling afraid, as if something awful might happen"),
+]
+STEM = ("在过去两个星期，有多少时候您受到以下任何问题所困扰？",
+        "Over the last 2 weeks, how often have you been bothered by any of the following problems?")  # fmt: skip
+ANSWERS = (
+    ["完全不会", "好几天", "一半以上的天数", "几乎每天"],
+    ["Not at all", "Several days", "More than half the days", "Nearly every day"],
+)
+
+
+@pytest.mark.parametrize(("flow_id", "items"), [("phq9", PHQ9_ITEMS), ("gad7", GAD7_ITEMS)])
+def test_instrument_wording_is_the_specs(library: FlowLibrary, flow_id: str, items: list[tuple[str, str]]) -> None:
+    definition = library.get(flow_id)
+    questions = definition.questions()[: len(items)]
+    count = len(items)
+    for number, (question, (zh, en)) in enumerate(zip(questions, items, strict=True), start=1):
+        assert question.text.plain("zh") == f"（{number}/{count}）{zh}"
+        assert question.text.plain("en") == f"({number}/{count}) {en}"
+        assert [option.label for option in question.prompt("zh").choices] == ANSWERS[0]
+        assert [option.label for option in question.prompt("en").choices] == ANSWERS[1]
+    intro = definition.nodes["intro"]
+    for lang, stem in zip(("zh", "en"), STEM, strict=True):
+        assert stem in intro.text.plain(lang)  # type: ignore[attr-defined]
