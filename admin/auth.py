@@ -150,6 +150,9 @@ def safe_next(target: str | None) -> str | None:
         return None
     if parts.path != "/admin" and not parts.path.startswith("/admin/"):
         return None
+    # Dot segments (also percent-encoded, which browsers resolve too) could climb out of /admin.
+    if any(segment in (".", "..") for segment in parts.path.lower().replace("%2e", ".").split("/")):
+        return None
     if parts.path.startswith(("/admin/logout", "/admin/static/")):
         return None
     return target

@@ -127,6 +127,7 @@ def test_a_safe_next_is_followed_after_sign_in(client, make_staff, sign_in):
 @pytest.mark.parametrize("target", [
     "https://evil.example/admin/", "//evil.example/admin/", "/\\evil.example", "\\\\evil.example",
     "javascript:alert(1)", "http:/admin/", "/admin\n/", "/healthz", "admin/", "/administrator", "",
+    "/admin/..//evil.example", "/admin/%2E%2E/healthz", "/admin/./../healthz",
 ])
 def test_an_outside_next_is_ignored(client, make_staff, sign_in, target):
     assert safe_next(target) is None
