@@ -103,7 +103,7 @@ def _problem_message(field: str, reason: str) -> str:
 @blueprint.get("/account")
 @require()
 def account() -> ResponseReturnValue:
-    """Who is signed in, with which role; the way to change the password."""
+    """Show who is signed in, with which role, and the way to change the password."""
     return render_template("admin/account.html")
 
 

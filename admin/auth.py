@@ -39,19 +39,19 @@ View = TypeVar("View", bound=Callable[..., ResponseReturnValue])
 
 
 def now() -> datetime:
-    """The current time from the app's clock (tests set it)."""
+    """Return the current time from the app's clock (tests set it)."""
     moment: datetime = service("clock").now()
     return moment
 
 
 def current_user() -> User | None:
-    """The signed-in staff member of this request, if any."""
+    """Return the signed-in staff member of this request, if any."""
     user: User | None = g.get("staff_user")
     return user
 
 
 def signed_in_user() -> User:
-    """The signed-in staff member (only inside views guarded by :func:`require`)."""
+    """Return the signed-in staff member (only inside views guarded by :func:`require`)."""
     user = current_user()
     if user is None:
         abort(401)
@@ -59,7 +59,7 @@ def signed_in_user() -> User:
 
 
 def actor_of(user: User) -> Actor:
-    """The audit actor for a staff member acting through this request."""
+    """Return the audit actor for a staff member acting through this request."""
     return Actor("user", str(user.id), request.remote_addr)
 
 
@@ -135,7 +135,7 @@ def load_signed_in_user() -> None:
 
 
 def wants_json() -> bool:
-    """Whether the caller is a script that expects JSON (the simulator), not a browser page."""
+    """Tell whether the caller is a script that expects JSON (the simulator), not a browser page."""
     return request.is_json or request.accept_mimetypes.best == "application/json"
 
 
@@ -159,12 +159,12 @@ def safe_next(target: str | None) -> str | None:
 
 
 def here() -> str:
-    """The current page as a ``next`` value (path and query)."""
+    """Return the current page as a ``next`` value (path and query)."""
     return request.full_path.rstrip("?") if request.query_string else request.path
 
 
 def landing_url(user: User) -> str:
-    """The first page a staff member sees: the work queue, else the simulator, else the account page."""
+    """Return the first page a staff member sees: the work queue, else the simulator, else the account page."""
     if user.must_change_password:
         return url_for("admin.password")
     if user.can(Permission.WORKLIST_WORK):

@@ -86,7 +86,7 @@ def select_language() -> str:
 
 
 def current_language() -> str:
-    """The language of the current request (``zh`` or ``en``)."""
+    """Return the language of the current request (``zh`` or ``en``)."""
     locale = get_locale()
     return locale.language if locale is not None and locale.language in LANGUAGES else DEFAULT_LANGUAGE
 

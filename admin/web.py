@@ -69,7 +69,7 @@ def guard() -> None:
 
 @blueprint.context_processor
 def page_context() -> dict[str, Any]:
-    """What the layout needs on every page: the user, the menu, the language switch."""
+    """Give the layout what every page needs: the user, the menu, the language switch."""
     user = current_user()
     return {
         "user": user,

@@ -33,7 +33,7 @@ class Staff:
 
 
 def csrf_token(response: TestResponse) -> str:
-    """The CSRF token a page carries (every admin page has it in a meta tag)."""
+    """Return the CSRF token a page carries (every admin page has it in a meta tag)."""
     found = TOKEN.search(response.get_data(as_text=True))
     assert found, "the page carries no CSRF token"
     return found.group(1)

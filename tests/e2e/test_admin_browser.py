@@ -44,7 +44,7 @@ class Clinic:
 
 @pytest.fixture
 def clinic(run_cli, fresh_settings, tmp_path) -> Iterator[Clinic]:
-    """A freshly initialised clinic with one patient, served by the real app on a free local port."""
+    """Initialise a fresh clinic with one patient and serve the real app on a free local port."""
     code, out, err = run_cli("init")
     assert code == 0, err
     printed = {key: re.search(rf"{key}:\s+(\S+)", out) for key in ("e-mail", "one-time password", "TOTP secret")}
@@ -78,7 +78,7 @@ class Tab:
 
 @pytest.fixture
 def tab() -> Iterator[Tab]:
-    """A chromium tab (Debian's browser, never a downloaded one); fails clearly when chromium is missing."""
+    """Open a chromium tab (Debian's browser, never a downloaded one); fail clearly when chromium is missing."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's browser with "
                     "`apt-get update && apt-get install -y chromium` (never `playwright install`)")
