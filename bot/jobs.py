@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from bot.conversations import BotServices
 from bot.dispatcher import Dispatcher
 from bot.followups import due_followups
+from bot.recordings import recording_job
 from bot.router import prune_receipts
 from bot.timers import due_timers
 
@@ -30,4 +31,5 @@ def bot_jobs(services: BotServices, dispatcher: Dispatcher) -> tuple[BotJob, ...
         BotJob("conversation_timers", 30, run_batch=lambda session: due_timers(session, services)),
         BotJob("dispatch_outbox", 2, run_tick=dispatcher.tick),
         BotJob("prune_receipts", 3600, run_batch=prune_receipts),
+        BotJob("store_recordings", 10, run_tick=recording_job(services, dispatcher.unit_of_work)),
     )

@@ -78,6 +78,27 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "没有听到您的回答，我们稍后再联系您。再见。",
         "en": "We did not hear an answer. We will call again later. Goodbye.",
     },
+    "voice_reprompt": {
+        "zh": "没有听到您的回答，我再说一遍。",
+        "en": "We did not hear you. Here is the question again.",
+    },
+    "voice_continue_in_messages": {
+        "zh": "您好，您正在通过短信或微信回答我们的问题，请在那里继续回复。谢谢，再见。",
+        "en": "Hello. You are answering our questions by message. Please go on there. Thank you, goodbye.",
+    },
+    "voice_nothing_open": {
+        "zh": "您好，这里是{clinic}。目前没有需要您回答的随访。如需帮助请致电 {phone}。再见。",
+        "en": "Hello, this is {clinic}. There is nothing for you to answer right now. For help call {phone}. "
+              "Goodbye.",
+    },
+    "voice_not_registered": {
+        "zh": "您好，这个号码还没有在{clinic}登记。如需帮助请致电 {phone}。再见。",
+        "en": "Hello, this number is not registered with {clinic}. For help call {phone}. Goodbye.",
+    },
+    "voice_answer_recorded": {
+        "zh": "（语音回答，录音 {sid}）",
+        "en": "(spoken answer, recording {sid})",
+    },
 }
 
 

@@ -10,6 +10,8 @@ from typing import Any, ClassVar
 
 from dotenv import dotenv_values
 
+from bot.config import DEFAULT_RATE_LIMITS
+
 KNOWN_CHANNELS = ("console", "wechat", "sms", "voice")
 
 
@@ -57,6 +59,11 @@ class Settings:
         "twilio_api_base": "TWILIO_API_BASE",
         "clinic_name": "CARELOOP_CLINIC_NAME",
     }
+    # Bot knobs read from the environment into ``extra``: operators tune sending rates; tests shorten the lease.
+    EXTRA_ENVIRONMENT_NAMES: ClassVar[dict[str, str]] = {
+        "outbox_lease_seconds": "CARELOOP_OUTBOX_LEASE_SECONDS",
+        "rate_limits": "CARELOOP_RATE_LIMITS",
+    }
 
     @classmethod
     def from_environment(
@@ -78,6 +85,10 @@ class Settings:
             if raw is None or raw == "":
                 continue
             changes[attribute] = _convert(attribute, raw)
+        extra = {key: _convert_extra(name, values[name])
+                 for key, name in cls.EXTRA_ENVIRONMENT_NAMES.items() if values.get(name)}
+        if extra:
+            changes["extra"] = {**settings.extra, **extra}
         return replace(settings, **changes)
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -125,3 +136,23 @@ def _convert(attribute: str, raw: str) -> Any:
             raise SettingsError("CARELOOP_PUBLIC_URL must start with http:// or https://")
         return raw.rstrip("/")
     return raw
+
+
+def _convert_extra(name: str, raw: str) -> Any:
+    """``CARELOOP_OUTBOX_LEASE_SECONDS=120``; ``CARELOOP_RATE_LIMITS=sms=1,voice=1`` (per second, per channel;
+    channels not named keep the providers' documented limits)."""
+    try:
+        if name == "CARELOOP_OUTBOX_LEASE_SECONDS":
+            seconds = float(raw)
+            if not 1 <= seconds <= 86400:
+                raise ValueError(raw)
+            return seconds
+        limits = dict(DEFAULT_RATE_LIMITS)
+        for part in raw.split(","):
+            channel, _, rate = part.partition("=")
+            if channel.strip().lower() not in KNOWN_CHANNELS or float(rate) <= 0:
+                raise ValueError(part)
+            limits[channel.strip().lower()] = float(rate)
+        return limits
+    except ValueError as bad:
+        raise SettingsError(f"{name}: cannot use {raw!r} ({bad})") from bad
