@@ -19,6 +19,8 @@ Replies: "65", "65.5", "６５", "65公斤", "130斤" (-> 65 kg), "六十五", k
 
 from __future__ import annotations
 
+import math
+
 import re
 from collections.abc import Iterator
 
@@ -104,6 +106,9 @@ class NumberAnswer(AnswerType):
             if word and word in prepared:
                 value *= factor
                 break
+        if not math.isfinite(value):
+            # A reply of thousands of digits reads as infinity, which no integer holds.
+            return self._rejection(context.lang)
         if self.integer:
             if not value.is_integer():
                 return self._rejection(context.lang)

@@ -165,7 +165,7 @@ def test_number_accepts_units_and_numerals(reply: str, value: float) -> None:
     assert result.value == value
 
 
-@pytest.mark.parametrize("reply", ["19", "301", "abc", "", "65 70", "-5"])
+@pytest.mark.parametrize("reply", ["19", "301", "abc", "", "65 70", "-5", "1" * 2000])
 def test_number_refuses_with_range_and_unit(reply: str) -> None:
     result = accept(WEIGHT, reply)
     assert isinstance(result, Rejected)
@@ -179,6 +179,7 @@ def test_integer_number_refuses_fractions() -> None:
     refused = accept(answer, "3.5")
     assert isinstance(refused, Rejected)
     assert refused.text("zh") == "请回复0到20之间的整数。"
+    assert isinstance(accept(answer, "9" * 400), Rejected)  # infinity as a float: refused, not a crash
 
 
 SCALE = answer_type(
