@@ -20,7 +20,6 @@ Replies: "65", "65.5", "６５", "65公斤", "130斤" (-> 65 kg), "六十五", k
 from __future__ import annotations
 
 import math
-
 import re
 from collections.abc import Iterator
 
