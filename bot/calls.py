@@ -45,7 +45,7 @@ from bot.conversations import (
 from bot.effects import log_message
 from bot.followups import invitation_failed
 from bot.messages import InboundMessage, Reply
-from bot.models import ConversationSession, Direction, OutboxMessage, SessionStatus
+from bot.models import ConversationSession, Direction, InboundReceipt, OutboxMessage, SessionStatus
 from bot.outbox import advance_delivery
 from bot.router import claim_delivery
 from bot.texts import say
@@ -157,14 +157,15 @@ def _active_patient(session: Session, patient_id: uuid.UUID) -> Patient:
     return patient
 
 
-def _finish(receipt_reply: Reply, claim_receipt: Any, patient: Patient | None) -> Reply:
-    if claim_receipt is not None:
-        claim_receipt.patient_id = patient.id if patient else None
-        claim_receipt.reply = receipt_reply.to_dict()
-    return receipt_reply
+def _finish(reply: Reply, receipt: InboundReceipt | None, patient: Patient | None) -> Reply:
+    """Keep the reply on the delivery's receipt, so a repeated delivery gets the same TwiML."""
+    if receipt is not None:
+        receipt.patient_id = patient.id if patient else None
+        receipt.reply = reply.to_dict()
+    return reply
 
 
-def _claim(session: Session, call: CallEvent, key: str, text: str = "") -> tuple[Any, Reply | None]:
+def _claim(session: Session, call: CallEvent, key: str, text: str = "") -> tuple[InboundReceipt | None, Reply | None]:
     message = InboundMessage(channel=CHANNEL, provider_key=f"{call.call_sid}:{key}", sender=call.patient_number,
                              kind="text" if text else "event", text=text, received_at=clock_of(session).now())
     claim = claim_delivery(session, message)
@@ -270,7 +271,7 @@ def call_input(session: Session, services: BotServices, call: CallEvent, *, step
         return _finish(reply, receipt, patient)
     if silent or not text:
         lock_patient(session, patient)
-        retry_later(session, conversation)
+        give_up_call(session, conversation, retryable=True)
         reply.voice = _voice(lang, conversation.id, _goodbye(services, lang, "voice_no_input"))
         return _finish(reply, receipt, patient)
     actor = Actor("patient", str(patient.id), CHANNEL)
@@ -279,6 +280,7 @@ def call_input(session: Session, services: BotServices, call: CallEvent, *, step
     word = consent.keyword(text)
     if word in consent.STOP_WORDS:
         consent.opt_out(session, patient, CHANNEL, actor=actor, reason=f"keyword:{word}")
+        give_up_call(session, conversation, retryable=False)  # the follow-up goes on by another channel
         reply.voice = _voice(lang, conversation.id, [{"kind": "say", "text": say("opted_out", lang)},
                                                      {"kind": "hangup"}])
         return _finish(reply, receipt, patient)
@@ -305,12 +307,13 @@ def _answer_text(lang: str, *, digits: str, speech: str, recording_sid: str | No
 
 
 # -- when the call did not reach the patient ---------------------------------------------------------
-def retry_later(session: Session, conversation: ConversationSession) -> None:
-    """The caller went silent or hung up mid-way: end this call's conversation, retry the follow-up.
+def give_up_call(session: Session, conversation: ConversationSession, *, retryable: bool) -> None:
+    """The caller went silent, hung up mid-way or said STOP: end this call's conversation.
 
-    The follow-up is treated as an unanswered invitation (the same channel again after a pause, up to
-    its attempts per channel, then the next channel, then the staff queue). A conversation without a
-    follow-up stays open until it expires: the patient may take it up again by message.
+    The follow-up is treated as an unanswered invitation: ``retryable``, the same channel again after
+    a pause, up to its attempts per channel; then (or at once when not retryable) the next channel,
+    then the staff queue. A conversation without a follow-up stays open until it expires: the
+    patient may take it up again by message.
     """
     if conversation.status == SessionStatus.ENDED.value or conversation.followup_id is None:
         return
@@ -321,7 +324,7 @@ def retry_later(session: Session, conversation: ConversationSession) -> None:
     conversation.followup_id = None  # the follow-up goes on; only this call's conversation ends
     close(session, conversation, "no_input")
     followup.status = FollowUpStatus.INVITED.value
-    invitation_failed(session, followup.id, retryable=True)
+    invitation_failed(session, followup.id, retryable=retryable)
 
 
 def _call_row(session: Session, call_sid: str, outbox_id: uuid.UUID | None = None,
@@ -380,5 +383,5 @@ def call_status(session: Session, *, call_sid: str, status: str, answered_by: st
             fail_invitation(session, row, retryable=True)  # completed without ever reaching the flow
         elif conversation is not None and conversation.status == SessionStatus.WAITING.value \
                 and conversation.channel == CHANNEL and conversation.call_sid == call_sid:
-            retry_later(session, conversation)
+            give_up_call(session, conversation, retryable=True)
     return row

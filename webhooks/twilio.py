@@ -213,7 +213,7 @@ def recording() -> Response:
     duration_text = form.get("RecordingDuration", "")
     duration = int(duration_text) if duration_text.isdigit() and len(duration_text) < 7 else None
     purpose = request.args.get("purpose", "call")
-    if not re.fullmatch(r"[a-z]{1,16}(:[A-Za-z0-9_]{1,15})?", purpose):
+    if not re.fullmatch(r"[a-z]{1,16}(:[A-Za-z0-9_.-]{1,64})?", purpose):
         abort(400, "purpose is malformed")
     session_id = _uuid_arg("session")
     if status != "completed":

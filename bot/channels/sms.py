@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -129,7 +129,7 @@ def transport_failure(error: requests.RequestException) -> SendResult:
     return SendResult("unknown", error_code="timeout", error=name)
 
 
-def call_provider(action: Any, message: OutgoingMessage) -> SendResult:
+def call_provider(action: Callable[[], Any], message: OutgoingMessage) -> SendResult:
     """Run one REST call that returns a resource with a ``sid``, mapping every failure."""
     try:
         resource = action()
