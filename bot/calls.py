@@ -191,12 +191,11 @@ def call_answered(session: Session, services: BotServices, call: CallEvent) -> R
         _machine_answered(session, conversation, call.call_sid)
         return _finish(Reply(patient_id=str(patient.id), voice=_voice(lang, conversation.id, [{"kind": "hangup"}])),
                        receipt, patient)
-    conversation.call_sid = call.call_sid
-    return _finish(_start_by_voice(session, services, patient, conversation), receipt, patient)
+    return _finish(_start_by_voice(session, services, patient, conversation, call.call_sid), receipt, patient)
 
 
-def _start_by_voice(session: Session, services: BotServices, patient: Patient,
-                    conversation: ConversationSession) -> Reply:
+def _start_by_voice(session: Session, services: BotServices, patient: Patient, conversation: ConversationSession,
+                    call_sid: str) -> Reply:
     lang = conversation.lang or patient.language
     reply = Reply(patient_id=str(patient.id), session_id=str(conversation.id))
     if not consent.channel_usable(patient, CHANNEL):
@@ -215,6 +214,7 @@ def _start_by_voice(session: Session, services: BotServices, patient: Patient,
     log_message(session, patient=patient, conversation_id=conversation.id, channel=CHANNEL, direction=Direction.OUT,
                 text=notice)
     lock_patient(session, patient)
+    conversation.call_sid = call_sid
     actor = Actor("patient", str(patient.id), CHANNEL)
     try:
         turn = begin(session, services, patient, conversation.flow_id, channel=CHANNEL, actor=actor,
@@ -223,7 +223,7 @@ def _start_by_voice(session: Session, services: BotServices, patient: Patient,
         logger.warning("call could not start the flow of conversation %s", conversation.id)
         reply.voice = _voice(lang, conversation.id, _goodbye(services, lang))
         return reply
-    turn.conversation.call_sid = conversation.call_sid
+    turn.conversation.call_sid = call_sid
     actions = [{"kind": "say", "text": notice}, *_turn_actions(services, turn, step=1, record_answers=record_answers)]
     reply.voice = _voice(turn.lang, turn.conversation.id, actions)
     return reply
@@ -242,8 +242,7 @@ def _inbound_call(session: Session, services: BotServices, call: CallEvent) -> R
     if conversation is None or conversation.call_sid not in (None, call.call_sid):
         voice = _voice(patient.language, None, _goodbye(services, patient.language, "voice_nothing_open"))
         return _finish(Reply(patient_id=str(patient.id), voice=voice), receipt, patient)
-    conversation.call_sid = call.call_sid
-    return _finish(_start_by_voice(session, services, patient, conversation), receipt, patient)
+    return _finish(_start_by_voice(session, services, patient, conversation, call.call_sid), receipt, patient)
 
 
 # -- an answer -----------------------------------------------------------------------------------------
