@@ -148,7 +148,7 @@ def voice_gather() -> Response:
         abort(400, "step is malformed")
     call = _call_event(form, session_id)
     digits = form.get("Digits", "")
-    if len(digits) > 64 or (digits and not re.fullmatch(r"[0-9*#w]+|hangup", digits)):
+    if len(digits) > 64 or (digits and not re.fullmatch(r"[0-9*#]+|hangup", digits)):
         abort(400, "Digits is malformed")
     speech = form.get("SpeechResult", "")[:1000]
     recording_sid = _field(form, "RecordingSid", _RECORDING_SID, required=False) or None
