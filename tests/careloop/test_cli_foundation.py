@@ -292,13 +292,16 @@ def test_demo_prepares_a_synthetic_clinic_once(run_cli, fresh_settings):
     runtime.close()
 
 
-def test_a_second_worker_on_one_sqlite_file_is_refused(fresh_settings, tmp_path, dialect_name):
+def test_one_worker_per_sqlite_file_but_several_on_postgresql(fresh_settings, dialect_name):
     from careloop.worker import WorkerLockedError, single_worker_lock
 
-    if dialect_name != "sqlite":
-        pytest.skip("the lock file guards SQLite only; PostgreSQL runs several workers")
     KeyRing.generate(fresh_settings.key_file).save()
     runtime = open_runtime(fresh_settings)
-    with single_worker_lock(runtime), pytest.raises(WorkerLockedError), single_worker_lock(runtime):
-        pass
+    with single_worker_lock(runtime):
+        if dialect_name == "sqlite":
+            with pytest.raises(WorkerLockedError), single_worker_lock(runtime):
+                pass
+        else:
+            with single_worker_lock(runtime):  # rows are claimed with SKIP LOCKED instead
+                pass
     runtime.close()
