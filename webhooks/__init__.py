@@ -11,7 +11,7 @@ import importlib
 from flask import Blueprint, Flask
 
 # Each module defines ``blueprint``; add a module here when a provider's entry points are added.
-BLUEPRINT_MODULES: tuple[str, ...] = ()
+BLUEPRINT_MODULES: tuple[str, ...] = ("webhooks.wechat", "webhooks.twilio")
 
 
 def init_app(app: Flask) -> None:

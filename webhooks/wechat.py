@@ -1,0 +1,203 @@
+"""The WeChat official account's server URL: verification (GET) and messages and events (POST).
+
+Plain mode and safe mode (``encrypt_type=aes``, ``msg_signature``) as WeChat sends them. The
+rhythm is courier's: verify (signatures compared in constant time, a timestamp more than five
+minutes away refused as a replay), parse safely (size-limited, defusedxml with no DTDs and no
+entities, before wechatpy sees any XML), hand a neutral :class:`InboundMessage` to the bot, and
+answer with the passive reply (encrypted in safe mode) or ``success``. Refusals store nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as safe_fromstring
+from flask import Blueprint, Response, current_app, request
+from wechatpy import parse_message
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.replies import TextReply
+
+from bot.channels.wechat import settle_passive_reply
+from bot.context import request_session, service
+from bot.conversations import BotServices
+from bot.messages import InboundMessage
+from bot.router import handle_inbound
+
+blueprint = Blueprint("wechat", __name__, url_prefix="/webhooks/wechat")
+
+MAX_BODY_BYTES = 64 * 1024  # WeChat's messages are a few KB; anything larger is not WeChat
+REPLAY_SECONDS = 300
+ACCOUNT_KEY = "careloop.wechat.account"
+
+
+class RefusedError(Exception):
+    """A request we answer with a 4xx and nothing else."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Account:
+    token: str
+    appid: str
+    crypto: WeChatCrypto | None
+
+
+def _account() -> Account:
+    account: Account | None = current_app.extensions.get(ACCOUNT_KEY)
+    if account is None:
+        settings = service("settings")
+        if not settings.wechat_token or "wechat" not in settings.live_channels():
+            raise RefusedError(404, "the WeChat channel is not configured")
+        crypto = (WeChatCrypto(settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid)
+                  if settings.wechat_aes_key else None)
+        account = Account(settings.wechat_token, settings.wechat_appid or "", crypto)
+        current_app.extensions[ACCOUNT_KEY] = account
+    return account
+
+
+@blueprint.errorhandler(RefusedError)
+def _refused(refusal: RefusedError) -> Response:
+    return Response(str(refusal), status=refusal.status, mimetype="text/plain")
+
+
+# -- verification ------------------------------------------------------------------------------------
+def _signature(*parts: str) -> str:
+    return hashlib.sha1("".join(sorted(parts)).encode("utf-8")).hexdigest()  # noqa: S324 - WeChat's scheme
+
+
+def _same(expected: str, given: str) -> bool:
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
+
+
+def _verify_request(account: Account) -> tuple[str, str]:
+    """Check ``signature`` over (token, timestamp, nonce) and the timestamp's age; return both."""
+    timestamp = request.args.get("timestamp", "")
+    nonce = request.args.get("nonce", "")
+    signature = request.args.get("signature", "")
+    if not signature or not _same(_signature(account.token, timestamp, nonce), signature):
+        raise RefusedError(403, "bad signature")
+    try:
+        sent_at = int(timestamp)
+    except ValueError:
+        raise RefusedError(403, "bad timestamp") from None
+    if abs(service("clock").now().timestamp() - sent_at) > REPLAY_SECONDS:
+        raise RefusedError(403, "stale timestamp")
+    return timestamp, nonce
+
+
+@blueprint.get("")
+def verify() -> Response:
+    """WeChat's server check: echo ``echostr`` when the signature is ours."""
+    _verify_request(_account())
+    return Response(request.args.get("echostr", ""), mimetype="text/plain")
+
+
+# -- messages -----------------------------------------------------------------------------------------
+def _body() -> bytes:
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise RefusedError(413, "body too large")
+    body = request.stream.read(MAX_BODY_BYTES + 1)
+    if len(body) > MAX_BODY_BYTES:
+        raise RefusedError(413, "body too large")
+    return body
+
+
+def _safe_xml(data: bytes | str) -> ElementTree.Element:
+    """Parse WeChat's XML with no DTD, no entities, no external references; 400 for anything else."""
+    try:
+        root: ElementTree.Element = safe_fromstring(data, forbid_dtd=True, forbid_entities=True,
+                                                    forbid_external=True)
+    except (DefusedXmlException, ElementTree.ParseError, ValueError) as problem:
+        raise RefusedError(400, f"unacceptable XML ({type(problem).__name__})") from None
+    if root.tag != "xml":
+        raise RefusedError(400, "not a WeChat message")
+    return root
+
+
+def _open(account: Account, body: bytes, timestamp: str, nonce: str) -> bytes | str:
+    """The message's XML: as sent (plain mode) or decrypted after its ``msg_signature`` is checked."""
+    outer = _safe_xml(body)
+    if request.args.get("encrypt_type", "raw").lower() != "aes":
+        if account.crypto is not None:
+            raise RefusedError(400, "this account is in safe mode: messages must be encrypted")
+        return body
+    if account.crypto is None:
+        raise RefusedError(400, "encrypted message, but no WECHAT_AES_KEY is set")
+    encrypted = outer.findtext("Encrypt") or ""
+    msg_signature = request.args.get("msg_signature", "")
+    if not encrypted or not msg_signature:
+        raise RefusedError(403 if encrypted else 400, "missing msg_signature or Encrypt")
+    if not _same(_signature(account.token, timestamp, nonce, encrypted), msg_signature):
+        raise RefusedError(403, "bad msg_signature")
+    try:
+        plain: str = account.crypto.decrypt_message({"Encrypt": encrypted}, msg_signature, timestamp, nonce)
+    except InvalidAppIdException:
+        raise RefusedError(403, "message for another account") from None
+    except (InvalidSignatureException, ValueError, TypeError, IndexError, UnicodeDecodeError):
+        raise RefusedError(400, "undecryptable message") from None
+    _safe_xml(plain)
+    return plain
+
+
+def to_inbound(message: Any, received_at: datetime) -> InboundMessage:
+    """A wechatpy message or event as the bot's neutral :class:`InboundMessage`."""
+    data: dict[str, Any] = message._data
+    sender = str(data.get("FromUserName") or "")
+    common: dict[str, Any] = {"channel": "wechat", "sender": sender, "recipient": str(data.get("ToUserName") or ""),
+                              "received_at": received_at}
+    if message.type == "event":
+        # wechatpy renames a scan-to-subscribe to "subscribe_scan" and strips "qrscene_" from its key.
+        event = "subscribe" if message.event == "subscribe_scan" else str(data.get("Event") or message.event)
+        key = data.get("EventKey")
+        extra: dict[str, Any] = {}
+        if data.get("Ticket"):
+            extra["ticket"] = str(data["Ticket"])
+        if message.event == "templatesendjobfinish":
+            extra.update(msg_id=str(data.get("MsgID") or data.get("MsgId") or ""), status=str(data.get("Status", "")))
+        return InboundMessage(provider_key=f"{sender}:{data.get('CreateTime', '')}", kind="event", event=event,
+                              event_key=str(key).removeprefix("qrscene_") if key else None, extra=extra, **common)
+    provider_key = str(data.get("MsgId") or f"{sender}:{data.get('CreateTime', '')}")
+    if message.type == "text":
+        return InboundMessage(provider_key=provider_key, kind="text", text=str(data.get("Content") or ""), **common)
+    media = {"media": message.type, "media_id": str(data.get("MediaId") or "")}
+    if data.get("Recognition"):
+        media["recognition"] = str(data["Recognition"])
+    return InboundMessage(provider_key=provider_key, kind="media", extra=media, **common)
+
+
+@blueprint.post("")
+def receive() -> Response:
+    """A message or event from WeChat: verify, parse, hand to the bot, answer within the 5 seconds."""
+    started = time.monotonic()
+    account = _account()
+    timestamp, nonce = _verify_request(account)
+    xml = _open(account, _body(), timestamp, nonce)
+    try:
+        message = parse_message(xml)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise RefusedError(400, "not a WeChat message") from None
+    if message is None or not message._data.get("FromUserName"):
+        raise RefusedError(400, "not a WeChat message")
+    inbound = to_inbound(message, service("clock").now())
+    services: BotServices = service("bot")
+    session = request_session()
+    reply = handle_inbound(session, services, inbound)
+    reply = settle_passive_reply(session, services.config, inbound, reply, time.monotonic() - started)
+    if not reply.texts:
+        return Response("success", mimetype="text/plain")
+    passive = TextReply(source=inbound.recipient, target=inbound.sender, content=reply.texts[0],
+                        time=int(service("clock").now().timestamp())).render()
+    if account.crypto is not None:
+        passive = account.crypto.encrypt_message(passive, nonce, timestamp)
+    return Response(passive, mimetype="application/xml")
