@@ -32,18 +32,18 @@ def request_tag_reevaluation(session: Session, patient_ids: Iterable[uuid.UUID],
     now = clock_of(session).now()
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    for start in range(0, len(ids), CHUNK):
-        rows = [
-            {"id": uuid.uuid4(), "patient_id": patient_id, "reason": reason[:MAX_REASON], "requested_at": now}
-            for patient_id in ids[start : start + CHUNK]
-        ]
-        statement = insert(TagReevaluation).values(rows)
-        session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[TagReevaluation.patient_id],
-                set_={"reason": statement.excluded.reason, "requested_at": statement.excluded.requested_at},
-            )
-        )
+    statement = insert(TagReevaluation)
+    upsert = statement.on_conflict_do_update(
+        index_elements=[TagReevaluation.patient_id],
+        set_={"reason": statement.excluded.reason, "requested_at": statement.excluded.requested_at},
+    )
+    rows = [
+        {"id": uuid.uuid4(), "patient_id": patient_id, "reason": reason[:MAX_REASON], "requested_at": now}
+        for patient_id in ids
+    ]
+    for start in range(0, len(rows), CHUNK):
+        # One statement, many parameter sets: compiled once, sent as executemany.
+        session.execute(upsert, rows[start : start + CHUNK])
     return len(ids)
 
 

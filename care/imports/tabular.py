@@ -185,7 +185,10 @@ def _csv_rows_from(handle: BinaryIO, name: str) -> Iterator[list[Any]]:
     except csv.Error as problem:
         raise TemplateError(f"{name} is not valid CSV: {problem}") from problem
     finally:
-        text.detach()
+        # Hand the caller its file back open; a caller that closed it first (it stopped reading
+        # after an error) needs nothing back, and detaching from a closed file would fail.
+        if not handle.closed:
+            text.detach()
 
 
 def _local(tag: str) -> str:
@@ -383,7 +386,8 @@ class _SheetState:
     def value(self) -> Any:
         if not self.has_value:
             return None
-        raw = "".join(self.text)
+        pieces = self.text
+        raw = pieces[0] if len(pieces) == 1 else "".join(pieces)
         kind = self.kind
         if kind == "s":
             return self.shared[int(raw)]
@@ -402,19 +406,18 @@ class _SheetState:
 
 
 def _sheet_handlers(state: _SheetState, name: str) -> tuple[Callable[..., None], ...]:
-    # Element names are looked up once each in ``local_of`` (prefixed or not), then dispatched.
+    # Element names are looked up once each in ``local_of`` (prefixed or not), then dispatched;
+    # the handlers run once per element of a million-row sheet, so they avoid calls where they can.
     local_of: dict[str, str] = {}
     column_of: dict[str, int] = {}
     digits = "0123456789"
 
     def local(tag: str) -> str:
-        found = local_of.get(tag)
-        if found is None:
-            found = local_of[tag] = _local(tag.replace(":", " "))
+        found = local_of[tag] = _local(tag.replace(":", " "))
         return found
 
     def start(tag: str, attrs: dict[str, str]) -> None:
-        kind = local(tag)
+        kind = local_of.get(tag) or local(tag)
         if kind == "c":
             reference = attrs.get("r")
             if reference:
@@ -428,7 +431,7 @@ def _sheet_handlers(state: _SheetState, name: str) -> tuple[Callable[..., None],
             state.kind = attrs.get("t")
             style = attrs.get("s")
             state.style = int(style) if style else 0
-            state.text.clear()
+            state.text = []
             state.has_value = False
         elif kind == "v" or kind == "t":
             state.collecting = True
@@ -446,7 +449,7 @@ def _sheet_handlers(state: _SheetState, name: str) -> tuple[Callable[..., None],
             state.phonetic += 1
 
     def end(tag: str) -> None:
-        kind = local(tag)
+        kind = local_of.get(tag) or local(tag)
         if kind == "c":
             try:
                 value = state.value()

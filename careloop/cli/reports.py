@@ -9,7 +9,6 @@ import click
 
 from care.clinical.common import Lang
 from care.errors import NotFoundError
-from care.health_reports import print_health_report
 from care.patients import get_patient
 from careloop.cli.base import CliContext, main, pass_cli
 
@@ -23,6 +22,9 @@ from careloop.cli.base import CliContext, main, pass_cli
 @pass_cli
 def report(cli: CliContext, patient_ref: str, out: Path, lang: str | None) -> None:
     """Print the A4 health report of PATIENT_REF (a card number or internal id) to a PDF file."""
+    # Imported here: charts and PDF pull in matplotlib and ReportLab, which every other command can do without.
+    from care.health_reports import print_health_report
+
     runtime = cli.runtime()
     # One unit of work: the printing is audited only when the file was written.
     with cli.unit_of_work() as session:

@@ -18,6 +18,7 @@ A format registers itself under its name (STYLE.md habit 5)::
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from abc import ABC, abstractmethod
@@ -181,10 +182,17 @@ def register(cls: F) -> F:
 # --- helpers the formats share -------------------------------------------------------------------
 
 
+# A file names the same patients again and again: normalise each identifier once (bounded).
+_normalizers = {
+    "card_no": functools.lru_cache(maxsize=65_536)(normalize_card_no),
+    "id_number": functools.lru_cache(maxsize=65_536)(normalize_id_number),
+}
+
+
 def patient_ref(kind: PatientKind, raw: str, where: str, column: str) -> PatientRef | str:
     """Return the normalised identifier, or why it is not one."""
     try:
-        value = normalize_card_no(raw) if kind == "card_no" else normalize_id_number(raw)
+        value = _normalizers[kind](raw)
     except IdentifierError as problem:
         return str(problem)
     return PatientRef(kind, value, where, column)

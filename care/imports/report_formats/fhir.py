@@ -27,15 +27,13 @@ Observation with ``component`` (a blood-pressure panel) gives one result per com
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from fhir.resources.R4B.diagnosticreport import DiagnosticReport
-from fhir.resources.R4B.observation import Observation
-from fhir.resources.R4B.patient import Patient
 from pydantic import ValidationError
 
 from care.clinical import codes
@@ -65,8 +63,17 @@ FINAL_OBSERVATION = frozenset({"final", "amended", "corrected"})
 FINAL_REPORT = frozenset({"final", "amended", "corrected", "appended"})
 MAX_REPORT_ID = 128
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
-RESOURCE_TYPES: dict[str, Any] = {"Patient": Patient, "Observation": Observation, "DiagnosticReport": DiagnosticReport}
 COLUMNS = Columns(code="code", value="valueQuantity.value", unit="valueQuantity.unit")
+
+
+@functools.cache
+def resource_types() -> Mapping[str, Any]:
+    """The ``fhir.resources`` R4B models of the resources read (imported on first use: they take half a second)."""
+    from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+    from fhir.resources.R4B.observation import Observation
+    from fhir.resources.R4B.patient import Patient
+
+    return {"Patient": Patient, "Observation": Observation, "DiagnosticReport": DiagnosticReport}
 
 
 @dataclass
@@ -161,7 +168,7 @@ class _Bundle:
         if not isinstance(resource, dict):
             return
         kind = str(resource.get("resourceType", ""))
-        model = RESOURCE_TYPES.get(kind)
+        model = resource_types().get(kind)
         if model is None:
             return  # other resources (Encounter, Practitioner...) are not needed
         entry = _Entry(index, kind, _where(index, resource))

@@ -27,6 +27,7 @@ from care.imports.report_formats.base import (
     ReportFormat,
     ReportProblem,
     ReportSource,
+    ResultLine,
     convert,
     patient_ref,
     register,
@@ -123,15 +124,16 @@ def _check(row: Row, context: ParseContext) -> _Checked:
     return _Checked(report_id, card, checked_day, scratch)
 
 
-@dataclass
+@dataclass(slots=True)
 class _ReportIndex:
-    """What the first pass learns about one report id."""
+    """What the first pass keeps about one report id (small: a million-row file has tens of thousands)."""
 
     first_row: int
     last_row: int
     rows: int = 0
-    card: PatientRef | None = None
-    problems: list[ReportProblem] = field(default_factory=list)
+    card: str | None = None
+    card_row: int = 0
+    problems: list[ReportProblem] | None = None
 
 
 @dataclass
@@ -141,6 +143,24 @@ class _Open:
     report: ParsedReport
     last_row: int
     days: list[date] = field(default_factory=list)
+
+
+def _span(entry: _ReportIndex) -> str:
+    return f"rows {entry.first_row}-{entry.last_row}" if entry.rows > 1 else f"row {entry.first_row}"
+
+
+def _result_of(row: Row, context: ParseContext) -> tuple[date, ResultLine] | None:
+    """The second pass: the row's day and converted result (the first pass found the row good)."""
+    values = row.values
+    day = _day(values.get("date"))
+    if isinstance(day, str):
+        return None
+    where = f"row {row.number}"
+    scratch = ParsedReport(report_ref=None, where=where)
+    line = convert(
+        scratch, _text(values.get("code")), values.get("value"), _text(values.get("unit")), day, where, COLUMNS
+    )
+    return None if line is None else (day, line)
 
 
 class _TabularFormat(ReportFormat):
@@ -167,60 +187,54 @@ class _TabularFormat(ReportFormat):
                 entry = index[checked.report_id] = _ReportIndex(first_row=row.number, last_row=row.number)
             entry.last_row = row.number
             entry.rows += 1
-            entry.problems.extend(checked.report.problems)
+            problems = list(checked.report.problems)
             if checked.card is not None:
                 if entry.card is None:
-                    entry.card = checked.card
-                elif entry.card.value != checked.card.value:
-                    entry.problems.append(
-                        ReportProblem(
-                            f"row {row.number}", "card_no",
-                            f"report {checked.report_id!r} belongs to card {entry.card.value} ({entry.card.where})",
-                        )
-                    )
+                    entry.card, entry.card_row = checked.card.value, row.number
+                elif entry.card != checked.card.value:
+                    problems.append(ReportProblem(
+                        f"row {row.number}", "card_no",
+                        f"report {checked.report_id!r} belongs to card {entry.card} (row {entry.card_row})",
+                    ))
+            if problems:
+                entry.problems = (entry.problems or []) + problems
         yield from self._second_pass(source, context, index)
 
     def _second_pass(
         self, source: ReportSource, context: ParseContext, index: dict[str, _ReportIndex]
     ) -> Iterator[ParsedReport]:
+        changed = ReportFileError(f"{source.name} changed while it was being imported; import it again")
         open_reports: dict[str, _Open] = {}
         for row in self._rows(source):
             report_id = _text(row.values.get("report_id"))
             entry = index.get(report_id)
             if entry is None:
                 continue  # refused in the first pass (no report id)
-            if row.number == entry.last_row and entry.problems:
-                yield _refused(report_id, entry)
-                continue
             if entry.problems:
+                if row.number == entry.last_row:
+                    refused = ParsedReport(report_ref=report_id, where=_span(entry), rows=entry.rows)
+                    refused.problems.extend(entry.problems)
+                    yield refused
                 continue
             gathering = open_reports.get(report_id)
             if gathering is None:
-                where = f"rows {entry.first_row}-{entry.last_row}" if entry.rows > 1 else f"row {entry.first_row}"
-                report = ParsedReport(
-                    report_ref=report_id, where=where, patients=[entry.card] if entry.card else [], rows=entry.rows
-                )
+                assert entry.card is not None  # noqa: S101 - a good report has its card
+                card = PatientRef("card_no", entry.card, f"row {entry.card_row}", "card_no")
+                report = ParsedReport(report_ref=report_id, where=_span(entry), patients=[card], rows=entry.rows)
                 gathering = open_reports[report_id] = _Open(report, entry.last_row)
-            checked = _check(row, context)
-            if checked.report.problems or checked.day is None:
-                raise ReportFileError(f"{source.name} changed while it was being imported; import it again")
-            gathering.report.results.extend(checked.report.results)
-            gathering.days.append(checked.day)
+            result = _result_of(row, context)
+            if result is None:
+                raise changed
+            gathering.days.append(result[0])
+            gathering.report.results.append(result[1])
             if row.number == gathering.last_row:
                 del open_reports[report_id]
                 if len(gathering.report.results) != entry.rows:
-                    raise ReportFileError(f"{source.name} changed while it was being imported; import it again")
+                    raise changed
                 gathering.report.report_date = min(gathering.days)
                 yield gathering.report
         if open_reports:
-            raise ReportFileError(f"{source.name} changed while it was being imported; import it again")
-
-
-def _refused(report_id: str, entry: _ReportIndex) -> ParsedReport:
-    where = f"rows {entry.first_row}-{entry.last_row}" if entry.rows > 1 else f"row {entry.first_row}"
-    report = ParsedReport(report_ref=report_id, where=where, rows=entry.rows)
-    report.problems.extend(entry.problems)
-    return report
+            raise changed
 
 
 @register
