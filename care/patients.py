@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from care.errors import NotFoundError, Problem, ValidationFailedError
 from care.identifiers import (
@@ -23,7 +24,7 @@ from care.identifiers import (
 )
 from care.models import Card, Channel, ChannelConsent, Patient, PatientStatus
 from security.audit import Actor, log
-from security.fields import clock_of
+from security.fields import cipher_of, clock_of, insert_new
 
 GENDERS = {"m": "M", "male": "M", "男": "M", "f": "F", "female": "F", "女": "F"}
 LANGUAGES = {"zh": "zh", "zh-cn": "zh", "中文": "zh", "en": "en", "english": "en", "英文": "en"}
@@ -195,52 +196,94 @@ def get_patient(session: Session, reference: str) -> Patient:
 
 
 _COMPARED = ("name", "gender", "birth_date", "phone", "id_number", "language", "wechat_openid")
+# The identifiers that only one patient may hold besides the card number.
+_UNIQUE = ("id_number", "wechat_openid")
+# Values per IN (...) query in bulk look-ups.
+_QUERY_CHUNK = 500
+
+
+@dataclass
+class IdentifierHolders:
+    """Which patient holds each ID number and WeChat openid that a batch of enrolments names.
+
+    A bulk caller gathers it once per batch with :func:`identifier_holders` and passes it to every
+    :func:`enroll` of that batch: the uniqueness checks then read it instead of querying (and
+    flushing) once per patient, and each enrolment records the identifiers it takes, so two rows
+    of one batch still cannot claim the same ID number or openid.
+    """
+
+    held: dict[str, dict[str, uuid.UUID]] = field(default_factory=lambda: {name: {} for name in _UNIQUE})
+
+    def holder(self, name: str, value: str) -> uuid.UUID | None:
+        return self.held[name].get(value)
+
+    def claim(self, patient_id: uuid.UUID, values: Mapping[str, str | None],
+              previous: Mapping[str, str | None] | None = None) -> None:
+        """Record that ``patient_id`` now holds ``values`` (and no longer its ``previous`` ones)."""
+        for name in _UNIQUE:
+            old, new = (previous or {}).get(name), values.get(name)
+            if old and old != new and self.held[name].get(old) == patient_id:
+                del self.held[name][old]
+            if new:
+                self.held[name][new] = patient_id
+
+
+def identifier_holders(session: Session, requests: Iterable[EnrolmentRequest]) -> IdentifierHolders:
+    """Look up, in one query per identifier, the patients already holding the requests' ID numbers and openids."""
+    cipher = cipher_of(session)
+    holders = IdentifierHolders()
+    wanted: dict[str, set[str]] = {name: set() for name in _UNIQUE}
+    for request in requests:
+        for name in _UNIQUE:
+            value = getattr(request, name)
+            if value:
+                wanted[name].add(value)
+    for name, values in wanted.items():
+        if not values:
+            continue
+        encrypted_field = getattr(Patient, name)
+        by_index = {encrypted_field.index_value(cipher, value): value for value in values}
+        column = encrypted_field.index_column()
+        for patient_id, index in session.execute(select(Patient.id, column).where(column.in_(list(by_index)))):
+            holders.held[name][by_index[index]] = patient_id
+    return holders
 
 
 def enroll(
     session: Session, request: EnrolmentRequest, *, actor: Actor, existing: Patient | None = None,
-    look_up: bool = True,
+    look_up: bool = True, holders: IdentifierHolders | None = None,
 ) -> Enrolment:
     """Enrol a patient, or bring an enrolled card's details up to date (idempotent by card number).
 
     ``existing`` lets a bulk caller pass the patient it already looked up (or None with
-    ``look_up=False`` when it knows the card is new), saving one query per row.
+    ``look_up=False`` when it knows the card is new), saving one query per row; ``holders``
+    (from :func:`identifier_holders`, shared by a batch) saves the uniqueness queries too.
 
     Raises:
         ValidationFailedError: the ID number or openid already belongs to another card.
     """
     now = clock_of(session).now()
     patient = find_by_card(session, request.card_no) if look_up and existing is None else existing
-    _check_unique(session, request, patient)
+    _check_unique(session, request, patient, holders)
     if patient is None:
-        patient = Patient(
-            card_no=request.card_no, name=request.name, gender=request.gender, birth_date=request.birth_date,
-            phone=request.phone, id_number=request.id_number, wechat_openid=request.wechat_openid,
-            language=request.language, timezone="Asia/Shanghai", status=PatientStatus.ACTIVE.value,
-            created_at=now, updated_at=now,
-        )
+        patient = Patient(**_patient_values(request, now))
         session.add(patient)
         if request.package:
-            patient.cards.append(
-                Card(package=request.package, issued_on=now.date(), status="active", created_at=now, updated_at=now)
-            )
-        for channel in (Channel.SMS, Channel.VOICE, Channel.WECHAT):
-            # Enrolment at the front desk includes consent to be contacted; recording needs its own consent.
-            patient.consents.append(
-                ChannelConsent(channel=channel.value, consented=True, consented_at=now, recording_consent=False,
-                               opted_out=False, created_at=now, updated_at=now)
-            )
-        log(session, actor=actor, action="patient.enroll", resource_type="patient", resource_id=patient.id,
-            patient_id=patient.id)
+            patient.cards.append(Card(**_card_values(request.package, now)))
+        for values in _consent_values(now):
+            patient.consents.append(ChannelConsent(**values))
+        _log_enrolled(session, actor, patient.id)
+        if holders is not None:
+            holders.claim(patient.id, _unique_values(request))
         return Enrolment(patient, EnrolmentOutcome.CREATED)
     changed = [name for name in _COMPARED if getattr(patient, name) != getattr(request, name)]
     if request.package and not any(card.package == request.package for card in patient.cards):
-        patient.cards.append(
-            Card(package=request.package, issued_on=now.date(), status="active", created_at=now, updated_at=now)
-        )
+        patient.cards.append(Card(**_card_values(request.package, now)))
         changed.append("package")
     if not changed:
         return Enrolment(patient, EnrolmentOutcome.UNCHANGED)
+    if holders is not None:
+        holders.claim(patient.id, _unique_values(request), previous=_unique_values(patient))
     for name in changed:
         if name != "package":
             setattr(patient, name, getattr(request, name))
@@ -250,15 +293,134 @@ def enroll(
     return Enrolment(patient, EnrolmentOutcome.UPDATED, changed)
 
 
-def _check_unique(session: Session, request: EnrolmentRequest, patient: Patient | None) -> None:
+@dataclass(frozen=True)
+class BatchEnrolment:
+    """What :func:`enroll_many` made of one request: its outcome, or the problems that refused it."""
+
+    outcome: EnrolmentOutcome | None
+    patient_id: uuid.UUID | None = None
+    problems: tuple[Problem, ...] = ()
+
+
+def patients_by_card(session: Session, card_numbers: Iterable[str]) -> dict[str, Patient]:
+    """The enrolled patients among normalised ``card_numbers`` (with their cards), in one query per chunk."""
+    cipher = cipher_of(session)
+    by_index = {Patient.card_no.index_value(cipher, card): card for card in card_numbers}
+    indexes = list(by_index)
+    found: dict[str, Patient] = {}
+    for start in range(0, len(indexes), _QUERY_CHUNK):
+        query = (
+            select(Patient)
+            .where(Patient.card_no.index_column().in_(indexes[start : start + _QUERY_CHUNK]))
+            .options(selectinload(Patient.cards))
+        )
+        for patient in session.scalars(query):
+            index = Patient.card_no.stored_index(patient)
+            if index is not None:
+                found[by_index[index]] = patient
+    return found
+
+
+def enroll_many(session: Session, requests: Sequence[EnrolmentRequest], *, actor: Actor) -> list[BatchEnrolment]:
+    """Enrol a batch of patients (the import): the rules and records of :func:`enroll`, written in bulk.
+
+    Cards already enrolled are brought up to date by :func:`enroll`; new patients, their card and
+    consents are written with one INSERT per table (every PHI field encrypted under the patient's
+    own data key, as always) and each gets its ``patient.enroll`` audit entry. A card number twice
+    in one batch is refused the second time. Returns one :class:`BatchEnrolment` per request, in order.
+    """
+    now = clock_of(session).now()
+    existing = patients_by_card(session, [request.card_no for request in requests])
+    holders = identifier_holders(session, requests)
+    results: list[BatchEnrolment] = []
+    created: list[tuple[uuid.UUID, EnrolmentRequest]] = []
+    new_cards: set[str] = set()
+    for request in requests:
+        patient = existing.get(request.card_no)
+        try:
+            if patient is not None:
+                result = enroll(session, request, actor=actor, existing=patient, look_up=False, holders=holders)
+                results.append(BatchEnrolment(result.outcome, patient.id))
+                continue
+            if request.card_no in new_cards:
+                raise ValidationFailedError([Problem("card_no", "appears more than once in this batch")])
+            _check_unique(session, request, None, holders)
+        except ValidationFailedError as failure:
+            results.append(BatchEnrolment(None, problems=tuple(failure.problems)))
+            continue
+        patient_id = uuid.uuid4()
+        new_cards.add(request.card_no)
+        holders.claim(patient_id, _unique_values(request))
+        created.append((patient_id, request))
+        results.append(BatchEnrolment(EnrolmentOutcome.CREATED, patient_id))
+    # Updates first: an identifier one of them gave up may be taken by a new patient below.
+    session.flush()
+    patients: list[tuple[uuid.UUID, dict[str, Any]]] = []
+    cards: list[tuple[uuid.UUID, dict[str, Any]]] = []
+    consents: list[tuple[uuid.UUID, dict[str, Any]]] = []
+    for patient_id, request in created:
+        patients.append((patient_id, {"id": patient_id, **_patient_values(request, now)}))
+        if request.package:
+            cards.append((patient_id, {"id": uuid.uuid4(), "patient_id": patient_id,
+                                       **_card_values(request.package, now)}))
+        consents.extend((patient_id, {"id": uuid.uuid4(), "patient_id": patient_id, **values})
+                        for values in _consent_values(now))
+    for model, rows in ((Patient, patients), (Card, cards), (ChannelConsent, consents)):
+        insert_new(session, model, [record for _, record in rows], [owner for owner, _ in rows])
+    for patient_id, _ in created:
+        _log_enrolled(session, actor, patient_id)
+    return results
+
+
+def _patient_values(request: EnrolmentRequest, now: datetime) -> dict[str, Any]:
+    return {
+        "card_no": request.card_no, "name": request.name, "gender": request.gender, "birth_date": request.birth_date,
+        "phone": request.phone, "id_number": request.id_number, "wechat_openid": request.wechat_openid,
+        "language": request.language, "timezone": "Asia/Shanghai", "status": PatientStatus.ACTIVE.value,
+        "created_at": now, "updated_at": now,
+    }
+
+
+def _card_values(package: str, now: datetime) -> dict[str, Any]:
+    return {"package": package, "issued_on": now.date(), "status": "active", "created_at": now, "updated_at": now}
+
+
+def _consent_values(now: datetime) -> list[dict[str, Any]]:
+    # Enrolment at the front desk includes consent to be contacted; recording needs its own consent.
+    return [
+        {"channel": channel.value, "consented": True, "consented_at": now, "recording_consent": False,
+         "opted_out": False, "created_at": now, "updated_at": now}
+        for channel in (Channel.SMS, Channel.VOICE, Channel.WECHAT)
+    ]
+
+
+def _log_enrolled(session: Session, actor: Actor, patient_id: uuid.UUID) -> None:
+    log(session, actor=actor, action="patient.enroll", resource_type="patient", resource_id=patient_id,
+        patient_id=patient_id)
+
+
+def _unique_values(source: EnrolmentRequest | Patient) -> dict[str, str | None]:
+    return {name: getattr(source, name) for name in _UNIQUE}
+
+
+def _check_unique(
+    session: Session, request: EnrolmentRequest, patient: Patient | None, holders: IdentifierHolders | None
+) -> None:
+    def holder(name: str, value: str) -> uuid.UUID | None:
+        if holders is not None:
+            return holders.holder(name, value)
+        find = find_by_id_number if name == "id_number" else find_by_openid
+        other = find(session, value)
+        return None if other is None else other.id
+
     problems: list[Problem] = []
     if request.id_number:
-        other = find_by_id_number(session, request.id_number)
-        if other is not None and (patient is None or other.id != patient.id):
+        other_id = holder("id_number", request.id_number)
+        if other_id is not None and (patient is None or other_id != patient.id):
             problems.append(Problem("id_number", "is already enrolled under another card"))
     if request.wechat_openid:
-        other = find_by_openid(session, request.wechat_openid)
-        if other is not None and (patient is None or other.id != patient.id):
+        other_id = holder("wechat_openid", request.wechat_openid)
+        if other_id is not None and (patient is None or other_id != patient.id):
             problems.append(Problem("wechat_openid", "is already bound to another card"))
     if problems:
         raise ValidationFailedError(problems)

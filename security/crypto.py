@@ -18,11 +18,13 @@ import secrets
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterable
 from datetime import datetime
+from typing import cast
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Integer, LargeBinary, func, select
+from sqlalchemy import Integer, LargeBinary, Table, func, insert, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from security.keys import KeyRing
@@ -30,6 +32,8 @@ from security.storage import UtcDateTime, Uuid, metadata
 
 FORMAT_VERSION = 1
 NONCE_BYTES = 12
+# Owners per query when data keys are loaded in bulk (well under every engine's parameter limit).
+LOAD_CHUNK = 500
 # The owner of data that belongs to no patient (staff TOTP secrets, settings).
 SYSTEM_OWNER = uuid.UUID(int=0)
 
@@ -102,12 +106,27 @@ class FieldCipher:
         return version, nonce + AESGCM(master).encrypt(nonce, data_key, _wrap_aad(owner_id, version))
 
     def _unwrap(self, row: DataKey) -> bytes:
-        master = self.key_ring.master_key(row.kek_version)
-        nonce, body = row.wrapped[:NONCE_BYTES], row.wrapped[NONCE_BYTES:]
+        return self._unwrap_parts(row.owner_id, row.kek_version, row.wrapped)
+
+    def _unwrap_parts(self, owner_id: uuid.UUID, kek_version: int, wrapped: bytes) -> bytes:
+        master = self.key_ring.master_key(kek_version)
+        nonce, body = wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:]
         try:
-            return AESGCM(master).decrypt(nonce, body, _wrap_aad(row.owner_id, row.kek_version))
+            return AESGCM(master).decrypt(nonce, body, _wrap_aad(owner_id, kek_version))
         except InvalidTag as problem:
-            raise DecryptionError(f"data key of owner {row.owner_id} does not unwrap") from problem
+            raise DecryptionError(f"data key of owner {owner_id} does not unwrap") from problem
+
+    def _create(self, session: Session, owner_id: uuid.UUID, now: datetime) -> bytes:
+        data_key = AESGCM.generate_key(bit_length=256)
+        version, wrapped = self._wrap(owner_id, data_key)
+        session.add(DataKey(owner_id=owner_id, kek_version=version, wrapped=wrapped, created_at=now))
+        self._cache_put(owner_id, data_key)
+        return data_key
+
+    def is_cached(self, owner_id: uuid.UUID) -> bool:
+        """Whether the owner's data key is at hand without a query."""
+        with self._lock:
+            return owner_id in self._cache
 
     def data_key(self, session: Session, owner_id: uuid.UUID, *, create: bool, now: datetime) -> bytes:
         """Return the owner's data key, creating and wrapping a new one if ``create``."""
@@ -118,14 +137,36 @@ class FieldCipher:
         if row is None:
             if not create:
                 raise KeyDestroyedError(f"no data key for owner {owner_id} (erased or never created)")
-            data_key = AESGCM.generate_key(bit_length=256)
-            version, wrapped = self._wrap(owner_id, data_key)
-            session.add(DataKey(owner_id=owner_id, kek_version=version, wrapped=wrapped, created_at=now))
-            self._cache_put(owner_id, data_key)
-            return data_key
+            return self._create(session, owner_id, now)
         data_key = self._unwrap(row)
         self._cache_put(owner_id, data_key)
         return data_key
+
+    def load_keys(self, session: Session, owner_ids: Iterable[uuid.UUID], *, create: bool, now: datetime) -> None:
+        """Bring many owners' data keys into the cache with one query per chunk (not one per owner).
+
+        With ``create``, owners that have no key yet get a new one, as :meth:`data_key` would give
+        them; without it they are skipped, and reading their fields fails as usual.
+        """
+        with self._lock:
+            missing = [owner for owner in dict.fromkeys(owner_ids) if owner not in self._cache]
+        for start in range(0, len(missing), LOAD_CHUNK):
+            chunk = missing[start : start + LOAD_CHUNK]
+            query = select(DataKey.owner_id, DataKey.kek_version, DataKey.wrapped).where(DataKey.owner_id.in_(chunk))
+            found = {owner: (version, wrapped) for owner, version, wrapped in session.execute(query)}
+            created: list[dict[str, object]] = []
+            for owner in chunk:
+                stored = found.get(owner)
+                if stored is not None:
+                    self._cache_put(owner, self._unwrap_parts(owner, *stored))
+                elif create:
+                    data_key = AESGCM.generate_key(bit_length=256)
+                    version, wrapped = self._wrap(owner, data_key)
+                    created.append({"owner_id": owner, "kek_version": version, "wrapped": wrapped, "created_at": now})
+                    self._cache_put(owner, data_key)
+            if created:
+                # One INSERT for the chunk's new keys (no per-object bookkeeping; the rows are the same).
+                session.execute(insert(cast(Table, DataKey.__table__)), created)
 
     def destroy(self, session: Session, owner_id: uuid.UUID) -> bool:
         """Destroy the owner's data key (crypto-shredding); True if there was one."""

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+import weakref
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Generic, Protocol, TypeVar, overload
 
-from sqlalchemy import LargeBinary
-from sqlalchemy.orm import Session, mapped_column, object_session
+from sqlalchemy import LargeBinary, event, insert, inspect
+from sqlalchemy.orm import Session, mapped_column, object_session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
 from security.clock import Clock, SystemClock
@@ -33,6 +35,7 @@ T = TypeVar("T")
 
 _PENDING = "_careloop_pending_plain"
 _CACHE = "_careloop_plain_cache"
+_LOADED = "careloop_loaded_records"
 
 
 class KeyOwned(Protocol):
@@ -156,7 +159,11 @@ class EncryptedField(Generic[T]):
 
     def _open(self, session: Session, instance: Any, ciphertext: bytes) -> T:
         cipher = cipher_of(session)
-        key = cipher.data_key(session, instance.key_owner_id(), create=False, now=clock_of(session).now())
+        owner_id = instance.key_owner_id()
+        now = clock_of(session).now()
+        if not cipher.is_cached(owner_id):
+            _load_keys_of_loaded(session, cipher, owner_id, now)
+        key = cipher.data_key(session, owner_id, create=False, now=now)
         return self.codec.decode(cipher.open(key, self._aad(instance), ciphertext))
 
     def seal(self, session: Session, instance: Any, value: T | None) -> None:
@@ -176,11 +183,33 @@ class EncryptedField(Generic[T]):
         if instance.id is None:
             instance.id = uuid.uuid4()
         key = cipher.data_key(session, instance.key_owner_id(), create=True, now=clock_of(session).now())
-        ciphertext = cipher.seal(key, self._aad(instance), self.codec.encode(value))
+        ciphertext = self._ciphertext(cipher, key, type(instance).__tablename__, instance.id, value)
         setattr(instance, self.storage, ciphertext)
         instance.__dict__.setdefault(_CACHE, {})[self.name] = (ciphertext, value)
         if self.index_storage:
             setattr(instance, self.index_storage, self.index_value(cipher, value))
+
+    def _ciphertext(self, cipher: FieldCipher, key: bytes, table: str, row_id: object, value: T) -> bytes:
+        return cipher.seal(key, field_aad(table, self.name, row_id), self.codec.encode(value))
+
+    def column_values(
+        self, cipher: FieldCipher, key: bytes | None, table: str, row_id: object, value: T | None
+    ) -> dict[str, bytes | None]:
+        """The stored columns (ciphertext, blind index) of ``value`` in row ``row_id`` of ``table``.
+
+        What assigning the field stores, for rows written without an object (:func:`insert_new`);
+        ``key`` is the row owner's data key (unused, and may be None, when ``value`` is None).
+        """
+        if value is None:
+            if not self.nullable:
+                raise ValueError(f"{table}.{self.name} is required")
+            return {self.name: None, **({self.index_storage: None} if self.index_storage else {})}
+        if key is None:
+            raise ValueError(f"{table}.{self.name} needs its owner's data key")
+        stored: dict[str, bytes | None] = {self.name: self._ciphertext(cipher, key, table, row_id, value)}
+        if self.index_storage:
+            stored[self.index_storage] = self.index_value(cipher, value)
+        return stored
 
     def index_value(self, cipher: FieldCipher, value: T) -> bytes:
         """The blind index of ``value`` (normalised the way the field normalises)."""
@@ -216,22 +245,124 @@ def encrypted(
     return EncryptedField(codec, index=index, normalize=normalize, unique=unique, nullable=nullable)
 
 
+# Per model class, its encrypted fields by name (classes do not change once declared).
+_FIELDS_OF: dict[type[Any], dict[str, EncryptedField[Any]]] = {}
+
+
+def _fields_by_name(instance_type: type[Any]) -> dict[str, EncryptedField[Any]]:
+    found = _FIELDS_OF.get(instance_type)
+    if found is None:
+        found = {}
+        for klass in reversed(instance_type.__mro__):
+            for name, attribute in vars(klass).items():
+                if isinstance(attribute, EncryptedField):
+                    found[name] = attribute
+        _FIELDS_OF[instance_type] = found
+    return found
+
+
 def encrypted_fields(instance_type: type[Any]) -> list[EncryptedField[Any]]:
     """The encrypted fields declared on a model class (including inherited ones)."""
-    found: dict[str, EncryptedField[Any]] = {}
-    for klass in reversed(instance_type.__mro__):
-        for name, attribute in vars(klass).items():
-            if isinstance(attribute, EncryptedField):
-                found[name] = attribute
-    return list(found.values())
+    return list(_fields_by_name(instance_type).values())
 
 
 def seal_pending_fields(session: Session, _context: object, _instances: object) -> None:
-    """Encrypt values assigned before the object joined the session (a ``before_flush`` hook)."""
-    for instance in list(session.new) + list(session.dirty):
-        pending = instance.__dict__.get(_PENDING)
-        if not pending:
-            continue
-        fields = {field.name: field for field in encrypted_fields(type(instance))}
-        for name, value in list(pending.items()):
+    """Encrypt values assigned before the object joined the session (a ``before_flush`` hook).
+
+    The data keys of every owner involved are fetched (or made) first in bulk, not one query per row.
+    """
+    waiting = [instance for instance in list(session.new) + list(session.dirty) if instance.__dict__.get(_PENDING)]
+    if not waiting:
+        return
+    owners = {
+        instance.key_owner_id()
+        for instance in waiting
+        if any(value is not None for value in instance.__dict__[_PENDING].values())
+    }
+    cipher_of(session).load_keys(session, owners, create=True, now=clock_of(session).now())
+    for instance in waiting:
+        fields = _fields_by_name(type(instance))
+        for name, value in list(instance.__dict__[_PENDING].items()):
             fields[name].seal(session, instance, value)
+
+
+def insert_new(
+    session: Session, model: type[Any], records: Sequence[Mapping[str, Any]], owners: Sequence[uuid.UUID]
+) -> None:
+    """INSERT new records of ``model`` with one statement, encrypted fields sealed as assigning them would.
+
+    For bulk writers (an import) that need no objects back: this skips the unit of work's
+    per-object bookkeeping, not the security. Each record maps attribute names to values and
+    carries its ``id``; ``owners[i]`` is the patient whose data key protects ``records[i]`` (what
+    its ``key_owner_id()`` would return). The owners' data keys are fetched or made in bulk. All
+    records hold the same names.
+
+    Raises:
+        ValueError: a required encrypted field is None, or owners do not match records.
+        KeyError: a record names something that is not a column or encrypted field of ``model``.
+    """
+    if len(records) != len(owners):
+        raise ValueError("insert_new needs one owner per record")
+    if not records:
+        return
+    cipher = cipher_of(session)
+    now = clock_of(session).now()
+    fields = _fields_by_name(model)
+    mapper = inspect(model)
+    columns = {prop.key: prop.columns[0].key for prop in mapper.column_attrs}
+    table = model.__tablename__
+
+    def needs_key(record: Mapping[str, Any]) -> bool:
+        return any(record.get(name) is not None for name in fields)
+
+    cipher.load_keys(session, [o for o, r in zip(owners, records, strict=True) if needs_key(r)], create=True, now=now)
+    rows: list[dict[str, Any]] = []
+    for record, owner_id in zip(records, owners, strict=True):
+        key = cipher.data_key(session, owner_id, create=True, now=now) if needs_key(record) else None
+        row: dict[str, Any] = {}
+        for name, value in record.items():
+            field = fields.get(name)
+            if field is None:
+                row[columns[name]] = value
+            else:
+                row.update(field.column_values(cipher, key, table, record["id"], value))
+        rows.append(row)
+    session.execute(insert(mapper.local_table), rows)
+
+
+# How many loaded records a session remembers for the next bulk key fetch (bounds its memory).
+_LOADED_LIMIT = 10_000
+
+
+def note_loaded(session: Session, instance: object) -> None:
+    """Remember a record with encrypted fields as it is loaded (a ``loaded_as_persistent`` hook).
+
+    The first field read that misses the key cache then fetches the keys of every record noted
+    so far in one query, instead of one query per record (a listed page, a streamed export).
+    """
+    if _fields_by_name(type(instance)):
+        loaded = session.info.get(_LOADED)
+        if loaded is None:
+            loaded = session.info[_LOADED] = deque(maxlen=_LOADED_LIMIT)
+        loaded.append(weakref.ref(instance))
+
+
+def track_loaded_records(factory: sessionmaker[Session]) -> None:
+    """Let sessions from ``factory`` fetch the data keys of the records they load in bulk."""
+    event.listen(factory, "loaded_as_persistent", note_loaded)
+
+
+def _load_keys_of_loaded(session: Session, cipher: FieldCipher, owner_id: uuid.UUID, now: datetime) -> None:
+    loaded: deque[weakref.ref[Any]] | None = session.info.pop(_LOADED, None)
+    if not loaded:
+        return
+    owners = {owner_id}
+    for reference in loaded:
+        instance = reference()
+        if instance is None:
+            continue
+        state = inspect(instance)
+        # Only records still loaded and current: asking an expired one for its owner would query.
+        if state.persistent and not state.expired:
+            owners.add(instance.key_owner_id())
+    cipher.load_keys(session, owners, create=False, now=now)

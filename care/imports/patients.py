@@ -11,15 +11,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from care.errors import ValidationFailedError
 from care.imports.tabular import Column, Row, Template
-from care.models import Patient
-from care.patients import EnrolmentOutcome, EnrolmentRequest, enroll, parse_enrolment
+from care.patients import EnrolmentOutcome, EnrolmentRequest, enroll_many, parse_enrolment
 from security.audit import Actor
-from security.fields import cipher_of
 
 PATIENT_TEMPLATE = Template(
     "patients",
@@ -98,30 +95,16 @@ class PatientImport:
                 continue
             self._cards_seen[request.card_no] = row.number
             requests.append((row, request))
-        existing = self._existing(session, [request.card_no for _, request in requests])
-        for row, request in requests:
-            try:
-                # enroll() validates before it adds anything, so a refused row leaves no trace.
-                result = enroll(
-                    session, request, actor=self.actor, existing=existing.get(request.card_no), look_up=False
-                )
-            except ValidationFailedError as failure:
-                for problem in failure.problems:
+        # enroll_many() validates each request before it writes anything of it, so a refused row leaves no trace.
+        results = enroll_many(session, [request for _, request in requests], actor=self.actor)
+        for (row, _), result in zip(requests, results, strict=True):
+            if result.outcome is None:
+                for problem in result.problems:
                     self.tally.reject(row.number, problem.field, problem.reason)
-                continue
-            if result.outcome is EnrolmentOutcome.CREATED:
+            elif result.outcome is EnrolmentOutcome.CREATED:
                 self.tally.created += 1
             elif result.outcome is EnrolmentOutcome.UPDATED:
                 self.tally.updated += 1
             else:
                 self.tally.unchanged += 1
         session.flush()
-
-    @staticmethod
-    def _existing(session: Session, card_numbers: list[str]) -> dict[str, Patient]:
-        if not card_numbers:
-            return {}
-        cipher = cipher_of(session)
-        by_index = {Patient.card_no.index_value(cipher, card): card for card in card_numbers}
-        found = session.scalars(select(Patient).where(Patient.card_no.index_column().in_(list(by_index))))
-        return {by_index[index]: patient for patient in found if (index := Patient.card_no.stored_index(patient))}

@@ -16,12 +16,13 @@ from care.imports.report_formats import (
     format_for_path,
 )
 from care.imports.reports import ReportImport
-from care.imports.tabular import TemplateError, read_rows
+from care.imports.tabular import TemplateError, read_rows_from
 from careloop.cli.base import CliContext, main, pass_cli, progress_enabled
 from careloop.runtime import Runtime
 from security.audit import log
 
-BATCH_ROWS = 500
+# Rows per committed batch: large enough that each commit writes an index page once for many rows.
+BATCH_ROWS = 2000
 
 
 @main.group(name="import")
@@ -35,6 +36,16 @@ def import_group() -> None:
 def import_patients(cli: CliContext, files: tuple[Path, ...]) -> None:
     """Enrol patients (开卡) from .xlsx/.csv files in the documented template; idempotent by card number."""
     runtime = cli.runtime()
+    # A large import makes millions of short-lived objects; freezing what start-up loaded (SQLAlchemy,
+    # phone-number metadata...) spares every full garbage collection from walking it again.
+    gc.freeze()
+    try:
+        _import_patient_files(cli, runtime, files)
+    finally:
+        gc.unfreeze()
+
+
+def _import_patient_files(cli: CliContext, runtime: Runtime, files: tuple[Path, ...]) -> None:
     failed_files = 0
     any_rejected = False
     for path in files:
@@ -44,9 +55,16 @@ def import_patients(cli: CliContext, files: tuple[Path, ...]) -> None:
             continue
         job = PatientImport(actor=cli.actor)
         try:
-            rows = read_rows(path, PATIENT_TEMPLATE)
-            with click.progressbar(length=0, label=path.name, file=None, hidden=not progress_enabled(),
-                                   show_pos=True) as bar:
+            handle = path.open("rb")
+        except OSError as problem:
+            click.echo(f"{path}: cannot be opened: {problem.strerror}", err=True)
+            failed_files += 1
+            continue
+        try:
+            with handle, click.progressbar(length=0, label=path.name, file=None, hidden=not progress_enabled(),
+                                           show_pos=True) as bar:
+                # The streaming reader: the same rows as openpyxl's, several times faster on a large workbook.
+                rows = read_rows_from(handle, path.suffix.lower().lstrip("."), PATIENT_TEMPLATE, name=path.name)
                 for batch in batches(rows, BATCH_ROWS):
                     with runtime.db.unit_of_work() as session:
                         job.process(session, batch)
