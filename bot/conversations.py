@@ -19,7 +19,7 @@ from bot.effects import EffectContext, apply_events, log_message
 from bot.models import ConversationSession, Direction, SessionStatus
 from care.blobs import BlobStore
 from care.followups import schedule_followup
-from care.models import FollowUp, FollowUpStatus, Patient
+from care.models import PROFILE_SECTIONS, FollowUp, FollowUpStatus, Patient
 from care.observations import latest_values
 from care.tags import tags_of
 from flows import engine
@@ -63,19 +63,38 @@ def lock_patient(session: Session, patient: Patient) -> None:
         session.execute(text("SELECT id FROM patients WHERE id = :id FOR UPDATE"), {"id": patient.id})
 
 
-def build_facts(session: Session, patient: Patient, lang: str | None = None) -> Facts:
-    """What flows may know about the patient: age, sex, language, tags, latest readings, profile."""
+def gather_facts(session: Session, patient: Patient, lang: str | None = None) -> dict[str, Any]:
+    """What flows may know about the patient (age, sex, language, tags, latest readings, profile), as JSON."""
     today = clock_of(session).now().date()
     age = patient.age_on(today) if isinstance(patient.birth_date, date) else None
     observations = {code: obs.value for code, obs in latest_values(session, patient).items() if obs.value is not None}
     profile: dict[str, Any] = {}
     if patient.profile is not None:
-        for section in ("history", "family_history", "allergies", "medications", "lifestyle"):
+        for section in PROFILE_SECTIONS:
             for key, value in (getattr(patient.profile, section) or {}).items():
                 profile[key] = value
     sex = {"M": "male", "F": "female"}.get(patient.gender or "")
-    return Facts.build(age=age, sex=sex, language=lang or patient.language, tags=tags_of(session, patient),
-                       observations=observations, profile=profile)
+    return {"age": age, "sex": sex, "language": lang or patient.language, "tags": sorted(tags_of(session, patient)),
+            "observations": observations, "profile": profile}
+
+
+def facts_from(snapshot: dict[str, Any]) -> Facts:
+    return Facts.build(age=snapshot.get("age"), sex=snapshot.get("sex"), language=snapshot.get("language", "zh"),
+                       tags=snapshot.get("tags") or (), observations=snapshot.get("observations") or {},
+                       profile=snapshot.get("profile") or {})
+
+
+def build_facts(session: Session, patient: Patient, lang: str | None = None) -> Facts:
+    """The patient's facts as the engine takes them (read fresh from the record)."""
+    return facts_from(gather_facts(session, patient, lang))
+
+
+def _conversation_facts(session: Session, patient: Patient, conversation: ConversationSession) -> Facts:
+    snapshot = conversation.facts
+    if not snapshot:
+        snapshot = gather_facts(session, patient, conversation.lang)
+        conversation.facts = snapshot
+    return facts_from(snapshot)
 
 
 def open_conversation(session: Session, patient: Patient) -> ConversationSession | None:
@@ -125,7 +144,9 @@ def begin(session: Session, services: BotServices, patient: Patient, flow_id: st
     else:
         definition = _definition(services, conversation.flow_id, conversation.flow_version)
         conversation.channel = channel
-    facts = build_facts(session, patient, conversation.lang)
+    snapshot = gather_facts(session, patient, conversation.lang)
+    conversation.facts = snapshot
+    facts = facts_from(snapshot)
     result = engine.start(definition, facts, lang=conversation.lang, now=now)
     conversation.lang = str(result.state.get("lang", conversation.lang))
     return _finish_step(session, services, patient, conversation, result, actor)
@@ -139,7 +160,7 @@ def answer(session: Session, services: BotServices, patient: Patient, conversati
         return begin(session, services, patient, conversation.flow_id, channel=conversation.channel, actor=actor,
                      conversation=conversation)
     definition = _definition(services, conversation.flow_id, conversation.flow_version)
-    facts = build_facts(session, patient, conversation.lang)
+    facts = _conversation_facts(session, patient, conversation)
     result = engine.step(definition, dict(conversation.state or {}), facts, engine.TextInput(reply),
                          now=clock_of(session).now())
     return _finish_step(session, services, patient, conversation, result, actor)
@@ -156,7 +177,7 @@ def fire_timer(session: Session, services: BotServices, patient: Patient, conver
     expires = conversation.expires_at
     kind: Literal["reminder", "expiry"] = "expiry" if expires is not None and now >= expires else "reminder"
     definition = _definition(services, conversation.flow_id, conversation.flow_version)
-    facts = build_facts(session, patient, conversation.lang)
+    facts = _conversation_facts(session, patient, conversation)
     result = engine.step(definition, state, facts, engine.Timer(kind), now=now)
     if not result.outputs and not result.events:
         # Nothing was due after all (answered meanwhile): look again at the next expiry.

@@ -101,8 +101,9 @@ def _result(context: EffectContext, event: ResultSaved) -> None:
         unit=event.unit, session_id=conversation.id, actor=context.actor,
     )
     numeric = isinstance(event.value, int | float) and not isinstance(event.value, bool)
-    if event.code and numeric and event.code not in context.observed_codes:
-        # A coded score (PHQ-9 total 44261-6, GAD-7 total 70274-6) is an observation too: it trends.
+    if event.code and event.unit and numeric and event.code not in context.observed_codes:
+        # A coded quantity (PHQ-9 total 44261-6 in {score}) is an observation too, so it trends;
+        # single answers (unit-less item results) stay results only.
         record_observation(
             context.session, context.patient, code=event.code, value=float(event.value), unit=event.unit or "{score}",
             effective_at=context.now, source=f"flow:{conversation.flow_id}", source_ref=str(conversation.id),

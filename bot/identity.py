@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from bot.config import BotConfig
-from bot.models import BindingCode, BindingToken
+from bot.models import BindingCode, BindingToken, ConversationSession
 from bot.outbox import enqueue
 from bot.texts import say
 from care.identifiers import IdentifierError, normalize_card_no
 from care.models import Patient, PatientStatus
-from care.patients import find_by_card, find_by_openid, find_by_phone
+from care.patients import find_by_card, find_by_openid
 from security.audit import Actor, log
 from security.fields import cipher_of, clock_of
 
@@ -35,21 +35,46 @@ def _digest(session: Session, purpose: str, value: str) -> bytes:
     return hmac.new(key, value.encode(), hashlib.sha256).digest()
 
 
-def find_patient(session: Session, channel: str, sender: str) -> Patient | None:
-    """The patient behind a channel identity (openid for WeChat, phone for SMS and voice)."""
-    patient: Patient | None
-    if channel == "wechat":
-        patient = find_by_openid(session, sender)
-    elif channel in ("sms", "voice"):
-        matches = [p for p in find_by_phone(session, sender) if p.status == PatientStatus.ACTIVE.value]
-        patient = matches[0] if matches else None
-    elif channel == "console":
-        patient = find_by_card(session, sender)
-    else:
-        patient = None
-    if patient is not None and patient.status != PatientStatus.ACTIVE.value:
-        return None
-    return patient
+def find_correspondent(
+    session: Session, channel: str, sender: str, *, lock: bool = False
+) -> tuple[Patient | None, ConversationSession | None]:
+    """The active patient behind a channel identity and their open conversation, in one query.
+
+    The identity is the openid for WeChat, the phone for SMS and voice, the card number for the
+    console. Consents come with the patient. With ``lock`` the patient's row is locked
+    (PostgreSQL), so one patient's messages are never processed concurrently; SQLite serialises
+    writers anyway.
+    """
+    try:
+        if channel == "wechat":
+            condition = Patient.wechat_openid.matches(session, sender)
+        elif channel in ("sms", "voice"):
+            condition = Patient.phone.matches(session, sender)
+        elif channel == "console":
+            condition = Patient.card_no.matches(session, sender)
+        else:
+            return None, None
+    except IdentifierError:
+        return None, None
+    query = (
+        select(Patient, ConversationSession)
+        .outerjoin(ConversationSession, ConversationSession.active_patient_id == Patient.id)
+        .options(joinedload(Patient.consents))
+        .where(condition, Patient.status == PatientStatus.ACTIVE.value)
+        .order_by(Patient.created_at.desc())
+    )
+    if lock and session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=Patient)
+    # A family may share one phone: the newest enrolment answers for it.
+    row = session.execute(query).unique().first()
+    if row is None:
+        return None, None
+    return row[0], row[1]
+
+
+def find_patient(session: Session, channel: str, sender: str, *, lock: bool = False) -> Patient | None:
+    """The active patient behind a channel identity (see :func:`find_correspondent`)."""
+    return find_correspondent(session, channel, sender, lock=lock)[0]
 
 
 # -- QR tokens ------------------------------------------------------------------------------------

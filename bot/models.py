@@ -39,6 +39,9 @@ class ConversationSession(Base):
     channel: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
     state = encrypted(JSON)
+    # What the flow knew of the patient when it started (age, tags, latest readings, profile): read
+    # once per conversation, not on every answer; the engine tracks changes the flow itself makes.
+    facts = encrypted(JSON)
     next_timer_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     end_status: Mapped[str | None] = mapped_column(String(16))

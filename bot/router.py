@@ -31,7 +31,7 @@ from bot.conversations import (
 )
 from bot.effects import log_message
 from bot.messages import InboundMessage, Reply
-from bot.models import Direction, InboundReceipt, UnknownSender
+from bot.models import ConversationSession, Direction, InboundReceipt, UnknownSender
 from bot.outbox import advance_delivery, enqueue
 from bot.rendering import render_text
 from bot.texts import say
@@ -90,21 +90,21 @@ def handle_inbound(session: Session, services: BotServices, message: InboundMess
     if claim.previous is not None:
         return claim.previous
     assert claim.receipt is not None  # noqa: S101 - a claim holds one or the other
-    patient = identity.find_patient(session, message.channel, message.sender)
+    patient, conversation = identity.find_correspondent(session, message.channel, message.sender, lock=True)
     actor = Actor("patient", str(patient.id) if patient else "unknown", message.channel)
     if message.kind == "event":
         reply = _event(session, services, message, patient, actor)
     elif patient is None:
         reply = _stranger(session, services, message, actor)
     else:
-        reply = _from_patient(session, services, message, patient, actor, claim.receipt)
+        reply = _from_patient(session, services, message, patient, conversation, actor, claim.receipt)
     claim.receipt.patient_id = patient.id if patient else (uuid.UUID(reply.patient_id) if reply.patient_id else None)
     claim.receipt.reply = reply.to_dict()
     return reply
 
 
-def _from_patient(session: Session, services: BotServices, message: InboundMessage, patient: Patient, actor: Actor,
-                  receipt: InboundReceipt) -> Reply:
+def _from_patient(session: Session, services: BotServices, message: InboundMessage, patient: Patient,
+                  conversation: ConversationSession | None, actor: Actor, receipt: InboundReceipt) -> Reply:
     config = services.config
     word = consent.keyword(message.text)
     lang = patient.language
@@ -122,8 +122,6 @@ def _from_patient(session: Session, services: BotServices, message: InboundMessa
     if current is not None and current.opted_out:
         # The patient opted out here; only START brings the channel back.
         return Reply(patient_id=str(patient.id))
-    lock_patient(session, patient)
-    conversation = open_conversation(session, patient)
     log_inbound(session, patient, conversation, message.channel, message.text)
     turn: Turn | None = None
     try:

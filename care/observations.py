@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from care.errors import Problem, ValidationFailedError
@@ -62,8 +62,12 @@ def observations_of(session: Session, patient: Patient, codes: Iterable[str] | N
 
 
 def latest_values(session: Session, patient: Patient) -> dict[str, Observation]:
-    """The newest observation of each code."""
-    latest: dict[str, Observation] = {}
-    for observation in observations_of(session, patient):
-        latest[observation.code] = observation
-    return latest
+    """The newest observation of each code (one query; only those rows are read and decrypted)."""
+    newest_first = func.row_number().over(
+        partition_by=Observation.code, order_by=(Observation.effective_at.desc(), Observation.recorded_at.desc())
+    )
+    ranked = (
+        select(Observation.id, newest_first.label("rank")).where(Observation.patient_id == patient.id).subquery()
+    )
+    query = select(Observation).join(ranked, Observation.id == ranked.c.id).where(ranked.c.rank == 1)
+    return {observation.code: observation for observation in session.scalars(query)}
