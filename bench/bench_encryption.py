@@ -1,12 +1,15 @@
 """Encrypted vs unencrypted write+read of patients through the same service code.
 
-Writes ``--count`` patients with ``care.patients.enroll`` (batches committed like the import
-does), then reads every field back through the models in a new ``Database`` (a cold key cache,
-as another process would have), once with the real :class:`FieldCipher` and once with a
-benchmark-only :class:`NullCipher` swapped in. Prints both timings and the ratio
-encrypted / null (target: <= 1.5x).
+Writes ``--count`` patients with ``care.patients.enroll`` (one call per patient, batches of
+``--batch`` committed; ``--bulk`` uses ``enroll_many`` per batch, the import's path instead), then
+reads every field back through the models in a new ``Database`` (a cold key cache, as another
+process would have), once with the real :class:`FieldCipher` and once with a benchmark-only
+:class:`NullCipher` swapped in. Both modes write the same rows (patient, card, three consents,
+audit entry) and real blind indexes; only the encryption and the data keys differ. Prints both
+timings and the ratio encrypted / null (target: <= 1.5x).
 
     .venv/bin/python -m bench.bench_encryption --count 20000
+    .venv/bin/python -m bench.bench_encryption --count 20000 --bulk
     .venv/bin/python -m bench.bench_encryption --count 20000 --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 """
 
@@ -25,7 +28,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from bench.common import machine, scratch_database, synthetic_patients
 from care.models import Patient
-from care.patients import EnrolmentRequest, enroll
+from care.patients import EnrolmentRequest, enroll, enroll_many
 from careloop import migrate
 from careloop.db import Database, make_engine
 from security.audit import Actor, AuditEntry
@@ -96,7 +99,7 @@ def read_values(patient: Patient) -> Values:
 
 
 def run_once(mode: str, base_url: str | None, requests: Sequence[EnrolmentRequest], *, batch: int,
-             look_up: bool) -> Timing:
+             look_up: bool, bulk: bool) -> Timing:
     with scratch_database(base_url, f"enc_{mode}") as url:
         engine = make_engine(url)
         try:
@@ -107,6 +110,9 @@ def run_once(mode: str, base_url: str | None, requests: Sequence[EnrolmentReques
             started = perf_counter()
             for start in range(0, len(requests), batch):
                 with writer.unit_of_work() as session:
+                    if bulk:
+                        enroll_many(session, requests[start : start + batch], actor=ACTOR)
+                        continue
                     for request in requests[start : start + batch]:
                         enroll(session, request, actor=ACTOR, look_up=look_up)
             write_s = perf_counter() - started
@@ -153,18 +159,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=500, help="patients per committed batch (default 500)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each mode, alternating; medians are compared")
     parser.add_argument("--look-up", action="store_true",
-                        help="let enroll() look the card up per patient (front-desk path) instead of the bulk path")
+                        help="let enroll() also look each card up first (as the front desk does; default: known new)")
+    parser.add_argument("--bulk", action="store_true",
+                        help="write with enroll_many() per batch (the import's path) instead of enroll() per patient")
     args = parser.parse_args(argv)
 
     requests = [patient.request() for patient in synthetic_patients(args.count)]
-    print(f"bench_encryption: {args.count} patients, batch {args.batch}, repeat {args.repeat}, "
-          f"look_up={args.look_up}, database {args.database_url or 'sqlite (temporary file)'}")
+    path = "enroll_many() per batch" if args.bulk else f"enroll(look_up={args.look_up}) per patient"
+    print(f"bench_encryption: {args.count} patients written with {path}, batch {args.batch}, "
+          f"repeat {args.repeat}, database {args.database_url or 'sqlite (temporary file)'}")
     for fact in machine(args.database_url):
         print(f"  {fact}")
     timings: dict[str, list[Timing]] = {"null": [], "encrypted": []}
     for run in range(args.repeat):
         for mode in ("null", "encrypted") if run % 2 == 0 else ("encrypted", "null"):
-            timing = run_once(mode, args.database_url, requests, batch=args.batch, look_up=args.look_up)
+            timing = run_once(mode, args.database_url, requests, batch=args.batch, look_up=args.look_up,
+                              bulk=args.bulk)
             timings[mode].append(timing)
             print(f"  run {run + 1} {mode:9s}: write {timing.write_s:7.2f} s, read {timing.read_s:6.2f} s, "
                   f"total {timing.total_s:7.2f} s ({args.count / timing.total_s:,.0f} patients/s)")

@@ -146,7 +146,8 @@ class FieldCipher:
         """Bring many owners' data keys into the cache with one query per chunk (not one per owner).
 
         With ``create``, owners that have no key yet get a new one, as :meth:`data_key` would give
-        them; without it they are skipped, and reading their fields fails as usual.
+        them (written with one INSERT per chunk); without it they are skipped, and reading their
+        fields fails as usual.
         """
         with self._lock:
             missing = [owner for owner in dict.fromkeys(owner_ids) if owner not in self._cache]

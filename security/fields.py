@@ -315,7 +315,8 @@ def insert_new(
     def needs_key(record: Mapping[str, Any]) -> bool:
         return any(record.get(name) is not None for name in fields)
 
-    cipher.load_keys(session, [o for o, r in zip(owners, records, strict=True) if needs_key(r)], create=True, now=now)
+    keyed = [owner_id for owner_id, record in zip(owners, records, strict=True) if needs_key(record)]
+    cipher.load_keys(session, keyed, create=True, now=now)
     rows: list[dict[str, Any]] = []
     for record, owner_id in zip(records, owners, strict=True):
         key = cipher.data_key(session, owner_id, create=True, now=now) if needs_key(record) else None
