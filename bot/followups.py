@@ -111,7 +111,7 @@ def attempt(session: Session, services: BotServices, followup: FollowUp) -> None
 
 def _send_invitation(session: Session, services: BotServices, patient: Patient, followup: FollowUp,
                      conversation: ConversationSession, channel: str) -> OutboxMessage:
-    kind, address, payload = _invitation(session, services, patient, channel, conversation)
+    kind, address, payload = neutral_notice(session, services, patient, channel, conversation)
     return enqueue(
         session, idempotency_key=f"followup:{followup.id}:{followup.attempts + 1}:{channel}", channel=channel,
         kind=kind, purpose="followup_invite", address=address, payload=payload, patient=patient,
@@ -119,9 +119,13 @@ def _send_invitation(session: Session, services: BotServices, patient: Patient, 
     )
 
 
-def _invitation(session: Session, services: BotServices, patient: Patient, channel: str,
-                conversation: ConversationSession) -> tuple[str, str, dict[str, Any]]:
-    """The neutral invitation for ``channel``: (outbox kind, address, payload)."""
+def neutral_notice(session: Session, services: BotServices, patient: Patient, channel: str,
+                   conversation: ConversationSession) -> tuple[str, str, dict[str, Any]]:
+    """The clinic's neutral "you have a follow-up, reply 1" for ``channel``: (outbox kind, address, payload).
+
+    It carries no health content (minimum disclosure). On WeChat it is a customer-service text
+    inside the 48-hour window after the patient's last message, else a template message.
+    """
     config = services.config
     text = say("followup_invite", patient.language, clinic=config.clinic_name)
     if channel == "wechat":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlalchemy import delete, select
@@ -92,8 +92,16 @@ def handle_inbound(session: Session, services: BotServices, message: InboundMess
     assert claim.receipt is not None  # noqa: S101 - a claim holds one or the other
     patient, conversation = identity.find_correspondent(session, message.channel, message.sender, lock=True)
     actor = Actor("patient", str(patient.id) if patient else "unknown", message.channel)
+    if message.kind == "media":
+        # WeChat transcribes voice notes when the account enables it; that text is an answer like any other.
+        recognised = str(message.extra.get("recognition") or "").strip()
+        if recognised:
+            message = replace(message, kind="text", text=recognised)
     if message.kind == "event":
         reply = _event(session, services, message, patient, actor)
+    elif message.kind == "media":
+        lang = patient.language if patient else "zh"
+        reply = Reply(texts=[say("media_unsupported", lang)], patient_id=str(patient.id) if patient else None)
     elif patient is None:
         reply = _stranger(session, services, message, actor)
     else:

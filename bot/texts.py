@@ -62,6 +62,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "上次的问卷已过期。需要时回复关键词重新开始。",
         "en": "Your last questionnaire has expired. Reply with a keyword to start again.",
     },
+    "media_unsupported": {
+        "zh": "抱歉，我们暂时看不懂图片和语音，请用文字或数字回复。",
+        "en": "Sorry, we cannot read pictures or voice notes yet. Please reply in text or numbers.",
+    },
     "voice_consent": {
         "zh": "您好，这里是{clinic}的健康随访电话。为保证服务质量，本次通话将被录音。",
         "en": "Hello, this is a health follow-up call from {clinic}. This call is recorded for quality.",

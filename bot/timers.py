@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from bot.consent import channel_usable, in_quiet_hours, quiet_hours_end
 from bot.conversations import BotServices, fire_timer, lock_patient
+from bot.followups import neutral_notice
 from bot.models import ConversationSession, SessionStatus
 from bot.outbox import enqueue
 from bot.rendering import render_text
@@ -39,17 +40,23 @@ def due_timers(session: Session, services: BotServices, *, limit: int = 100) -> 
         channel = conversation.channel
         if not turn.outputs or channel not in TEXT_CHANNELS or not channel_usable(patient, channel):
             continue  # nothing to say, or the call is over, or the patient opted out meanwhile
-        if services.config.minimum_disclosure and not turn.ended:
-            # A message the clinic starts carries no health content: a neutral nudge, the question follows a reply.
-            texts = [say("followup_invite", patient.language, clinic=services.config.clinic_name)]
-        else:
-            texts = render_text(turn.outputs, turn.lang)
         not_before = quiet_hours_end(services.config, patient, now) if in_quiet_hours(services.config, patient,
                                                                                     now) else None
-        address = {"wechat": patient.wechat_openid, "sms": patient.phone}.get(channel) or str(patient.card_no)
         stamp = now.strftime("%Y%m%d%H%M%S")
+        kind, address, notice = neutral_notice(session, services, patient, channel, conversation)
+        if turn.ended:
+            texts = [say("session_expired", patient.language)] if kind == "text" else []
+        elif services.config.minimum_disclosure or kind != "text":
+            # A message the clinic starts carries no health content: a neutral nudge (a template
+            # message outside WeChat's 48-hour window); the question follows the patient's reply.
+            enqueue(session, idempotency_key=f"timer:{conversation.id}:{stamp}", channel=channel, kind=kind,
+                    purpose="reminder", address=address, payload=notice, patient=patient,
+                    session_id=conversation.id, not_before=not_before)
+            continue
+        else:
+            texts = render_text(turn.outputs, turn.lang)
         for index, text in enumerate(texts):
             enqueue(session, idempotency_key=f"timer:{conversation.id}:{stamp}:{index}", channel=channel,
-                    kind="text", purpose="reminder" if not turn.ended else "expiry", address=address,
+                    kind="text", purpose="expiry" if turn.ended else "reminder", address=address,
                     payload={"text": text}, patient=patient, session_id=conversation.id, not_before=not_before)
     return len(rows)

@@ -116,3 +116,39 @@ def test_old_delivery_claims_are_pruned(db, make_patient, say_as, clock):
     keys = set(db.scalars(select(InboundReceipt.provider_key)))
     assert "old-1" not in keys
     assert "new-1" in keys
+
+
+def test_a_picture_gets_a_kind_request_for_text_and_a_voice_note_counts_by_its_transcript(db, make_patient, say_as,
+                                                                                          services, clock):
+    from bot.messages import InboundMessage
+    from bot.router import handle_inbound
+
+    patient = make_patient()
+    say_as(patient.card_no, "问卷")
+    picture = InboundMessage(channel="console", provider_key="pic-1", sender=patient.card_no, kind="media",
+                             received_at=clock.now(), extra={"media": "image"})
+    assert "文字" in handle_inbound(db, services, picture).texts[0]
+    voice = InboundMessage(channel="console", provider_key="voice-1", sender=patient.card_no, kind="media",
+                           received_at=clock.now(), extra={"media": "voice", "recognition": "好几天"})
+    handle_inbound(db, services, voice)
+    db.flush()
+    assert results(db, patient)["phq9_q1"].value == 1
+
+
+def test_a_wechat_reminder_outside_the_48_hour_window_is_a_template_message(db, make_patient, services, clock):
+    from dataclasses import replace
+
+    from bot.conversations import begin
+    from tests.conftest import TEST_ACTOR
+
+    wechat = replace(services, config=replace(services.config, wechat_template_id="TPL-1"),
+                     adapters={**services.adapters, "wechat": object()})
+    patient = make_patient(wechat_openid="o-window-test")
+    begin(db, wechat, patient, "phq9", channel="wechat", actor=TEST_ACTOR)
+    db.flush()
+    clock.advance(hours=49)  # the first reminder is due at 24 h; nobody wrote since
+    due_timers(db, wechat)
+    reminder = db.scalars(select(OutboxMessage).where(OutboxMessage.patient_id == patient.id)).one()
+    assert reminder.kind == "template"
+    assert reminder.payload["template_id"] == "TPL-1"
+    assert "做事" not in str(reminder.payload)
