@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import admin
 import webhooks
@@ -41,6 +42,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     bot = bot_for(runtime)
     app.extensions[SERVICES_KEY] = {"settings": settings, "runtime": runtime, "clock": runtime.clock,
                                     "bot": bot.services}
+    if settings.trusted_proxies:
+        # Behind N proxies, take the client address and scheme from the last N X-Forwarded-* hops only.
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     _install_unit_of_work(app)
     _register_health(app)
     webhooks.init_app(app)

@@ -38,6 +38,7 @@ class Settings:
     twilio_from_number: str | None = None
     twilio_api_base: str | None = None
     clinic_name: str = "Careloop 健康管理中心"
+    trusted_proxies: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     ENVIRONMENT_NAMES: ClassVar[dict[str, str]] = {
@@ -58,6 +59,7 @@ class Settings:
         "twilio_from_number": "TWILIO_FROM_NUMBER",
         "twilio_api_base": "TWILIO_API_BASE",
         "clinic_name": "CARELOOP_CLINIC_NAME",
+        "trusted_proxies": "CARELOOP_TRUSTED_PROXIES",
     }
     # Bot knobs read from the environment into ``extra``: operators tune sending rates; tests shorten the lease.
     EXTRA_ENVIRONMENT_NAMES: ClassVar[dict[str, str]] = {
@@ -123,6 +125,10 @@ class Settings:
 def _convert(attribute: str, raw: str) -> Any:
     if attribute in {"key_file", "blob_dir"}:
         return Path(raw)
+    if attribute == "trusted_proxies":
+        if not raw.isdigit() or int(raw) > 5:
+            raise SettingsError("CARELOOP_TRUSTED_PROXIES must be the number of proxies in front (0-5)")
+        return int(raw)
     if attribute == "channels":
         channels = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
         unknown = [c for c in channels if c not in KNOWN_CHANNELS]

@@ -51,3 +51,24 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path):
     settings = Settings.from_environment({"CARELOOP_BLOB_DIR": "/srv/from-env"}, dotenv=dotenv)
     assert settings.clinic_name == "Dotenv Clinic"
     assert str(settings.blob_dir) == "/srv/from-env"
+
+
+def test_behind_a_trusted_proxy_the_client_address_comes_from_x_forwarded_for(runtime):
+    from dataclasses import replace
+
+    from flask import request
+
+    proxied = replace(runtime, settings=runtime.settings.with_overrides(trusted_proxies=1))
+    app = create_app(runtime=proxied)
+
+    @app.get("/whoami")
+    def whoami() -> str:
+        return f"{request.remote_addr} {request.scheme}"
+
+    answer = app.test_client().get("/whoami", headers={"X-Forwarded-For": "203.0.113.9",
+                                                       "X-Forwarded-Proto": "https"})
+    assert answer.get_data(as_text=True) == "203.0.113.9 https"
+    direct = create_app(runtime=runtime)
+    direct.add_url_rule("/whoami", view_func=whoami)
+    assert direct.test_client().get("/whoami", headers={"X-Forwarded-For": "203.0.113.9"}).get_data(
+        as_text=True).startswith("127.0.0.1")
