@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -153,3 +154,13 @@ def test_an_unreadable_body_gets_422(client: FlaskClient, db: Session, api_key: 
     assert code == 422
     assert answer["problems"][0]["where"] == "body"  # type: ignore[index]
     assert "is not valid JSON" in answer["problems"][0]["reason"]  # type: ignore[index]
+
+
+def test_the_report_limit_is_the_endpoints_own_not_the_apps(
+    app: Flask, client: FlaskClient, db: Session, make_patient: Callable[..., Patient], api_key: str
+) -> None:
+    app.config["MAX_CONTENT_LENGTH"] = 64  # the panel's and webhooks' limit; a pushed document may be larger
+    body, content_type = documents(make_patient().card_no)["csv"]
+    assert len(body) > 64
+    code, answer = push(client, body, content_type, api_key)
+    assert code == 200, answer

@@ -4,11 +4,14 @@
     T0000001    | R2024-0001        | 2024-03-05   | sbp          | 146        | mmHg
     T0000001    | R2024-0001        | 2024-03-05   | 2093-3       | 201        | mg/dL
 
-The rows of one report need not be adjacent. The file is read twice, streaming: the first pass
-checks every row and notes, per report id, its card, its last row and whether any row is bad; the
-second pass gathers the rows of each good report and hands the report over once its last row is
-read. Memory therefore holds one entry per report id plus the rows of reports still open (none
-beyond the current one when a file is sorted by report).
+The rows of one report need not be adjacent. Two streaming passes: the first reads the file,
+checks and converts every row, notes per report id its card, its last row and whether any row is
+bad, and writes each good row, converted, to an encrypted temporary spool
+(:class:`care.imports.spool.EncryptedSpool`: reading the workbook is most of the work, so it is
+read once); the refused reports are handed over at its end. The second pass reads the spool back
+and hands each good report over once its last row is read. Memory holds one small entry per report
+id plus the rows of reports still open (none beyond the current one when a file is sorted by
+report); the rows themselves wait on disk, sealed with a key that only this process holds.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from care.imports.report_formats.base import (
     patient_ref,
     register,
 )
+from care.imports.spool import EncryptedSpool
 from care.imports.tabular import Column, Row, Template, TemplateError, read_rows_from
 
 RESULT_TEMPLATE = Template(
@@ -149,20 +153,6 @@ def _span(entry: _ReportIndex) -> str:
     return f"rows {entry.first_row}-{entry.last_row}" if entry.rows > 1 else f"row {entry.first_row}"
 
 
-def _result_of(row: Row, context: ParseContext) -> tuple[date, ResultLine] | None:
-    """The second pass: the row's day and converted result (the first pass found the row good)."""
-    values = row.values
-    day = _day(values.get("date"))
-    if isinstance(day, str):
-        return None
-    where = f"row {row.number}"
-    scratch = ParsedReport(report_ref=None, where=where)
-    line = convert(
-        scratch, _text(values.get("code")), values.get("value"), _text(values.get("unit")), day, where, COLUMNS
-    )
-    return None if line is None else (day, line)
-
-
 class _TabularFormat(ReportFormat):
     kind: ClassVar[str]
 
@@ -174,47 +164,54 @@ class _TabularFormat(ReportFormat):
                 raise ReportFileError(str(problem)) from problem
 
     def reports(self, source: ReportSource, context: ParseContext) -> Iterator[ParsedReport]:
-        """Check every row (first pass), then yield each report whole (second pass)."""
+        """Check every row (first pass), yield the refused reports, then yield each good report whole."""
         index: dict[str, _ReportIndex] = {}
-        for row in self._rows(source):
-            checked = _check(row, context)
-            if not checked.report_id:
-                # A row without a report id belongs to no report: it is refused on its own.
-                yield checked.report
-                continue
-            entry = index.get(checked.report_id)
-            if entry is None:
-                entry = index[checked.report_id] = _ReportIndex(first_row=row.number, last_row=row.number)
-            entry.last_row = row.number
-            entry.rows += 1
-            problems = list(checked.report.problems)
-            if checked.card is not None:
-                if entry.card is None:
-                    entry.card, entry.card_row = checked.card.value, row.number
-                elif entry.card != checked.card.value:
-                    problems.append(ReportProblem(
-                        f"row {row.number}", "card_no",
-                        f"report {checked.report_id!r} belongs to card {entry.card} (row {entry.card_row})",
-                    ))
-            if problems:
-                entry.problems = (entry.problems or []) + problems
-        yield from self._second_pass(source, context, index)
-
-    def _second_pass(
-        self, source: ReportSource, context: ParseContext, index: dict[str, _ReportIndex]
-    ) -> Iterator[ParsedReport]:
-        changed = ReportFileError(f"{source.name} changed while it was being imported; import it again")
-        open_reports: dict[str, _Open] = {}
-        for row in self._rows(source):
-            report_id = _text(row.values.get("report_id"))
-            entry = index.get(report_id)
-            if entry is None:
-                continue  # refused in the first pass (no report id)
-            if entry.problems:
-                if row.number == entry.last_row:
+        with EncryptedSpool() as spool:
+            for row in self._rows(source):
+                checked = _check(row, context)
+                if not checked.report_id:
+                    # A row without a report id belongs to no report: it is refused on its own.
+                    yield checked.report
+                    continue
+                self._note(index, row.number, checked)
+                if not checked.report.problems and checked.day is not None:
+                    line = checked.report.results[0]
+                    spool.append((row.number, checked.report_id, checked.day.toordinal(), line.code, line.value,
+                                  line.unit))
+            for report_id, entry in index.items():
+                if entry.problems:
                     refused = ParsedReport(report_ref=report_id, where=_span(entry), rows=entry.rows)
                     refused.problems.extend(entry.problems)
                     yield refused
+            yield from self._second_pass(spool, index)
+
+    @staticmethod
+    def _note(index: dict[str, _ReportIndex], number: int, checked: _Checked) -> None:
+        """Record one checked row in its report's index entry."""
+        entry = index.get(checked.report_id)
+        if entry is None:
+            entry = index[checked.report_id] = _ReportIndex(first_row=number, last_row=number)
+        entry.last_row = number
+        entry.rows += 1
+        problems = list(checked.report.problems)
+        if checked.card is not None:
+            if entry.card is None:
+                entry.card, entry.card_row = checked.card.value, number
+            elif entry.card != checked.card.value:
+                problems.append(ReportProblem(
+                    f"row {number}", "card_no",
+                    f"report {checked.report_id!r} belongs to card {entry.card} (row {entry.card_row})",
+                ))
+        if problems:
+            entry.problems = (entry.problems or []) + problems
+
+    @staticmethod
+    def _second_pass(spool: EncryptedSpool, index: dict[str, _ReportIndex]) -> Iterator[ParsedReport]:
+        """Gather the good rows (read back from the spool, already converted) into whole reports."""
+        open_reports: dict[str, _Open] = {}
+        for number, report_id, ordinal, code, value, unit in spool:
+            entry = index[report_id]
+            if entry.problems:
                 continue
             gathering = open_reports.get(report_id)
             if gathering is None:
@@ -222,19 +219,13 @@ class _TabularFormat(ReportFormat):
                 card = PatientRef("card_no", entry.card, f"row {entry.card_row}", "card_no")
                 report = ParsedReport(report_ref=report_id, where=_span(entry), patients=[card], rows=entry.rows)
                 gathering = open_reports[report_id] = _Open(report, entry.last_row)
-            result = _result_of(row, context)
-            if result is None:
-                raise changed
-            gathering.days.append(result[0])
-            gathering.report.results.append(result[1])
-            if row.number == gathering.last_row:
+            day = date.fromordinal(ordinal)
+            gathering.days.append(day)
+            gathering.report.results.append(ResultLine(code, value, unit, day, f"row {number}"))
+            if number == gathering.last_row:
                 del open_reports[report_id]
-                if len(gathering.report.results) != entry.rows:
-                    raise changed
                 gathering.report.report_date = min(gathering.days)
                 yield gathering.report
-        if open_reports:
-            raise changed
 
 
 @register
