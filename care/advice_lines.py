@@ -36,7 +36,7 @@ MAX_TEXT = 500
 
 
 def lifestyle_answers(session: Session, patient: Patient) -> LifestyleAnswers:
-    """The patient's lifestyle answers from the profile (an answer of the wrong type is left out)."""
+    """Return the patient's lifestyle answers from the profile (an answer of the wrong type is left out)."""
     facts = profile_facts(patient)
     numbers: dict[str, float] = {}
     for name, sources in LIFESTYLE_FIELDS.items():
@@ -54,7 +54,7 @@ def lifestyle_answers(session: Session, patient: Patient) -> LifestyleAnswers:
 
 
 def advice_overrides(session: Session, patient: Patient) -> list[AdviceOverride]:
-    """The clinician's edits for the patient, by line id."""
+    """Return the clinician's edits for the patient, by line id."""
     query = select(AdviceOverride).where(AdviceOverride.patient_id == patient.id).order_by(AdviceOverride.line_id)
     return list(session.scalars(query))
 
@@ -62,7 +62,7 @@ def advice_overrides(session: Session, patient: Patient) -> list[AdviceOverride]
 def patient_advice(
     session: Session, patient: Patient, *, results: Sequence[RiskResult] | None = None
 ) -> AdviceResult:
-    """The advice for the patient now: from the latest risk results, the answers and the clinician's edits."""
+    """Return the advice for the patient now: from the latest risk results, the answers and the clinician's edits."""
     found = latest_risk_results(session, patient) if results is None else results
     facts = AdviceFacts.from_results(found, lifestyle_answers(session, patient))
     suppressed: set[str] = set()

@@ -85,7 +85,7 @@ def create_api_key(session: Session, source_name: str, *, actor: Actor) -> NewAp
 
 
 def list_api_keys(session: Session) -> list[SourceApiKey]:
-    """Every key, by source then age."""
+    """Return every key, by source then age."""
     return list(session.scalars(select(SourceApiKey).order_by(SourceApiKey.source_name, SourceApiKey.created_at)))
 
 

@@ -69,14 +69,14 @@ class RiskInputs:
     sources: dict[str, str] = field(default_factory=dict)
 
     def for_model(self, model: str) -> dict[str, object]:
-        """The inputs of ``model`` (a questionnaire gets its own items)."""
+        """Return the inputs of ``model`` (a questionnaire gets its own items)."""
         if model in QUESTIONNAIRES:
             return {"items": self.items[model]} if model in self.items else {}
         return dict(self.values)
 
 
 def profile_facts(patient: Patient) -> dict[str, Any]:
-    """Every profile field, all sections merged (names are unique across sections by convention)."""
+    """Return every profile field, all sections merged (names are unique across sections by convention)."""
     facts: dict[str, Any] = {}
     if patient.profile is not None:
         for section in PROFILE_SECTIONS:
@@ -212,7 +212,7 @@ def stored_result(row: RiskAssessment) -> RiskResult:
 
 
 def assessment_rows(session: Session, patient: Patient, *, model: str | None = None) -> list[RiskAssessment]:
-    """The patient's stored assessments, oldest first (optionally of one model)."""
+    """Return the patient's stored assessments, oldest first (optionally of one model)."""
     query = select(RiskAssessment).where(RiskAssessment.patient_id == patient.id)
     if model is not None:
         query = query.where(RiskAssessment.model == model)
@@ -220,12 +220,12 @@ def assessment_rows(session: Session, patient: Patient, *, model: str | None = N
 
 
 def risk_history(session: Session, patient: Patient, *, model: str | None = None) -> list[tuple[date, RiskResult]]:
-    """Every stored result as ``(day, result)``, oldest first: the trend of risk."""
+    """Return every stored result as ``(day, result)``, oldest first: the trend of risk."""
     return [(row.assessed_on, stored_result(row)) for row in assessment_rows(session, patient, model=model)]
 
 
 def latest_risk_results(session: Session, patient: Patient) -> list[RiskResult]:
-    """The latest stored result of each model, in the spec's order."""
+    """Return the latest stored result of each model, in the spec's order."""
     latest: dict[str, RiskAssessment] = {}
     for row in assessment_rows(session, patient):
         latest[row.model] = row
@@ -235,7 +235,7 @@ def latest_risk_results(session: Session, patient: Patient) -> list[RiskResult]:
 
 
 def assessment_is_current(session: Session, patient: Patient) -> bool:
-    """True when the latest assessment is newer than every observation, answer and profile change."""
+    """Tell whether the latest assessment is newer than every observation, answer and profile change."""
     rows = assessment_rows(session, patient)
     if not rows:
         return False
@@ -255,7 +255,7 @@ def assessment_is_current(session: Session, patient: Patient) -> bool:
 
 
 def current_risk_results(session: Session, patient: Patient, *, actor: Actor) -> list[RiskResult]:
-    """The latest results, assessing first when the record changed since the last assessment."""
+    """Return the latest results, assessing first when the record changed since the last assessment."""
     if not assessment_is_current(session, patient):
         assess_risks(session, patient, actor=actor)
         session.flush()

@@ -29,7 +29,7 @@ Series = dict[str, list[tuple[date, float]]]
 
 
 def zone_of(patient: Patient) -> tzinfo:
-    """The patient's time zone (the clinic's default when unset or unknown)."""
+    """Return the patient's time zone (the clinic's default when unset or unknown)."""
     try:
         return ZoneInfo(patient.timezone or DEFAULT_TIMEZONE)
     except (ZoneInfoNotFoundError, ValueError):
@@ -37,17 +37,17 @@ def zone_of(patient: Patient) -> tzinfo:
 
 
 def sex_of(patient: Patient) -> str | None:
-    """``male``/``female`` for the clinical functions, or None."""
+    """Return ``male``/``female`` for the clinical functions, or None."""
     return SEXES.get(patient.gender or "")
 
 
 def today_of(session: Session, patient: Patient) -> date:
-    """Today in the patient's time zone."""
+    """Return today's date in the patient's time zone."""
     return clock_of(session).now().astimezone(zone_of(patient)).date()
 
 
 def indicator_series(session: Session, patient: Patient, *, until: date | None = None) -> Series:
-    """Each indicator's values in canonical units by local date, oldest first (up to ``until``)."""
+    """Return each indicator's values in canonical units by local date, oldest first (up to ``until``)."""
     zone = zone_of(patient)
     by_day: dict[str, dict[date, float]] = {}
     for observation in observations_of(session, patient):
@@ -73,7 +73,7 @@ def indicator_series(session: Session, patient: Patient, *, until: date | None =
 def patient_trends(
     session: Session, patient: Patient, *, series: Series | None = None, config: ClinicalConfig | None = None
 ) -> list[Trend]:
-    """The trend of every indicator the patient has values of, in the catalogue's order."""
+    """Return the trend of every indicator the patient has values of, in the catalogue's order."""
     found = indicator_series(session, patient) if series is None else series
     age = patient.age_on(today_of(session, patient))
     return analyse_all(dict(found), sex=sex_of(patient), age=age, config=config)

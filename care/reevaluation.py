@@ -48,7 +48,7 @@ def request_tag_reevaluation(session: Session, patient_ids: Iterable[uuid.UUID],
 
 
 def pending_tag_reevaluations(session: Session, *, limit: int = CHUNK) -> list[TagReevaluation]:
-    """The oldest marks first."""
+    """Return the marks, the oldest first."""
     query = select(TagReevaluation).order_by(TagReevaluation.requested_at, TagReevaluation.id).limit(limit)
     return list(session.scalars(query))
 

@@ -108,7 +108,7 @@ def create_stage_summary(
 
 
 def summary_versions(session: Session, summary_id: uuid.UUID) -> list[StageSummaryRecord]:
-    """Every version of a summary, oldest first."""
+    """Return every version of a summary, oldest first."""
     query = select(StageSummaryRecord).where(StageSummaryRecord.summary_id == summary_id)
     return list(session.scalars(query.order_by(StageSummaryRecord.version)))
 
@@ -177,7 +177,7 @@ def sign_stage_summary(
 
 
 def latest_signed_summary(session: Session, patient: Patient) -> StageSummaryRecord | None:
-    """The signed version of the patient's most recent period (the newest signed version), if any."""
+    """Return the signed version of the patient's most recent period (the newest signed version), if any."""
     query = (
         select(StageSummaryRecord)
         .where(StageSummaryRecord.patient_id == patient.id, StageSummaryRecord.signed_at.is_not(None))
@@ -188,7 +188,7 @@ def latest_signed_summary(session: Session, patient: Patient) -> StageSummaryRec
 
 
 def stored_summary(record: StageSummaryRecord) -> StageSummary:
-    """The saved content as a :class:`StageSummary` carrying its lines (what the printed report shows)."""
+    """Return the saved content as a :class:`StageSummary` carrying its lines (what the printed report shows)."""
     content: dict[str, Any] = record.content or {}
     follow: dict[str, Any] = content.get("adherence") or {}
     text = follow.get("text") or {"zh": "", "en": ""}

@@ -157,7 +157,7 @@ class ReportImport:
         self.tally = ReportTally()
 
     def reports(self, source: ReportSource, context: ParseContext) -> Iterator[list[ParsedReport]]:
-        """The chunks of ``source``'s reports (parsing is lazy; file errors surface while iterating)."""
+        """Return the chunks of ``source``'s reports (parsing is lazy; file errors surface while iterating)."""
         return chunks(self.fmt.reports(source, context))
 
     def process(self, session: Session, reports: Sequence[ParsedReport]) -> None:

@@ -49,7 +49,7 @@ def format_for_media_type(media_type: str) -> ReportFormat:
 
 
 def media_types() -> list[str]:
-    """Every media type a format reads."""
+    """Return every media type a format reads."""
     return [media_type for fmt in FORMATS.values() for media_type in fmt.media_types]
 
 

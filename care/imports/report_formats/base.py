@@ -266,5 +266,5 @@ def convert(
 
 
 def day_of(moment: Moment) -> date:
-    """The calendar day of a moment as the source wrote it."""
+    """Return the calendar day of a moment as the source wrote it."""
     return moment.date() if isinstance(moment, datetime) else moment

@@ -68,7 +68,7 @@ COLUMNS = Columns(code="code", value="valueQuantity.value", unit="valueQuantity.
 
 @functools.cache
 def resource_types() -> Mapping[str, Any]:
-    """The ``fhir.resources`` R4B models of the resources read (imported on first use: they take half a second)."""
+    """Return the ``fhir.resources`` R4B models read (imported on first use: they take half a second)."""
     from fhir.resources.R4B.diagnosticreport import DiagnosticReport
     from fhir.resources.R4B.observation import Observation
     from fhir.resources.R4B.patient import Patient

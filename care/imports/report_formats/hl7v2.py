@@ -106,7 +106,7 @@ class _Segment:
         self.fields = fields
 
     def part(self, field: int, repeat: int = 0, component: int = 0) -> str:
-        """The text of ``field`` (repetition, component; 0-based), unescaped; '' when absent."""
+        """Return the text of ``field`` (repetition, component; 0-based), unescaped; '' when absent."""
         if field >= len(self.fields):
             return ""
         value = self.fields[field]
@@ -126,7 +126,7 @@ class _Segment:
         return value.strip()
 
     def repetitions(self, field: int) -> int:
-        """How many repetitions ``field`` has (0 when absent)."""
+        """Count the repetitions of ``field`` (0 when absent)."""
         if field >= len(self.fields) or not self.fields[field]:
             return 0
         return self.fields[field].count(self.separators[2]) + 1
