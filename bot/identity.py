@@ -78,13 +78,14 @@ def find_patient(session: Session, channel: str, sender: str, *, lock: bool = Fa
 
 
 # -- QR tokens ------------------------------------------------------------------------------------
-def issue_binding_token(session: Session, patient: Patient) -> str:
-    """A fresh one-time token for the patient's QR code; returns the scene string ``bind:<token>``."""
+def issue_binding_token(session: Session, patient: Patient) -> tuple[str, BindingToken]:
+    """A fresh one-time token for the patient's QR code: the scene string ``bind:<token>`` and its row."""
     token = secrets.token_urlsafe(24)
     now = clock_of(session).now()
-    session.add(BindingToken(patient_id=patient.id, token_hash=_digest(session, "token", token),
-                             expires_at=now + timedelta(days=TOKEN_DAYS), created_at=now))
-    return TOKEN_PREFIX + token
+    row = BindingToken(patient_id=patient.id, token_hash=_digest(session, "token", token),
+                       expires_at=now + timedelta(days=TOKEN_DAYS), created_at=now)
+    session.add(row)
+    return TOKEN_PREFIX + token, row
 
 
 def bind_by_scene(session: Session, openid: str, scene: str, *, actor: Actor) -> Patient | None:

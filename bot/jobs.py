@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from bot.channels.wechat import WeChatAdapter, issue_binding_qr_codes
 from bot.conversations import BotServices
 from bot.dispatcher import Dispatcher
 from bot.followups import due_followups
@@ -26,10 +27,15 @@ class BotJob:
 
 
 def bot_jobs(services: BotServices, dispatcher: Dispatcher) -> tuple[BotJob, ...]:
-    return (
+    jobs = [
         BotJob("due_followups", 30, run_batch=lambda session: due_followups(session, services)),
         BotJob("conversation_timers", 30, run_batch=lambda session: due_timers(session, services)),
         BotJob("dispatch_outbox", 2, run_tick=dispatcher.tick),
         BotJob("prune_receipts", 3600, run_batch=prune_receipts),
         BotJob("store_recordings", 10, run_tick=recording_job(services, dispatcher.unit_of_work)),
-    )
+    ]
+    wechat = services.adapters.get("wechat")
+    if isinstance(wechat, WeChatAdapter):
+        jobs.append(BotJob("binding_qr_codes", 300,
+                           run_batch=lambda session: issue_binding_qr_codes(session, wechat)))
+    return tuple(jobs)

@@ -226,6 +226,10 @@ class EncryptedField(Generic[T]):
         """The blind index currently stored on ``instance``."""
         return getattr(instance, self.index_storage) if self.index_storage else None
 
+    def column(self) -> Any:
+        """The mapped ciphertext column (for IS NULL tests; its bytes are never compared)."""
+        return getattr(self._owner, self.storage)
+
     def index_column(self) -> Any:
         """The mapped blind-index column, for building queries (``.in_(...)``, ordering)."""
         if not self.index_storage:

@@ -51,8 +51,9 @@ from bot.identity import issue_binding_token
 from bot.messages import InboundMessage, Reply
 from bot.models import BindingToken, InboundReceipt, ProviderCredential
 from bot.outbox import enqueue
-from care.models import Patient
+from care.models import ChannelConsent, Patient, PatientStatus
 from security.clock import Clock
+from security.fields import clock_of
 
 logger = logging.getLogger("careloop.wechat")
 
@@ -382,8 +383,7 @@ def make_binding_qr(session: Session, adapter: WeChatAdapter, patient: Patient) 
     Raises:
         WeChatApiError: WeChat would not make the code (or no token could be had).
     """
-    scene = issue_binding_token(session, patient)
-    row = next(item for item in session.new if isinstance(item, BindingToken) and item.patient_id == patient.id)
+    scene, row = issue_binding_token(session, patient)
     body = {"expire_seconds": QR_EXPIRE_SECONDS, "action_name": "QR_STR_SCENE",
             "action_info": {"scene": {"scene_str": scene}}}
     try:
@@ -397,6 +397,45 @@ def make_binding_qr(session: Session, adapter: WeChatAdapter, patient: Patient) 
     row.expires_at = min(row.expires_at, expires_at)
     return BindingQr(ticket=ticket, url=SHOW_QR_URL.format(ticket=quote(ticket, safe="")),
                      expires_at=row.expires_at)
+
+
+QR_RENEW_BEFORE = timedelta(days=3)
+
+
+def issue_binding_qr_codes(session: Session, adapter: WeChatAdapter, *, limit: int = 20) -> int:
+    """Give each enrolled patient not yet bound on WeChat a live binding QR code (made at enrolment,
+    renewed before its 30 days run out); return how many were made.
+
+    Patients who opted out of WeChat get none. A WeChat failure stops the batch; the next tick retries.
+    """
+    now = clock_of(session).now()
+    live_code = (
+        select(BindingToken.id)
+        .where(BindingToken.patient_id == Patient.id, BindingToken.consumed_at.is_(None),
+               BindingToken.expires_at > now + QR_RENEW_BEFORE, BindingToken.qr_ticket.column().is_not(None))
+        .exists()
+    )
+    opted_out = (
+        select(ChannelConsent.id)
+        .where(ChannelConsent.patient_id == Patient.id, ChannelConsent.channel == "wechat",
+               ChannelConsent.opted_out.is_(True))
+        .exists()
+    )
+    query = (
+        select(Patient)
+        .where(Patient.status == PatientStatus.ACTIVE.value, Patient.wechat_openid.index_column().is_(None),
+               ~live_code, ~opted_out)
+        .order_by(Patient.created_at).limit(limit)
+    )
+    made = 0
+    for patient in session.scalars(query):
+        try:
+            make_binding_qr(session, adapter, patient)
+        except WeChatApiError as error:
+            logger.warning("binding QR for patient %s not made: %s", patient.id, error)
+            break
+        made += 1
+    return made
 
 
 # -- the 5-second rule ----------------------------------------------------------------------------------
