@@ -22,6 +22,7 @@ from care.identifiers import (
     normalize_openid,
     normalize_phone,
 )
+from care.imports.tabular import cell_text
 from care.models import Card, Channel, ChannelConsent, Patient, PatientStatus
 from security.audit import Actor, log
 from security.fields import cipher_of, clock_of, insert_new
@@ -48,16 +49,7 @@ class EnrolmentRequest:
 
 
 def _text(values: Mapping[str, object], key: str) -> str:
-    raw = values.get(key)
-    if raw is None:
-        return ""
-    if isinstance(raw, float) and raw.is_integer():
-        return str(int(raw))
-    if isinstance(raw, datetime):
-        return raw.date().isoformat()
-    if isinstance(raw, date):
-        return raw.isoformat()
-    return str(raw).strip()
+    return cell_text(values.get(key))
 
 
 def parse_enrolment(values: Mapping[str, object]) -> EnrolmentRequest:

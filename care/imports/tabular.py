@@ -13,7 +13,7 @@ import re
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 from xml.parsers import expat
@@ -498,3 +498,16 @@ def _xlsx_rows_streamed(handle: BinaryIO, name: str) -> Iterator[list[Any]]:
             if isinstance(problem, TemplateError):
                 raise
             raise TemplateError(f"{name} is not a readable .xlsx workbook ({type(problem).__name__})") from problem
+
+
+def cell_text(raw: Any) -> str:
+    """A cell (or form value) as text: whole numbers without ``.0`` (an id typed as a number), dates in ISO form."""
+    if raw is None:
+        return ""
+    if isinstance(raw, float) and raw.is_integer():
+        return str(int(raw))
+    if isinstance(raw, datetime):
+        return raw.date().isoformat()
+    if isinstance(raw, date):
+        return raw.isoformat()
+    return str(raw).strip()

@@ -102,6 +102,12 @@ class ParsedReport:
         """Add a problem (the report will not be imported)."""
         self.problems.append(ReportProblem(where, column, reason))
 
+    def add_result(self, line: ResultLine, moment: Moment) -> None:
+        """Add a converted result; the report's date is that of its earliest result."""
+        self.results.append(line)
+        if self.report_date is None or day_of(moment) < day_of(self.report_date):
+            self.report_date = moment
+
 
 @dataclass(frozen=True)
 class ParseContext:

@@ -311,9 +311,7 @@ class _Bundle:
                 continue
             line = convert(report, code, quantity.value, _unit(quantity), moment, entry.where, columns)
             if line is not None:
-                report.results.append(line)
-                if report.report_date is None or day_of(moment) < day_of(report.report_date):
-                    report.report_date = moment
+                report.add_result(line, moment)
 
 
 @register

@@ -327,9 +327,7 @@ class _Walk:
         unit = segment.part(6, 0, 0) or segment.part(6, 0, 1)
         line = convert(report, _code(segment), value, unit, moment, where, COLUMNS)
         if line is not None:
-            report.results.append(line)
-            if report.report_date is None or day_of(moment) < day_of(report.report_date):
-                report.report_date = moment
+            report.add_result(line, moment)
 
 
 @register

@@ -36,7 +36,7 @@ from care.imports.report_formats.base import (
     register,
 )
 from care.imports.spool import EncryptedSpool
-from care.imports.tabular import Column, Row, Template, TemplateError, read_rows_from
+from care.imports.tabular import Column, Row, Template, TemplateError, cell_text, read_rows_from
 
 RESULT_TEMPLATE = Template(
     "results",
@@ -53,17 +53,7 @@ COLUMNS = Columns(code="code", value="value", unit="unit")
 MAX_REPORT_ID = 128
 
 
-def _text(raw: Any) -> str:
-    """A cell as text: whole numbers without ``.0`` (an id typed as a number), dates in ISO form."""
-    if raw is None:
-        return ""
-    if isinstance(raw, float) and raw.is_integer():
-        return str(int(raw))
-    if isinstance(raw, datetime):
-        return raw.date().isoformat()
-    if isinstance(raw, date):
-        return raw.isoformat()
-    return str(raw).strip()
+
 
 
 def _day(raw: Any) -> date | str:
@@ -72,7 +62,7 @@ def _day(raw: Any) -> date | str:
         return raw.date()
     if isinstance(raw, date):
         return raw
-    text = _text(raw)
+    text = cell_text(raw)
     if not text:
         return "is required"
     try:
@@ -95,12 +85,12 @@ def _check(row: Row, context: ParseContext) -> _Checked:
     where = f"row {row.number}"
     values = row.values
     scratch = ParsedReport(report_ref=None, where=where, rows=1)
-    report_id = _text(values.get("report_id"))
+    report_id = cell_text(values.get("report_id"))
     if not report_id:
         scratch.refuse(where, "report_id", "is required")
     elif len(report_id) > MAX_REPORT_ID:
         scratch.refuse(where, "report_id", f"is longer than {MAX_REPORT_ID} characters")
-    card_text = _text(values.get("card_no"))
+    card_text = cell_text(values.get("card_no"))
     card: PatientRef | None = None
     if not card_text:
         scratch.refuse(where, "card_no", "is required")
@@ -120,7 +110,7 @@ def _check(row: Row, context: ParseContext) -> _Checked:
             scratch.refuse(where, "date", reason)
         checked_day = day
     line = convert(
-        scratch, _text(values.get("code")), values.get("value"), _text(values.get("unit")),
+        scratch, cell_text(values.get("code")), values.get("value"), cell_text(values.get("unit")),
         checked_day or context.today, where, COLUMNS,
     )
     if line is not None:
