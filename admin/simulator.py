@@ -7,48 +7,21 @@ staff see is what the patient would get, and the answers land in the record.
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
 from typing import Any
 
 from flask import jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from sqlalchemy.orm import Session
 
 from admin.auth import actor_of, now, require, signed_in_user
 from admin.web import blueprint
+from bot.console import send_as_patient
 from bot.context import request_session, service
-from bot.conversations import BotServices
-from bot.messages import InboundMessage, Reply
-from bot.router import handle_inbound
 from care.errors import NotFoundError
 from care.identifiers import IdentifierError, normalize_card_no
-from care.models import PatientStatus
-from care.patients import find_by_card
-from security.audit import Actor, log
 from security.roles import Permission
 
-CHANNEL = "console"
 MAX_TEXT = 1000
-
-
-def simulate(session: Session, services: BotServices, *, card_no: str, text: str, staff: Actor,
-             at: datetime) -> Reply:
-    """Hand ``text`` to the bot as if the patient with ``card_no`` sent it over the console channel.
-
-    :raises NotFoundError: no active patient has this card number.
-    """
-    patient = find_by_card(session, card_no)
-    if patient is None or patient.status != PatientStatus.ACTIVE.value:
-        raise NotFoundError("no active patient with this card number")
-    # The bot audits what the conversation changes, as the patient; this entry says which staff
-    # member spoke for them.
-    log(session, actor=staff, action="simulator.message", resource_type="patient", resource_id=patient.id,
-        patient_id=patient.id, details={"channel": CHANNEL})
-    message = InboundMessage(channel=CHANNEL, provider_key=str(uuid.uuid4()), sender=card_no, kind="text",
-                             text=text, received_at=at)
-    return handle_inbound(session, services, message)
 
 
 @blueprint.get("/simulator")
@@ -82,8 +55,8 @@ def simulator_message() -> ResponseReturnValue:
     except IdentifierError:
         return _bad(_("A card number has only letters, digits, '-' and '_'."))
     try:
-        reply = simulate(request_session(), service("bot"), card_no=card, text=text.strip(), staff=actor_of(user),
-                         at=now())
+        reply = send_as_patient(request_session(), service("bot"), card_no=card, text=text.strip(),
+                                speaker=actor_of(user), at=now())
     except NotFoundError:
         return jsonify(error="not_found", reason=_("No active patient has this card number.")), 404
     return jsonify(replies=reply.texts)

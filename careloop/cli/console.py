@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import sys
-import uuid
 
 import click
 
-from bot.messages import InboundMessage
-from bot.router import handle_inbound
+from bot.console import send_as_patient
 from care.patients import get_patient
 from careloop.bot_runtime import bot_for
 from careloop.cli.base import CliContext, main, pass_cli
@@ -23,17 +21,15 @@ def console(cli: CliContext, patient_ref: str) -> None:
     bot = bot_for(runtime)
     with cli.unit_of_work() as session:
         card_no = get_patient(session, patient_ref).card_no or patient_ref
-    interactive = sys.stdin.isatty()
-    if interactive:
+    if sys.stdin.isatty():
         click.echo("Chatting as the patient. Try 血压, 问卷 or 帮助; 'exit' ends.")
     for line in sys.stdin:
         text = line.rstrip("\n")
         if text.strip().lower() in ("exit", "quit", "退出"):
             break
-        message = InboundMessage(channel="console", provider_key=f"console:{uuid.uuid4()}", sender=card_no,
-                                 kind="text", text=text, received_at=runtime.clock.now())
         with cli.unit_of_work() as session:
-            reply = handle_inbound(session, bot.services, message)
+            reply = send_as_patient(session, bot.services, card_no=card_no, text=text, speaker=cli.actor,
+                                    at=runtime.clock.now())
         for reply_text in reply.texts:
             click.echo(reply_text)
             click.echo("")
