@@ -21,7 +21,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from admin.i18n import LANGUAGE_KEY
-from bot.context import request_session, service
+from bot.context import audit_refusal, request_session, service
 from care import staff
 from care.models import User
 from security.audit import Actor
@@ -195,6 +195,8 @@ def require(permission: Permission | None = None, *, during_password_change: boo
                     return jsonify(error="password_change", reason=_("Please change your password first.")), 403
                 return redirect(url_for("admin.password"))
             if permission is not None and not user.can(permission):
+                audit_refusal(actor=actor_of(user), action="access.denied", resource_type="admin_page",
+                              details={"permission": permission.value, "path": request.path[:200]})
                 if wants_json():
                     return jsonify(error="forbidden", reason=_("Your role does not allow this.")), 403
                 abort(403)

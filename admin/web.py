@@ -9,8 +9,10 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from admin.auth import current_user, here, load_signed_in_user, wants_json
+from admin.auth import actor_of, current_user, here, load_signed_in_user, wants_json
 from admin.i18n import HTML_LANG, LANGUAGE_NAMES, LANGUAGES, current_language
+from bot.context import audit_refusal
+from security.audit import Actor
 from security.roles import Permission
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates",
@@ -84,6 +86,10 @@ def page_context() -> dict[str, Any]:
 
 @blueprint.errorhandler(CSRFError)
 def csrf_refused(_error: CSRFError) -> ResponseReturnValue:
+    user = current_user()
+    actor = actor_of(user) if user is not None else Actor("user", "anonymous", request.remote_addr)
+    audit_refusal(actor=actor, action="csrf.refused", resource_type="admin_page",
+                  details={"path": request.path[:200], "method": request.method})
     reason = _("This page has expired or the form came from elsewhere. Please go back, reload the page and try again.")
     if wants_json():
         return jsonify(error="csrf", reason=reason), 400

@@ -19,16 +19,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from bot.context import request_session
+from bot.context import audit_refusal, request_session
 from care.api_keys import KeyCheck, authenticate
 from care.imports.report_formats import UnknownFormatError, format_for_media_type, media_types
 from care.imports.reports import receive_pushed_reports
-from careloop.runtime import Runtime
-from security.audit import Actor, log
+from security.audit import Actor
 
 REPORT_MAX_BYTES = 20 * 1024 * 1024
 
@@ -57,12 +56,9 @@ def _error(status: int, code: str, **extra: Any) -> tuple[Response, int]:
 
 def _audit_refusal(status: int, key_id: str | None, source: str | None) -> None:
     """Record a refused push in its own unit of work (the request's transaction is rolled back)."""
-    request_session().rollback()
-    runtime: Runtime = current_app.extensions["careloop"]
-    actor = Actor("api", key_id or "unknown", request.remote_addr or "api")
-    with runtime.db.unit_of_work() as session:
-        log(session, actor=actor, action="report.push_refused", resource_type="api_key", resource_id=key_id,
-            details={"status": status, "source": source})
+    audit_refusal(actor=Actor("api", key_id or "unknown", request.remote_addr or "api"),
+                  action="report.push_refused", resource_type="api_key", resource_id=key_id,
+                  details={"status": status, "source": source})
 
 
 def _bearer() -> str:

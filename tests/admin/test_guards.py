@@ -135,3 +135,18 @@ def test_static_files_are_served_without_a_session_and_may_be_cached(client):
     assert response.status_code == 200
     assert "no-store" not in response.headers.get("Cache-Control", "")
     response.close()
+
+
+def test_a_refused_page_is_audited_although_the_request_changes_nothing(client, signed_in, db):
+    signed_in("nurse")
+    assert client.get("/admin/simulator").status_code == 403
+    denied = db.scalars(select(AuditEntry).where(AuditEntry.action == "access.denied")).one()
+    assert denied.actor_kind == "user"
+    assert "flows.manage" in denied.details
+
+
+def test_a_csrf_refusal_is_audited(client, db):
+    assert client.post("/admin/language", data={"language": "en"}).status_code == 400
+    refused = db.scalars(select(AuditEntry).where(AuditEntry.action == "csrf.refused")).one()
+    assert refused.actor_id == "anonymous"
+    assert "/admin/language" in refused.details
