@@ -100,15 +100,22 @@ def _result(context: EffectContext, event: ResultSaved) -> None:
         name=event.name, value=event.value, category=event.category, label=event.label, code=event.code,
         unit=event.unit, session_id=conversation.id, actor=context.actor,
     )
-    numeric = isinstance(event.value, int | float) and not isinstance(event.value, bool)
-    if event.code and event.unit and numeric and event.code not in context.observed_codes:
-        # A coded quantity (PHQ-9 total 44261-6 in {score}) is an observation too, so it trends;
-        # single answers (unit-less item results) stay results only.
+    if event.code and becomes_observation(event, context.observed_codes):
         record_observation(
             context.session, context.patient, code=event.code, value=float(event.value), unit=event.unit or "{score}",
             effective_at=context.now, source=f"flow:{conversation.flow_id}", source_ref=str(conversation.id),
             actor=context.actor,
         )
+
+
+def becomes_observation(event: ResultSaved, observed_codes: set[str]) -> bool:
+    """Whether a saved result is also recorded as an observation (unless the step recorded its code itself).
+
+    A coded quantity (PHQ-9 total 44261-6 in {score}) is an observation too, so it trends; single
+    answers (unit-less item results) stay results only.
+    """
+    numeric = isinstance(event.value, int | float) and not isinstance(event.value, bool)
+    return bool(event.code and event.unit and numeric and event.code not in observed_codes)
 
 
 @handles(ObservationRecorded)
@@ -178,12 +185,34 @@ def _followup(context: EffectContext, event: FollowupScheduled) -> None:
 @handles(SessionWaiting)
 def _waiting(context: EffectContext, event: SessionWaiting) -> None:
     conversation = context.conversation
+    conversation.expires_at, conversation.next_timer_at = waiting_times(event)
+
+
+def waiting_times(event: SessionWaiting) -> tuple[datetime, datetime]:
+    """When a waiting conversation expires, and when its next timer (a reminder, else the expiry) fires."""
     expires = datetime.fromisoformat(event.expires_at)
     remind = datetime.fromisoformat(event.wait_until) if event.wait_until else None
-    conversation.expires_at = expires
-    conversation.next_timer_at = min(remind, expires) if remind else expires
+    return expires, min(remind, expires) if remind else expires
 
 
 @handles(SessionEnded)
 def _ended(context: EffectContext, event: SessionEnded) -> None:
     context.ended = event.status
+
+
+def touch_only_the_conversation(events: list[Event]) -> bool:
+    """Whether applying ``events`` writes nothing but the conversation's own rows.
+
+    That is its log (:class:`MsgCreated`), its timers (:class:`SessionWaiting`) and results that
+    are not observations (:class:`ResultSaved`); events without a handler write nothing. Such a
+    step can be written without loading the patient's record (see :mod:`bot.plain_turns`).
+    """
+    observed = {event.code for event in events if isinstance(event, ObservationRecorded)}
+    for event in events:
+        handler = HANDLERS.get(event.type)
+        if handler is None or handler is _message or handler is _waiting:
+            continue
+        if isinstance(event, ResultSaved) and not becomes_observation(event, observed):
+            continue
+        return False
+    return True

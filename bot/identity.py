@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.sql.elements import ColumnElement
 
 from bot.config import BotConfig
 from bot.models import BindingCode, BindingToken, ConversationSession
@@ -24,7 +25,7 @@ from care.identifiers import IdentifierError, normalize_card_no
 from care.models import Patient, PatientStatus
 from care.patients import find_by_card, find_by_openid
 from security.audit import Actor, log
-from security.fields import cipher_of, clock_of
+from security.fields import EncryptedField, cipher_of, clock_of
 
 TOKEN_PREFIX = "bind:"  # noqa: S105 - a scene-key prefix, not a secret
 TOKEN_DAYS = 30  # WeChat's temporary QR codes live at most 30 days
@@ -35,6 +36,32 @@ def _digest(session: Session, purpose: str, value: str) -> bytes:
     return hmac.new(key, value.encode(), hashlib.sha256).digest()
 
 
+# The field that names a patient on each channel (through its blind index).
+SENDER_FIELDS: dict[str, EncryptedField[str]] = {
+    "wechat": Patient.wechat_openid, "sms": Patient.phone, "voice": Patient.phone, "console": Patient.card_no,
+}
+
+
+def sender_index(session: Session, channel: str, sender: str) -> tuple[str, bytes] | None:
+    """The blind-index column and value that find ``sender`` on ``channel``; None if it names no one."""
+    field = SENDER_FIELDS.get(channel)
+    if field is None:
+        return None
+    try:
+        return field.index_storage, field.index_value(cipher_of(session), sender)
+    except IdentifierError:
+        return None
+
+
+def sender_condition(session: Session, channel: str, sender: str) -> ColumnElement[bool] | None:
+    """A WHERE clause on ``Patient`` for the sender's identity on ``channel``; None if it names no one."""
+    found = sender_index(session, channel, sender)
+    if found is None:
+        return None
+    column, value = found
+    return getattr(Patient, column) == value  # type: ignore[no-any-return]
+
+
 def find_correspondent(
     session: Session, channel: str, sender: str, *, lock: bool = False
 ) -> tuple[Patient | None, ConversationSession | None]:
@@ -43,18 +70,12 @@ def find_correspondent(
     The identity is the openid for WeChat, the phone for SMS and voice, the card number for the
     console. Consents come with the patient. With ``lock`` the patient's row is locked
     (PostgreSQL), so one patient's messages are never processed concurrently; SQLite serialises
-    writers anyway.
+    writers anyway. A lock taken by this query does not refresh what the same query read of other
+    rows (its snapshot predates the wait), so a caller that must see the conversation as the
+    previous holder of the lock left it takes the lock in an earlier statement (the router does).
     """
-    try:
-        if channel == "wechat":
-            condition = Patient.wechat_openid.matches(session, sender)
-        elif channel in ("sms", "voice"):
-            condition = Patient.phone.matches(session, sender)
-        elif channel == "console":
-            condition = Patient.card_no.matches(session, sender)
-        else:
-            return None, None
-    except IdentifierError:
+    condition = sender_condition(session, channel, sender)
+    if condition is None:
         return None, None
     query = (
         select(Patient, ConversationSession)

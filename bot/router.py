@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, null, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.sql.dml import ReturningInsert
 
-from bot import consent, identity
+from bot import consent, identity, plain_turns
 from bot.conversations import (
     BotServices,
     ConversationError,
@@ -33,18 +36,13 @@ from bot.effects import log_message
 from bot.messages import InboundMessage, Reply
 from bot.models import ConversationSession, Direction, InboundReceipt, UnknownSender
 from bot.outbox import advance_delivery, enqueue
-from bot.rendering import render_text
+from bot.rendering import render_text, split_reply
 from bot.texts import say
-from care.models import Patient
+from care.models import Patient, PatientStatus
 from security.audit import Actor
 from security.fields import cipher_of, clock_of
 
 logger = logging.getLogger("careloop.bot")
-
-# A WeChat passive reply holds one message; longer than this and the rest goes out as
-# customer-service messages (WeChat text messages are limited to 2048 bytes).
-PASSIVE_REPLY_CHARS = 600
-
 
 @dataclass
 class Claim:
@@ -52,30 +50,80 @@ class Claim:
     previous: Reply | None
 
 
+def _new_receipt(session: Session, message: InboundMessage) -> tuple[InboundReceipt, dict[str, Any]]:
+    key = message.provider_key[:160]
+    receipt = InboundReceipt(channel=message.channel, provider_key=key, received_at=clock_of(session).now())
+    return receipt, {"id": receipt.id, "channel": message.channel, "provider_key": key,
+                     "received_at": receipt.received_at}
+
+
+RECEIPTS = cast(Table, InboundReceipt.__table__)
+PATIENTS = cast(Table, Patient.__table__)
+
+
+def _claim_statement(session: Session, values: dict[str, Any]) -> ReturningInsert[tuple[uuid.UUID]]:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` of a receipt (PostgreSQL and SQLite both have it)."""
+    table = RECEIPTS
+    unique = ["channel", "provider_key"]
+    statement: postgresql.Insert | sqlite.Insert
+    if session.get_bind().dialect.name == "postgresql":
+        statement = postgresql_insert(table).values(values).on_conflict_do_nothing(index_elements=unique)
+    else:  # SQLite, the other supported engine
+        statement = sqlite_insert(table).values(values).on_conflict_do_nothing(index_elements=unique)
+    return statement.returning(table.c.id)
+
+
+def _track(session: Session, receipt: InboundReceipt) -> InboundReceipt:
+    make_transient_to_detached(receipt)  # the row exists now: track it without reading it back
+    session.add(receipt)
+    return receipt
+
+
 def claim_delivery(session: Session, message: InboundMessage) -> Claim:
     """Claim this delivery by its provider key, or return the reply given to it before.
 
-    One ``INSERT ... ON CONFLICT DO NOTHING`` (PostgreSQL and SQLite both have it): a new delivery
-    costs one statement and no savepoint. On PostgreSQL a concurrent claim of the same key waits for
-    the first one's transaction and then finds its committed receipt; SQLite serialises writers.
+    A new delivery costs one statement and no savepoint. On PostgreSQL a concurrent claim of the
+    same key waits for the first one's transaction and then finds its committed receipt; SQLite
+    serialises writers.
     """
-    key = message.provider_key[:160]
-    now = clock_of(session).now()
-    receipt = InboundReceipt(channel=message.channel, provider_key=key, received_at=now)
-    dialect = session.get_bind().dialect.name
-    values = {"id": receipt.id, "channel": message.channel, "provider_key": key, "received_at": now}
-    unique = ["channel", "provider_key"]
-    statement: postgresql.Insert | sqlite.Insert
-    if dialect == "postgresql":
-        statement = postgresql_insert(InboundReceipt).values(values).on_conflict_do_nothing(index_elements=unique)
-    else:  # SQLite, the other supported engine
-        statement = sqlite_insert(InboundReceipt).values(values).on_conflict_do_nothing(index_elements=unique)
-    claimed = session.execute(statement.returning(InboundReceipt.id)).scalar_one_or_none()
+    receipt, values = _new_receipt(session, message)
+    claimed = session.connection().execute(_claim_statement(session, values)).scalar_one_or_none()
     if claimed is None:
-        return Claim(None, _previous_reply(session, message.channel, key))
-    make_transient_to_detached(receipt)  # the row exists now: track it without reading it back
-    session.add(receipt)
-    return Claim(receipt, None)
+        return Claim(None, _previous_reply(session, message.channel, values["provider_key"]))
+    return Claim(_track(session, receipt), None)
+
+
+def _claim_and_lock(session: Session, message: InboundMessage) -> tuple[Claim, uuid.UUID | None]:
+    """Claim the delivery and lock the active patient behind its sender; the receipt is not tracked yet.
+
+    PostgreSQL does both in one statement (the claim as a data-modifying CTE, the lock as a
+    ``FOR UPDATE`` sub-select), so one patient's messages are handled one at a time; the reads
+    that follow are later statements, which see what the previous holder of the lock committed.
+    SQLite's ``BEGIN IMMEDIATE`` already serialises writers: a claim, then a lookup.
+    """
+    receipt, values = _new_receipt(session, message)
+    connection = session.connection()
+    found = identity.sender_index(session, message.channel, message.sender)
+    patients = PATIENTS
+    patient_query = None
+    if found is not None:
+        column, index = found
+        # A family may share one phone: the newest enrolment answers for it.
+        patient_query = (select(patients.c.id)
+                         .where(patients.c[column] == index, patients.c.status == PatientStatus.ACTIVE.value)
+                         .order_by(patients.c.created_at.desc()).limit(1))
+    if connection.dialect.name == "postgresql":
+        claim = _claim_statement(session, values).cte("claim")
+        locked = (patient_query.with_for_update().scalar_subquery() if patient_query is not None
+                  else null())
+        row = connection.execute(select(select(claim.c.id).scalar_subquery(), locked).add_cte(claim)).one()
+        claimed, patient_id = row[0], row[1]
+    else:
+        claimed = connection.execute(_claim_statement(session, values)).scalar_one_or_none()
+        patient_id = connection.execute(patient_query).scalar_one_or_none() if patient_query is not None else None
+    if claimed is None:
+        return Claim(None, _previous_reply(session, message.channel, values["provider_key"])), patient_id
+    return Claim(receipt, None), patient_id
 
 
 def _previous_reply(session: Session, channel: str, key: str) -> Reply:
@@ -84,19 +132,34 @@ def _previous_reply(session: Session, channel: str, key: str) -> Reply:
     return Reply.from_dict(existing.reply or {})
 
 
-def handle_inbound(session: Session, services: BotServices, message: InboundMessage) -> Reply:
-    """Process one inbound text or event once and return the reply for the same channel."""
-    claim = claim_delivery(session, message)
+def _as_is(reply: Reply) -> Reply:
+    return reply
+
+
+def handle_inbound(session: Session, services: BotServices, message: InboundMessage, *,
+                   settle: Callable[[Reply], Reply] = _as_is) -> Reply:
+    """Process one inbound text or event once and return the reply for the same channel.
+
+    ``settle`` fits a new reply to its channel (WeChat's passive-reply deadline) before it is kept
+    on the delivery's receipt; a repeated delivery gets the kept reply as it is.
+    """
+    claim, patient_id = _claim_and_lock(session, message)
     if claim.previous is not None:
         return claim.previous
     assert claim.receipt is not None  # noqa: S101 - a claim holds one or the other
-    patient, conversation = identity.find_correspondent(session, message.channel, message.sender, lock=True)
-    actor = Actor("patient", str(patient.id) if patient else "unknown", message.channel)
     if message.kind == "media":
         # WeChat transcribes voice notes when the account enables it; that text is an answer like any other.
         recognised = str(message.extra.get("recognition") or "").strip()
         if recognised:
             message = replace(message, kind="text", text=recognised)
+    if patient_id is not None and message.kind == "text":
+        plain = plain_turns.answer_plainly(session, services, message, patient_id, claim.receipt.id, settle)
+        if plain is not None:
+            return plain
+    receipt = _track(session, claim.receipt)
+    # The router holds the patient's lock since the claim; this later read sees the conversation as left.
+    patient, conversation = identity.find_correspondent(session, message.channel, message.sender)
+    actor = Actor("patient", str(patient.id) if patient else "unknown", message.channel)
     if message.kind == "event":
         reply = _event(session, services, message, patient, actor)
     elif message.kind == "media":
@@ -105,9 +168,10 @@ def handle_inbound(session: Session, services: BotServices, message: InboundMess
     elif patient is None:
         reply = _stranger(session, services, message, actor)
     else:
-        reply = _from_patient(session, services, message, patient, conversation, actor, claim.receipt)
-    claim.receipt.patient_id = patient.id if patient else (uuid.UUID(reply.patient_id) if reply.patient_id else None)
-    claim.receipt.reply = reply.to_dict()
+        reply = _from_patient(session, services, message, patient, conversation, actor, receipt)
+    reply = settle(reply)
+    receipt.patient_id = patient.id if patient else (uuid.UUID(reply.patient_id) if reply.patient_id else None)
+    receipt.reply = reply.to_dict()
     return reply
 
 
@@ -157,16 +221,9 @@ def _texts(session: Session, patient: Patient, channel: str, texts: list[str]) -
 def _deliver(session: Session, services: BotServices, patient: Patient, channel: str, texts: list[str],
              receipt: InboundReceipt, turn: Turn) -> Reply:
     """Answer in the channel's passive reply; on WeChat what does not fit goes through the outbox."""
-    reply = Reply(patient_id=str(patient.id), session_id=str(turn.conversation.id))
-    if channel != "wechat":
-        reply.texts = texts
-        return reply
-    joined = "\n\n".join(texts)
-    if len(joined) <= PASSIVE_REPLY_CHARS or len(texts) <= 1:
-        reply.texts = [joined] if joined else []
-        return reply
-    reply.texts = [texts[0]]
-    for index, text in enumerate(texts[1:], start=1):
+    kept, overflow = split_reply(channel, texts)
+    reply = Reply(texts=kept, patient_id=str(patient.id), session_id=str(turn.conversation.id))
+    for index, text in enumerate(overflow, start=len(kept)):
         enqueue(session, idempotency_key=f"reply:{receipt.id}:{index}", channel="wechat", kind="text",
                 purpose="reply", address=patient.wechat_openid or "", payload={"text": text}, patient=patient,
                 session_id=turn.conversation.id)

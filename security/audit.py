@@ -92,19 +92,24 @@ class AuditKeys:
         self.entry_key = key_ring.purpose_key("audit-entry")
         self.chain_key = key_ring.purpose_key("audit-chain")
 
-    def entry_mac(self, entry: AuditEntry) -> bytes:
+    def entry_mac(self, entry: AuditEntry | Mapping[str, Any]) -> bytes:
+        """The MAC over every field of an entry (a row object, or its column values before insertion)."""
+        def field(name: str) -> Any:
+            return entry[name] if isinstance(entry, Mapping) else getattr(entry, name)
+
+        patient_id = field("patient_id")
         canonical = json.dumps(
             [
-                str(entry.entry_id),
-                entry.occurred_at.isoformat(timespec="microseconds"),
-                entry.actor_kind,
-                entry.actor_id,
-                entry.action,
-                entry.resource_type,
-                entry.resource_id,
-                str(entry.patient_id) if entry.patient_id else None,
-                entry.source,
-                entry.details,
+                str(field("entry_id")),
+                field("occurred_at").isoformat(timespec="microseconds"),
+                field("actor_kind"),
+                field("actor_id"),
+                field("action"),
+                field("resource_type"),
+                field("resource_id"),
+                str(patient_id) if patient_id else None,
+                field("source"),
+                field("details"),
             ],
             ensure_ascii=False,
             separators=(",", ":"),
@@ -125,6 +130,34 @@ def _check_details(details: Mapping[str, Any]) -> str:
     return json.dumps(dict(details), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
+def entry_row(
+    keys: AuditKeys,
+    *,
+    actor: Actor,
+    action: str,
+    resource_type: str,
+    resource_id: object = None,
+    patient_id: uuid.UUID | None = None,
+    details: Mapping[str, Any] | None = None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The column values of a new entry, its MAC included (the id is the database's)."""
+    row: dict[str, Any] = {
+        "entry_id": uuid.uuid4(),
+        "occurred_at": now.astimezone(UTC),
+        "actor_kind": actor.kind,
+        "actor_id": actor.id[:64],
+        "action": action,
+        "resource_type": resource_type,
+        "resource_id": None if resource_id is None else str(resource_id),
+        "patient_id": patient_id,
+        "source": actor.source[:128] if actor.source else None,
+        "details": _check_details(details or {}),
+    }
+    row["mac"] = keys.entry_mac(row)
+    return row
+
+
 def record(
     session: Session,
     keys: AuditKeys,
@@ -138,19 +171,8 @@ def record(
     now: datetime,
 ) -> AuditEntry:
     """Append one entry (in the caller's transaction; the entry point commits)."""
-    entry = AuditEntry(
-        entry_id=uuid.uuid4(),
-        occurred_at=now.astimezone(UTC),
-        actor_kind=actor.kind,
-        actor_id=actor.id[:64],
-        action=action,
-        resource_type=resource_type,
-        resource_id=None if resource_id is None else str(resource_id),
-        patient_id=patient_id,
-        source=actor.source[:128] if actor.source else None,
-        details=_check_details(details or {}),
-    )
-    entry.mac = keys.entry_mac(entry)
+    entry = AuditEntry(**entry_row(keys, actor=actor, action=action, resource_type=resource_type,
+                                   resource_id=resource_id, patient_id=patient_id, details=details, now=now))
     session.add(entry)
     return entry
 

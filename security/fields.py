@@ -211,6 +211,10 @@ class EncryptedField(Generic[T]):
             stored[self.index_storage] = self.index_value(cipher, value)
         return stored
 
+    def value_of(self, cipher: FieldCipher, key: bytes, table: str, row_id: object, ciphertext: bytes) -> T:
+        """The value stored as ``ciphertext`` in row ``row_id`` of ``table``, for rows read without an object."""
+        return self.codec.decode(cipher.open(key, field_aad(table, self.name, row_id), ciphertext))
+
     def index_value(self, cipher: FieldCipher, value: T) -> bytes:
         """The blind index of ``value`` (normalised the way the field normalises)."""
         if self.index is None:
@@ -290,6 +294,39 @@ def seal_pending_fields(session: Session, _context: object, _instances: object) 
             fields[name].seal(session, instance, value)
 
 
+def sealed_row(cipher: FieldCipher, key: bytes | None, model: type[Any], record: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored column values of one new ``model`` record, its encrypted fields sealed as assigning them would.
+
+    ``record`` maps attribute names to values and carries the row's ``id``; ``key`` is the data key
+    of the record's owner (what its ``key_owner_id()`` names; None when no encrypted field holds a value).
+
+    Raises:
+        ValueError: a required encrypted field is None, or a value needs a key and none was given.
+        KeyError: the record names something that is not a column or encrypted field of ``model``.
+    """
+    fields = _fields_by_name(model)
+    columns = _columns_of(model)
+    table = model.__tablename__
+    row: dict[str, Any] = {}
+    for name, value in record.items():
+        field = fields.get(name)
+        if field is None:
+            row[columns[name]] = value
+        else:
+            row.update(field.column_values(cipher, key, table, record["id"], value))
+    return row
+
+
+_COLUMNS_OF: dict[type[Any], dict[str, str]] = {}
+
+
+def _columns_of(model: type[Any]) -> dict[str, str]:
+    found = _COLUMNS_OF.get(model)
+    if found is None:
+        found = _COLUMNS_OF[model] = {prop.key: prop.columns[0].key for prop in inspect(model).column_attrs}
+    return found
+
+
 def insert_new(
     session: Session, model: type[Any], records: Sequence[Mapping[str, Any]], owners: Sequence[uuid.UUID]
 ) -> None:
@@ -312,27 +349,18 @@ def insert_new(
     cipher = cipher_of(session)
     now = clock_of(session).now()
     fields = _fields_by_name(model)
-    mapper = inspect(model)
-    columns = {prop.key: prop.columns[0].key for prop in mapper.column_attrs}
-    table = model.__tablename__
 
     def needs_key(record: Mapping[str, Any]) -> bool:
         return any(record.get(name) is not None for name in fields)
 
     keyed = [owner_id for owner_id, record in zip(owners, records, strict=True) if needs_key(record)]
     cipher.load_keys(session, keyed, create=True, now=now)
-    rows: list[dict[str, Any]] = []
-    for record, owner_id in zip(records, owners, strict=True):
-        key = cipher.data_key(session, owner_id, create=True, now=now) if needs_key(record) else None
-        row: dict[str, Any] = {}
-        for name, value in record.items():
-            field = fields.get(name)
-            if field is None:
-                row[columns[name]] = value
-            else:
-                row.update(field.column_values(cipher, key, table, record["id"], value))
-        rows.append(row)
-    session.execute(insert(mapper.local_table), rows)
+    rows = [
+        sealed_row(cipher, cipher.data_key(session, owner_id, create=True, now=now) if needs_key(record) else None,
+                   model, record)
+        for record, owner_id in zip(records, owners, strict=True)
+    ]
+    session.execute(insert(inspect(model).local_table), rows)
 
 
 # How many loaded records a session remembers for the next bulk key fetch (bounds its memory).

@@ -192,8 +192,8 @@ def receive() -> Response:
     inbound = to_inbound(message, service("clock").now())
     services: BotServices = service("bot")
     session = request_session()
-    reply = handle_inbound(session, services, inbound)
-    reply = settle_passive_reply(session, services.config, inbound, reply, time.monotonic() - started)
+    reply = handle_inbound(session, services, inbound, settle=lambda fresh: settle_passive_reply(
+        session, services.config, inbound, fresh, time.monotonic() - started))
     if not reply.texts:
         return Response("success", mimetype="text/plain")
     passive = TextReply(source=inbound.recipient, target=inbound.sender, content=reply.texts[0],

@@ -49,7 +49,7 @@ from bot.channels.base import ChannelAdapter, ChannelEnvironment, OutgoingMessag
 from bot.config import BotConfig
 from bot.identity import issue_binding_token
 from bot.messages import InboundMessage, Reply
-from bot.models import BindingToken, InboundReceipt, ProviderCredential
+from bot.models import BindingToken, ProviderCredential
 from bot.outbox import enqueue
 from care.models import ChannelConsent, Patient, PatientStatus
 from security.clock import Clock
@@ -441,17 +441,14 @@ def issue_binding_qr_codes(session: Session, adapter: WeChatAdapter, *, limit: i
 # -- the 5-second rule ----------------------------------------------------------------------------------
 def settle_passive_reply(session: Session, config: BotConfig, message: InboundMessage, reply: Reply,
                          elapsed_seconds: float) -> Reply:
-    """Fit a reply into WeChat's passive response; what does not fit goes out as customer-service messages.
+    """Fit a new reply into WeChat's passive response; what does not fit goes out as customer-service messages.
 
     The passive response holds one message and must leave within WeChat's 5 seconds. If handling
     took longer than ``config.passive_reply_seconds`` the webhook answers "success" and every text
     is queued (WeChat has given up on the response by then); otherwise the first text is the
-    passive reply and the rest is queued. The stored receipt is updated, so a repeated delivery is
-    answered the same way. A repeated delivery's reply (the receipt was not written now) is kept.
+    passive reply and the rest is queued. The router keeps the settled reply on the delivery's
+    receipt, so a repeated delivery is answered the same way.
     """
-    receipt = _fresh_receipt(session, message)
-    if receipt is None:
-        return reply
     late = elapsed_seconds > config.passive_reply_seconds
     keep = [] if late else reply.texts[:1]
     overflow = reply.texts[len(keep):]
@@ -462,19 +459,8 @@ def settle_passive_reply(session: Session, config: BotConfig, message: InboundMe
         enqueue(session, idempotency_key=f"wechat-reply:{message.provider_key}:{index}"[:160], channel="wechat",
                 kind="text", purpose="reply", address=message.sender, payload={"text": text}, patient=patient,
                 session_id=uuid.UUID(reply.session_id) if reply.session_id else None)
-    settled = Reply(texts=keep, patient_id=reply.patient_id, session_id=reply.session_id,
-                    deferred=reply.deferred + len(overflow), voice=reply.voice)
-    receipt.reply = settled.to_dict()
     if late:
         logger.warning("wechat reply took %.1f s; sent as %d customer-service message(s)", elapsed_seconds,
                        len(overflow))
-    return settled
-
-
-def _fresh_receipt(session: Session, message: InboundMessage) -> InboundReceipt | None:
-    """The receipt this request wrote (still unflushed after ``handle_inbound``); None for a repeat."""
-    key = message.provider_key[:160]
-    for item in session.dirty:
-        if isinstance(item, InboundReceipt) and item.channel == message.channel and item.provider_key == key:
-            return item
-    return None
+    return Reply(texts=keep, patient_id=reply.patient_id, session_id=reply.session_id,
+                 deferred=reply.deferred + len(overflow), voice=reply.voice)

@@ -1,0 +1,184 @@
+"""The common turn, read and written without loading the patient's record.
+
+Most messages a patient sends answer the question their waiting conversation asked: one engine
+step that logs the exchange, saves the answer as a result, moves the conversation's timers and
+asks the next question. Such a turn touches nothing but the conversation's own rows, so it is
+read with one statement (the patient's language, the channel's consent, the open conversation)
+and written with one more (PostgreSQL: the log, the results and their audit entries, the
+conversation and the delivery's receipt as one statement of data-modifying CTEs; SQLite: a
+statement per table). Rows are sealed by the same field declarations and row builders the ORM
+path uses, so they read back identically.
+
+Anything else (a keyword, a consent word, an invitation, an opted-out channel, a step that
+ends the flow, records an observation, tags or alerts, a reply too long for WeChat's passive
+answer) is left to the router's general path, which loads the record: :func:`answer_plainly`
+returns None and writes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, bindparam, insert, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert, Update
+
+from bot import consent
+from bot.conversations import BotServices, facts_from
+from bot.effects import touch_only_the_conversation, waiting_times
+from bot.messages import InboundMessage, Reply
+from bot.models import ConversationMessage, ConversationSession, Direction, InboundReceipt, SessionStatus
+from bot.rendering import render_text, split_reply
+from care.models import ChannelConsent, FlowResult, Patient
+from care.results import result_audit, result_record
+from flows import engine
+from flows.events import MsgCreated, ResultSaved, SessionWaiting
+from flows.registry import FlowNotFoundError
+from security.audit import Actor, AuditEntry, entry_row
+from security.fields import cipher_of, clock_of, sealed_row
+from security.session import audit_keys_of
+
+CONSENT_WORDS = consent.STOP_WORDS | consent.START_WORDS | consent.HELP_WORDS
+
+
+def _table(model: type[Any]) -> Table:
+    return cast(Table, model.__table__)
+
+
+PATIENTS = _table(Patient)
+CONSENTS = _table(ChannelConsent)
+CONVERSATIONS = _table(ConversationSession)
+MESSAGES = _table(ConversationMessage)
+RESULTS = _table(FlowResult)
+AUDIT = _table(AuditEntry)
+RECEIPTS = _table(InboundReceipt)
+
+# The channel's consent and the open conversation of the patient (whom the router has locked).
+_READ = (
+    select(
+        CONSENTS.c.opted_out, CONVERSATIONS.c.id, CONVERSATIONS.c.flow_id,
+        CONVERSATIONS.c.flow_version, CONVERSATIONS.c.lang, CONVERSATIONS.c.status, CONVERSATIONS.c.state,
+        CONVERSATIONS.c.facts,
+    )
+    .select_from(PATIENTS)
+    .outerjoin(CONSENTS, and_(CONSENTS.c.patient_id == PATIENTS.c.id, CONSENTS.c.channel == bindparam("channel")))
+    .outerjoin(CONVERSATIONS, CONVERSATIONS.c.active_patient_id == PATIENTS.c.id)
+    .where(PATIENTS.c.id == bindparam("patient_id"))
+)
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    """A waiting conversation as stored (state and facts still sealed)."""
+
+    id: uuid.UUID
+    flow_id: str
+    flow_version: int
+    lang: str
+    state: bytes
+    facts: bytes
+
+
+def _waiting_conversation(session: Session, patient_id: uuid.UUID, channel: str) -> _Waiting | None:
+    """The patient's conversation if it waits for an answer on a channel they have not opted out of."""
+    row = session.connection().execute(_READ, {"patient_id": patient_id, "channel": channel}).first()
+    if row is None:
+        return None
+    opted_out, conversation_id, flow_id, flow_version, lang, status, state, facts = row
+    if opted_out or conversation_id is None or status != SessionStatus.WAITING.value or not facts or not state:
+        return None
+    return _Waiting(conversation_id, flow_id, flow_version, lang, state, facts)
+
+
+def answer_plainly(session: Session, services: BotServices, message: InboundMessage, patient_id: uuid.UUID,
+                   receipt_id: uuid.UUID, settle: Callable[[Reply], Reply]) -> Reply | None:
+    """Answer ``message`` as the next step of the patient's waiting conversation, if it is a plain turn.
+
+    The router has claimed the delivery (``receipt_id``) and locked the patient. ``settle`` fits
+    the reply to the channel (WeChat's passive-reply deadline) before it is stored on the receipt.
+    Returns None, having written nothing, when the turn is not plain.
+    """
+    if consent.keyword(message.text) in CONSENT_WORDS:
+        return None
+    waiting = _waiting_conversation(session, patient_id, message.channel)
+    if waiting is None:
+        return None
+    try:
+        definition = services.library.get(waiting.flow_id, waiting.flow_version)
+    except FlowNotFoundError:
+        return None
+    cipher = cipher_of(session)
+    now = clock_of(session).now()
+    key = cipher.data_key(session, patient_id, create=False, now=now)
+    table = CONVERSATIONS.name
+    state = ConversationSession.state.value_of(cipher, key, table, waiting.id, waiting.state)
+    facts = ConversationSession.facts.value_of(cipher, key, table, waiting.id, waiting.facts)
+    if not facts:
+        return None
+    result = engine.step(definition, dict(state or {}), facts_from(facts), engine.TextInput(message.text), now=now)
+    events = list(result.events)
+    if result.ended or not touch_only_the_conversation(events):
+        return None
+    texts, overflow = split_reply(message.channel, render_text(result.outputs, waiting.lang))
+    if overflow:
+        return None
+    reply = settle(Reply(texts=texts, patient_id=str(patient_id), session_id=str(waiting.id)))
+    actor = Actor("patient", str(patient_id), message.channel)
+    _write(session, _turn_statements(session, key, patient_id, waiting, message, receipt_id, result, events, reply,
+                                     actor, now))
+    return reply
+
+
+def _turn_statements(session: Session, key: bytes, patient_id: uuid.UUID, waiting: _Waiting,
+                     message: InboundMessage, receipt_id: uuid.UUID, result: engine.StepResult, events: list[Any],
+                     reply: Reply, actor: Actor, now: datetime) -> list[Insert | Update]:
+    """What the ORM path would write for this step, as statements: log, results, audit, conversation, receipt."""
+    cipher = cipher_of(session)
+    audit_keys = audit_keys_of(session)
+
+    def logged(direction: Direction, text: str) -> dict[str, Any]:
+        return sealed_row(cipher, key, ConversationMessage, {
+            "id": uuid.uuid4(), "patient_id": patient_id, "session_id": waiting.id, "channel": message.channel,
+            "direction": direction.value, "text": text, "created_at": now})
+
+    log = [logged(Direction.IN, message.text)]
+    results: list[dict[str, Any]] = []
+    audit: list[dict[str, Any]] = []
+    conversation: dict[str, Any] = {"channel": message.channel, "updated_at": now}
+    for event in events:
+        if isinstance(event, MsgCreated):
+            log.append(logged(Direction.OUT, event.text))
+        elif isinstance(event, ResultSaved):
+            record = result_record(patient_id, flow_id=waiting.flow_id, flow_version=waiting.flow_version,
+                                   name=event.name, value=event.value, category=event.category, label=event.label,
+                                   code=event.code, unit=event.unit, session_id=waiting.id, now=now)
+            results.append(sealed_row(cipher, key, FlowResult, record))
+            audit.append(entry_row(audit_keys, actor=actor, now=now, **result_audit(record)))
+        elif isinstance(event, SessionWaiting):
+            conversation["expires_at"], conversation["next_timer_at"] = waiting_times(event)
+    conversation.update(ConversationSession.state.column_values(cipher, key, CONVERSATIONS.name, waiting.id,
+                                                                result.state))
+    receipt = InboundReceipt.reply.column_values(cipher, key, RECEIPTS.name, receipt_id, reply.to_dict())
+    statements: list[Insert | Update] = [insert(MESSAGES).values(log)]
+    if results:
+        statements += [insert(RESULTS).values(results), insert(AUDIT).values(audit)]
+    statements += [
+        update(CONVERSATIONS).where(CONVERSATIONS.c.id == waiting.id).values(conversation),
+        update(RECEIPTS).where(RECEIPTS.c.id == receipt_id).values(patient_id=patient_id, **receipt),
+    ]
+    return statements
+
+
+def _write(session: Session, statements: list[Insert | Update]) -> None:
+    """Execute the turn's writes: one statement on PostgreSQL (data-modifying CTEs), else one each."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        *before, last = statements
+        connection.execute(last.add_cte(*(statement.cte(f"write_{index}") for index, statement in enumerate(before))))
+        return
+    for statement in statements:
+        connection.execute(statement)
