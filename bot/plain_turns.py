@@ -6,7 +6,7 @@ asks the next question. Such a turn touches nothing but the conversation's own r
 read with one statement (the patient's language, the channel's consent, the open conversation)
 and written with one more (PostgreSQL: the log, the results and their audit entries, the
 conversation and the delivery's receipt as one statement of data-modifying CTEs; SQLite: a
-statement per table). Rows are sealed by the same field declarations and row builders the ORM
+statement per row). Rows are sealed by the same field declarations and row builders the ORM
 path uses, so they read back identically.
 
 Anything else (a keyword, a consent word, an invitation, an opted-out channel, a step that
@@ -17,6 +17,7 @@ returns None and writes nothing.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.dml import Insert, Update
 
 from bot import consent
@@ -135,8 +137,12 @@ def answer_plainly(session: Session, services: BotServices, message: InboundMess
 
 def _turn_statements(session: Session, key: bytes, patient_id: uuid.UUID, waiting: _Waiting,
                      message: InboundMessage, receipt_id: uuid.UUID, result: engine.StepResult, events: list[Any],
-                     reply: Reply, actor: Actor, now: datetime) -> list[Insert | Update]:
-    """What the ORM path would write for this step, as statements: log, results, audit, conversation, receipt."""
+                     reply: Reply, actor: Actor, now: datetime) -> list[tuple[Table, list[dict[str, Any]]]]:
+    """What the ORM path would write for this step, as rows: log, results, audit, conversation, receipt.
+
+    Inserted tables come with their new rows; the conversation and the receipt (updated) with one
+    row each, whose ``id`` names the row to update.
+    """
     cipher = cipher_of(session)
     audit_keys = audit_keys_of(session)
 
@@ -148,7 +154,7 @@ def _turn_statements(session: Session, key: bytes, patient_id: uuid.UUID, waitin
     log = [logged(Direction.IN, message.text)]
     results: list[dict[str, Any]] = []
     audit: list[dict[str, Any]] = []
-    conversation: dict[str, Any] = {"channel": message.channel, "updated_at": now}
+    conversation: dict[str, Any] = {"id": waiting.id, "channel": message.channel, "updated_at": now}
     for event in events:
         if isinstance(event, MsgCreated):
             log.append(logged(Direction.OUT, event.text))
@@ -162,23 +168,47 @@ def _turn_statements(session: Session, key: bytes, patient_id: uuid.UUID, waitin
             conversation["expires_at"], conversation["next_timer_at"] = waiting_times(event)
     conversation.update(ConversationSession.state.column_values(cipher, key, CONVERSATIONS.name, waiting.id,
                                                                 result.state))
-    receipt = InboundReceipt.reply.column_values(cipher, key, RECEIPTS.name, receipt_id, reply.to_dict())
-    statements: list[Insert | Update] = [insert(MESSAGES).values(log)]
-    if results:
-        statements += [insert(RESULTS).values(results), insert(AUDIT).values(audit)]
-    statements += [
-        update(CONVERSATIONS).where(CONVERSATIONS.c.id == waiting.id).values(conversation),
-        update(RECEIPTS).where(RECEIPTS.c.id == receipt_id).values(patient_id=patient_id, **receipt),
-    ]
-    return statements
+    receipt = {"id": receipt_id, "patient_id": patient_id,
+               **InboundReceipt.reply.column_values(cipher, key, RECEIPTS.name, receipt_id, reply.to_dict())}
+    return [(MESSAGES, log), (RESULTS, results), (AUDIT, audit), (CONVERSATIONS, [conversation]),
+            (RECEIPTS, [receipt])]
 
 
-def _write(session: Session, statements: list[Insert | Update]) -> None:
-    """Execute the turn's writes: one statement on PostgreSQL (data-modifying CTEs), else one each."""
+UPDATED = (CONVERSATIONS, RECEIPTS)
+Shape = tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]
+
+
+def _write(session: Session, writes: list[tuple[Table, list[dict[str, Any]]]]) -> None:
+    """Execute the turn's writes: one statement on PostgreSQL (data-modifying CTEs), else one per row."""
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        *before, last = statements
-        connection.execute(last.add_cte(*(statement.cte(f"write_{index}") for index, statement in enumerate(before))))
-        return
-    for statement in statements:
-        connection.execute(statement)
+    writes = [(table, rows) for table, rows in writes if rows]
+    shape: Shape = tuple((table.name, tuple(tuple(row) for row in rows)) for table, rows in writes)
+    parameters = {f"{table.name}_{index}_{column}": value for table, rows in writes
+                  for index, row in enumerate(rows) for column, value in row.items()}
+    for statement in _statements(connection.dialect.name, shape):
+        connection.execute(statement, parameters)
+
+
+@functools.lru_cache(maxsize=256)
+def _statements(dialect: str, shape: Shape) -> list[Executable]:
+    """The statements for writes of this shape, with a bound parameter per value (built once, compiled once)."""
+    tables = {table.name: table for table in (MESSAGES, RESULTS, AUDIT, CONVERSATIONS, RECEIPTS)}
+    statements: list[Insert | Update] = []
+    for name, rows in shape:
+        table = tables[name]
+
+        def bound(index: int, column: str, table: Table = table) -> Any:
+            return bindparam(f"{table.name}_{index}_{column}", type_=table.c[column].type)
+
+        if table in UPDATED:
+            (columns,) = rows
+            statements.append(update(table).where(table.c.id == bound(0, "id"))
+                              .values({column: bound(0, column) for column in columns if column != "id"}))
+        else:
+            # A statement per row: a multi-row VALUES is not cached compiled by SQLAlchemy.
+            statements += [insert(table).values({column: bound(index, column) for column in columns})
+                           for index, columns in enumerate(rows)]
+    if dialect != "postgresql":
+        return list(statements)
+    *before, last = statements
+    return [last.add_cte(*(statement.cte(f"write_{index}") for index, statement in enumerate(before)))]

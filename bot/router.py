@@ -7,14 +7,15 @@ was given the first time, and nothing is processed twice.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, null, select
+from sqlalchemy import BindParameter, Select, Table, bindparam, delete, null, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -50,33 +51,65 @@ class Claim:
     previous: Reply | None
 
 
-def _new_receipt(session: Session, message: InboundMessage) -> tuple[InboundReceipt, dict[str, Any]]:
-    key = message.provider_key[:160]
-    receipt = InboundReceipt(channel=message.channel, provider_key=key, received_at=clock_of(session).now())
-    return receipt, {"id": receipt.id, "channel": message.channel, "provider_key": key,
-                     "received_at": receipt.received_at}
+@dataclass(frozen=True)
+class Delivery:
+    """A claimed delivery's receipt row, as inserted (its reply comes when the message is handled)."""
+
+    id: uuid.UUID
+    channel: str
+    provider_key: str
+    received_at: datetime
+
+    @classmethod
+    def of(cls, session: Session, message: InboundMessage) -> Delivery:
+        return cls(uuid.uuid4(), message.channel, message.provider_key[:160], clock_of(session).now())
+
+    def track(self, session: Session) -> InboundReceipt:
+        """The receipt as an object of the session (the row exists: it is not read back)."""
+        receipt = InboundReceipt(id=self.id, channel=self.channel, provider_key=self.provider_key,
+                                 received_at=self.received_at)
+        make_transient_to_detached(receipt)
+        session.add(receipt)
+        return receipt
 
 
 RECEIPTS = cast(Table, InboundReceipt.__table__)
 PATIENTS = cast(Table, Patient.__table__)
 
 
-def _claim_statement(session: Session, values: dict[str, Any]) -> ReturningInsert[tuple[uuid.UUID]]:
+def _bound(table: Table, column: str) -> BindParameter[Any]:
+    return bindparam(column, type_=table.c[column].type)
+
+
+@functools.lru_cache(maxsize=4)
+def _claim_statement(dialect: str) -> ReturningInsert[tuple[uuid.UUID]]:
     """``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` of a receipt (PostgreSQL and SQLite both have it)."""
-    table = RECEIPTS
+    values = {column: _bound(RECEIPTS, column) for column in ("id", "channel", "provider_key", "received_at")}
     unique = ["channel", "provider_key"]
     statement: postgresql.Insert | sqlite.Insert
-    if session.get_bind().dialect.name == "postgresql":
-        statement = postgresql_insert(table).values(values).on_conflict_do_nothing(index_elements=unique)
+    if dialect == "postgresql":
+        statement = postgresql_insert(RECEIPTS).values(values).on_conflict_do_nothing(index_elements=unique)
     else:  # SQLite, the other supported engine
-        statement = sqlite_insert(table).values(values).on_conflict_do_nothing(index_elements=unique)
-    return statement.returning(table.c.id)
+        statement = sqlite_insert(RECEIPTS).values(values).on_conflict_do_nothing(index_elements=unique)
+    return statement.returning(RECEIPTS.c.id)
 
 
-def _track(session: Session, receipt: InboundReceipt) -> InboundReceipt:
-    make_transient_to_detached(receipt)  # the row exists now: track it without reading it back
-    session.add(receipt)
-    return receipt
+@functools.lru_cache(maxsize=8)
+def _patient_statement(column: str) -> Select[tuple[uuid.UUID]]:
+    """The active patient whose blind index ``column`` holds the sender's; a family may share one phone:
+    the newest enrolment answers for it."""
+    return (select(PATIENTS.c.id)
+            .where(PATIENTS.c[column] == bindparam("sender_index", type_=PATIENTS.c[column].type),
+                   PATIENTS.c.status == PatientStatus.ACTIVE.value)
+            .order_by(PATIENTS.c.created_at.desc()).limit(1))
+
+
+@functools.lru_cache(maxsize=8)
+def _claim_and_lock_statement(column: str | None) -> Select[Any]:
+    """PostgreSQL: the claim as a data-modifying CTE and the patient's row lock as a sub-select, one statement."""
+    claim = _claim_statement("postgresql").cte("claim")
+    locked = _patient_statement(column).with_for_update().scalar_subquery() if column else null()
+    return select(select(claim.c.id).scalar_subquery(), locked).add_cte(claim)
 
 
 def claim_delivery(session: Session, message: InboundMessage) -> Claim:
@@ -86,44 +119,35 @@ def claim_delivery(session: Session, message: InboundMessage) -> Claim:
     same key waits for the first one's transaction and then finds its committed receipt; SQLite
     serialises writers.
     """
-    receipt, values = _new_receipt(session, message)
-    claimed = session.connection().execute(_claim_statement(session, values)).scalar_one_or_none()
+    delivery = Delivery.of(session, message)
+    connection = session.connection()
+    claimed = connection.execute(_claim_statement(connection.dialect.name), vars(delivery)).scalar_one_or_none()
     if claimed is None:
-        return Claim(None, _previous_reply(session, message.channel, values["provider_key"]))
-    return Claim(_track(session, receipt), None)
+        return Claim(None, _previous_reply(session, delivery.channel, delivery.provider_key))
+    return Claim(delivery.track(session), None)
 
 
-def _claim_and_lock(session: Session, message: InboundMessage) -> tuple[Claim, uuid.UUID | None]:
-    """Claim the delivery and lock the active patient behind its sender; the receipt is not tracked yet.
+def _claim_and_lock(session: Session, message: InboundMessage) -> tuple[Delivery | None, Reply | None,
+                                                                          uuid.UUID | None]:
+    """Claim the delivery and lock the active patient behind its sender: (claimed, previous reply, patient).
 
-    PostgreSQL does both in one statement (the claim as a data-modifying CTE, the lock as a
-    ``FOR UPDATE`` sub-select), so one patient's messages are handled one at a time; the reads
-    that follow are later statements, which see what the previous holder of the lock committed.
-    SQLite's ``BEGIN IMMEDIATE`` already serialises writers: a claim, then a lookup.
+    PostgreSQL does both in one statement, so one patient's messages are handled one at a time;
+    the reads that follow are later statements, which see what the previous holder of the lock
+    committed. SQLite's ``BEGIN IMMEDIATE`` already serialises writers: a claim, then a lookup.
     """
-    receipt, values = _new_receipt(session, message)
+    delivery = Delivery.of(session, message)
     connection = session.connection()
     found = identity.sender_index(session, message.channel, message.sender)
-    patients = PATIENTS
-    patient_query = None
-    if found is not None:
-        column, index = found
-        # A family may share one phone: the newest enrolment answers for it.
-        patient_query = (select(patients.c.id)
-                         .where(patients.c[column] == index, patients.c.status == PatientStatus.ACTIVE.value)
-                         .order_by(patients.c.created_at.desc()).limit(1))
+    column, index = found if found is not None else (None, None)
+    parameters = {**vars(delivery), "sender_index": index}
     if connection.dialect.name == "postgresql":
-        claim = _claim_statement(session, values).cte("claim")
-        locked = (patient_query.with_for_update().scalar_subquery() if patient_query is not None
-                  else null())
-        row = connection.execute(select(select(claim.c.id).scalar_subquery(), locked).add_cte(claim)).one()
-        claimed, patient_id = row[0], row[1]
+        claimed, patient_id = connection.execute(_claim_and_lock_statement(column), parameters).one()
     else:
-        claimed = connection.execute(_claim_statement(session, values)).scalar_one_or_none()
-        patient_id = connection.execute(patient_query).scalar_one_or_none() if patient_query is not None else None
+        claimed = connection.execute(_claim_statement("sqlite"), parameters).scalar_one_or_none()
+        patient_id = connection.execute(_patient_statement(column), parameters).scalar() if column else None
     if claimed is None:
-        return Claim(None, _previous_reply(session, message.channel, values["provider_key"])), patient_id
-    return Claim(receipt, None), patient_id
+        return None, _previous_reply(session, delivery.channel, delivery.provider_key), patient_id
+    return delivery, None, patient_id
 
 
 def _previous_reply(session: Session, channel: str, key: str) -> Reply:
@@ -143,20 +167,20 @@ def handle_inbound(session: Session, services: BotServices, message: InboundMess
     ``settle`` fits a new reply to its channel (WeChat's passive-reply deadline) before it is kept
     on the delivery's receipt; a repeated delivery gets the kept reply as it is.
     """
-    claim, patient_id = _claim_and_lock(session, message)
-    if claim.previous is not None:
-        return claim.previous
-    assert claim.receipt is not None  # noqa: S101 - a claim holds one or the other
+    delivery, previous, patient_id = _claim_and_lock(session, message)
+    if delivery is None:
+        assert previous is not None  # noqa: S101 - a claim holds one or the other
+        return previous
     if message.kind == "media":
         # WeChat transcribes voice notes when the account enables it; that text is an answer like any other.
         recognised = str(message.extra.get("recognition") or "").strip()
         if recognised:
             message = replace(message, kind="text", text=recognised)
     if patient_id is not None and message.kind == "text":
-        plain = plain_turns.answer_plainly(session, services, message, patient_id, claim.receipt.id, settle)
+        plain = plain_turns.answer_plainly(session, services, message, patient_id, delivery.id, settle)
         if plain is not None:
             return plain
-    receipt = _track(session, claim.receipt)
+    receipt = delivery.track(session)
     # The router holds the patient's lock since the claim; this later read sees the conversation as left.
     patient, conversation = identity.find_correspondent(session, message.channel, message.sender)
     actor = Actor("patient", str(patient.id) if patient else "unknown", message.channel)
