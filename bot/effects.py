@@ -101,11 +101,14 @@ def _result(context: EffectContext, event: ResultSaved) -> None:
         unit=event.unit, session_id=conversation.id, actor=context.actor,
     )
     if event.code and becomes_observation(event, context.observed_codes):
-        record_observation(
-            context.session, context.patient, code=event.code, value=float(event.value), unit=event.unit or "{score}",
-            effective_at=context.now, source=f"flow:{conversation.flow_id}", source_ref=str(conversation.id),
-            actor=context.actor,
-        )
+        record_observation(context.session, context.patient, actor=context.actor,
+                           **result_observation(event, conversation.flow_id, conversation.id, context.now))
+
+
+def result_observation(event: ResultSaved, flow_id: str, conversation_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+    """The observation a coded result becomes (see :func:`becomes_observation`): code, value, unit, time, source."""
+    return {"code": str(event.code), "value": float(event.value), "unit": event.unit or "{score}", "effective_at": now,
+            "source": f"flow:{flow_id}", "source_ref": str(conversation_id)}
 
 
 def becomes_observation(event: ResultSaved, observed_codes: set[str]) -> bool:
@@ -203,16 +206,14 @@ def _ended(context: EffectContext, event: SessionEnded) -> None:
 def touch_only_the_conversation(events: list[Event]) -> bool:
     """Whether applying ``events`` writes nothing but the conversation's own rows.
 
-    That is its log (:class:`MsgCreated`), its timers (:class:`SessionWaiting`) and results that
-    are not observations (:class:`ResultSaved`); events without a handler write nothing. Such a
-    step can be written without loading the patient's record (see :mod:`bot.plain_turns`).
+    That is its log (:class:`MsgCreated`), its timers (:class:`SessionWaiting`) and its results
+    (:class:`ResultSaved`, with the observation a coded score becomes); events without a handler
+    write nothing. Such a step can be written without loading the patient's record (see
+    :mod:`bot.plain_turns`).
     """
-    observed = {event.code for event in events if isinstance(event, ObservationRecorded)}
     for event in events:
         handler = HANDLERS.get(event.type)
-        if handler is None or handler is _message or handler is _waiting:
-            continue
-        if isinstance(event, ResultSaved) and not becomes_observation(event, observed):
+        if handler is None or handler is _message or handler is _waiting or handler is _result:
             continue
         return False
     return True

@@ -1,18 +1,18 @@
 """The common turn, read and written without loading the patient's record.
 
 Most messages a patient sends answer the question their waiting conversation asked: one engine
-step that logs the exchange, saves the answer as a result, moves the conversation's timers and
-asks the next question. Such a turn touches nothing but the conversation's own rows, so it is
-read with one statement (the patient's language, the channel's consent, the open conversation)
-and written with one more (PostgreSQL: the log, the results and their audit entries, the
-conversation and the delivery's receipt as one statement of data-modifying CTEs; SQLite: a
-statement per row). Rows are sealed by the same field declarations and row builders the ORM
-path uses, so they read back identically.
+step that logs the exchange, saves the answer as a result (a coded score also as an
+observation), moves the conversation's timers and asks the next question. Such a turn touches
+nothing but the conversation's own rows, so it is read with one statement (the channel's
+consent, the open conversation) and written with one more (PostgreSQL: the log, the results,
+observations and their audit entries, the conversation and the delivery's receipt as one
+statement of data-modifying CTEs; SQLite: a statement per row). Rows are sealed by the same
+field declarations and row builders the ORM path uses, so they read back identically.
 
 Anything else (a keyword, a consent word, an invitation, an opted-out channel, a step that
-ends the flow, records an observation, tags or alerts, a reply too long for WeChat's passive
-answer) is left to the router's general path, which loads the record: :func:`answer_plainly`
-returns None and writes nothing.
+ends the flow, records a reading of its own, tags or alerts, a reply too long for WeChat's
+passive answer) is left to the router's general path, which loads the record:
+:func:`answer_plainly` returns None and writes nothing.
 """
 
 from __future__ import annotations
@@ -31,11 +31,12 @@ from sqlalchemy.sql.dml import Insert, Update
 
 from bot import consent
 from bot.conversations import BotServices, facts_from
-from bot.effects import touch_only_the_conversation, waiting_times
+from bot.effects import becomes_observation, result_observation, touch_only_the_conversation, waiting_times
 from bot.messages import InboundMessage, Reply
 from bot.models import ConversationMessage, ConversationSession, Direction, InboundReceipt, SessionStatus
 from bot.rendering import render_text, split_reply
-from care.models import ChannelConsent, FlowResult, Patient
+from care.models import ChannelConsent, FlowResult, Observation, Patient
+from care.observations import observation_audit, observation_record
 from care.results import result_audit, result_record
 from flows import engine
 from flows.events import MsgCreated, ResultSaved, SessionWaiting
@@ -56,6 +57,7 @@ CONSENTS = _table(ChannelConsent)
 CONVERSATIONS = _table(ConversationSession)
 MESSAGES = _table(ConversationMessage)
 RESULTS = _table(FlowResult)
+OBSERVATIONS = _table(Observation)
 AUDIT = _table(AuditEntry)
 RECEIPTS = _table(InboundReceipt)
 
@@ -153,6 +155,7 @@ def _turn_statements(session: Session, key: bytes, patient_id: uuid.UUID, waitin
 
     log = [logged(Direction.IN, message.text)]
     results: list[dict[str, Any]] = []
+    observations: list[dict[str, Any]] = []
     audit: list[dict[str, Any]] = []
     conversation: dict[str, Any] = {"id": waiting.id, "channel": message.channel, "updated_at": now}
     for event in events:
@@ -164,13 +167,19 @@ def _turn_statements(session: Session, key: bytes, patient_id: uuid.UUID, waitin
                                    code=event.code, unit=event.unit, session_id=waiting.id, now=now)
             results.append(sealed_row(cipher, key, FlowResult, record))
             audit.append(entry_row(audit_keys, actor=actor, now=now, **result_audit(record)))
+            if becomes_observation(event, set()):  # a plain step records no observation of its own
+                observed = observation_record(patient_id, now=now,
+                                              **result_observation(event, waiting.flow_id, waiting.id, now))
+                observations.append(sealed_row(cipher, key, Observation, observed))
+                audit.append(entry_row(audit_keys, actor=actor, now=now, **observation_audit(observed)))
         elif isinstance(event, SessionWaiting):
             conversation["expires_at"], conversation["next_timer_at"] = waiting_times(event)
     conversation.update(ConversationSession.state.column_values(cipher, key, CONVERSATIONS.name, waiting.id,
                                                                 result.state))
     receipt = {"id": receipt_id, "patient_id": patient_id,
                **InboundReceipt.reply.column_values(cipher, key, RECEIPTS.name, receipt_id, reply.to_dict())}
-    return [(MESSAGES, log), (RESULTS, results), (AUDIT, audit), (CONVERSATIONS, [conversation]),
+    return [(MESSAGES, log), (RESULTS, results), (OBSERVATIONS, observations), (AUDIT, audit),
+            (CONVERSATIONS, [conversation]),
             (RECEIPTS, [receipt])]
 
 
@@ -192,7 +201,7 @@ def _write(session: Session, writes: list[tuple[Table, list[dict[str, Any]]]]) -
 @functools.lru_cache(maxsize=256)
 def _statements(dialect: str, shape: Shape) -> list[Executable]:
     """The statements for writes of this shape, with a bound parameter per value (built once, compiled once)."""
-    tables = {table.name: table for table in (MESSAGES, RESULTS, AUDIT, CONVERSATIONS, RECEIPTS)}
+    tables = {table.name: table for table in (MESSAGES, RESULTS, OBSERVATIONS, AUDIT, CONVERSATIONS, RECEIPTS)}
     statements: list[Insert | Update] = []
     for name, rows in shape:
         table = tables[name]

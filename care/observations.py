@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -13,6 +15,45 @@ from care.errors import Problem, ValidationFailedError
 from care.models import Observation, Patient
 from security.audit import Actor, log
 from security.fields import clock_of
+
+
+def observation_record(
+    patient_id: uuid.UUID,
+    *,
+    code: str,
+    value: float | None,
+    unit: str,
+    effective_at: datetime,
+    source: str,
+    source_ref: str | None = None,
+    value_text: str | None = None,
+    now: datetime,
+) -> dict[str, Any]:
+    """A new :class:`Observation`'s attribute values (its id made here), checked.
+
+    Raises:
+        ValidationFailedError: the code, value or time cannot be recorded.
+    """
+    problems = []
+    if not code or len(code) > 32:
+        problems.append(Problem("code", "must be a LOINC code or short code of at most 32 characters"))
+    if value is None and not value_text:
+        problems.append(Problem("value", "is required"))
+    if value is not None and (isinstance(value, bool) or not math.isfinite(value)):
+        problems.append(Problem("value", "must be a finite number"))
+    if effective_at.tzinfo is None:
+        problems.append(Problem("effective_at", "must carry a time zone"))
+    if problems:
+        raise ValidationFailedError(problems)
+    return {"id": uuid.uuid4(), "patient_id": patient_id, "code": code, "value": value, "value_text": value_text,
+            "unit": unit, "effective_at": effective_at, "source": source, "source_ref": source_ref,
+            "recorded_at": now}
+
+
+def observation_audit(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What the audit trail says of a new observation (its code and source, never the value)."""
+    return {"action": "observation.create", "resource_type": "observation", "resource_id": record["id"],
+            "patient_id": record["patient_id"], "details": {"code": record["code"], "source": record["source"]}}
 
 
 def record_observation(
@@ -30,26 +71,13 @@ def record_observation(
     audit: bool = True,
 ) -> Observation:
     """Add one observation to the patient's record (the value is encrypted under the patient's key)."""
-    problems = []
-    if not code or len(code) > 32:
-        problems.append(Problem("code", "must be a LOINC code or short code of at most 32 characters"))
-    if value is None and not value_text:
-        problems.append(Problem("value", "is required"))
-    if value is not None and (isinstance(value, bool) or not math.isfinite(value)):
-        problems.append(Problem("value", "must be a finite number"))
-    if effective_at.tzinfo is None:
-        problems.append(Problem("effective_at", "must carry a time zone"))
-    if problems:
-        raise ValidationFailedError(problems)
-    now = clock_of(session).now()
-    observation = Observation(
-        patient=patient, patient_id=patient.id, code=code, value=value, value_text=value_text, unit=unit,
-        effective_at=effective_at, source=source, source_ref=source_ref, recorded_at=now,
-    )
+    record = observation_record(patient.id, code=code, value=value, unit=unit, effective_at=effective_at,
+                                source=source, source_ref=source_ref, value_text=value_text,
+                                now=clock_of(session).now())
+    observation = Observation(patient=patient, **record)
     session.add(observation)
     if audit:
-        log(session, actor=actor, action="observation.create", resource_type="observation",
-            resource_id=observation.id, patient_id=patient.id, details={"code": code, "source": source})
+        log(session, actor=actor, **observation_audit(record))
     return observation
 
 
