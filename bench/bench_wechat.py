@@ -48,8 +48,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bench.common import DEFAULT_PG_URL, machine, percentile, scratch_database, synthetic_patients
+from bot.conversations import begin
 from care.patients import enroll
 from careloop import migrate
+from careloop.bot_runtime import bot_for
 from careloop.runtime import build_runtime
 from careloop.settings import Settings
 from security.audit import Actor
@@ -127,11 +129,16 @@ def bare_app() -> Any:
 
 
 # -- preparing ---------------------------------------------------------------------------------------------
-def enrol_patients(settings: Settings, count: int) -> list[str]:
-    """Enrol ``count`` synthetic patients bound to WeChat; returns their openids."""
+def enrol_patients(settings: Settings, count: int, *, open_phq9: bool = False) -> list[str]:
+    """Enrol ``count`` synthetic patients bound to WeChat; returns their openids.
+
+    With ``open_phq9`` each patient's PHQ-9 is started (as a keyword or a follow-up would), so
+    their first message answers its first question.
+    """
     runtime = build_runtime(settings, create_key=True)
     try:
         migrate.upgrade(runtime.db.engine)
+        services = bot_for(runtime).services
         openids = []
         batch = 500
         patients = list(synthetic_patients(count))
@@ -139,28 +146,46 @@ def enrol_patients(settings: Settings, count: int) -> list[str]:
             with runtime.db.unit_of_work() as session:
                 for index, patient in enumerate(patients[start:start + batch], start=start):
                     openid = f"oBenchWeChat{index:016d}"
-                    enroll(session, replace(patient.request(), wechat_openid=openid), actor=ACTOR, look_up=False)
+                    enrolled = enroll(session, replace(patient.request(), wechat_openid=openid), actor=ACTOR,
+                                      look_up=False).patient
+                    if open_phq9:
+                        begin(session, services, enrolled, "phq9", channel="wechat", actor=ACTOR)
                     openids.append(openid)
         return openids
     finally:
         runtime.close()
 
 
-def phq9_script(rng: random.Random) -> list[str]:
-    """One patient's messages: the keyword, nine answers (item 9 mostly "not at all"), the last question."""
+def phq9_script(rng: random.Random, mix: str) -> list[str]:
+    """One patient's messages.
+
+    ``conversations``: the keyword, nine answers (item 9 mostly "not at all"), the last question,
+    round and round. ``answers``: the nine answers to an already open PHQ-9, once each.
+    """
     answers = [str(rng.choice("1234")) for _ in range(8)]
     answers[0] = str(rng.choice("234"))  # a total above zero, so the tenth question is asked
     ninth = "1" if rng.random() < 0.9 else str(rng.choice("234"))
+    if mix == "answers":
+        return [*answers, ninth]
     return ["问卷", *answers, ninth, str(rng.choice("1234"))]
 
 
-def prepare_requests(openids: list[str], path: Path, *, count: int, seed: int) -> None:
+MIXES = {
+    "answers": "answers to the open PHQ-9's nine items (each patient's questionnaire already started)",
+    "conversations": "whole PHQ-9 conversations: the keyword, nine answers, the last question (scoring, tags, "
+                     "the next follow-up), round and round",
+}
+
+
+def prepare_requests(openids: list[str], path: Path, *, count: int, seed: int, mix: str) -> None:
     """Write ``count`` signed, encrypted requests (one per line: path<TAB>body), patients round-robin."""
     from tests.fakes.wechat_server import WeChatPeer
 
     peer = WeChatPeer(TOKEN, APPID, AES_KEY)
     rng = random.Random(seed)
-    scripts = {openid: phq9_script(rng) for openid in openids}
+    scripts = {openid: phq9_script(rng, mix) for openid in openids}
+    if mix == "answers" and count > len(openids) * 9:
+        raise SystemExit(f"{count} answers need at least {count // 9 + 1} patients (--patients)")
     msg_id = seed * 10**9
     with path.open("w", encoding="utf-8") as out:
         for index in range(count):
@@ -311,6 +336,10 @@ def run_wrk(address: str, requests_file: Path, *, seconds: int, connections: int
         raise SystemExit("wrk printed no latency distribution:\n" + output)
     total = int(re.search(r"(\d+) requests in ([\d.]+)(s|m)", output).group(1))  # type: ignore[union-attr]
     throughput = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    prepared = sum(1 for _line in requests_file.open(encoding="utf-8"))
+    if total > prepared:
+        raise SystemExit(f"wrk sent {total} requests but only {prepared} were prepared: repeats would be answered "
+                         "from the receipts and overstate the throughput; prepare more")
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", output))
     errors += sum(int(n) for n in re.findall(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
                                              output)[0]) if "Socket errors" in output else 0
@@ -372,9 +401,9 @@ class Phase:
 
 
 def measure(app: str, environment: dict[str, str], files: dict[str, Path], args: argparse.Namespace,
-            workdir: Path, label: str, url: str) -> Phase:
+            workdir: Path, label: str, url: str, application: str) -> Phase:
     with gunicorn(app, environment, workers=args.workers, threads=args.threads, workdir=workdir,
-                  log=workdir / f"gunicorn-{label}.log", url=url, application=f"bench_{label}") as server:
+                  log=workdir / f"gunicorn-{label}.log", url=url, application=application) as server:
         run_wrk(server.address, files["warm"], seconds=args.warm_seconds, connections=args.connections, threads=2,
                 workdir=workdir)
         saturated = with_cpu(server, lambda: run_wrk(server.address, files["load"], seconds=args.seconds,
@@ -413,8 +442,16 @@ def cpu_share(phase: Phase) -> float:
     return phase.saturated.app_cpu_ms + phase.saturated.db_cpu_ms or 1e-9
 
 
-def record(args: argparse.Namespace, facts: list[str], careloop: Phase, bare: Phase, command: str) -> None:
-    share = careloop.saturated.throughput / bare.saturated.throughput
+def verdicts(phase: Phase, bare: Phase, rate: float) -> str:
+    share = phase.saturated.throughput / bare.saturated.throughput
+    return (f"{share:.0%} of the ceiling (target >= {TARGET_SHARE:.0%}: "
+            f"{'met' if share >= TARGET_SHARE else 'missed'}), by CPU per request "
+            f"{cpu_share(bare) / cpu_share(phase):.0%}; p99 at {rate:g}/s {phase.steady.p99_ms:.1f} ms "
+            f"(target < {TARGET_P99_MS:.0f} ms: {'met' if phase.steady.p99_ms < TARGET_P99_MS else 'missed'})")
+
+
+def record(args: argparse.Namespace, facts: list[str], careloop: dict[str, Phase], bare: Phase, command: str,
+           patients: dict[str, int]) -> None:
     lines = [
         SECTION,
         "",
@@ -425,25 +462,26 @@ def record(args: argparse.Namespace, facts: list[str], careloop: Phase, bare: Ph
         f"gunicorn: {args.workers} workers x {args.threads} thread(s) ({'gthread' if args.threads > 1 else 'sync'}),"
         f" same settings for both apps; load from wrk (2 threads, {args.connections} connections, "
         f"{args.seconds} s after a {args.warm_seconds} s warm-up) and an open-loop generator at {args.rate:g}/s "
-        f"for {args.steady_seconds} s, both separate processes on loopback. {args.patients} bound patients "
-        "answering PHQ-9 in safe mode, every request a distinct MsgId.",
+        f"for {args.steady_seconds} s, both separate processes on loopback. Bound patients in safe mode, every "
+        "request a distinct MsgId, never one sent twice. Message mixes:",
+        "",
+        *[f"- **{mix}** ({patients[mix]} patients): {MIXES[mix]}" for mix in careloop],
         "",
         "| app | saturated throughput | p50 | p99 | CPU per request (app + db) | steady rate | p50 | p99 | errors |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name, phase in (("Careloop whole path", careloop), ("bare Flask + 1 INSERT (ceiling)", bare)):
+    rows = [(f"Careloop, {mix}", phase) for mix, phase in careloop.items()] + [("bare Flask + 1 INSERT (ceiling)",
+                                                                                 bare)]
+    for name, phase in rows:
         s, t = phase.saturated, phase.steady
         lines.append(f"| {name} | {s.throughput:.0f} req/s | {s.p50_ms:.1f} ms | {s.p99_ms:.1f} ms | "
                      f"{s.app_cpu_ms:.2f} + {s.db_cpu_ms:.2f} ms | {t.throughput:.0f} req/s | {t.p50_ms:.1f} ms | "
                      f"{t.p99_ms:.1f} ms | {s.errors + t.errors} |")
-    verdict_share = "met" if share >= TARGET_SHARE else "missed"
-    verdict_p99 = "met" if careloop.steady.p99_ms < TARGET_P99_MS else "missed"
-    lines += ["", f"Share of the ceiling: {share:.0%} (target >= {TARGET_SHARE:.0%}: {verdict_share}); "
-                  f"by CPU per request: {cpu_share(bare) / cpu_share(careloop):.0%}. "
-                  f"p99 at {args.rate:g}/s: {careloop.steady.p99_ms:.1f} ms (target < {TARGET_P99_MS:.0f} ms: "
-                  f"{verdict_p99}). Load average at the end of the runs: careloop {careloop.saturated.load:.1f} / "
-                  f"{careloop.steady.load:.1f}, bare {bare.saturated.load:.1f} / {bare.steady.load:.1f} "
-                  "(2 cores; other work on the machine shows here).", ""]
+    lines.append("")
+    lines += [f"- {mix}: {verdicts(phase, bare, args.rate)}" for mix, phase in careloop.items()]
+    loads = ", ".join(f"{mix} {phase.saturated.load:.1f} / {phase.steady.load:.1f}" for mix, phase in careloop.items())
+    lines += ["", f"Load average at the end of the runs: {loads}, bare {bare.saturated.load:.1f} / "
+                  f"{bare.steady.load:.1f} (2 cores; other work on the machine shows here).", ""]
     existing = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
     pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
     kept = pattern.search(existing)
@@ -456,6 +494,50 @@ def record(args: argparse.Namespace, facts: list[str], careloop: Phase, bare: Ph
     print(f"recorded in {RESULTS.relative_to(ROOT)}")
 
 
+def request_counts(args: argparse.Namespace) -> dict[str, int]:
+    """Requests per phase: more than wrk can send, so no request is ever repeated."""
+    return {"warm": max(4000, args.warm_seconds * 2500), "load": max(20_000, args.seconds * 2500),
+            "steady": int(args.rate * args.steady_seconds) + 10}
+
+
+def run_mix(mix: str, args: argparse.Namespace, workdir: Path, with_bare: bool) -> tuple[Phase, Phase | None, int,
+                                                                                       list[str]]:
+    """Measure Careloop on one message mix (and the ceiling, in the same database, if asked)."""
+    counts = request_counts(args)
+    # answers: nine per patient and never more; conversations: each patient goes round and round.
+    per_phase = ({phase: count // 9 + 1 for phase, count in counts.items()} if mix == "answers"
+                 else {"warm": args.patients // 6, "load": args.patients // 2, "steady": args.patients // 3})
+    total = sum(per_phase.values())
+    folder = workdir / mix
+    folder.mkdir()
+    with scratch_database(args.database_url, f"wechat_{mix}") as url:
+        settings = Settings(database_url=url, key_file=folder / "master.key", blob_dir=folder / "blobs")
+        print(f"[{mix}] enrolling {total} patients ...", flush=True)
+        openids = enrol_patients(settings, total, open_phq9=mix == "answers")
+        files = {phase: folder / f"{phase}.txt" for phase in per_phase}
+        print(f"[{mix}] signing and encrypting the requests ...", flush=True)
+        offset = 0
+        for seed, (phase, patients) in enumerate(per_phase.items(), start=1):
+            prepare_requests(openids[offset:offset + patients], files[phase], count=counts[phase], seed=seed, mix=mix)
+            offset += patients
+        environment = {
+            "CARELOOP_KEY_FILE": str(settings.key_file), "CARELOOP_BLOB_DIR": str(settings.blob_dir),
+            "CARELOOP_CHANNELS": "console,wechat", "WECHAT_TOKEN": TOKEN, "WECHAT_APPID": APPID,
+            "WECHAT_SECRET": SECRET, "WECHAT_AES_KEY": AES_KEY, "WECHAT_API_BASE": "http://127.0.0.1:9",
+        }
+        named = {label: make_url(url).update_query_dict({"application_name": f"bench_{label}"})
+                 .render_as_string(hide_password=False) for label in ("careloop", "bare")}
+        environment["CARELOOP_DATABASE_URL"] = named["careloop"]
+        careloop = measure("careloop:create_app()", environment, files, args, folder, mix, url, "bench_careloop")
+        bare = None
+        if with_bare:
+            with make_bare_table(url):
+                bare = measure("bench.bench_wechat:bare_app()", {"BENCH_BARE_DATABASE_URL": named["bare"]}, files,
+                               args, folder, "bare", url, "bench_bare")
+        facts = machine(url)
+    return careloop, bare, total, facts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command")
@@ -466,7 +548,9 @@ def main(argv: list[str] | None = None) -> int:
     steady.add_argument("--steady-seconds", type=float, default=30.0)
     steady.add_argument("--connections", type=int, default=32)
     parser.add_argument("--database-url", default=DEFAULT_PG_URL, help="PostgreSQL URL (a schema of its own is used)")
-    parser.add_argument("--patients", type=int, default=3000, help="bound patients (split over the phases)")
+    parser.add_argument("--mix", choices=[*MIXES, "both"], default="both", help="which message mix (default both)")
+    parser.add_argument("--patients", type=int, default=3000,
+                        help="bound patients for the conversations mix (the answers mix takes as many as it needs)")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (1: sync workers)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
@@ -486,39 +570,20 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("wrk is needed for the saturated runs: apt-get install wrk")
     command = "python -m bench.bench_wechat " + " ".join(argv if argv is not None else sys.argv[1:])
     workdir = Path(tempfile.mkdtemp(prefix="careloop-bench-wechat-"))
+    mixes = list(MIXES) if args.mix == "both" else [args.mix]
+    careloop: dict[str, Phase] = {}
+    patients: dict[str, int] = {}
+    bare: Phase | None = None
+    facts: list[str] = []
     try:
-        with scratch_database(args.database_url, "wechat") as url:
-            settings = Settings(database_url=url, key_file=workdir / "master.key", blob_dir=workdir / "blobs")
-            print(f"enrolling {args.patients} patients ...", flush=True)
-            openids = enrol_patients(settings, args.patients)
-            warm, load, steady_ids = (openids[: len(openids) // 6], openids[len(openids) // 6: len(openids) * 4 // 6],
-                                      openids[len(openids) * 4 // 6:])
-            expected = max(20_000, args.seconds * 1500)
-            files = {"warm": workdir / "warm.txt", "load": workdir / "load.txt", "steady": workdir / "steady.txt"}
-            print("signing and encrypting the requests ...", flush=True)
-            prepare_requests(warm, files["warm"], count=max(4000, args.warm_seconds * 800), seed=1)
-            prepare_requests(load, files["load"], count=expected, seed=2)
-            prepare_requests(steady_ids, files["steady"], count=int(args.rate * args.steady_seconds) + 10, seed=3)
-            environment = {
-                "CARELOOP_DATABASE_URL": url, "CARELOOP_KEY_FILE": str(settings.key_file),
-                "CARELOOP_BLOB_DIR": str(settings.blob_dir), "CARELOOP_CHANNELS": "console,wechat",
-                "WECHAT_TOKEN": TOKEN, "WECHAT_APPID": APPID, "WECHAT_SECRET": SECRET, "WECHAT_AES_KEY": AES_KEY,
-                "WECHAT_API_BASE": "http://127.0.0.1:9",
-            }
-            named = {label: make_url(url).update_query_dict({"application_name": f"bench_{label}"})
-                     .render_as_string(hide_password=False) for label in ("careloop", "bare")}
-            environment["CARELOOP_DATABASE_URL"] = named["careloop"]
-            careloop = measure("careloop:create_app()", environment, files, args, workdir, "careloop", url)
-            with make_bare_table(url):
-                bare = measure("bench.bench_wechat:bare_app()", {"BENCH_BARE_DATABASE_URL": named["bare"]}, files,
-                               args, workdir, "bare", url)
-            facts = machine(url)
-        share = careloop.saturated.throughput / bare.saturated.throughput
-        print(f"share of the ceiling: {share:.0%} (target >= {TARGET_SHARE:.0%}), "
-              f"by CPU per request {cpu_share(bare) / cpu_share(careloop):.0%}; "
-              f"p99 at {args.rate:g}/s: {careloop.steady.p99_ms:.1f} ms (target < {TARGET_P99_MS:.0f} ms)")
+        for mix in mixes:
+            careloop[mix], measured_bare, patients[mix], facts = run_mix(mix, args, workdir, with_bare=bare is None)
+            bare = bare or measured_bare
+        assert bare is not None  # noqa: S101 - measured with the first mix
+        for mix, phase in careloop.items():
+            print(f"{mix}: {verdicts(phase, bare, args.rate)}")
         if args.record:
-            record(args, facts, careloop, bare, command.strip())
+            record(args, facts, careloop, bare, command.strip(), patients)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0

@@ -176,7 +176,7 @@ def _turn_statements(session: Session, key: bytes, patient_id: uuid.UUID, waitin
             conversation["expires_at"], conversation["next_timer_at"] = waiting_times(event)
     conversation.update(ConversationSession.state.column_values(cipher, key, CONVERSATIONS.name, waiting.id,
                                                                 result.state))
-    receipt = {"id": receipt_id, "patient_id": patient_id,
+    receipt = {"id": receipt_id,  # the claim named the patient already
                **InboundReceipt.reply.column_values(cipher, key, RECEIPTS.name, receipt_id, reply.to_dict())}
     return [(MESSAGES, log), (RESULTS, results), (OBSERVATIONS, observations), (AUDIT, audit),
             (CONVERSATIONS, [conversation]),

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.sql.elements import ColumnElement
 
 from bot import consent, identity, plain_turns
 from bot.conversations import (
@@ -64,10 +65,10 @@ class Delivery:
     def of(cls, session: Session, message: InboundMessage) -> Delivery:
         return cls(uuid.uuid4(), message.channel, message.provider_key[:160], clock_of(session).now())
 
-    def track(self, session: Session) -> InboundReceipt:
-        """The receipt as an object of the session (the row exists: it is not read back)."""
+    def track(self, session: Session, patient_id: uuid.UUID | None) -> InboundReceipt:
+        """The receipt (claimed for ``patient_id``) as an object of the session; the row is not read back."""
         receipt = InboundReceipt(id=self.id, channel=self.channel, provider_key=self.provider_key,
-                                 received_at=self.received_at)
+                                 patient_id=patient_id, received_at=self.received_at)
         make_transient_to_detached(receipt)
         session.add(receipt)
         return receipt
@@ -81,10 +82,16 @@ def _bound(table: Table, column: str) -> BindParameter[Any]:
     return bindparam(column, type_=table.c[column].type)
 
 
-@functools.lru_cache(maxsize=4)
-def _claim_statement(dialect: str) -> ReturningInsert[tuple[uuid.UUID]]:
-    """``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` of a receipt (PostgreSQL and SQLite both have it)."""
-    values = {column: _bound(RECEIPTS, column) for column in ("id", "channel", "provider_key", "received_at")}
+@functools.lru_cache(maxsize=8)
+def _claim_statement(dialect: str, patient: ColumnElement[Any] | None = None) -> ReturningInsert[tuple[uuid.UUID]]:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` of a receipt (PostgreSQL and SQLite both have it).
+
+    The receipt names its patient from the start (``patient``: an expression; default a bound
+    ``patient_id``), so the reply written later changes no indexed column.
+    """
+    values: dict[str, Any] = {column: _bound(RECEIPTS, column)
+                              for column in ("id", "channel", "provider_key", "received_at")}
+    values["patient_id"] = patient if patient is not None else _bound(RECEIPTS, "patient_id")
     unique = ["channel", "provider_key"]
     statement: postgresql.Insert | sqlite.Insert
     if dialect == "postgresql":
@@ -106,10 +113,14 @@ def _patient_statement(column: str) -> Select[tuple[uuid.UUID]]:
 
 @functools.lru_cache(maxsize=8)
 def _claim_and_lock_statement(column: str | None) -> Select[Any]:
-    """PostgreSQL: the claim as a data-modifying CTE and the patient's row lock as a sub-select, one statement."""
-    claim = _claim_statement("postgresql").cte("claim")
-    locked = _patient_statement(column).with_for_update().scalar_subquery() if column else null()
-    return select(select(claim.c.id).scalar_subquery(), locked).add_cte(claim)
+    """PostgreSQL, one statement: lock the patient's row (a ``FOR UPDATE`` CTE), claim the delivery for them
+    (a data-modifying CTE); answer both ids."""
+    if column is None:
+        claim = _claim_statement("postgresql", null()).cte("claim")
+        return select(select(claim.c.id).scalar_subquery(), null()).add_cte(claim)
+    locked = _patient_statement(column).with_for_update().cte("locked")
+    claim = _claim_statement("postgresql", select(locked.c.id).scalar_subquery()).cte("claim")
+    return select(select(claim.c.id).scalar_subquery(), select(locked.c.id).scalar_subquery()).add_cte(locked, claim)
 
 
 def claim_delivery(session: Session, message: InboundMessage) -> Claim:
@@ -121,10 +132,11 @@ def claim_delivery(session: Session, message: InboundMessage) -> Claim:
     """
     delivery = Delivery.of(session, message)
     connection = session.connection()
-    claimed = connection.execute(_claim_statement(connection.dialect.name), vars(delivery)).scalar_one_or_none()
+    claimed = connection.execute(_claim_statement(connection.dialect.name),
+                                 {**vars(delivery), "patient_id": None}).scalar_one_or_none()
     if claimed is None:
         return Claim(None, _previous_reply(session, delivery.channel, delivery.provider_key))
-    return Claim(delivery.track(session), None)
+    return Claim(delivery.track(session, None), None)
 
 
 def _claim_and_lock(session: Session, message: InboundMessage) -> tuple[Delivery | None, Reply | None,
@@ -143,8 +155,8 @@ def _claim_and_lock(session: Session, message: InboundMessage) -> tuple[Delivery
     if connection.dialect.name == "postgresql":
         claimed, patient_id = connection.execute(_claim_and_lock_statement(column), parameters).one()
     else:
-        claimed = connection.execute(_claim_statement("sqlite"), parameters).scalar_one_or_none()
         patient_id = connection.execute(_patient_statement(column), parameters).scalar() if column else None
+        claimed = connection.execute(_claim_statement("sqlite"), {**parameters, "patient_id": patient_id}).scalar()
     if claimed is None:
         return None, _previous_reply(session, delivery.channel, delivery.provider_key), patient_id
     return delivery, None, patient_id
@@ -180,7 +192,7 @@ def handle_inbound(session: Session, services: BotServices, message: InboundMess
         plain = plain_turns.answer_plainly(session, services, message, patient_id, delivery.id, settle)
         if plain is not None:
             return plain
-    receipt = delivery.track(session)
+    receipt = delivery.track(session, patient_id)
     # The router holds the patient's lock since the claim; this later read sees the conversation as left.
     patient, conversation = identity.find_correspondent(session, message.channel, message.sender)
     actor = Actor("patient", str(patient.id) if patient else "unknown", message.channel)
