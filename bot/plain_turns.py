@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, insert, select, update
+from sqlalchemy import Select, Table, and_, bindparam, insert, literal_column, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.elements import ColumnElement
 
 from bot import consent
 from bot.conversations import BotServices, facts_from
@@ -61,23 +62,32 @@ OBSERVATIONS = _table(Observation)
 AUDIT = _table(AuditEntry)
 RECEIPTS = _table(InboundReceipt)
 
-# The channel's consent and the open conversation of the patient (whom the router has locked).
-_READ = (
-    select(
-        CONSENTS.c.opted_out, CONVERSATIONS.c.id, CONVERSATIONS.c.flow_id,
-        CONVERSATIONS.c.flow_version, CONVERSATIONS.c.lang, CONVERSATIONS.c.status, CONVERSATIONS.c.state,
-        CONVERSATIONS.c.facts,
-    )
-    .select_from(PATIENTS)
-    .outerjoin(CONSENTS, and_(CONSENTS.c.patient_id == PATIENTS.c.id, CONSENTS.c.channel == bindparam("channel")))
-    .outerjoin(CONVERSATIONS, CONVERSATIONS.c.active_patient_id == PATIENTS.c.id)
-    .where(PATIENTS.c.id == bindparam("patient_id"))
+# What a plain turn reads: the channel's consent and the patient's open conversation. On PostgreSQL
+# also the conversation row's version (xmin), because the router reads these in the statement that
+# takes the patient's lock, whose snapshot may predate the previous holder's commit.
+_CONVERSATION_COLUMNS = (
+    CONSENTS.c.opted_out, CONVERSATIONS.c.id, CONVERSATIONS.c.flow_id, CONVERSATIONS.c.flow_version,
+    CONVERSATIONS.c.lang, CONVERSATIONS.c.status, CONVERSATIONS.c.state, CONVERSATIONS.c.facts,
 )
+_VERSION = cast(ColumnElement[str], literal_column(f"CAST({CONVERSATIONS.name}.xmin AS TEXT)"))
+
+
+def read_alongside(statement: Select[Any], patient_id: ColumnElement[Any], dialect: str) -> Select[Any]:
+    """``statement`` with what a plain turn reads of patient ``patient_id`` added (outer joins, one row)."""
+    columns = (*_CONVERSATION_COLUMNS, _VERSION) if dialect == "postgresql" else _CONVERSATION_COLUMNS
+    return (statement.add_columns(*columns)
+            .outerjoin(CONSENTS, and_(CONSENTS.c.patient_id == patient_id, CONSENTS.c.channel == bindparam("channel")))
+            .outerjoin(CONVERSATIONS, CONVERSATIONS.c.active_patient_id == patient_id))
+
+
+# After the lock (SQLite, where BEGIN IMMEDIATE serialises writers): a read of its own.
+_READ = read_alongside(select().select_from(PATIENTS), PATIENTS.c.id, "sqlite").where(
+    PATIENTS.c.id == bindparam("patient_id"))
 
 
 @dataclass(frozen=True)
-class _Waiting:
-    """A waiting conversation as stored (state and facts still sealed)."""
+class Waiting:
+    """A waiting conversation as stored (state and facts still sealed); ``version`` as read (PostgreSQL)."""
 
     id: uuid.UUID
     flow_id: str
@@ -85,30 +95,42 @@ class _Waiting:
     lang: str
     state: bytes
     facts: bytes
+    version: str | None = None
+
+    @classmethod
+    def of(cls, row: Sequence[Any]) -> Waiting | None:
+        """From the columns :func:`read_alongside` added; None unless the conversation waits on a channel
+        the patient has not opted out of."""
+        opted_out, conversation_id, flow_id, flow_version, lang, status, state, facts, *version = row
+        if opted_out or conversation_id is None or status != SessionStatus.WAITING.value or not facts or not state:
+            return None
+        return cls(conversation_id, flow_id, flow_version, lang, state, facts, version[0] if version else None)
 
 
-def _waiting_conversation(session: Session, patient_id: uuid.UUID, channel: str) -> _Waiting | None:
-    """The patient's conversation if it waits for an answer on a channel they have not opted out of."""
-    row = session.connection().execute(_READ, {"patient_id": patient_id, "channel": channel}).first()
-    if row is None:
-        return None
-    opted_out, conversation_id, flow_id, flow_version, lang, status, state, facts = row
-    if opted_out or conversation_id is None or status != SessionStatus.WAITING.value or not facts or not state:
-        return None
-    return _Waiting(conversation_id, flow_id, flow_version, lang, state, facts)
+class StaleTurnError(Exception):
+    """What the turn was computed from changed before it could be written (the caller rolls back)."""
 
 
 def answer_plainly(session: Session, services: BotServices, message: InboundMessage, patient_id: uuid.UUID,
-                   receipt_id: uuid.UUID, settle: Callable[[Reply], Reply]) -> Reply | None:
+                   receipt_id: uuid.UUID, settle: Callable[[Reply], Reply], *,
+                   read: Sequence[Any] | None = None) -> Reply | None:
     """Answer ``message`` as the next step of the patient's waiting conversation, if it is a plain turn.
 
-    The router has claimed the delivery (``receipt_id``) and locked the patient. ``settle`` fits
-    the reply to the channel (WeChat's passive-reply deadline) before it is stored on the receipt.
-    Returns None, having written nothing, when the turn is not plain.
+    The router has claimed the delivery (``receipt_id``) and locked the patient; ``read`` is what
+    :func:`read_alongside` added to that statement (PostgreSQL), else it is read here. ``settle``
+    fits the reply to the channel (WeChat's passive-reply deadline) before it is stored on the
+    receipt. Returns None, having written nothing, when the turn is not plain.
+
+    Raises:
+        StaleTurnError: the conversation or the consent changed under a read made before the lock
+            was granted; nothing is wrong, but the transaction must be rolled back and the message
+            handled again.
     """
     if consent.keyword(message.text) in CONSENT_WORDS:
         return None
-    waiting = _waiting_conversation(session, patient_id, message.channel)
+    if read is None:
+        read = session.connection().execute(_READ, {"patient_id": patient_id, "channel": message.channel}).first()
+    waiting = Waiting.of(read) if read is not None else None
     if waiting is None:
         return None
     try:
@@ -133,11 +155,11 @@ def answer_plainly(session: Session, services: BotServices, message: InboundMess
     reply = settle(Reply(texts=texts, patient_id=str(patient_id), session_id=str(waiting.id)))
     actor = Actor("patient", str(patient_id), message.channel)
     _write(session, _turn_statements(session, key, patient_id, waiting, message, receipt_id, result, events, reply,
-                                     actor, now))
+                                     actor, now), waiting, patient_id, message.channel)
     return reply
 
 
-def _turn_statements(session: Session, key: bytes, patient_id: uuid.UUID, waiting: _Waiting,
+def _turn_statements(session: Session, key: bytes, patient_id: uuid.UUID, waiting: Waiting,
                      message: InboundMessage, receipt_id: uuid.UUID, result: engine.StepResult, events: list[Any],
                      reply: Reply, actor: Actor, now: datetime) -> list[tuple[Table, list[dict[str, Any]]]]:
     """What the ORM path would write for this step, as rows: log, results, audit, conversation, receipt.
@@ -178,29 +200,44 @@ def _turn_statements(session: Session, key: bytes, patient_id: uuid.UUID, waitin
                                                                 result.state))
     receipt = {"id": receipt_id,  # the claim named the patient already
                **InboundReceipt.reply.column_values(cipher, key, RECEIPTS.name, receipt_id, reply.to_dict())}
-    return [(MESSAGES, log), (RESULTS, results), (OBSERVATIONS, observations), (AUDIT, audit),
-            (CONVERSATIONS, [conversation]),
-            (RECEIPTS, [receipt])]
+    return [(MESSAGES, log), (RESULTS, results), (OBSERVATIONS, observations), (AUDIT, audit), (RECEIPTS, [receipt]),
+            (CONVERSATIONS, [conversation])]
 
 
 UPDATED = (CONVERSATIONS, RECEIPTS)
 Shape = tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]
 
 
-def _write(session: Session, writes: list[tuple[Table, list[dict[str, Any]]]]) -> None:
-    """Execute the turn's writes: one statement on PostgreSQL (data-modifying CTEs), else one per row."""
+def _write(session: Session, writes: list[tuple[Table, list[dict[str, Any]]]], waiting: Waiting,
+           patient_id: uuid.UUID, channel: str) -> None:
+    """Execute the turn's writes: one statement on PostgreSQL (data-modifying CTEs), else one per row.
+
+    The conversation's UPDATE comes last and, when ``waiting`` was read before the lock was
+    granted (it carries a version), only applies if the row is still that version and the channel
+    has not been opted out meanwhile; otherwise :class:`StaleTurnError`.
+    """
     connection = session.connection()
     writes = [(table, rows) for table, rows in writes if rows]
     shape: Shape = tuple((table.name, tuple(tuple(row) for row in rows)) for table, rows in writes)
     parameters = {f"{table.name}_{index}_{column}": value for table, rows in writes
                   for index, row in enumerate(rows) for column, value in row.items()}
-    for statement in _statements(connection.dialect.name, shape):
+    guarded = waiting.version is not None
+    if guarded:
+        parameters.update(seen_version=waiting.version, seen_patient_id=patient_id, seen_channel=channel)
+    *before, last = _statements(connection.dialect.name, shape, guarded)
+    for statement in before:
         connection.execute(statement, parameters)
+    if connection.execute(last, parameters).first() is None:
+        raise StaleTurnError(f"conversation {waiting.id} changed before its turn was written")
 
 
 @functools.lru_cache(maxsize=256)
-def _statements(dialect: str, shape: Shape) -> list[Executable]:
-    """The statements for writes of this shape, with a bound parameter per value (built once, compiled once)."""
+def _statements(dialect: str, shape: Shape, guarded: bool) -> list[Executable]:
+    """The statements for writes of this shape, with a bound parameter per value (built once, compiled once).
+
+    The last one is the conversation's UPDATE (``RETURNING`` its id); on PostgreSQL the others are
+    its data-modifying CTEs.
+    """
     tables = {table.name: table for table in (MESSAGES, RESULTS, OBSERVATIONS, AUDIT, CONVERSATIONS, RECEIPTS)}
     statements: list[Insert | Update] = []
     for name, rows in shape:
@@ -217,7 +254,15 @@ def _statements(dialect: str, shape: Shape) -> list[Executable]:
             # A statement per row: a multi-row VALUES is not cached compiled by SQLAlchemy.
             statements += [insert(table).values({column: bound(index, column) for column in columns})
                            for index, columns in enumerate(rows)]
+    *rest, conversation = statements
+    assert isinstance(conversation, Update)  # noqa: S101 - the conversation's row comes last in every shape
+    if guarded:
+        opted_out = (select(CONSENTS.c.id)
+                     .where(CONSENTS.c.patient_id == bindparam("seen_patient_id", type_=CONSENTS.c.patient_id.type),
+                            CONSENTS.c.channel == bindparam("seen_channel", type_=CONSENTS.c.channel.type),
+                            CONSENTS.c.opted_out.is_(True)))
+        conversation = conversation.where(bindparam("seen_version") == _VERSION, ~opted_out.exists())
+    last = conversation.returning(CONVERSATIONS.c.id)
     if dialect != "postgresql":
-        return list(statements)
-    *before, last = statements
-    return [last.add_cte(*(statement.cte(f"write_{index}") for index, statement in enumerate(before)))]
+        return [*rest, last]
+    return [last.add_cte(*(statement.cte(f"write_{index}") for index, statement in enumerate(rest)))]

@@ -10,12 +10,12 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import BindParameter, Select, Table, bindparam, delete, null, select
+from sqlalchemy import BindParameter, Select, Table, bindparam, delete, literal, null, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -114,13 +114,16 @@ def _patient_statement(column: str) -> Select[tuple[uuid.UUID]]:
 @functools.lru_cache(maxsize=8)
 def _claim_and_lock_statement(column: str | None) -> Select[Any]:
     """PostgreSQL, one statement: lock the patient's row (a ``FOR UPDATE`` CTE), claim the delivery for them
-    (a data-modifying CTE); answer both ids."""
+    (a data-modifying CTE); answer both ids, and what a plain turn reads of the patient."""
     if column is None:
         claim = _claim_statement("postgresql", null()).cte("claim")
         return select(select(claim.c.id).scalar_subquery(), null()).add_cte(claim)
     locked = _patient_statement(column).with_for_update().cte("locked")
     claim = _claim_statement("postgresql", select(locked.c.id).scalar_subquery()).cte("claim")
-    return select(select(claim.c.id).scalar_subquery(), select(locked.c.id).scalar_subquery()).add_cte(locked, claim)
+    one = select(literal(1).label("one")).subquery("one")
+    ids = (select(select(claim.c.id).scalar_subquery(), locked.c.id)
+           .select_from(one.outerjoin(locked, true())).add_cte(claim))
+    return plain_turns.read_alongside(ids, locked.c.id, "postgresql")
 
 
 def claim_delivery(session: Session, message: InboundMessage) -> Claim:
@@ -139,27 +142,41 @@ def claim_delivery(session: Session, message: InboundMessage) -> Claim:
     return Claim(delivery.track(session, None), None)
 
 
-def _claim_and_lock(session: Session, message: InboundMessage) -> tuple[Delivery | None, Reply | None,
-                                                                          uuid.UUID | None]:
-    """Claim the delivery and lock the active patient behind its sender: (claimed, previous reply, patient).
+@dataclass(frozen=True)
+class Claimed:
+    """What claiming a delivery found: the new receipt or the reply given before, the sender's patient,
+    and (PostgreSQL) what a plain turn reads of them, read by the statement that took the lock."""
+
+    delivery: Delivery | None
+    previous: Reply | None
+    patient_id: uuid.UUID | None
+    read: Sequence[Any] | None = None
+
+
+def _claim_and_lock(session: Session, message: InboundMessage) -> Claimed:
+    """Claim the delivery and lock the active patient behind its sender.
 
     PostgreSQL does both in one statement, so one patient's messages are handled one at a time;
-    the reads that follow are later statements, which see what the previous holder of the lock
-    committed. SQLite's ``BEGIN IMMEDIATE`` already serialises writers: a claim, then a lookup.
+    the statement's snapshot may predate the previous holder's commit, so what it read is
+    written back only if still current (:class:`plain_turns.StaleTurnError`), and every other
+    read is a later statement. SQLite's ``BEGIN IMMEDIATE`` already serialises writers: a lookup,
+    then a claim.
     """
     delivery = Delivery.of(session, message)
     connection = session.connection()
     found = identity.sender_index(session, message.channel, message.sender)
     column, index = found if found is not None else (None, None)
-    parameters = {**vars(delivery), "sender_index": index}
+    parameters = {**vars(delivery), "sender_index": index, "channel": message.channel}
+    read: Sequence[Any] | None = None
     if connection.dialect.name == "postgresql":
-        claimed, patient_id = connection.execute(_claim_and_lock_statement(column), parameters).one()
+        row = connection.execute(_claim_and_lock_statement(column), parameters).one()
+        claimed, patient_id, read = row[0], row[1], tuple(row[2:]) if column else None
     else:
         patient_id = connection.execute(_patient_statement(column), parameters).scalar() if column else None
         claimed = connection.execute(_claim_statement("sqlite"), {**parameters, "patient_id": patient_id}).scalar()
     if claimed is None:
-        return None, _previous_reply(session, delivery.channel, delivery.provider_key), patient_id
-    return delivery, None, patient_id
+        return Claimed(None, _previous_reply(session, delivery.channel, delivery.provider_key), patient_id)
+    return Claimed(delivery, None, patient_id, read)
 
 
 def _previous_reply(session: Session, channel: str, key: str) -> Reply:
@@ -179,19 +196,31 @@ def handle_inbound(session: Session, services: BotServices, message: InboundMess
     ``settle`` fits a new reply to its channel (WeChat's passive-reply deadline) before it is kept
     on the delivery's receipt; a repeated delivery gets the kept reply as it is.
     """
-    delivery, previous, patient_id = _claim_and_lock(session, message)
+    try:
+        return _handle(session, services, message, settle, plain=True)
+    except plain_turns.StaleTurnError:
+        # Another message of the patient's was committed while this one waited for the lock.
+        session.rollback()
+        return _handle(session, services, message, settle, plain=False)
+
+
+def _handle(session: Session, services: BotServices, message: InboundMessage, settle: Callable[[Reply], Reply], *,
+            plain: bool) -> Reply:
+    claimed = _claim_and_lock(session, message)
+    delivery, patient_id = claimed.delivery, claimed.patient_id
     if delivery is None:
-        assert previous is not None  # noqa: S101 - a claim holds one or the other
-        return previous
+        assert claimed.previous is not None  # noqa: S101 - a claim holds one or the other
+        return claimed.previous
     if message.kind == "media":
         # WeChat transcribes voice notes when the account enables it; that text is an answer like any other.
         recognised = str(message.extra.get("recognition") or "").strip()
         if recognised:
             message = replace(message, kind="text", text=recognised)
-    if patient_id is not None and message.kind == "text":
-        plain = plain_turns.answer_plainly(session, services, message, patient_id, delivery.id, settle)
-        if plain is not None:
-            return plain
+    if plain and patient_id is not None and message.kind == "text":
+        answered = plain_turns.answer_plainly(session, services, message, patient_id, delivery.id, settle,
+                                              read=claimed.read)
+        if answered is not None:
+            return answered
     receipt = delivery.track(session, patient_id)
     # The router holds the patient's lock since the claim; this later read sees the conversation as left.
     patient, conversation = identity.find_correspondent(session, message.channel, message.sender)

@@ -1,0 +1,175 @@
+"""The plain turn (bot/plain_turns) writes what the general path writes, and loses nothing under a race."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from bot import plain_turns, router
+from bot.conversations import BotServices
+from bot.messages import InboundMessage, Reply
+from bot.models import ConversationMessage, ConversationSession, InboundReceipt
+from bot.router import handle_inbound
+from care.models import FlowResult, Observation, Patient
+from care.patients import EnrolmentRequest, enroll
+from careloop import migrate
+from careloop.bot_runtime import bot_for
+from careloop.runtime import Runtime, build_runtime
+from security.audit import AuditEntry, AuditKeys
+from security.clock import FixedClock
+from tests.conftest import TEST_ACTOR
+
+# The keyword, nine answers (item 9 positive: the score's observation and a staff alert), the tenth.
+SCRIPT = ["问卷", "2", "3", "2", "3", "2", "2", "2", "1", "2", "2"]
+
+
+@pytest.fixture
+def plain_calls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each call of the plain path answered (a spy: the real function runs)."""
+    calls: list[bool] = []
+    real = plain_turns.answer_plainly
+
+    def spy(*args: Any, **kwargs: Any) -> Reply | None:
+        reply = real(*args, **kwargs)
+        calls.append(reply is not None)
+        return reply
+
+    monkeypatch.setattr(plain_turns, "answer_plainly", spy)
+    return calls
+
+
+def message(patient: Patient, text_: str, clock: FixedClock) -> InboundMessage:
+    return InboundMessage(channel="console", provider_key=f"test:{uuid.uuid4()}", sender=patient.card_no or "",
+                          kind="text", text=text_, received_at=clock.now())
+
+
+def record_of(db: Session, patient: Patient) -> dict[str, Any]:
+    """Everything an answer writes for ``patient``, without ids, MACs or ciphertexts (order-free where rows share
+    a timestamp)."""
+    conversation = db.scalars(select(ConversationSession).where(ConversationSession.patient_id == patient.id)
+                              .order_by(ConversationSession.started_at)).first()
+    assert conversation is not None
+    audit = db.scalars(select(AuditEntry).where(AuditEntry.patient_id == patient.id))
+    return {
+        "results": Counter((row.name, repr(row.value), row.label, row.category, row.code, row.unit, row.flow_id,
+                            row.flow_version, row.session_id == conversation.id, row.recorded_at)
+                           for row in db.scalars(select(FlowResult).where(FlowResult.patient_id == patient.id))),
+        "observations": Counter((row.code, row.value, row.unit, row.source, row.source_ref == str(conversation.id),
+                                 row.effective_at)
+                                for row in db.scalars(select(Observation).where(Observation.patient_id == patient.id))),
+        "log": Counter((row.direction, row.channel, row.text, row.session_id == conversation.id, row.created_at)
+                       for row in db.scalars(select(ConversationMessage)
+                                             .where(ConversationMessage.patient_id == patient.id))),
+        "audit": Counter((row.action, row.resource_type, row.details, row.actor_kind, row.source, row.occurred_at)
+                         for row in audit if row.action != "patient.enroll"),
+        "receipts": Counter((tuple(reply["texts"]), reply["deferred"], repr(reply["voice"]),
+                             reply["patient_id"] == str(patient.id),
+                             reply["session_id"] in (None, str(conversation.id)))
+                            for reply in (row.reply for row in db.scalars(
+                                select(InboundReceipt).where(InboundReceipt.patient_id == patient.id)))),
+        "conversation": (conversation.state, conversation.facts, conversation.status, conversation.channel,
+                         conversation.expires_at, conversation.next_timer_at, conversation.end_status),
+    }
+
+
+def test_a_plain_turn_writes_exactly_what_the_general_path_writes(db, make_patient, services: BotServices,
+                                                                  clock: FixedClock, plain_calls: list[bool]):
+    plain, general = make_patient(), make_patient()
+    for step, answer in enumerate(SCRIPT):
+        by_plain = handle_inbound(db, services, message(plain, answer, clock))
+        by_general = router._handle(db, services, message(general, answer, clock), router._as_is, plain=False)
+        db.flush()
+        # The same reply, apart from whose conversation it names.
+        assert by_plain.texts == by_general.texts, step
+        mine, theirs = record_of(db, plain), record_of(db, general)
+        assert mine == theirs, step
+    # The keyword, item 9 answered positively (a staff alert) and the last answer (scoring, tags, the next
+    # follow-up) take the general path; the other eight answers, the score's observation included, are plain.
+    assert plain_calls == [False, *[True] * 8, False, False]
+    # Every audit entry the plain path wrote carries a valid MAC.
+    keys = db.info["audit_keys"]
+    assert isinstance(keys, AuditKeys)
+    entries = list(db.scalars(select(AuditEntry).where(AuditEntry.patient_id == plain.id)))
+    assert len(entries) > 9
+    assert all(keys.entry_mac(entry) == entry.mac for entry in entries)
+
+
+def test_a_plain_turn_is_not_taken_for_consent_words_or_an_opted_out_channel(db, make_patient, services,
+                                                                              clock, plain_calls):
+    patient = make_patient()
+    handle_inbound(db, services, message(patient, "问卷", clock))
+    handle_inbound(db, services, message(patient, "STOP", clock))
+    assert plain_calls == [False, False]  # the keyword starts a flow; a consent word is never an answer
+    assert handle_inbound(db, services, message(patient, "2", clock)).texts == []  # opted out: no answer
+    assert plain_calls == [False, False, False]
+    assert db.scalars(select(FlowResult).where(FlowResult.patient_id == patient.id)).first() is None
+
+
+# -- two messages of one patient at once, on a database of their own ---------------------------------------
+@pytest.fixture
+def live_runtime(fresh_settings) -> Iterator[Runtime]:
+    runtime = build_runtime(fresh_settings, clock=FixedClock(datetime(2026, 11, 29, 2, 0, tzinfo=UTC)),
+                            create_key=True)
+    migrate.upgrade(runtime.db.engine)
+    yield runtime
+    runtime.close()
+
+
+def wait_until_blocked(runtime: Runtime, worker: threading.Thread) -> None:
+    """Until the other transaction waits for the patient's lock (PostgreSQL), or a moment (SQLite's writer lock)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and worker.is_alive():
+        if runtime.db.dialect != "postgresql":
+            time.sleep(0.5)
+            return
+        with runtime.db.engine.connect() as connection:
+            waiting = connection.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                              "AND datname = current_database()")).scalar()
+        if waiting:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the second message never waited for the first")
+
+
+def test_an_answer_that_waited_for_the_patients_lock_sees_the_answer_before_it(live_runtime: Runtime):
+    services = bot_for(live_runtime).services
+    clock = live_runtime.clock
+    with live_runtime.db.unit_of_work() as session:
+        patient = enroll(session, EnrolmentRequest(card_no="C0000042", name="竞态测试", gender="M",
+                                                   birth_date=date(1960, 1, 1), phone="+8613900000042",
+                                                   language="zh"), actor=TEST_ACTOR).patient
+        handle_inbound(session, services, message(patient, "问卷", clock))
+    first = live_runtime.db.sessions()
+    try:
+        # The first answer is handled and holds the patient's lock, not yet committed...
+        assert "（2/9）" in "".join(handle_inbound(first, services, message(patient, "2", clock)).texts)
+        replies: list[Reply] = []
+
+        def second_answer() -> None:
+            with live_runtime.db.unit_of_work() as session:
+                replies.append(handle_inbound(session, services, message(patient, "4", clock)))
+
+        worker = threading.Thread(target=second_answer)
+        worker.start()
+        # ...while the second one waits for it; then the first commits.
+        wait_until_blocked(live_runtime, worker)
+        first.commit()
+    finally:
+        first.close()
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    # The second answer went to the second question, not again to the first.
+    assert "（3/9）" in "".join(replies[0].texts)
+    with live_runtime.db.unit_of_work() as session:
+        saved = {row.name: row.value for row in session.scalars(select(FlowResult)
+                                                                 .where(FlowResult.patient_id == patient.id))}
+    assert saved == {"phq9_q1": 1, "phq9_q2": 3}
