@@ -43,6 +43,7 @@ from flows import engine
 from flows.events import MsgCreated, ResultSaved, SessionWaiting
 from flows.registry import FlowNotFoundError
 from security.audit import Actor, AuditEntry, entry_row
+from security.crypto import DataKey
 from security.fields import cipher_of, clock_of, sealed_row
 from security.session import audit_keys_of
 
@@ -61,6 +62,7 @@ RESULTS = _table(FlowResult)
 OBSERVATIONS = _table(Observation)
 AUDIT = _table(AuditEntry)
 RECEIPTS = _table(InboundReceipt)
+DATA_KEYS = _table(DataKey)
 
 # What a plain turn reads: the channel's consent and the patient's open conversation. On PostgreSQL
 # also the conversation row's version (xmin), because the router reads these in the statement that
@@ -68,6 +70,7 @@ RECEIPTS = _table(InboundReceipt)
 _CONVERSATION_COLUMNS = (
     CONSENTS.c.opted_out, CONVERSATIONS.c.id, CONVERSATIONS.c.flow_id, CONVERSATIONS.c.flow_version,
     CONVERSATIONS.c.lang, CONVERSATIONS.c.status, CONVERSATIONS.c.state, CONVERSATIONS.c.facts,
+    DATA_KEYS.c.kek_version, DATA_KEYS.c.wrapped,  # the patient's data key, for a process that has not cached it
 )
 _VERSION = cast(ColumnElement[str], literal_column(f"CAST({CONVERSATIONS.name}.xmin AS TEXT)"))
 
@@ -77,7 +80,8 @@ def read_alongside(statement: Select[Any], patient_id: ColumnElement[Any], diale
     columns = (*_CONVERSATION_COLUMNS, _VERSION) if dialect == "postgresql" else _CONVERSATION_COLUMNS
     return (statement.add_columns(*columns)
             .outerjoin(CONSENTS, and_(CONSENTS.c.patient_id == patient_id, CONSENTS.c.channel == bindparam("channel")))
-            .outerjoin(CONVERSATIONS, CONVERSATIONS.c.active_patient_id == patient_id))
+            .outerjoin(CONVERSATIONS, CONVERSATIONS.c.active_patient_id == patient_id)
+            .outerjoin(DATA_KEYS, DATA_KEYS.c.owner_id == patient_id))
 
 
 # After the lock (SQLite, where BEGIN IMMEDIATE serialises writers): a read of its own.
@@ -95,16 +99,20 @@ class Waiting:
     lang: str
     state: bytes
     facts: bytes
+    kek_version: int | None = None
+    wrapped_key: bytes | None = None
     version: str | None = None
 
     @classmethod
     def of(cls, row: Sequence[Any]) -> Waiting | None:
         """From the columns :func:`read_alongside` added; None unless the conversation waits on a channel
         the patient has not opted out of."""
-        opted_out, conversation_id, flow_id, flow_version, lang, status, state, facts, *version = row
+        opted_out, conversation_id, flow_id, flow_version, lang, status, state, facts, kek_version, wrapped, \
+            *version = row
         if opted_out or conversation_id is None or status != SessionStatus.WAITING.value or not facts or not state:
             return None
-        return cls(conversation_id, flow_id, flow_version, lang, state, facts, version[0] if version else None)
+        return cls(conversation_id, flow_id, flow_version, lang, state, facts, kek_version, wrapped,
+                   version[0] if version else None)
 
 
 class StaleTurnError(Exception):
@@ -139,7 +147,7 @@ def answer_plainly(session: Session, services: BotServices, message: InboundMess
         return None
     cipher = cipher_of(session)
     now = clock_of(session).now()
-    key = cipher.data_key(session, patient_id, create=False, now=now)
+    key = cipher.data_key_read(patient_id, waiting.kek_version, waiting.wrapped_key)
     table = CONVERSATIONS.name
     state = ConversationSession.state.value_of(cipher, key, table, waiting.id, waiting.state)
     facts = ConversationSession.facts.value_of(cipher, key, table, waiting.id, waiting.facts)

@@ -142,6 +142,22 @@ class FieldCipher:
         self._cache_put(owner_id, data_key)
         return data_key
 
+    def data_key_read(self, owner_id: uuid.UUID, kek_version: int | None, wrapped: bytes | None) -> bytes:
+        """The owner's data key from its ``data_keys`` row as a caller read it (with other data, in the
+        same statement); the cached key if there is one.
+
+        Raises:
+            KeyDestroyedError: there was no row (the owner was erased, or never had a key).
+        """
+        cached = self._cache_get(owner_id)
+        if cached is not None:
+            return cached
+        if kek_version is None or wrapped is None:
+            raise KeyDestroyedError(f"no data key for owner {owner_id} (erased or never created)")
+        data_key = self._unwrap_parts(owner_id, kek_version, wrapped)
+        self._cache_put(owner_id, data_key)
+        return data_key
+
     def load_keys(self, session: Session, owner_ids: Iterable[uuid.UUID], *, create: bool, now: datetime) -> None:
         """Bring many owners' data keys into the cache with one query per chunk (not one per owner).
 
