@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, jsonify
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -20,6 +22,30 @@ from careloop.runtime import Runtime, build_runtime
 from careloop.settings import Settings
 
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
+
+
+class SigningSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, its signing serializer made once per secret key, not per request.
+
+    Every request opens the session (webhooks too), and Flask's default builds the serializer each
+    time, which costs a webhook more than its signature check.
+    """
+
+    def __init__(self) -> None:
+        self._serializers: dict[tuple[object, ...], URLSafeTimedSerializer] = {}
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        if not app.secret_key:
+            return None
+        fallbacks = tuple(app.config.get("SECRET_KEY_FALLBACKS") or ())
+        key = (app.secret_key, fallbacks)
+        serializer = self._serializers.get(key)
+        if serializer is None:
+            serializer = super().get_signing_serializer(app)
+            if serializer is None:
+                return None
+            self._serializers = {key: serializer}  # a changed key replaces the old serializer
+        return serializer
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Flask:
@@ -37,6 +63,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
         JSON_AS_ASCII=False,
     )
+    app.session_interface = SigningSessionInterface()
     app.extensions["careloop"] = runtime
     app.extensions[SESSION_FACTORY_KEY] = runtime.db.sessions
     bot = bot_for(runtime)
