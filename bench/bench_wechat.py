@@ -3,19 +3,22 @@
 The path: signature and ``msg_signature`` check, AES decrypt, safe XML parse, dedupe claim, patient
 lookup (blind index), per-patient lock, one PHQ-9 engine step, encrypted saves (conversation log,
 session state, results, audit), the encrypted passive reply. Each request is a distinct MsgId from
-one of many bound patients, each answering PHQ-9 in order ("问卷", then the items), built with
-wechatpy's crypto as WeChat sends them.
+one of many bound patients, built with wechatpy's crypto as WeChat sends them. Two message mixes
+(``--mix``): ``answers`` (each patient's PHQ-9 is open; every message answers its next item) and
+``conversations`` (the keyword, the nine answers and the last question, round and round).
 
 The ceiling: a bare Flask app under the same gunicorn settings that INSERTs each request's body
 into one table and answers "success".
 
-Load comes from another process on loopback: ``wrk`` (closed loop, fixed connections) for
-throughput and latency at saturation, and a small open-loop generator (``steady`` sub-command,
-threads + ``http.client``) for latency at a steady rate (default 100 messages/s; a request's
-latency is counted from its scheduled start, so queueing is not hidden).
+Both apps serve at once; ``wrk`` (closed loop, fixed connections, another process on loopback)
+saturates one, then the other, for ``--rounds`` alternating rounds, so that both meet the same
+drift in the machine's speed; the share of the ceiling is the median of the rounds' shares. Then
+a small open-loop generator (``steady`` sub-command, threads + ``http.client``) measures latency
+at a steady rate (default 100 messages/s; a request's latency is counted from its scheduled
+start, so queueing is not hidden).
 
     .venv/bin/python -m bench.bench_wechat                       # PostgreSQL 127.0.0.1:5432/test
-    .venv/bin/python -m bench.bench_wechat --record              # ...and append the figures to bench/RESULTS.md
+    .venv/bin/python -m bench.bench_wechat --record              # ...and write the figures into bench/RESULTS.md
 
 Target (issue 4): throughput >= 40% of the ceiling's, and p99 < 100 ms at 100 messages/s.
 """
@@ -23,6 +26,7 @@ Target (issue 4): throughput >= 40% of the ceiling's, and p99 < 100 ms at 100 me
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -32,6 +36,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -396,22 +401,62 @@ def steady_load(address: str, requests_file: Path, *, rate: float, seconds: floa
 # -- the run -----------------------------------------------------------------------------------------------
 @dataclass
 class Phase:
-    saturated: Figures
+    saturated: Figures  # the median round (by throughput)
     steady: Figures
 
 
-def measure(app: str, environment: dict[str, str], files: dict[str, Path], args: argparse.Namespace,
-            workdir: Path, label: str, url: str, application: str) -> Phase:
-    with gunicorn(app, environment, workers=args.workers, threads=args.threads, workdir=workdir,
-                  log=workdir / f"gunicorn-{label}.log", url=url, application=application) as server:
-        run_wrk(server.address, files["warm"], seconds=args.warm_seconds, connections=args.connections, threads=2,
-                workdir=workdir)
-        saturated = with_cpu(server, lambda: run_wrk(server.address, files["load"], seconds=args.seconds,
-                                                     connections=args.connections, threads=2, workdir=workdir))
-        steady = with_cpu(server, lambda: steady_load_subprocess(server.address, files["steady"], args))
-    print(f"{label:>9} saturated: {saturated.line()}")
-    print(f"{label:>9} steady:    {steady.line()}")
-    return Phase(saturated, steady)
+@dataclass
+class Pair:
+    """Careloop and the ceiling, measured in alternating rounds under the same conditions."""
+
+    careloop: Phase
+    bare: Phase
+    shares: list[float]  # per round, Careloop's throughput over the ceiling's
+
+    @property
+    def share(self) -> float:
+        return statistics.median(self.shares)
+
+
+def median_round(rounds: list[Figures]) -> Figures:
+    return sorted(rounds, key=lambda figures: figures.throughput)[len(rounds) // 2]
+
+
+def measure_pair(environments: dict[str, dict[str, str]], files: dict[str, Path], args: argparse.Namespace,
+                 workdir: Path, url: str, label: str) -> Pair:
+    """Both apps served at once; saturate one, then the other, ``args.rounds`` times; then the steady rate.
+
+    The machine's speed drifts (other tenants); alternating short rounds exposes both apps to the
+    same drift, and the share is the median of the rounds' shares.
+    """
+    apps = {"careloop": "careloop:create_app()", "bare": "bench.bench_wechat:bare_app()"}
+    with contextlib.ExitStack() as stack:
+        servers = {name: stack.enter_context(gunicorn(
+            apps[name], environments[name], workers=args.workers, threads=args.threads, workdir=workdir,
+            log=workdir / f"gunicorn-{label}-{name}.log", url=url, application=f"bench_{name}")) for name in apps}
+
+        def saturate(name: str, requests: Path, seconds: int) -> Figures:
+            server = servers[name]
+            return with_cpu(server, lambda: run_wrk(server.address, requests, seconds=seconds,
+                                                    connections=args.connections, threads=2, workdir=workdir))
+
+        saturate("careloop", files["warm"], args.warm_seconds)
+        saturate("bare", files["bare"], args.warm_seconds)
+        rounds: dict[str, list[Figures]] = {"careloop": [], "bare": []}
+        for index in range(args.rounds):
+            rounds["careloop"].append(saturate("careloop", files[f"load{index}"], args.seconds))
+            rounds["bare"].append(saturate("bare", files["bare"], args.seconds))
+            print(f"{label:>13} round {index + 1}: careloop {rounds['careloop'][-1].throughput:7.1f} req/s, "
+                  f"bare {rounds['bare'][-1].throughput:7.1f} req/s", flush=True)
+        steady = {name: with_cpu(servers[name], lambda name=name: steady_load_subprocess(
+            servers[name].address, files["steady"], args)) for name in apps}
+    phases = {name: Phase(median_round(rounds[name]), steady[name]) for name in apps}
+    for name, phase in phases.items():
+        print(f"{label:>13} {name:>8} saturated (median round): {phase.saturated.line()}")
+        print(f"{label:>13} {name:>8} steady:                   {phase.steady.line()}")
+    shares = [mine.throughput / ceiling.throughput for mine, ceiling in zip(rounds["careloop"], rounds["bare"],
+                                                                             strict=True)]
+    return Pair(phases["careloop"], phases["bare"], shares)
 
 
 def with_cpu(server: Server, run: Any) -> Figures:
@@ -442,15 +487,16 @@ def cpu_share(phase: Phase) -> float:
     return phase.saturated.app_cpu_ms + phase.saturated.db_cpu_ms or 1e-9
 
 
-def verdicts(phase: Phase, bare: Phase, rate: float) -> str:
-    share = phase.saturated.throughput / bare.saturated.throughput
-    return (f"{share:.0%} of the ceiling (target >= {TARGET_SHARE:.0%}: "
-            f"{'met' if share >= TARGET_SHARE else 'missed'}), by CPU per request "
-            f"{cpu_share(bare) / cpu_share(phase):.0%}; p99 at {rate:g}/s {phase.steady.p99_ms:.1f} ms "
-            f"(target < {TARGET_P99_MS:.0f} ms: {'met' if phase.steady.p99_ms < TARGET_P99_MS else 'missed'})")
+def verdicts(pair: Pair, rate: float) -> str:
+    p99 = pair.careloop.steady.p99_ms
+    rounds = ", ".join(f"{share:.0%}" for share in pair.shares)
+    return (f"{pair.share:.0%} of the ceiling, median of {len(pair.shares)} rounds ({rounds}) (target >= "
+            f"{TARGET_SHARE:.0%}: {'met' if pair.share >= TARGET_SHARE else 'missed'}); by CPU per request "
+            f"{cpu_share(pair.bare) / cpu_share(pair.careloop):.0%}; p99 at {rate:g}/s {p99:.1f} ms "
+            f"(target < {TARGET_P99_MS:.0f} ms: {'met' if p99 < TARGET_P99_MS else 'missed'})")
 
 
-def record(args: argparse.Namespace, facts: list[str], careloop: dict[str, Phase], bare: Phase, command: str,
+def record(args: argparse.Namespace, facts: list[str], pairs: dict[str, Pair], command: str,
            patients: dict[str, int]) -> None:
     lines = [
         SECTION,
@@ -460,28 +506,29 @@ def record(args: argparse.Namespace, facts: list[str], careloop: dict[str, Phase
         "Machine: " + "; ".join(facts),
         "",
         f"gunicorn: {args.workers} workers x {args.threads} thread(s) ({'gthread' if args.threads > 1 else 'sync'}),"
-        f" same settings for both apps; load from wrk (2 threads, {args.connections} connections, "
-        f"{args.seconds} s after a {args.warm_seconds} s warm-up) and an open-loop generator at {args.rate:g}/s "
-        f"for {args.steady_seconds} s, both separate processes on loopback. Bound patients in safe mode, every "
-        "request a distinct MsgId, never one sent twice. Message mixes:",
+        f" same settings for both apps, both serving at once; wrk (2 threads, {args.connections} connections) "
+        f"saturates one then the other, {args.rounds} rounds of {args.seconds} s after a {args.warm_seconds} s "
+        f"warm-up each; then an open-loop generator at {args.rate:g}/s for {args.steady_seconds} s; all load "
+        "from separate processes on loopback. Bound patients in safe mode, every request a distinct MsgId, never "
+        "one sent twice. Message mixes:",
         "",
-        *[f"- **{mix}** ({patients[mix]} patients): {MIXES[mix]}" for mix in careloop],
+        *[f"- **{mix}** ({patients[mix]} patients): {MIXES[mix]}" for mix in pairs],
         "",
-        "| app | saturated throughput | p50 | p99 | CPU per request (app + db) | steady rate | p50 | p99 | errors |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| mix | app | saturated throughput (median round) | p50 | p99 | CPU per request (app + db) | steady rate "
+        "| p50 | p99 | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    rows = [(f"Careloop, {mix}", phase) for mix, phase in careloop.items()] + [("bare Flask + 1 INSERT (ceiling)",
-                                                                                 bare)]
-    for name, phase in rows:
-        s, t = phase.saturated, phase.steady
-        lines.append(f"| {name} | {s.throughput:.0f} req/s | {s.p50_ms:.1f} ms | {s.p99_ms:.1f} ms | "
-                     f"{s.app_cpu_ms:.2f} + {s.db_cpu_ms:.2f} ms | {t.throughput:.0f} req/s | {t.p50_ms:.1f} ms | "
-                     f"{t.p99_ms:.1f} ms | {s.errors + t.errors} |")
+    for mix, pair in pairs.items():
+        for name, phase in (("Careloop", pair.careloop), ("bare Flask + 1 INSERT (ceiling)", pair.bare)):
+            s, t = phase.saturated, phase.steady
+            lines.append(f"| {mix} | {name} | {s.throughput:.0f} req/s | {s.p50_ms:.1f} ms | {s.p99_ms:.1f} ms | "
+                         f"{s.app_cpu_ms:.2f} + {s.db_cpu_ms:.2f} ms | {t.throughput:.0f} req/s | {t.p50_ms:.1f} ms | "
+                         f"{t.p99_ms:.1f} ms | {s.errors + t.errors} |")
     lines.append("")
-    lines += [f"- {mix}: {verdicts(phase, bare, args.rate)}" for mix, phase in careloop.items()]
-    loads = ", ".join(f"{mix} {phase.saturated.load:.1f} / {phase.steady.load:.1f}" for mix, phase in careloop.items())
-    lines += ["", f"Load average at the end of the runs: {loads}, bare {bare.saturated.load:.1f} / "
-                  f"{bare.steady.load:.1f} (2 cores; other work on the machine shows here).", ""]
+    lines += [f"- {mix}: {verdicts(pair, args.rate)}" for mix, pair in pairs.items()]
+    loads = ", ".join(f"{mix} {pair.careloop.saturated.load:.1f}" for mix, pair in pairs.items())
+    lines += ["", f"Load average after a saturated round: {loads} (2 cores; other work on the machine shows here).",
+              ""]
     existing = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
     pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
     kept = pattern.search(existing)
@@ -494,19 +541,19 @@ def record(args: argparse.Namespace, facts: list[str], careloop: dict[str, Phase
     print(f"recorded in {RESULTS.relative_to(ROOT)}")
 
 
-def request_counts(args: argparse.Namespace) -> dict[str, int]:
-    """Requests per phase: more than wrk can send, so no request is ever repeated."""
-    return {"warm": max(4000, args.warm_seconds * 2500), "load": max(20_000, args.seconds * 2500),
-            "steady": int(args.rate * args.steady_seconds) + 10}
+# Requests per saturated second prepared for each app: more than either can answer (the run stops
+# rather than let wrk repeat a request, which the receipts would answer without processing it).
+CAREFUL_RATE = 1500
+BARE_RATE = 4000
 
 
-def run_mix(mix: str, args: argparse.Namespace, workdir: Path, with_bare: bool) -> tuple[Phase, Phase | None, int,
-                                                                                       list[str]]:
-    """Measure Careloop on one message mix (and the ceiling, in the same database, if asked)."""
-    counts = request_counts(args)
+def run_mix(mix: str, args: argparse.Namespace, workdir: Path) -> tuple[Pair, int, list[str]]:
+    """Measure Careloop on one message mix against the ceiling, in a database of its own."""
+    counts = {"warm": args.warm_seconds * CAREFUL_RATE, "steady": int(args.rate * args.steady_seconds) + 10,
+              **{f"load{index}": args.seconds * CAREFUL_RATE for index in range(args.rounds)}}
     # answers: nine per patient and never more; conversations: each patient goes round and round.
     per_phase = ({phase: count // 9 + 1 for phase, count in counts.items()} if mix == "answers"
-                 else {"warm": args.patients // 6, "load": args.patients // 2, "steady": args.patients // 3})
+                 else {phase: max(1, args.patients // (len(counts) + 1)) for phase in counts})
     total = sum(per_phase.values())
     folder = workdir / mix
     folder.mkdir()
@@ -514,28 +561,28 @@ def run_mix(mix: str, args: argparse.Namespace, workdir: Path, with_bare: bool) 
         settings = Settings(database_url=url, key_file=folder / "master.key", blob_dir=folder / "blobs")
         print(f"[{mix}] enrolling {total} patients ...", flush=True)
         openids = enrol_patients(settings, total, open_phq9=mix == "answers")
-        files = {phase: folder / f"{phase}.txt" for phase in per_phase}
+        files = {phase: folder / f"{phase}.txt" for phase in [*per_phase, "bare"]}
         print(f"[{mix}] signing and encrypting the requests ...", flush=True)
         offset = 0
         for seed, (phase, patients) in enumerate(per_phase.items(), start=1):
             prepare_requests(openids[offset:offset + patients], files[phase], count=counts[phase], seed=seed, mix=mix)
             offset += patients
-        environment = {
+        # The ceiling stores whatever it is sent: any signed requests will do, as many as it can take.
+        prepare_requests(openids, files["bare"], count=max(args.seconds, args.warm_seconds) * BARE_RATE, seed=99,
+                         mix="conversations")
+        careloop = {
             "CARELOOP_KEY_FILE": str(settings.key_file), "CARELOOP_BLOB_DIR": str(settings.blob_dir),
             "CARELOOP_CHANNELS": "console,wechat", "WECHAT_TOKEN": TOKEN, "WECHAT_APPID": APPID,
             "WECHAT_SECRET": SECRET, "WECHAT_AES_KEY": AES_KEY, "WECHAT_API_BASE": "http://127.0.0.1:9",
         }
         named = {label: make_url(url).update_query_dict({"application_name": f"bench_{label}"})
                  .render_as_string(hide_password=False) for label in ("careloop", "bare")}
-        environment["CARELOOP_DATABASE_URL"] = named["careloop"]
-        careloop = measure("careloop:create_app()", environment, files, args, folder, mix, url, "bench_careloop")
-        bare = None
-        if with_bare:
-            with make_bare_table(url):
-                bare = measure("bench.bench_wechat:bare_app()", {"BENCH_BARE_DATABASE_URL": named["bare"]}, files,
-                               args, folder, "bare", url, "bench_bare")
+        careloop["CARELOOP_DATABASE_URL"] = named["careloop"]
+        with make_bare_table(url):
+            pair = measure_pair({"careloop": careloop, "bare": {"BENCH_BARE_DATABASE_URL": named["bare"]}}, files,
+                                args, folder, url, mix)
         facts = machine(url)
-    return careloop, bare, total, facts
+    return pair, total, facts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -554,7 +601,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (1: sync workers)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
-    parser.add_argument("--seconds", type=int, default=20, help="saturated run length")
+    parser.add_argument("--seconds", type=int, default=10, help="length of each saturated round")
+    parser.add_argument("--rounds", type=int, default=3, help="saturated rounds per app, alternating")
     parser.add_argument("--warm-seconds", type=int, default=5)
     parser.add_argument("--rate", type=float, default=100.0, help="steady rate, messages/s")
     parser.add_argument("--steady-seconds", type=int, default=30)
@@ -571,19 +619,16 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m bench.bench_wechat " + " ".join(argv if argv is not None else sys.argv[1:])
     workdir = Path(tempfile.mkdtemp(prefix="careloop-bench-wechat-"))
     mixes = list(MIXES) if args.mix == "both" else [args.mix]
-    careloop: dict[str, Phase] = {}
+    pairs: dict[str, Pair] = {}
     patients: dict[str, int] = {}
-    bare: Phase | None = None
     facts: list[str] = []
     try:
         for mix in mixes:
-            careloop[mix], measured_bare, patients[mix], facts = run_mix(mix, args, workdir, with_bare=bare is None)
-            bare = bare or measured_bare
-        assert bare is not None  # noqa: S101 - measured with the first mix
-        for mix, phase in careloop.items():
-            print(f"{mix}: {verdicts(phase, bare, args.rate)}")
+            pairs[mix], patients[mix], facts = run_mix(mix, args, workdir)
+        for mix, pair in pairs.items():
+            print(f"{mix}: {verdicts(pair, args.rate)}")
         if args.record:
-            record(args, facts, careloop, bare, command.strip(), patients)
+            record(args, facts, pairs, command.strip(), patients)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
