@@ -173,3 +173,35 @@ def test_an_answer_that_waited_for_the_patients_lock_sees_the_answer_before_it(l
         saved = {row.name: row.value for row in session.scalars(select(FlowResult)
                                                                  .where(FlowResult.patient_id == patient.id))}
     assert saved == {"phq9_q1": 1, "phq9_q2": 3}
+
+
+def test_an_answer_that_waited_while_the_patient_opted_out_is_not_answered(live_runtime: Runtime):
+    services = bot_for(live_runtime).services
+    clock = live_runtime.clock
+    with live_runtime.db.unit_of_work() as session:
+        patient = enroll(session, EnrolmentRequest(card_no="C0000043", name="退订竞态", gender="F",
+                                                   birth_date=date(1962, 2, 2), phone="+8613900000043",
+                                                   language="zh"), actor=TEST_ACTOR).patient
+        handle_inbound(session, services, message(patient, "问卷", clock))
+    first = live_runtime.db.sessions()
+    try:
+        # STOP is handled and holds the patient's lock, not yet committed...
+        handle_inbound(first, services, message(patient, "STOP", clock))
+        replies: list[Reply] = []
+
+        def answer() -> None:
+            with live_runtime.db.unit_of_work() as session:
+                replies.append(handle_inbound(session, services, message(patient, "2", clock)))
+
+        worker = threading.Thread(target=answer)
+        worker.start()
+        # ...while an answer sent just after it waits; then STOP commits.
+        wait_until_blocked(live_runtime, worker)
+        first.commit()
+    finally:
+        first.close()
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    assert replies[0].texts == []  # the channel is off: no next question
+    with live_runtime.db.unit_of_work() as session:
+        assert session.scalars(select(FlowResult).where(FlowResult.patient_id == patient.id)).first() is None
