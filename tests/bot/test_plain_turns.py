@@ -7,6 +7,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -140,68 +141,61 @@ def wait_until_blocked(runtime: Runtime, worker: threading.Thread) -> None:
     raise AssertionError("the second message never waited for the first")
 
 
-def test_an_answer_that_waited_for_the_patients_lock_sees_the_answer_before_it(live_runtime: Runtime):
-    services = bot_for(live_runtime).services
-    clock = live_runtime.clock
-    with live_runtime.db.unit_of_work() as session:
+@dataclass
+class Race:
+    patient: Patient
+    first: Reply
+    second: Reply
+
+
+def race(runtime: Runtime, first_text: str, second_text: str) -> Race:
+    """A patient with PHQ-9 open sends two messages at once: the second waits for the first's lock.
+
+    The first is handled and holds the lock, not yet committed, while the second starts (and, on
+    PostgreSQL, reads in the statement that waits for the lock); then the first commits.
+    """
+    services = bot_for(runtime).services
+    clock = runtime.clock
+    with runtime.db.unit_of_work() as session:
         patient = enroll(session, EnrolmentRequest(card_no="C0000042", name="竞态测试", gender="M",
                                                    birth_date=date(1960, 1, 1), phone="+8613900000042",
                                                    language="zh"), actor=TEST_ACTOR).patient
         handle_inbound(session, services, message(patient, "问卷", clock))
-    first = live_runtime.db.sessions()
+    replies: list[Reply] = []
+
+    def second() -> None:
+        with runtime.db.unit_of_work() as session:
+            replies.append(handle_inbound(session, services, message(patient, second_text, clock)))
+
+    first = runtime.db.sessions()
     try:
-        # The first answer is handled and holds the patient's lock, not yet committed...
-        assert "（2/9）" in "".join(handle_inbound(first, services, message(patient, "2", clock)).texts)
-        replies: list[Reply] = []
-
-        def second_answer() -> None:
-            with live_runtime.db.unit_of_work() as session:
-                replies.append(handle_inbound(session, services, message(patient, "4", clock)))
-
-        worker = threading.Thread(target=second_answer)
+        first_reply = handle_inbound(first, services, message(patient, first_text, clock))
+        worker = threading.Thread(target=second)
         worker.start()
-        # ...while the second one waits for it; then the first commits.
-        wait_until_blocked(live_runtime, worker)
+        wait_until_blocked(runtime, worker)
         first.commit()
     finally:
         first.close()
     worker.join(timeout=30)
     assert not worker.is_alive()
+    return Race(patient, first_reply, replies[0])
+
+
+def saved_results(runtime: Runtime, patient: Patient) -> dict[str, Any]:
+    with runtime.db.unit_of_work() as session:
+        return {row.name: row.value for row in session.scalars(select(FlowResult)
+                                                               .where(FlowResult.patient_id == patient.id))}
+
+
+def test_an_answer_that_waited_for_the_patients_lock_sees_the_answer_before_it(live_runtime: Runtime):
+    raced = race(live_runtime, "2", "4")
+    assert "（2/9）" in "".join(raced.first.texts)
     # The second answer went to the second question, not again to the first.
-    assert "（3/9）" in "".join(replies[0].texts)
-    with live_runtime.db.unit_of_work() as session:
-        saved = {row.name: row.value for row in session.scalars(select(FlowResult)
-                                                                 .where(FlowResult.patient_id == patient.id))}
-    assert saved == {"phq9_q1": 1, "phq9_q2": 3}
+    assert "（3/9）" in "".join(raced.second.texts)
+    assert saved_results(live_runtime, raced.patient) == {"phq9_q1": 1, "phq9_q2": 3}
 
 
 def test_an_answer_that_waited_while_the_patient_opted_out_is_not_answered(live_runtime: Runtime):
-    services = bot_for(live_runtime).services
-    clock = live_runtime.clock
-    with live_runtime.db.unit_of_work() as session:
-        patient = enroll(session, EnrolmentRequest(card_no="C0000043", name="退订竞态", gender="F",
-                                                   birth_date=date(1962, 2, 2), phone="+8613900000043",
-                                                   language="zh"), actor=TEST_ACTOR).patient
-        handle_inbound(session, services, message(patient, "问卷", clock))
-    first = live_runtime.db.sessions()
-    try:
-        # STOP is handled and holds the patient's lock, not yet committed...
-        handle_inbound(first, services, message(patient, "STOP", clock))
-        replies: list[Reply] = []
-
-        def answer() -> None:
-            with live_runtime.db.unit_of_work() as session:
-                replies.append(handle_inbound(session, services, message(patient, "2", clock)))
-
-        worker = threading.Thread(target=answer)
-        worker.start()
-        # ...while an answer sent just after it waits; then STOP commits.
-        wait_until_blocked(live_runtime, worker)
-        first.commit()
-    finally:
-        first.close()
-    worker.join(timeout=30)
-    assert not worker.is_alive()
-    assert replies[0].texts == []  # the channel is off: no next question
-    with live_runtime.db.unit_of_work() as session:
-        assert session.scalars(select(FlowResult).where(FlowResult.patient_id == patient.id)).first() is None
+    raced = race(live_runtime, "STOP", "2")
+    assert raced.second.texts == []  # the channel is off: no next question
+    assert saved_results(live_runtime, raced.patient) == {}
