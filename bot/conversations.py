@@ -219,8 +219,8 @@ def _finish_step(session: Session, services: BotServices, patient: Patient, conv
                 followup.status = FollowUpStatus.IN_PROGRESS.value
     if result.ended:
         close(session, conversation, context.ended or str(result.state.get("end_status") or "completed"))
-        session.flush()
         if context.flows_to_start:
+            session.flush()  # the closed conversation frees the patient's one open slot for the next flow
             first, *rest = context.flows_to_start
             follow_on = begin(session, services, patient, first, channel=conversation.channel, actor=actor)
             outputs.extend(follow_on.outputs)

@@ -152,3 +152,52 @@ def test_a_wechat_reminder_outside_the_48_hour_window_is_a_template_message(db, 
     assert reminder.kind == "template"
     assert reminder.payload["template_id"] == "TPL-1"
     assert "做事" not in str(reminder.payload)
+
+
+CHAIN_FLOW = """
+id: chain_check
+version: 1
+title: {zh: 转接测试, en: Chain check}
+expiry_hours: 24
+nodes:
+  - id: ready
+    kind: question
+    type: scale
+    min: 0
+    max: 10
+    text: {zh: 请打0到10分。, en: Please give a score from 0 to 10.}
+  - id: next
+    kind: start_flow
+    flow: phq9
+  - id: done
+    kind: end
+    text: {zh: 谢谢！, en: Thank you!}
+"""
+
+
+def test_a_flow_that_ends_by_starting_another_opens_it_in_the_same_turn(db, make_patient, services, clock, tmp_path):
+    from dataclasses import replace
+
+    from bot.messages import InboundMessage
+    from bot.router import handle_inbound
+    from flows.registry import FlowLibrary
+
+    (tmp_path / "chain_check.yaml").write_text(CHAIN_FLOW, encoding="utf-8")
+    chained = replace(services, library=FlowLibrary([tmp_path]),
+                      config=replace(services.config, keywords={**services.config.keywords, "转接": "chain_check"}))
+    patient = make_patient()
+
+    def say(text: str) -> list[str]:
+        message = InboundMessage(channel="console", provider_key=f"chain:{text}", sender=patient.card_no,
+                                 kind="text", text=text, received_at=clock.now())
+        reply = handle_inbound(db, chained, message)
+        db.flush()
+        return reply.texts
+
+    assert "0到10" in "".join(say("转接"))
+    texts = "".join(say("7"))
+    assert texts.index("谢谢") < texts.index("（1/9）")  # the first flow's end, then PHQ-9's first question
+    sessions = list(db.scalars(select(ConversationSession).where(ConversationSession.patient_id == patient.id)
+                               .order_by(ConversationSession.flow_id)))
+    assert [(row.flow_id, row.status) for row in sessions] == [("chain_check", "ended"), ("phq9", "waiting")]
+    assert "（2/9）" in "".join(say("2"))
