@@ -162,12 +162,12 @@ def answer_plainly(session: Session, services: BotServices, message: InboundMess
         return None
     reply = settle(Reply(texts=texts, patient_id=str(patient_id), session_id=str(waiting.id)))
     actor = Actor("patient", str(patient_id), message.channel)
-    _write(session, _turn_statements(session, key, patient_id, waiting, message, receipt_id, result, events, reply,
+    _write(session, _turn_rows(session, key, patient_id, waiting, message, receipt_id, result, events, reply,
                                      actor, now), waiting, patient_id, message.channel)
     return reply
 
 
-def _turn_statements(session: Session, key: bytes, patient_id: uuid.UUID, waiting: Waiting,
+def _turn_rows(session: Session, key: bytes, patient_id: uuid.UUID, waiting: Waiting,
                      message: InboundMessage, receipt_id: uuid.UUID, result: engine.StepResult, events: list[Any],
                      reply: Reply, actor: Actor, now: datetime) -> list[tuple[Table, list[dict[str, Any]]]]:
     """What the ORM path would write for this step, as rows: log, results, audit, conversation, receipt.
