@@ -100,7 +100,7 @@ def _result(context: EffectContext, event: ResultSaved) -> None:
         name=event.name, value=event.value, category=event.category, label=event.label, code=event.code,
         unit=event.unit, session_id=conversation.id, actor=context.actor,
     )
-    if event.code and becomes_observation(event, context.observed_codes):
+    if becomes_observation(event, context.observed_codes):
         record_observation(context.session, context.patient, actor=context.actor,
                            **result_observation(event, conversation.flow_id, conversation.id, context.now))
 

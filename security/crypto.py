@@ -134,13 +134,9 @@ class FieldCipher:
         if cached is not None:
             return cached
         row = session.get(DataKey, owner_id)
-        if row is None:
-            if not create:
-                raise KeyDestroyedError(f"no data key for owner {owner_id} (erased or never created)")
+        if row is None and create:
             return self._create(session, owner_id, now)
-        data_key = self._unwrap(row)
-        self._cache_put(owner_id, data_key)
-        return data_key
+        return self.data_key_read(owner_id, row.kek_version if row else None, row.wrapped if row else None)
 
     def data_key_read(self, owner_id: uuid.UUID, kek_version: int | None, wrapped: bytes | None) -> bytes:
         """The owner's data key from its ``data_keys`` row as a caller read it (with other data, in the

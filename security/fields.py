@@ -154,9 +154,6 @@ class EncryptedField(Generic[T]):
             return
         self.seal(session, instance, value)
 
-    def _aad(self, instance: object) -> bytes:
-        return field_aad(type(instance).__tablename__, self.name, instance.id)  # type: ignore[attr-defined]
-
     def _open(self, session: Session, instance: Any, ciphertext: bytes) -> T:
         cipher = cipher_of(session)
         owner_id = instance.key_owner_id()
@@ -164,7 +161,7 @@ class EncryptedField(Generic[T]):
         if not cipher.is_cached(owner_id):
             _load_keys_of_loaded(session, cipher, owner_id, now)
         key = cipher.data_key(session, owner_id, create=False, now=now)
-        return self.codec.decode(cipher.open(key, self._aad(instance), ciphertext))
+        return self.value_of(cipher, key, type(instance).__tablename__, instance.id, ciphertext)
 
     def seal(self, session: Session, instance: Any, value: T | None) -> None:
         """Encrypt ``value`` into the ciphertext column (and refresh the blind index)."""
