@@ -7,15 +7,17 @@ we text to the phone on file. Codes and tokens are stored as HMACs only.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Select, Table, bindparam, select
 from sqlalchemy.orm import Session, joinedload
-from sqlalchemy.sql.elements import ColumnElement
 
 from bot.config import BotConfig
 from bot.models import BindingCode, BindingToken, ConversationSession
@@ -53,49 +55,49 @@ def sender_index(session: Session, channel: str, sender: str) -> tuple[str, byte
         return None
 
 
-def sender_condition(session: Session, channel: str, sender: str) -> ColumnElement[bool] | None:
-    """A WHERE clause on ``Patient`` for the sender's identity on ``channel``; None if it names no one."""
-    found = sender_index(session, channel, sender)
-    if found is None:
-        return None
-    column, value = found
-    return getattr(Patient, column) == value  # type: ignore[no-any-return]
+@functools.lru_cache(maxsize=8)
+def sender_patient_statement(column: str) -> Select[tuple[uuid.UUID]]:
+    """The id of the active patient whose blind index ``column`` equals the bound ``sender_index``.
+
+    A family may share one phone: the newest enrolment answers for it.
+    """
+    patients = cast(Table, Patient.__table__)
+    return (select(patients.c.id)
+            .where(patients.c[column] == bindparam("sender_index", type_=patients.c[column].type),
+                   patients.c.status == PatientStatus.ACTIVE.value)
+            .order_by(patients.c.created_at.desc()).limit(1))
 
 
 def find_correspondent(
-    session: Session, channel: str, sender: str, *, lock: bool = False
+    session: Session, channel: str, sender: str
 ) -> tuple[Patient | None, ConversationSession | None]:
     """The active patient behind a channel identity and their open conversation, in one query.
 
     The identity is the openid for WeChat, the phone for SMS and voice, the card number for the
-    console. Consents come with the patient. With ``lock`` the patient's row is locked
-    (PostgreSQL), so one patient's messages are never processed concurrently; SQLite serialises
-    writers anyway. A lock taken by this query does not refresh what the same query read of other
-    rows (its snapshot predates the wait), so a caller that must see the conversation as the
-    previous holder of the lock left it takes the lock in an earlier statement (the router does).
+    console. Consents come with the patient. Callers that must not race another message of the
+    same patient lock the patient in an earlier statement (the router's claim does): a lock taken
+    by this query would not refresh what it reads of the conversation.
     """
-    condition = sender_condition(session, channel, sender)
-    if condition is None:
+    found = sender_index(session, channel, sender)
+    if found is None:
         return None, None
+    column, index = found
     query = (
         select(Patient, ConversationSession)
         .outerjoin(ConversationSession, ConversationSession.active_patient_id == Patient.id)
         .options(joinedload(Patient.consents))
-        .where(condition, Patient.status == PatientStatus.ACTIVE.value)
-        .order_by(Patient.created_at.desc())
+        .where(Patient.id == sender_patient_statement(column).scalar_subquery())
+        .params(sender_index=index)
     )
-    if lock and session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(of=Patient)
-    # A family may share one phone: the newest enrolment answers for it.
     row = session.execute(query).unique().first()
     if row is None:
         return None, None
     return row[0], row[1]
 
 
-def find_patient(session: Session, channel: str, sender: str, *, lock: bool = False) -> Patient | None:
+def find_patient(session: Session, channel: str, sender: str) -> Patient | None:
     """The active patient behind a channel identity (see :func:`find_correspondent`)."""
-    return find_correspondent(session, channel, sender, lock=lock)[0]
+    return find_correspondent(session, channel, sender)[0]
 
 
 # -- QR tokens ------------------------------------------------------------------------------------

@@ -30,7 +30,6 @@ from bot.conversations import (
     Turn,
     answer,
     begin,
-    lock_patient,
     log_inbound,
     open_conversation,
 )
@@ -40,7 +39,7 @@ from bot.models import ConversationSession, Direction, InboundReceipt, UnknownSe
 from bot.outbox import advance_delivery, enqueue
 from bot.rendering import render_text, split_reply
 from bot.texts import say
-from care.models import Patient, PatientStatus
+from care.models import Patient
 from security.audit import Actor
 from security.fields import cipher_of, clock_of
 
@@ -75,7 +74,6 @@ class Delivery:
 
 
 RECEIPTS = cast(Table, InboundReceipt.__table__)
-PATIENTS = cast(Table, Patient.__table__)
 
 
 def _bound(table: Table, column: str) -> BindParameter[Any]:
@@ -102,23 +100,13 @@ def _claim_statement(dialect: str, patient: ColumnElement[Any] | None = None) ->
 
 
 @functools.lru_cache(maxsize=8)
-def _patient_statement(column: str) -> Select[tuple[uuid.UUID]]:
-    """The active patient whose blind index ``column`` holds the sender's; a family may share one phone:
-    the newest enrolment answers for it."""
-    return (select(PATIENTS.c.id)
-            .where(PATIENTS.c[column] == bindparam("sender_index", type_=PATIENTS.c[column].type),
-                   PATIENTS.c.status == PatientStatus.ACTIVE.value)
-            .order_by(PATIENTS.c.created_at.desc()).limit(1))
-
-
-@functools.lru_cache(maxsize=8)
 def _claim_and_lock_statement(column: str | None) -> Select[Any]:
     """PostgreSQL, one statement: lock the patient's row (a ``FOR UPDATE`` CTE), claim the delivery for them
     (a data-modifying CTE); answer both ids, and what a plain turn reads of the patient."""
     if column is None:
         claim = _claim_statement("postgresql", null()).cte("claim")
         return select(select(claim.c.id).scalar_subquery(), null()).add_cte(claim)
-    locked = _patient_statement(column).with_for_update().cte("locked")
+    locked = identity.sender_patient_statement(column).with_for_update().cte("locked")
     claim = _claim_statement("postgresql", select(locked.c.id).scalar_subquery()).cte("claim")
     one = select(literal(1).label("one")).subquery("one")
     ids = (select(select(claim.c.id).scalar_subquery(), locked.c.id)
@@ -172,7 +160,8 @@ def _claim_and_lock(session: Session, message: InboundMessage) -> Claimed:
         row = connection.execute(_claim_and_lock_statement(column), parameters).one()
         claimed, patient_id, read = row[0], row[1], tuple(row[2:]) if column else None
     else:
-        patient_id = connection.execute(_patient_statement(column), parameters).scalar() if column else None
+        patient_id = (connection.execute(identity.sender_patient_statement(column), parameters).scalar() if column
+                      else None)
         claimed = connection.execute(_claim_statement("sqlite"), {**parameters, "patient_id": patient_id}).scalar()
     if claimed is None:
         return Claimed(None, _previous_reply(session, delivery.channel, delivery.provider_key), patient_id)
@@ -340,7 +329,6 @@ def _event(session: Session, services: BotServices, message: InboundMessage, pat
     if event == "click" and patient is not None and message.event_key:
         flow_id = config.keywords.get(message.event_key.lower())
         if flow_id is not None and open_conversation(session, patient) is None:
-            lock_patient(session, patient)
             turn = begin(session, services, patient, flow_id, channel="wechat", actor=actor)
             return Reply(texts=["\n\n".join(render_text(turn.outputs, turn.lang))], patient_id=str(patient.id),
                          session_id=str(turn.conversation.id))
