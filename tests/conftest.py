@@ -143,13 +143,18 @@ def runtime(settings: Settings, database: Database, key_ring: KeyRing, clock: Fi
     return Runtime(settings=settings, key_ring=key_ring, db=database, clock=clock)
 
 
-@pytest.fixture
-def app(runtime: Runtime) -> Flask:
+def flask_app_for(runtime: Runtime) -> Flask:
+    """The web application on ``runtime``, in Flask's testing mode."""
     from careloop.app import create_app
 
     application = create_app(runtime=runtime)
     application.config.update(TESTING=True)
     return application
+
+
+@pytest.fixture
+def app(runtime: Runtime) -> Flask:
+    return flask_app_for(runtime)
 
 
 @pytest.fixture

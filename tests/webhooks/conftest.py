@@ -25,6 +25,7 @@ from careloop.runtime import Runtime
 from careloop.settings import Settings
 from security.clock import FixedClock
 from security.keys import KeyRing
+from tests.conftest import flask_app_for
 from tests.fakes.twilio_server import FakeTwilio
 from tests.fakes.wechat_server import FakeWeChat, WeChatPeer
 
@@ -76,11 +77,7 @@ def wechat_services(wechat_bot: BotRuntime) -> BotServices:
 
 @pytest.fixture
 def wechat_app(wechat_runtime: Runtime) -> Flask:
-    from careloop.app import create_app
-
-    application = create_app(runtime=wechat_runtime)
-    application.config.update(TESTING=True)
-    return application
+    return flask_app_for(wechat_runtime)
 
 
 @pytest.fixture
@@ -171,11 +168,7 @@ def twilio_services(twilio_bot: BotRuntime) -> BotServices:
 
 @pytest.fixture
 def twilio_app(twilio_runtime: Runtime) -> Flask:
-    from careloop.app import create_app
-
-    application = create_app(runtime=twilio_runtime)
-    application.config.update(TESTING=True)
-    return application
+    return flask_app_for(twilio_runtime)
 
 
 @pytest.fixture
