@@ -18,17 +18,34 @@ passive answer) is left to the router's general path, which loads the record:
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, and_, bindparam, insert, literal_column, select, update
+from sqlalchemy import (
+    JSON,
+    Select,
+    Table,
+    Text,
+    TypeDecorator,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 from bot import consent
 from bot.conversations import BotServices, facts_from
@@ -213,12 +230,12 @@ def _turn_rows(session: Session, key: bytes, patient_id: uuid.UUID, waiting: Wai
 
 
 UPDATED = (CONVERSATIONS, RECEIPTS)
-Shape = tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]
+Shape = tuple[tuple[str, tuple[str, ...]], ...]  # each written table with the columns its rows give
 
 
 def _write(session: Session, writes: list[tuple[Table, list[dict[str, Any]]]], waiting: Waiting,
            patient_id: uuid.UUID, channel: str) -> None:
-    """Execute the turn's writes: one statement on PostgreSQL (data-modifying CTEs), else one per row.
+    """Execute the turn's writes: one statement on PostgreSQL (data-modifying CTEs), else one per table.
 
     The conversation's UPDATE comes last and, when ``waiting`` was read before the lock was
     granted (it carries a version), only applies if the row is still that version and the channel
@@ -226,42 +243,78 @@ def _write(session: Session, writes: list[tuple[Table, list[dict[str, Any]]]], w
     """
     connection = session.connection()
     writes = [(table, rows) for table, rows in writes if rows]
-    shape: Shape = tuple((table.name, tuple(tuple(row) for row in rows)) for table, rows in writes)
-    parameters = {f"{table.name}_{index}_{column}": value for table, rows in writes
-                  for index, row in enumerate(rows) for column, value in row.items()}
+    shape: Shape = tuple((table.name, tuple(rows[0])) for table, rows in writes)
     guarded = waiting.version is not None
-    if guarded:
-        parameters.update(seen_version=waiting.version, seen_patient_id=patient_id, seen_channel=channel)
-    *before, last = _statements(connection.dialect.name, shape, guarded)
-    for statement in before:
-        connection.execute(statement, parameters)
-    if connection.execute(last, parameters).first() is None:
+    seen = {"seen_version": waiting.version, "seen_patient_id": patient_id, "seen_channel": channel} if guarded else {}
+    if connection.dialect.name == "postgresql":
+        # Each table's rows travel as one JSON parameter: a handful of parameters and a short
+        # statement, which psycopg converts once and PostgreSQL prepares once per shape.
+        (statement,) = _statements("postgresql", shape, guarded)
+        parameters = {f"rows_{table.name}": _as_json(connection.dialect, table, rows) for table, rows in writes}
+        returned = connection.execute(statement, {**parameters, **seen}).first()
+    else:
+        *before, last = _statements(connection.dialect.name, shape, guarded)
+        for statement, (table, rows) in zip(before, writes, strict=False):
+            connection.execute(statement, [{**row, "row_id": row["id"]} for row in rows] if table in UPDATED else rows)
+        (conversation,) = writes[-1][1]
+        returned = connection.execute(last, {**conversation, "row_id": conversation["id"], **seen}).first()
+    if returned is None:
         raise StaleTurnError(f"conversation {waiting.id} changed before its turn was written")
 
 
-@functools.lru_cache(maxsize=256)
-def _statements(dialect: str, shape: Shape, guarded: bool) -> list[Executable]:
-    """The statements for writes of this shape, with a bound parameter per value (built once, compiled once).
+def _as_json(dialect: Dialect, table: Table, rows: list[dict[str, Any]]) -> str:
+    """``rows`` as the JSON that ``json_populate_recordset`` reads into ``table``'s row type.
 
-    The last one is the conversation's UPDATE (``RETURNING`` its id); on PostgreSQL the others are
-    its data-modifying CTEs.
+    Values go through their column type's bind step first (timestamps to UTC), then bytes become
+    ``bytea``'s hex text, ids and timestamps their text form.
+    """
+    decorated = _decorated_columns(table)
+    if decorated:
+        rows = [{column: decorated[column].process_bind_param(value, dialect) if column in decorated else value
+                 for column, value in row.items()} for row in rows]
+    return json.dumps(rows if table not in UPDATED else rows[0], default=_json_text)
+
+
+@functools.cache
+def _decorated_columns(table: Table) -> dict[str, TypeDecorator[Any]]:
+    return {column.name: column.type for column in table.c if isinstance(column.type, TypeDecorator)}
+
+
+def _json_text(value: object) -> str:
+    if isinstance(value, bytes):
+        return "\\x" + value.hex()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"no JSON form for {type(value).__name__}")
+
+
+@functools.lru_cache(maxsize=64)
+def _statements(dialect: str, shape: Shape, guarded: bool) -> list[Executable]:
+    """The statements for writes of this shape (built once, compiled once), the conversation's UPDATE last.
+
+    PostgreSQL: one statement, the conversation's UPDATE ``RETURNING`` its id with the other
+    writes as its data-modifying CTEs, each reading its rows from a JSON parameter
+    ``rows_<table>``. Elsewhere: a statement per table, executed with its rows as parameters.
     """
     tables = {table.name: table for table in (MESSAGES, RESULTS, OBSERVATIONS, AUDIT, CONVERSATIONS, RECEIPTS)}
     statements: list[Insert | Update] = []
-    for name, rows in shape:
+    for name, columns in shape:
         table = tables[name]
-
-        def bound(index: int, column: str, table: Table = table) -> Any:
-            return bindparam(f"{table.name}_{index}_{column}", type_=table.c[column].type)
-
-        if table in UPDATED:
-            (columns,) = rows
-            statements.append(update(table).where(table.c.id == bound(0, "id"))
-                              .values({column: bound(0, column) for column in columns if column != "id"}))
+        if dialect == "postgresql":
+            source = _json_rows(table)
+            if table in UPDATED:
+                statements.append(update(table).where(table.c.id == source.c.id)
+                                  .values({column: source.c[column] for column in columns if column != "id"}))
+            else:
+                statements.append(insert(table).from_select(columns, select(*(source.c[column]
+                                                                              for column in columns))))
+        elif table in UPDATED:
+            statements.append(update(table).where(table.c.id == bindparam("row_id"))
+                              .values({column: bindparam(column) for column in columns if column != "id"}))
         else:
-            # A statement per row: a multi-row VALUES is not cached compiled by SQLAlchemy.
-            statements += [insert(table).values({column: bound(index, column) for column in columns})
-                           for index, columns in enumerate(rows)]
+            statements.append(insert(table))
     *rest, conversation = statements
     assert isinstance(conversation, Update)  # noqa: S101 - the conversation's row comes last in every shape
     if guarded:
@@ -274,3 +327,11 @@ def _statements(dialect: str, shape: Shape, guarded: bool) -> list[Executable]:
     if dialect != "postgresql":
         return [*rest, last]
     return [last.add_cte(*(statement.cte(f"write_{index}") for index, statement in enumerate(rest)))]
+
+
+def _json_rows(table: Table) -> TableValuedAlias:
+    """PostgreSQL: the rows in parameter ``rows_<table>`` (JSON), typed as ``table``'s rows."""
+    populate = func.json_populate_record if table in UPDATED else func.json_populate_recordset
+    return populate(literal_column(f"NULL::{table.name}"),
+                    sql_cast(bindparam(f"rows_{table.name}", type_=Text), JSON)).table_valued(*table.c.keys(),
+                                                                                          name=f"new_{table.name}")
