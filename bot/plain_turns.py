@@ -30,7 +30,6 @@ from sqlalchemy import (
     Select,
     Table,
     Text,
-    TypeDecorator,
     and_,
     bindparam,
     func,
@@ -40,14 +39,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import TableValuedAlias
 
-from bot import consent
+from bot import consent, driver_statements
 from bot.conversations import BotServices, facts_from
 from bot.effects import becomes_observation, result_observation, touch_only_the_conversation, waiting_times
 from bot.messages import InboundMessage, Reply
@@ -250,8 +248,8 @@ def _write(session: Session, writes: list[tuple[Table, list[dict[str, Any]]]], w
         # Each table's rows travel as one JSON parameter: a handful of parameters and a short
         # statement, which psycopg converts once and PostgreSQL prepares once per shape.
         (statement,) = _statements("postgresql", shape, guarded)
-        parameters = {f"rows_{table.name}": _as_json(connection.dialect, table, rows) for table, rows in writes}
-        returned = connection.execute(statement, {**parameters, **seen}).first()
+        parameters = {f"rows_{table.name}": _as_json(table, rows) for table, rows in writes}
+        returned = next(iter(driver_statements.fetch_all(connection, statement, {**parameters, **seen})), None)
     else:
         *before, last = _statements(connection.dialect.name, shape, guarded)
         for statement, (table, rows) in zip(before, writes, strict=False):
@@ -262,31 +260,21 @@ def _write(session: Session, writes: list[tuple[Table, list[dict[str, Any]]]], w
         raise StaleTurnError(f"conversation {waiting.id} changed before its turn was written")
 
 
-def _as_json(dialect: Dialect, table: Table, rows: list[dict[str, Any]]) -> str:
-    """``rows`` as the JSON that ``json_populate_recordset`` reads into ``table``'s row type.
-
-    Values go through their column type's bind step first (timestamps to UTC), then bytes become
-    ``bytea``'s hex text, ids and timestamps their text form.
-    """
-    decorated = _decorated_columns(table)
-    if decorated:
-        rows = [{column: decorated[column].process_bind_param(value, dialect) if column in decorated else value
-                 for column, value in row.items()} for row in rows]
+def _as_json(table: Table, rows: list[dict[str, Any]]) -> str:
+    """``rows`` as the JSON that ``json_populate_record(set)`` reads into ``table``'s row type."""
     return json.dumps(rows if table not in UPDATED else rows[0], default=_json_text)
 
 
-@functools.cache
-def _decorated_columns(table: Table) -> dict[str, TypeDecorator[Any]]:
-    return {column.name: column.type for column in table.c if isinstance(column.type, TypeDecorator)}
-
-
 def _json_text(value: object) -> str:
+    """The text PostgreSQL reads back as the same value: ``bytea`` as hex, instants with their offset."""
     if isinstance(value, bytes):
         return "\\x" + value.hex()
-    if isinstance(value, datetime):
-        return value.isoformat()
     if isinstance(value, uuid.UUID):
         return str(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        return value.isoformat()
     raise TypeError(f"no JSON form for {type(value).__name__}")
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.sql.elements import ColumnElement
 
-from bot import consent, identity, plain_turns
+from bot import consent, driver_statements, identity, plain_turns
 from bot.conversations import (
     BotServices,
     ConversationError,
@@ -157,7 +157,7 @@ def _claim_and_lock(session: Session, message: InboundMessage) -> Claimed:
     parameters = {**vars(delivery), "sender_index": index, "channel": message.channel}
     read: Sequence[Any] | None = None
     if connection.dialect.name == "postgresql":
-        row = connection.execute(_claim_and_lock_statement(column), parameters).one()
+        (row,) = driver_statements.fetch_all(connection, _claim_and_lock_statement(column), parameters)
         claimed, patient_id, read = row[0], row[1], tuple(row[2:]) if column else None
     else:
         patient_id = (connection.execute(identity.sender_patient_statement(column), parameters).scalar() if column
