@@ -598,7 +598,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mix", choices=[*MIXES, "both"], default="both", help="which message mix (default both)")
     parser.add_argument("--patients", type=int, default=3000,
                         help="bound patients for the conversations mix (the answers mix takes as many as it needs)")
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2,
+                        help="gunicorn workers for both apps (default: the Procfile's, WEB_CONCURRENCY=2)")
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (1: sync workers)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--seconds", type=int, default=10, help="length of each saturated round")
