@@ -9,8 +9,9 @@ as SQLAlchemy would bind them (the fixed values the statement carries, then each
 ``process_bind_param``), executed on the psycopg cursor of the connection the session already
 holds, so they belong to the request's transaction like any other statement.
 
-Only for statements whose result columns need no conversion by SQLAlchemy's types (ids, text,
-numbers, booleans, bytes): rows come back as the driver returns them.
+Only for statements that return rows (a SELECT, a ``RETURNING``) whose columns need no conversion
+by SQLAlchemy's types (ids, text, numbers, booleans, bytes): rows come back as the driver returns
+them.
 """
 
 from __future__ import annotations
@@ -51,4 +52,4 @@ def fetch_all(connection: Connection, statement: Executable, parameters: Mapping
             values[name] = type_.process_bind_param(values[name], connection.dialect)
     with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
         cursor.execute(prepared.sql, values)
-        return list(cursor.fetchall()) if cursor.description is not None else []
+        return list(cursor.fetchall())

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
+from wechatpy import parse_message
 
 from bot.channels.wechat import settle_passive_reply
 from bot.messages import InboundMessage, Reply
@@ -14,6 +15,7 @@ from bot.router import handle_inbound
 from security.audit import AuditEntry
 from tests.fakes.wechat_server import WeChatPeer
 from tests.webhooks.conftest import WECHAT_AES_KEY, WECHAT_APPID, WECHAT_TOKEN
+from webhooks import wechat as wechat_webhook
 
 
 def stored(db):
@@ -198,6 +200,28 @@ def test_plain_mode_refuses_an_encrypted_message_it_has_no_key_for(plain_client,
 
 
 # -- parsing ------------------------------------------------------------------------------------------------
+TEXT_MESSAGE = ("<xml><ToUserName><![CDATA[gh_clinic]]></ToUserName><FromUserName><![CDATA[oPatient01]]>"
+                "</FromUserName><CreateTime>1764400000</CreateTime><MsgType><![CDATA[{kind}]]></MsgType>"
+                "<Content><![CDATA[{content}]]></Content><MsgId>24987654321</MsgId>{extra}</xml>")
+
+
+@pytest.mark.parametrize(("kind", "content", "extra"), [
+    ("text", "问卷", ""),
+    ("text", "  2  ", ""),  # wechatpy strips the text of every field
+    ("text", "", ""),  # an empty field is None
+    ("TEXT", "1", "<MsgDataId>77</MsgDataId><Idx>1</Idx>"),
+    ("text", "有<尖括号> & 符号", ""),
+    ("event", "", "<Event><![CDATA[subscribe]]></Event><EventKey><![CDATA[qrscene_bind42]]></EventKey>"),
+    ("text", "1", "<Nested><Inner>x</Inner></Nested>"),  # not flat: wechatpy's own parser
+])
+def test_a_message_from_the_safe_parse_is_what_wechatpys_parser_makes(kind, content, extra):
+    xml = TEXT_MESSAGE.format(kind=kind, content=content, extra=extra)
+    ours = wechat_webhook._message(wechat_webhook._safe_xml(xml), xml)
+    theirs = parse_message(xml)
+    assert type(ours) is type(theirs)
+    assert ours._data == theirs._data
+
+
 def test_a_voice_message_is_handed_over_as_media_and_gets_an_answer(db, wechat_post, wechat_peer, wechat_patient):
     patient = wechat_patient()
     response = wechat_post(wechat_peer.voice_xml(patient.wechat_openid, recognition="你好"))
