@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                     per_message_statements.append(statements - before_statements)
         print(f"database: {runtime.db.dialect}; patients: {len(cards)}; answers measured: {len(cpu)}")
         print(f"CPU per answer: median {statistics.median(cpu):.2f} ms, mean {statistics.fmean(cpu):.2f} ms")
-        print(f"SQL statements per answer: median {statistics.median(per_message_statements):.0f}")
+        print(f"SQL statements per answer through SQLAlchemy: median {statistics.median(per_message_statements):.0f}")
         if profiler is not None:
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
         runtime.close()
