@@ -6,8 +6,9 @@ observation), moves the conversation's timers and asks the next question. Such a
 nothing but the conversation's own rows, so it is read with one statement (the channel's
 consent, the open conversation) and written with one more (PostgreSQL: the log, the results,
 observations and their audit entries, the conversation and the delivery's receipt as one
-statement of data-modifying CTEs; SQLite: a statement per row). Rows are sealed by the same
-field declarations and row builders the ORM path uses, so they read back identically.
+statement of data-modifying CTEs, each table's rows in one JSON parameter; SQLite: a statement
+per table). Rows are sealed by the same field declarations and row builders the ORM path uses,
+so they read back identically.
 
 Anything else (a keyword, a consent word, an invitation, an opted-out channel, a step that
 ends the flow, records a reading of its own, tags or alerts, a reply too long for WeChat's
