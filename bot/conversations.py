@@ -135,6 +135,9 @@ def begin(session: Session, services: BotServices, patient: Patient, flow_id: st
         definition = _definition(services, flow_id)
         if open_conversation(session, patient) is not None:
             raise ConversationError("the patient already has an open conversation")
+        # The record is read before the new conversation joins the session, so that reading it does
+        # not flush the conversation half-made (an INSERT now, an UPDATE of its timers at commit).
+        snapshot = gather_facts(session, patient, patient.language)
         conversation = ConversationSession(
             patient_id=patient.id, active_patient_id=patient.id, flow_id=definition.id,
             flow_version=definition.version, lang=patient.language, channel=channel,
@@ -144,7 +147,7 @@ def begin(session: Session, services: BotServices, patient: Patient, flow_id: st
     else:
         definition = _definition(services, conversation.flow_id, conversation.flow_version)
         conversation.channel = channel
-    snapshot = gather_facts(session, patient, conversation.lang)
+        snapshot = gather_facts(session, patient, conversation.lang)
     conversation.facts = snapshot
     facts = facts_from(snapshot)
     result = engine.start(definition, facts, lang=conversation.lang, now=now)
