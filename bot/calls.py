@@ -168,8 +168,7 @@ def _finish(reply: Reply, receipt: InboundReceipt | None, patient: Patient | Non
 def _claim(session: Session, call: CallEvent, key: str, text: str = "") -> tuple[InboundReceipt | None, Reply | None]:
     message = InboundMessage(channel=CHANNEL, provider_key=f"{call.call_sid}:{key}", sender=call.patient_number,
                              kind="text" if text else "event", text=text, received_at=clock_of(session).now())
-    claim = claim_delivery(session, message)
-    return claim.receipt, claim.previous
+    return claim_delivery(session, message)
 
 
 # -- the answered call -------------------------------------------------------------------------------

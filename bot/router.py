@@ -45,11 +45,6 @@ from security.fields import cipher_of, clock_of
 
 logger = logging.getLogger("careloop.bot")
 
-@dataclass
-class Claim:
-    receipt: InboundReceipt | None
-    previous: Reply | None
-
 
 @dataclass(frozen=True)
 class Delivery:
@@ -114,8 +109,8 @@ def _claim_and_lock_statement(column: str | None) -> Select[Any]:
     return plain_turns.read_alongside(ids, locked.c.id, "postgresql")
 
 
-def claim_delivery(session: Session, message: InboundMessage) -> Claim:
-    """Claim this delivery by its provider key, or return the reply given to it before.
+def claim_delivery(session: Session, message: InboundMessage) -> tuple[InboundReceipt | None, Reply | None]:
+    """Claim this delivery by its provider key: (its new receipt, None), or (None, the reply given to it before).
 
     A new delivery costs one statement and no savepoint. On PostgreSQL a concurrent claim of the
     same key waits for the first one's transaction and then finds its committed receipt; SQLite
@@ -126,8 +121,8 @@ def claim_delivery(session: Session, message: InboundMessage) -> Claim:
     claimed = connection.execute(_claim_statement(connection.dialect.name),
                                  {**vars(delivery), "patient_id": None}).scalar_one_or_none()
     if claimed is None:
-        return Claim(None, _previous_reply(session, delivery.channel, delivery.provider_key))
-    return Claim(delivery.track(session, None), None)
+        return None, _previous_reply(session, delivery.channel, delivery.provider_key)
+    return delivery.track(session, None), None
 
 
 @dataclass(frozen=True)
