@@ -19,8 +19,9 @@ from bot.effects import EffectContext, apply_events, log_message
 from bot.models import ConversationSession, Direction, SessionStatus
 from care.blobs import BlobStore
 from care.followups import schedule_followup
-from care.models import PROFILE_SECTIONS, FollowUp, FollowUpStatus, Patient
+from care.models import PROFILE_SECTIONS, FollowUp, FollowUpStatus, HealthProfile, Patient
 from care.observations import latest_values
+from care.pending import flushing_only_for
 from care.tags import tags_of
 from flows import engine
 from flows.definition import FlowDefinition
@@ -69,9 +70,11 @@ def gather_facts(session: Session, patient: Patient, lang: str | None = None) ->
     age = patient.age_on(today) if isinstance(patient.birth_date, date) else None
     observations = {code: obs.value for code, obs in latest_values(session, patient).items() if obs.value is not None}
     profile: dict[str, Any] = {}
-    if patient.profile is not None:
+    with flushing_only_for(session, HealthProfile):
+        stored_profile = patient.profile
+    if stored_profile is not None:
         for section in PROFILE_SECTIONS:
-            for key, value in (getattr(patient.profile, section) or {}).items():
+            for key, value in (getattr(stored_profile, section) or {}).items():
                 profile[key] = value
     sex = {"M": "male", "F": "female"}.get(patient.gender or "")
     return {"age": age, "sex": sex, "language": lang or patient.language, "tags": sorted(tags_of(session, patient)),
@@ -99,7 +102,8 @@ def _conversation_facts(session: Session, patient: Patient, conversation: Conver
 
 def open_conversation(session: Session, patient: Patient) -> ConversationSession | None:
     query = select(ConversationSession).where(ConversationSession.active_patient_id == patient.id)
-    return session.scalars(query).one_or_none()
+    with flushing_only_for(session, ConversationSession):
+        return session.scalars(query).one_or_none()
 
 
 def _definition(services: BotServices, flow_id: str, version: int | None = None) -> FlowDefinition:

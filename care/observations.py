@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from care.errors import Problem, ValidationFailedError
 from care.models import Observation, Patient
+from care.pending import flushing_only_for
 from security.audit import Actor, log
 from security.fields import clock_of
 
@@ -98,4 +99,5 @@ def latest_values(session: Session, patient: Patient) -> dict[str, Observation]:
         select(Observation.id, newest_first.label("rank")).where(Observation.patient_id == patient.id).subquery()
     )
     query = select(Observation).join(ranked, Observation.id == ranked.c.id).where(ranked.c.rank == 1)
-    return {observation.code: observation for observation in session.scalars(query)}
+    with flushing_only_for(session, Observation):
+        return {observation.code: observation for observation in session.scalars(query)}

@@ -201,3 +201,62 @@ def test_a_flow_that_ends_by_starting_another_opens_it_in_the_same_turn(db, make
                                .order_by(ConversationSession.flow_id)))
     assert [(row.flow_id, row.status) for row in sessions] == [("chain_check", "ended"), ("phq9", "waiting")]
     assert "（2/9）" in "".join(say("2"))
+
+
+def _table_writes(statements):
+    """The tables written, in order, one entry for consecutive statements on the same table (the
+    rows of one flush; SQLite's driver may take them one statement each)."""
+    writes: list[str] = []
+    for statement in statements:
+        words = statement.split()
+        if words and words[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            table = " ".join(words[:3])
+            if not writes or writes[-1] != table:
+                writes.append(table)
+    return writes
+
+
+def test_a_turn_writes_each_table_once(db, make_patient, say_as, statements):
+    # Reads in the middle of a turn flush only the kind of record they read: the message just
+    # logged waits for the commit instead of being inserted before the flow's first query.
+    patient = make_patient()
+    statements.clear()
+    say_as(patient.card_no, "问卷")
+    start = _table_writes(statements)
+    for answer in PHQ9_ANSWERS:
+        say_as(patient.card_no, answer)
+    statements.clear()
+    say_as(patient.card_no, "2")  # the last question: results, score, tags, a staff task, the next follow-up
+    end = _table_writes(statements)
+    assert "INSERT INTO conversation_messages" in start
+    assert "INSERT INTO patient_tags" in end
+    for writes in (start, end):
+        assert len(writes) == len(set(writes)), "\n".join(writes)
+    assert results(db, patient)["phq9_total"].value == 10
+
+
+def test_a_tag_added_twice_or_removed_and_added_back_in_one_unit_of_work_is_kept_once(db, make_patient):
+    from care.tags import add_tag, remove_tag, tags_of
+    from tests.conftest import TEST_ACTOR
+
+    patient = make_patient()
+    assert add_tag(db, patient, "Sleep", source="test", actor=TEST_ACTOR)
+    assert not add_tag(db, patient, "sleep", source="test", actor=TEST_ACTOR)  # pending, not yet flushed
+    assert tags_of(db, patient) == {"sleep"}
+    db.flush()
+    assert remove_tag(db, patient, "sleep", actor=TEST_ACTOR)
+    assert tags_of(db, patient) == set()
+    assert add_tag(db, patient, "sleep", source="test", actor=TEST_ACTOR)
+    db.flush()
+    assert tags_of(db, patient) == {"sleep"}
+
+
+def test_a_conversation_opened_or_closed_in_this_unit_of_work_is_seen_as_it_is_left(db, make_patient, services):
+    from bot.conversations import close, invite, open_conversation
+
+    patient = make_patient()
+    invited = invite(db, services, patient, "phq9", channel="console")
+    assert open_conversation(db, patient) is invited  # pending, not yet flushed
+    db.flush()
+    close(db, invited, "cancelled")
+    assert open_conversation(db, patient) is None

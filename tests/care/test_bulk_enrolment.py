@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, event, func, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from care.identifiers import id_number_check_character
@@ -111,18 +110,6 @@ def test_bulk_enrolment_refuses_what_enroll_refuses_and_writes_nothing_of_it(db:
     assert updated.phone == "+8613700000999"
     assert db.scalar(select(func.count()).select_from(Card).join(Patient)) == 2
     assert db.scalar(select(func.count()).select_from(ChannelConsent)) == 6
-
-
-@pytest.fixture
-def statements(engine: Engine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def note(_conn: Connection, _cursor: object, statement: str, *_args: object) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", note)
-    yield seen
-    event.remove(engine, "before_cursor_execute", note)
 
 
 def test_reading_many_patients_fetches_their_keys_in_one_query(
