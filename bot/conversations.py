@@ -102,7 +102,9 @@ def _conversation_facts(session: Session, patient: Patient, conversation: Conver
 
 def open_conversation(session: Session, patient: Patient) -> ConversationSession | None:
     query = select(ConversationSession).where(ConversationSession.active_patient_id == patient.id)
-    with flushing_only_for(session, ConversationSession):
+    # A pending patient is flushed too: the conversation a caller opens next must follow its row,
+    # and no relationship tells the unit of work so.
+    with flushing_only_for(session, ConversationSession, Patient):
         return session.scalars(query).one_or_none()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from sqlalchemy import func, select
 
 from bot.models import ConversationMessage, ConversationSession, InboundReceipt, OutboxMessage
@@ -260,3 +262,17 @@ def test_a_conversation_opened_or_closed_in_this_unit_of_work_is_seen_as_it_is_l
     db.flush()
     close(db, invited, "cancelled")
     assert open_conversation(db, patient) is None
+
+
+def test_a_flow_begun_for_a_patient_enrolled_in_the_same_unit_of_work_is_written_after_the_patient(db, services):
+    from bot.conversations import begin
+    from care.patients import EnrolmentRequest, enroll
+    from tests.conftest import TEST_ACTOR
+
+    request = EnrolmentRequest(card_no="T9900001", name="测试同批", gender="M", birth_date=date(1958, 3, 2),
+                               phone="+8613899000001", language="zh")
+    patient = enroll(db, request, actor=TEST_ACTOR).patient  # not flushed
+    turn = begin(db, services, patient, "phq9", channel="console", actor=TEST_ACTOR)
+    db.flush()
+    assert db.scalar(select(ConversationSession.patient_id).where(ConversationSession.id == turn.conversation.id)) \
+        == patient.id
