@@ -216,9 +216,11 @@ def gunicorn(app: str, environment: dict[str, str], *, workers: int, threads: in
              log: Path, url: str, application: str) -> Iterator[Server]:
     """Serve ``app`` with gunicorn on a free loopback port."""
     port = free_port()
-    command = [str(Path(sys.executable).parent / "gunicorn"), "--workers", str(workers), "--threads", str(threads),
+    # The Procfile's settings file (its post-fork hook included), then this run's worker count and port.
+    command = [str(Path(sys.executable).parent / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py"),
+               "--workers", str(workers), "--threads", str(threads),
                "--worker-class", "gthread" if threads > 1 else "sync", "--bind", f"127.0.0.1:{port}",
-               "--timeout", "30", "--backlog", "2048", "--log-level", "warning", app]
+               "--backlog", "2048", "--log-level", "warning", app]
     env = {**os.environ, **environment, "PYTHONPATH": str(ROOT)}
     with log.open("ab") as log_file:
         process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log_file, stderr=log_file)
