@@ -36,6 +36,7 @@ from bot.conversations import (
     ConversationError,
     Turn,
     answer,
+    as_now,
     begin,
     close,
     lock_patient,
@@ -145,9 +146,20 @@ def _conversation_of(session: Session, call: CallEvent) -> ConversationSession:
     conversation = session.get(ConversationSession, call.session_id)
     if conversation is None:
         raise CallRefusedError("unknown conversation")
+    return _of_this_call(conversation, call)
+
+
+def _of_this_call(conversation: ConversationSession, call: CallEvent) -> ConversationSession:
     if conversation.call_sid not in (None, call.call_sid):
         raise CallRefusedError("the conversation belongs to another call")
     return conversation
+
+
+def _lock(session: Session, patient: Patient, conversation: ConversationSession, call: CallEvent) -> None:
+    """Take the patient's lock and read the conversation again under it (a status callback of the
+    same call, or a message, may have changed it since it was read to find the patient)."""
+    lock_patient(session, patient)
+    _of_this_call(as_now(session, conversation), call)
 
 
 def _active_patient(session: Session, patient_id: uuid.UUID) -> Patient:
@@ -185,6 +197,7 @@ def call_answered(session: Session, services: BotServices, call: CallEvent) -> R
     receipt, previous = _claim(session, call, "answered")
     if previous is not None:
         return previous
+    _lock(session, patient, conversation, call)
     lang = conversation.lang or patient.language
     if is_machine(call.answered_by):
         _machine_answered(session, conversation, call.call_sid)
@@ -212,7 +225,6 @@ def _start_by_voice(session: Session, services: BotServices, patient: Patient, c
                  clinic=services.config.clinic_name)
     log_message(session, patient=patient, conversation_id=conversation.id, channel=CHANNEL, direction=Direction.OUT,
                 text=notice)
-    lock_patient(session, patient)
     conversation.call_sid = call_sid
     actor = Actor("patient", str(patient.id), CHANNEL)
     try:
@@ -237,7 +249,10 @@ def _inbound_call(session: Session, services: BotServices, call: CallEvent) -> R
     if patient is None:
         return _finish(Reply(voice=_voice("zh", None, _goodbye(services, "zh", "voice_not_registered"))),
                        receipt, None)
+    lock_patient(session, patient)
     conversation = open_conversation(session, patient)
+    if conversation is not None:
+        as_now(session, conversation)  # loaded with the patient, before the lock
     if conversation is None or conversation.call_sid not in (None, call.call_sid):
         voice = _voice(patient.language, None, _goodbye(services, patient.language, "voice_nothing_open"))
         return _finish(Reply(patient_id=str(patient.id), voice=voice), receipt, patient)
@@ -263,17 +278,16 @@ def call_input(session: Session, services: BotServices, call: CallEvent, *, step
     receipt, previous = _claim(session, call, f"{step}:silent" if silent or not text else str(step), text)
     if previous is not None:
         return previous
+    _lock(session, patient, conversation, call)
     reply = Reply(patient_id=str(patient.id), session_id=str(conversation.id))
     if conversation.status == SessionStatus.ENDED.value:
         reply.voice = _voice(lang, conversation.id, _goodbye(services, lang))
         return _finish(reply, receipt, patient)
     if silent or not text:
-        lock_patient(session, patient)
         give_up_call(session, conversation, retryable=True)
         reply.voice = _voice(lang, conversation.id, _goodbye(services, lang, "voice_no_input"))
         return _finish(reply, receipt, patient)
     actor = Actor("patient", str(patient.id), CHANNEL)
-    lock_patient(session, patient)
     log_inbound(session, patient, conversation, CHANNEL, text)
     word = consent.keyword(text)
     if word in consent.STOP_WORDS:
@@ -363,6 +377,9 @@ def call_status(session: Session, *, call_sid: str, status: str, answered_by: st
     if row is None or row.provider_id != call_sid:
         logger.info("status %s for unknown call %s", status, call_sid)
         return None
+    patient = session.get(Patient, row.patient_id) if row.patient_id is not None else None
+    if patient is not None:
+        lock_patient(session, patient)  # the call's last answer may be being handled; what follows reads after it
     now = clock_of(session).now()
     if status in CALL_FAILED_STATUSES or (status == "completed" and is_machine(answered_by)):
         advance_delivery(session, call_sid, "failed", error_code="machine" if status == "completed" else status,

@@ -58,10 +58,26 @@ class ConversationError(Exception):
     """A conversation cannot do what was asked (unknown flow, one already open)."""
 
 
-def lock_patient(session: Session, patient: Patient) -> None:
-    """Serialise work on one patient: a row lock on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT id FROM patients WHERE id = :id FOR UPDATE"), {"id": patient.id})
+_LOCK = text("SELECT id FROM patients WHERE id = :id FOR UPDATE")
+_LOCK_IF_FREE = text("SELECT id FROM patients WHERE id = :id FOR UPDATE SKIP LOCKED")
+
+
+def lock_patient(session: Session, patient: Patient, *, wait: bool = True) -> bool:
+    """Serialise work on one patient: a row lock on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises.
+
+    Rows of the patient's read before the lock may predate the previous holder's commit: read
+    them again (:func:`as_now`) before deciding anything by them. With ``wait=False`` the lock is
+    only taken when no one holds it; returns whether it was taken.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    return session.execute(_LOCK if wait else _LOCK_IF_FREE, {"id": patient.id}).first() is not None
+
+
+def as_now(session: Session, conversation: ConversationSession) -> ConversationSession:
+    """``conversation`` read again, as committed by whoever held the patient's lock before (call after taking it)."""
+    session.refresh(conversation)
+    return conversation
 
 
 def gather_facts(session: Session, patient: Patient, lang: str | None = None) -> dict[str, Any]:
@@ -253,6 +269,7 @@ __all__ = [
     "ConversationError",
     "Turn",
     "answer",
+    "as_now",
     "begin",
     "build_facts",
     "close",

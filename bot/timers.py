@@ -30,13 +30,18 @@ def due_timers(session: Session, services: BotServices, *, limit: int = 100) -> 
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    rows = list(session.scalars(query))
-    for conversation in rows:
+    handled = 0
+    for conversation in list(session.scalars(query)):
         patient = session.get(Patient, conversation.patient_id)
         if patient is None:
             continue
-        lock_patient(session, patient)
+        if not lock_patient(session, patient, wait=False):
+            # A message of the patient's is being handled: its transaction holds the patient and
+            # will write this conversation, which this query has locked. Waiting here could
+            # deadlock with it; the timer fires at a later tick if it is still due.
+            continue
         turn = fire_timer(session, services, patient, conversation, actor=TIMERS)
+        handled += 1
         channel = conversation.channel
         if not turn.outputs or channel not in TEXT_CHANNELS or not channel_usable(patient, channel):
             continue  # nothing to say, or the call is over, or the patient opted out meanwhile
@@ -59,4 +64,4 @@ def due_timers(session: Session, services: BotServices, *, limit: int = 100) -> 
             enqueue(session, idempotency_key=f"timer:{conversation.id}:{stamp}:{index}", channel=channel,
                     kind="text", purpose="expiry" if turn.ended else "reminder", address=address,
                     payload={"text": text}, patient=patient, session_id=conversation.id, not_before=not_before)
-    return len(rows)
+    return handled

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from bot.conversations import BotServices
 from bot.messages import InboundMessage, Reply
 from bot.router import handle_inbound
+from careloop import migrate
 from careloop.bot_runtime import BotRuntime, bot_for
-from careloop.runtime import Runtime
+from careloop.runtime import Runtime, build_runtime
 from security.clock import FixedClock
 
 
@@ -38,3 +43,29 @@ def say_as(db: Session, services: BotServices, clock: FixedClock) -> Callable[..
         return reply
 
     return send
+
+
+# -- two transactions of one patient at once, on a database of their own --------------------------------
+@pytest.fixture
+def live_runtime(fresh_settings) -> Iterator[Runtime]:
+    runtime = build_runtime(fresh_settings, clock=FixedClock(datetime(2026, 11, 29, 2, 0, tzinfo=UTC)),
+                            create_key=True)
+    migrate.upgrade(runtime.db.engine)
+    yield runtime
+    runtime.close()
+
+
+def wait_until_blocked(runtime: Runtime, worker: threading.Thread) -> None:
+    """Until the other transaction waits for the patient's lock (PostgreSQL), or a moment (SQLite's writer lock)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and worker.is_alive():
+        if runtime.db.dialect != "postgresql":
+            time.sleep(0.5)
+            return
+        with runtime.db.engine.connect() as connection:
+            waiting = connection.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                              "AND datname = current_database()")).scalar()
+        if waiting:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the second transaction never waited for the first")

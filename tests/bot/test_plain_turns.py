@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import plain_turns, router
@@ -22,11 +20,11 @@ from bot.models import ConversationMessage, ConversationSession, InboundReceipt
 from bot.router import handle_inbound
 from care.models import FlowResult, Observation, Patient
 from care.patients import EnrolmentRequest, enroll
-from careloop import migrate
 from careloop.bot_runtime import bot_for
-from careloop.runtime import Runtime, build_runtime
+from careloop.runtime import Runtime
 from security.audit import AuditEntry, AuditKeys
 from security.clock import FixedClock
+from tests.bot.conftest import wait_until_blocked
 from tests.conftest import TEST_ACTOR
 
 # The keyword, nine answers (item 9 positive: the score's observation and a staff alert), the tenth.
@@ -116,31 +114,6 @@ def test_a_plain_turn_is_not_taken_for_consent_words_or_an_opted_out_channel(db,
 
 
 # -- two messages of one patient at once, on a database of their own ---------------------------------------
-@pytest.fixture
-def live_runtime(fresh_settings) -> Iterator[Runtime]:
-    runtime = build_runtime(fresh_settings, clock=FixedClock(datetime(2026, 11, 29, 2, 0, tzinfo=UTC)),
-                            create_key=True)
-    migrate.upgrade(runtime.db.engine)
-    yield runtime
-    runtime.close()
-
-
-def wait_until_blocked(runtime: Runtime, worker: threading.Thread) -> None:
-    """Until the other transaction waits for the patient's lock (PostgreSQL), or a moment (SQLite's writer lock)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and worker.is_alive():
-        if runtime.db.dialect != "postgresql":
-            time.sleep(0.5)
-            return
-        with runtime.db.engine.connect() as connection:
-            waiting = connection.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                              "AND datname = current_database()")).scalar()
-        if waiting:
-            return
-        time.sleep(0.02)
-    raise AssertionError("the second message never waited for the first")
-
-
 @dataclass
 class Race:
     patient: Patient

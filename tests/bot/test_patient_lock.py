@@ -1,0 +1,158 @@
+"""Work on one patient from different doors at once: a call's callbacks, timers and messages.
+
+Each test runs two transactions on a database of its own: the first holds the patient's lock,
+uncommitted, while the second starts; then the first commits. On PostgreSQL the second decides
+by what the first committed, or steps aside; SQLite's single writer serialises them whole.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+
+from bot.calls import CallEvent, call_answered, call_input, call_status
+from bot.conversations import BotServices, invite, lock_patient
+from bot.messages import InboundMessage, Reply
+from bot.models import ConversationSession, SessionStatus
+from bot.outbox import enqueue
+from bot.router import handle_inbound
+from bot.timers import due_timers
+from care.followups import schedule_followup
+from care.models import FlowResult, FollowUpStatus, Patient
+from care.patients import EnrolmentRequest, enroll
+from careloop.bot_runtime import bot_for
+from careloop.runtime import Runtime
+from tests.bot.conftest import wait_until_blocked
+from tests.conftest import TEST_ACTOR
+
+CALL_SID = "CA0000000000000000000000000000lock"
+
+
+def _enrol(runtime: Runtime) -> Patient:
+    with runtime.db.unit_of_work() as session:
+        patient = enroll(session, EnrolmentRequest(card_no="C0000077", name="锁测试", gender="F",
+                                                   birth_date=date(1955, 4, 9), phone="+8613900000077",
+                                                   language="zh"), actor=TEST_ACTOR).patient
+        patient.consent_for("voice").recording_consent = True
+    return patient
+
+
+def _results(runtime: Runtime, patient: Patient) -> dict[str, float | None]:
+    with runtime.db.unit_of_work() as session:
+        return {row.name: row.value for row in session.scalars(select(FlowResult)
+                                                               .where(FlowResult.patient_id == patient.id))}
+
+
+def _conversation(runtime: Runtime, patient: Patient) -> tuple[str, str | None]:
+    with runtime.db.unit_of_work() as session:
+        row = session.scalars(select(ConversationSession).where(ConversationSession.patient_id == patient.id)).one()
+        return row.status, row.end_status
+
+
+@dataclass
+class Call:
+    patient: Patient
+    conversation_id: object
+    outbox_id: object
+
+    def event(self) -> CallEvent:
+        return CallEvent(call_sid=CALL_SID, session_id=self.conversation_id,  # type: ignore[arg-type]
+                         patient_number=self.patient.phone or "", inbound=False, answered_by="human")
+
+
+def _answered_follow_up_call(runtime: Runtime, services: BotServices) -> Call:
+    """A follow-up's call, placed and answered: PHQ-9's first question asked by voice."""
+    patient = _enrol(runtime)
+    with runtime.db.unit_of_work() as session:
+        patient = session.get(Patient, patient.id)
+        followup = schedule_followup(session, patient, flow_id="phq9", due_at=runtime.clock.now(),
+                                     channel_order=["voice"], actor=TEST_ACTOR)
+        session.flush()
+        conversation = invite(session, services, patient, "phq9", channel="voice", followup=followup)
+        session.flush()
+        followup.session_id, followup.status = conversation.id, FollowUpStatus.INVITED.value
+        row = enqueue(session, idempotency_key=f"call:{followup.id}", channel="voice", kind="call",
+                      purpose="invitation", address=patient.phone or "", payload={}, patient=patient,
+                      session_id=conversation.id, followup_id=followup.id)
+        row.provider_id = CALL_SID  # what the dispatcher writes down when Twilio takes the call
+        session.flush()
+        call = Call(patient, conversation.id, row.id)
+    with runtime.db.unit_of_work() as session:
+        call_answered(session, services, call.event())
+    assert _conversation(runtime, patient) == (SessionStatus.WAITING.value, None)
+    return call
+
+
+def test_a_call_that_ended_while_its_answer_waited_for_the_patient_is_not_answered(live_runtime: Runtime):
+    services = bot_for(live_runtime).services
+    call = _answered_follow_up_call(live_runtime, services)
+    replies: list[Reply] = []
+
+    def answer_the_first_question() -> None:
+        with live_runtime.db.unit_of_work() as session:
+            replies.append(call_input(session, services, call.event(), step=1, digits="2"))
+
+    # Twilio reports the call completed (the patient hung up) ...
+    first = live_runtime.db.sessions()
+    try:
+        call_status(first, call_sid=CALL_SID, status="completed", answered_by=None, outbox_id=call.outbox_id)  # type: ignore[arg-type]
+        first.flush()
+        # ... while the keypad answer the patient gave just before arrives.
+        worker = threading.Thread(target=answer_the_first_question)
+        worker.start()
+        wait_until_blocked(live_runtime, worker)
+        first.commit()
+    finally:
+        first.close()
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    # The answer was read against the conversation as the status left it: ended, nothing saved,
+    # the caller hears goodbye instead of the next question.
+    assert _conversation(live_runtime, call.patient) == (SessionStatus.ENDED.value, "no_input")
+    assert _results(live_runtime, call.patient) == {}
+    assert replies[0].voice is not None
+    assert "（2/9）" not in str(replies[0].voice)
+
+
+def test_a_due_reminder_steps_aside_for_a_patient_whose_message_is_being_handled(live_runtime: Runtime):
+    services = bot_for(live_runtime).services
+    clock = live_runtime.clock
+    patient = _enrol(live_runtime)
+    with live_runtime.db.unit_of_work() as session:
+        handle_inbound(session, services, InboundMessage(channel="console", provider_key="lock:start",
+                                                         sender=patient.card_no or "", kind="text", text="问卷",
+                                                         received_at=clock.now()))
+    clock.advance(hours=25)  # the reminder is due
+    ticks: list[int] = []
+
+    def tick() -> None:
+        with live_runtime.db.unit_of_work() as session:
+            ticks.append(due_timers(session, services))
+
+    # A message of the patient's holds the lock (it has not written the conversation yet) ...
+    first = live_runtime.db.sessions()
+    try:
+        lock_patient(first, first.get(Patient, patient.id))  # type: ignore[arg-type]
+        worker = threading.Thread(target=tick)
+        worker.start()
+        worker.join(timeout=10 if live_runtime.db.dialect == "postgresql" else 1)  # SQLite: it waits for the writer
+        held = not worker.is_alive()
+        # ... then writes the conversation: with the timer waiting for the patient while holding
+        # the conversation, this would deadlock.
+        conversation = first.scalars(select(ConversationSession)
+                                     .where(ConversationSession.patient_id == patient.id)).one()
+        conversation.channel = "console"
+        first.commit()
+    finally:
+        first.close()
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    tick()
+    if live_runtime.db.dialect == "postgresql":
+        assert held, "the timer waited for the patient's lock"
+        assert ticks == [0, 1]  # stepped aside, then fired at the next tick
+    else:
+        assert ticks == [1, 0]  # SQLite: the timer ran first and whole; the reminder fired once
