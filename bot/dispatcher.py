@@ -106,7 +106,7 @@ class Dispatcher:
             row = record_result(session, message.id, result, self.config)
             if row.status == OutboxStatus.FAILED.value and row.followup_id is not None:
                 retryable = not result.opted_out and result.outcome != "failed"
-                invitation_failed(session, row.followup_id, retryable=retryable)
+                invitation_failed(session, row.followup_id, retryable=retryable, invitation=row.session_id)
             if result.opted_out and message.patient_id is not None:
                 patient = session.get(Patient, message.patient_id)
                 if patient is not None:

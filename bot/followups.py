@@ -9,6 +9,7 @@ tried it becomes a task on the staff work queue.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.consent import channel_usable, in_quiet_hours, quiet_hours_end
-from bot.conversations import BotServices, ConversationError, close, invite, open_conversation
+from bot.conversations import BotServices, ConversationError, as_now, close, invite, lock_patient, open_conversation
 from bot.models import ConversationMessage, ConversationSession, Direction, OutboxMessage, SessionStatus
 from bot.outbox import enqueue
 from bot.texts import say
@@ -60,7 +61,7 @@ def _give_up_on_channel(session: Session, followup: FollowUp) -> None:
     """The invitation on the current channel went unanswered: close it and move to the next channel."""
     if followup.session_id is not None:
         conversation = session.get(ConversationSession, followup.session_id)
-        if conversation is not None and conversation.status == SessionStatus.INVITED.value:
+        if conversation is not None and as_now(session, conversation).status == SessionStatus.INVITED.value:
             conversation.followup_id = None  # the follow-up goes on; only this invitation expires
             close(session, conversation, "expired")
     followup.channel_index += 1
@@ -151,22 +152,34 @@ def neutral_notice(session: Session, services: BotServices, patient: Patient, ch
 RETRY_SAME_CHANNEL_AFTER = timedelta(minutes=30)
 
 
-def invitation_failed(session: Session, followup_id: object, *, retryable: bool) -> None:
+def invitation_failed(session: Session, followup_id: object, *, retryable: bool,
+                      invitation: uuid.UUID | None = None) -> bool:
     """An invitation could not reach the patient (send failed, call busy/unanswered/machine).
 
     ``retryable`` failures try the same channel again after a pause, up to the follow-up's
     ``max_attempts_per_channel``; then, or for permanent failures, the next channel is tried.
+    Only while the follow-up still waits on that invitation (``invitation``: the conversation it
+    opened, when known), as it stands once the patient's lock is taken: a reply to it may be under
+    way. Returns whether the follow-up was moved on.
     """
     followup = session.get(FollowUp, followup_id)
-    if followup is None or followup.status != FollowUpStatus.INVITED.value:
-        return
+    if followup is None:
+        return False
+    patient = session.get(Patient, followup.patient_id)
+    if patient is not None:
+        session.flush()  # the caller's own changes, kept when the follow-up is read again below
+        lock_patient(session, patient)
+        session.refresh(followup)
+    if followup.status != FollowUpStatus.INVITED.value or (invitation is not None
+                                                          and followup.session_id != invitation):
+        return False
     now = clock_of(session).now()
     channel = followup.current_channel
     tries = session.scalar(select(func.count()).select_from(OutboxMessage).where(
         OutboxMessage.followup_id == followup.id, OutboxMessage.channel == channel))
     if followup.session_id is not None:
         conversation = session.get(ConversationSession, followup.session_id)
-        if conversation is not None and conversation.status == SessionStatus.INVITED.value:
+        if conversation is not None and as_now(session, conversation).status == SessionStatus.INVITED.value:
             conversation.followup_id = None
             close(session, conversation, "expired")
     followup.status = FollowUpStatus.SCHEDULED.value
@@ -175,3 +188,4 @@ def invitation_failed(session: Session, followup_id: object, *, retryable: bool)
     else:
         followup.channel_index += 1
         followup.next_action_at = now
+    return True

@@ -39,7 +39,7 @@ from bot.channels.base import ChannelAdapter, ChannelEnvironment, OutgoingMessag
 from bot.followups import invitation_failed
 from bot.models import OutboxMessage, OutboxStatus
 from bot.outbox import advance_delivery
-from care.models import FollowUp, FollowUpStatus, Patient
+from care.models import Patient
 from security.audit import Actor
 from security.fields import clock_of
 
@@ -257,10 +257,6 @@ def fail_invitation(session: Session, row: OutboxMessage, *, retryable: bool) ->
     Only while that very invitation is the follow-up's current one: a late report about an older
     attempt must not disturb the attempt under way. Returns whether the follow-up was told.
     """
-    if row.followup_id is None:
+    if row.followup_id is None or row.session_id is None:
         return False
-    followup = session.get(FollowUp, row.followup_id)
-    if followup is None or followup.status != FollowUpStatus.INVITED.value or followup.session_id != row.session_id:
-        return False
-    invitation_failed(session, followup.id, retryable=retryable)
-    return True
+    return invitation_failed(session, row.followup_id, retryable=retryable, invitation=row.session_id)

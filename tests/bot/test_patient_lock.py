@@ -15,13 +15,14 @@ from sqlalchemy import select
 
 from bot.calls import CallEvent, call_answered, call_input, call_status
 from bot.conversations import BotServices, invite, lock_patient
+from bot.followups import invitation_failed
 from bot.messages import InboundMessage, Reply
 from bot.models import ConversationSession, SessionStatus
 from bot.outbox import enqueue
 from bot.router import handle_inbound
 from bot.timers import due_timers
 from care.followups import schedule_followup
-from care.models import FlowResult, FollowUpStatus, Patient
+from care.models import FlowResult, FollowUp, FollowUpStatus, Patient
 from care.patients import EnrolmentRequest, enroll
 from careloop.bot_runtime import bot_for
 from careloop.runtime import Runtime
@@ -156,3 +157,45 @@ def test_a_due_reminder_steps_aside_for_a_patient_whose_message_is_being_handled
         assert ticks == [0, 1]  # stepped aside, then fired at the next tick
     else:
         assert ticks == [1, 0]  # SQLite: the timer ran first and whole; the reminder fired once
+
+
+def test_an_invitation_reported_failed_while_the_patients_reply_to_it_is_handled_stays_answered(
+        live_runtime: Runtime):
+    services = bot_for(live_runtime).services
+    clock = live_runtime.clock
+    patient = _enrol(live_runtime)
+    with live_runtime.db.unit_of_work() as session:
+        invited = session.get(Patient, patient.id)
+        followup = schedule_followup(session, invited, flow_id="phq9", due_at=clock.now(),
+                                     channel_order=["console", "sms"], actor=TEST_ACTOR)
+        session.flush()
+        conversation = invite(session, services, invited, "phq9", channel="console", followup=followup)
+        session.flush()
+        followup.session_id, followup.status = conversation.id, FollowUpStatus.INVITED.value
+        followup_id, conversation_id = followup.id, conversation.id
+    told: list[bool] = []
+
+    def report_the_invitation_failed() -> None:  # as a late delivery report or the dispatcher would
+        with live_runtime.db.unit_of_work() as session:
+            told.append(invitation_failed(session, followup_id, retryable=True, invitation=conversation_id))
+
+    # The patient replies to the invitation (the flow begins) ...
+    first = live_runtime.db.sessions()
+    try:
+        reply = handle_inbound(first, services, InboundMessage(
+            channel="console", provider_key="lock:reply", sender=patient.card_no or "", kind="text", text="好",
+            received_at=clock.now()))
+        # ... while a report that the invitation failed comes in.
+        worker = threading.Thread(target=report_the_invitation_failed)
+        worker.start()
+        wait_until_blocked(live_runtime, worker)
+        first.commit()
+    finally:
+        first.close()
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    assert "（1/9）" in "".join(reply.texts)
+    assert told == [False]  # the follow-up had moved on: nothing to retry
+    assert _conversation(live_runtime, patient) == (SessionStatus.WAITING.value, None)
+    with live_runtime.db.unit_of_work() as session:
+        assert session.get(FollowUp, followup_id).status == FollowUpStatus.IN_PROGRESS.value
