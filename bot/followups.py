@@ -49,12 +49,19 @@ def due_followups(session: Session, services: BotServices, *, limit: int = 100) 
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    rows = list(session.scalars(query))
-    for followup in rows:
+    handled = 0
+    for followup in list(session.scalars(query)):
+        patient = session.get(Patient, followup.patient_id)
+        if patient is not None and not lock_patient(session, patient, wait=False):
+            # A message of the patient's (the reply to this invitation, perhaps) is being handled
+            # and will write this follow-up, which this query has locked: waiting here could
+            # deadlock with it. The follow-up is looked at again at a later tick.
+            continue
         if followup.status == FollowUpStatus.INVITED.value:
             _give_up_on_channel(session, followup)
         attempt(session, services, followup)
-    return len(rows)
+        handled += 1
+    return handled
 
 
 def _give_up_on_channel(session: Session, followup: FollowUp) -> None:

@@ -8,14 +8,16 @@ by what the first committed, or steps aside; SQLite's single writer serialises t
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from bot.calls import CallEvent, call_answered, call_input, call_status
 from bot.conversations import BotServices, invite, lock_patient
-from bot.followups import invitation_failed
+from bot.followups import due_followups, invitation_failed
 from bot.messages import InboundMessage, Reply
 from bot.models import ConversationSession, SessionStatus
 from bot.outbox import enqueue
@@ -118,6 +120,37 @@ def test_a_call_that_ended_while_its_answer_waited_for_the_patient_is_not_answer
     assert "（2/9）" not in str(replies[0].voice)
 
 
+def _while_a_message_holds_the_patient(runtime: Runtime, patient: Patient, job: Callable[[Session], int],
+                                       write: Callable[[Session], None]) -> tuple[bool, list[int]]:
+    """Run ``job`` in a unit of work of its own while a message's transaction holds the patient's lock
+    and has not yet written (then writes with ``write`` and commits); then run ``job`` once more.
+
+    Returns whether the job finished while the lock was held, and what each run returned.
+    """
+    runs: list[int] = []
+
+    def tick() -> None:
+        with runtime.db.unit_of_work() as session:
+            runs.append(job(session))
+
+    first = runtime.db.sessions()
+    try:
+        lock_patient(first, first.get(Patient, patient.id))  # type: ignore[arg-type]
+        worker = threading.Thread(target=tick)
+        worker.start()
+        worker.join(timeout=10 if runtime.db.dialect == "postgresql" else 1)  # SQLite: it waits for the writer
+        finished_meanwhile = not worker.is_alive()
+        # With the job waiting for the patient while holding rows this write needs, this would deadlock.
+        write(first)
+        first.commit()
+    finally:
+        first.close()
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    tick()
+    return finished_meanwhile, runs
+
+
 def test_a_due_reminder_steps_aside_for_a_patient_whose_message_is_being_handled(live_runtime: Runtime):
     services = bot_for(live_runtime).services
     clock = live_runtime.clock
@@ -127,36 +160,43 @@ def test_a_due_reminder_steps_aside_for_a_patient_whose_message_is_being_handled
                                                          sender=patient.card_no or "", kind="text", text="问卷",
                                                          received_at=clock.now()))
     clock.advance(hours=25)  # the reminder is due
-    ticks: list[int] = []
 
-    def tick() -> None:
-        with live_runtime.db.unit_of_work() as session:
-            ticks.append(due_timers(session, services))
-
-    # A message of the patient's holds the lock (it has not written the conversation yet) ...
-    first = live_runtime.db.sessions()
-    try:
-        lock_patient(first, first.get(Patient, patient.id))  # type: ignore[arg-type]
-        worker = threading.Thread(target=tick)
-        worker.start()
-        worker.join(timeout=10 if live_runtime.db.dialect == "postgresql" else 1)  # SQLite: it waits for the writer
-        held = not worker.is_alive()
-        # ... then writes the conversation: with the timer waiting for the patient while holding
-        # the conversation, this would deadlock.
-        conversation = first.scalars(select(ConversationSession)
-                                     .where(ConversationSession.patient_id == patient.id)).one()
+    def write_the_conversation(session: Session) -> None:
+        conversation = session.scalars(select(ConversationSession)
+                                       .where(ConversationSession.patient_id == patient.id)).one()
         conversation.channel = "console"
-        first.commit()
-    finally:
-        first.close()
-    worker.join(timeout=30)
-    assert not worker.is_alive()
-    tick()
+
+    finished_meanwhile, runs = _while_a_message_holds_the_patient(
+        live_runtime, patient, lambda session: due_timers(session, services), write_the_conversation)
     if live_runtime.db.dialect == "postgresql":
-        assert held, "the timer waited for the patient's lock"
-        assert ticks == [0, 1]  # stepped aside, then fired at the next tick
+        assert finished_meanwhile, "the timer waited for the patient's lock"
+        assert runs == [0, 1]  # stepped aside, then fired at the next tick
     else:
-        assert ticks == [1, 0]  # SQLite: the timer ran first and whole; the reminder fired once
+        assert runs == [1, 0]  # SQLite: the timer ran first and whole; the reminder fired once
+
+
+def test_a_due_follow_up_steps_aside_for_a_patient_whose_message_is_being_handled(live_runtime: Runtime):
+    services = bot_for(live_runtime).services
+    clock = live_runtime.clock
+    patient = _enrol(live_runtime)
+    with live_runtime.db.unit_of_work() as session:
+        followup = schedule_followup(session, session.get(Patient, patient.id), flow_id="phq9", due_at=clock.now(),
+                                     channel_order=["console"], actor=TEST_ACTOR)
+        session.flush()
+        followup_id = followup.id
+
+    def write_the_follow_up(session: Session) -> None:  # as a reply to an invitation moves it on
+        session.execute(update(FollowUp).where(FollowUp.id == followup_id).values(attempts=FollowUp.attempts))
+
+    finished_meanwhile, runs = _while_a_message_holds_the_patient(
+        live_runtime, patient, lambda session: due_followups(session, services), write_the_follow_up)
+    if live_runtime.db.dialect == "postgresql":
+        assert finished_meanwhile, "the follow-up job waited for the patient's lock"
+        assert runs == [0, 1]  # stepped aside, then invited at the next tick
+    else:
+        assert runs == [1, 0]
+    with live_runtime.db.unit_of_work() as session:
+        assert session.get(FollowUp, followup_id).status == FollowUpStatus.INVITED.value  # type: ignore[union-attr]
 
 
 def test_an_invitation_reported_failed_while_the_patients_reply_to_it_is_handled_stays_answered(
