@@ -1,9 +1,11 @@
 """CPU and SQL statements per inbound message through the bot, in one process (no HTTP, no load).
 
 A diagnostic beside ``bench_wechat`` (which measures the whole HTTP path under gunicorn): it
-enrols patients with five years of checkups, then feeds PHQ-9 answers to ``handle_inbound`` one
-unit of work each, and reports CPU time and SQL statements per message. Use ``--profile`` for a
-cProfile listing of where the CPU goes.
+enrols patients with five years of checkups, then feeds each a whole PHQ-9 conversation through
+``handle_inbound``, one unit of work per message, and reports CPU time and SQL statements per
+message by kind: the keyword that starts the flow, the answers, the last answer that ends it
+(scores, tags, the next follow-up). Use ``--profile`` for a cProfile listing of where the answers'
+CPU goes.
 
     .venv/bin/python -m bench.profile_inbound                      # PostgreSQL 127.0.0.1:5432/test
     .venv/bin/python -m bench.profile_inbound --database-url sqlite:// --profile
@@ -73,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
 
         event.listen(runtime.db.engine, "before_cursor_execute", count)
         script = ["问卷", "2", "3", "2", "3", "2", "2", "2", "1", "1", "2"]
-        cpu: list[float] = []
-        per_message_statements: list[int] = []
+        kinds = ["the keyword (a flow starts)", *["an answer"] * (len(script) - 2), "the last answer (the flow ends)"]
+        cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
+        per_message_statements: dict[str, list[int]] = {kind: [] for kind in kinds}
         profiler = cProfile.Profile() if args.profile else None
         for step, text in enumerate(script):
             for card in cards:
@@ -88,12 +91,14 @@ def main(argv: list[str] | None = None) -> int:
                     handle_inbound(session, services, message)
                 if profiler is not None:
                     profiler.disable()
-                if step > 1:  # answers to questions, the common case
-                    cpu.append((time.process_time() - started) * 1000)
-                    per_message_statements.append(statements - before_statements)
-        print(f"database: {runtime.db.dialect}; patients: {len(cards)}; answers measured: {len(cpu)}")
-        print(f"CPU per answer: median {statistics.median(cpu):.2f} ms, mean {statistics.fmean(cpu):.2f} ms")
-        print(f"SQL statements per answer through SQLAlchemy: median {statistics.median(per_message_statements):.0f}")
+                if step > 0 or card != cards[0]:  # the run's first message also warms the process up
+                    cpu[kinds[step]].append((time.process_time() - started) * 1000)
+                    per_message_statements[kinds[step]].append(statements - before_statements)
+        print(f"database: {runtime.db.dialect}; patients: {len(cards)}")
+        print("CPU per message (median, mean) and SQL statements through SQLAlchemy (median):")
+        for kind in dict.fromkeys(kinds):
+            print(f"  {kind:32} {statistics.median(cpu[kind]):6.2f} ms {statistics.fmean(cpu[kind]):6.2f} ms"
+                  f"   {statistics.median(per_message_statements[kind]):3.0f} statements")
         if profiler is not None:
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
         runtime.close()
