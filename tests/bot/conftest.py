@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import text
@@ -19,6 +20,8 @@ from careloop import migrate
 from careloop.bot_runtime import BotRuntime, bot_for
 from careloop.runtime import Runtime, build_runtime
 from security.clock import FixedClock
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -69,3 +72,20 @@ def wait_until_blocked(runtime: Runtime, worker: threading.Thread) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("the second transaction never waited for the first")
+
+
+def while_held(runtime: Runtime, first: Callable[[Session], T], second: Callable[[], None]) -> T:
+    """Do ``first`` in a transaction left open, start ``second`` in a thread of its own, and once it
+    waits for the first's locks commit the first; return what ``first`` returned."""
+    session = runtime.db.sessions()
+    try:
+        done = first(session)
+        worker = threading.Thread(target=second)
+        worker.start()
+        wait_until_blocked(runtime, worker)
+        session.commit()
+    finally:
+        session.close()
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    return done

@@ -28,7 +28,7 @@ from care.models import FlowResult, FollowUp, FollowUpStatus, Patient
 from care.patients import EnrolmentRequest, enroll
 from careloop.bot_runtime import bot_for
 from careloop.runtime import Runtime
-from tests.bot.conftest import wait_until_blocked
+from tests.bot.conftest import while_held
 from tests.conftest import TEST_ACTOR
 
 CALL_SID = "CA0000000000000000000000000000lock"
@@ -98,20 +98,12 @@ def test_a_call_that_ended_while_its_answer_waited_for_the_patient_is_not_answer
         with live_runtime.db.unit_of_work() as session:
             replies.append(call_input(session, services, call.event(), step=1, digits="2"))
 
-    # Twilio reports the call completed (the patient hung up) ...
-    first = live_runtime.db.sessions()
-    try:
+    def report_the_call_completed(first: Session) -> None:  # the patient hung up
         call_status(first, call_sid=CALL_SID, status="completed", answered_by=None, outbox_id=call.outbox_id)  # type: ignore[arg-type]
         first.flush()
-        # ... while the keypad answer the patient gave just before arrives.
-        worker = threading.Thread(target=answer_the_first_question)
-        worker.start()
-        wait_until_blocked(live_runtime, worker)
-        first.commit()
-    finally:
-        first.close()
-    worker.join(timeout=30)
-    assert not worker.is_alive()
+
+    # ... while the keypad answer the patient gave just before arrives.
+    while_held(live_runtime, report_the_call_completed, answer_the_first_question)
     # The answer was read against the conversation as the status left it: ended, nothing saved,
     # the caller hears goodbye instead of the next question.
     assert _conversation(live_runtime, call.patient) == (SessionStatus.ENDED.value, "no_input")
@@ -219,21 +211,13 @@ def test_an_invitation_reported_failed_while_the_patients_reply_to_it_is_handled
         with live_runtime.db.unit_of_work() as session:
             told.append(invitation_failed(session, followup_id, retryable=True, invitation=conversation_id))
 
-    # The patient replies to the invitation (the flow begins) ...
-    first = live_runtime.db.sessions()
-    try:
-        reply = handle_inbound(first, services, InboundMessage(
+    def reply_to_the_invitation(first: Session) -> Reply:  # the flow begins ...
+        return handle_inbound(first, services, InboundMessage(
             channel="console", provider_key="lock:reply", sender=patient.card_no or "", kind="text", text="好",
             received_at=clock.now()))
-        # ... while a report that the invitation failed comes in.
-        worker = threading.Thread(target=report_the_invitation_failed)
-        worker.start()
-        wait_until_blocked(live_runtime, worker)
-        first.commit()
-    finally:
-        first.close()
-    worker.join(timeout=30)
-    assert not worker.is_alive()
+
+    # ... while a report that the invitation failed comes in.
+    reply = while_held(live_runtime, reply_to_the_invitation, report_the_invitation_failed)
     assert "（1/9）" in "".join(reply.texts)
     assert told == [False]  # the follow-up had moved on: nothing to retry
     assert _conversation(live_runtime, patient) == (SessionStatus.WAITING.value, None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from careloop.bot_runtime import bot_for
 from careloop.runtime import Runtime
 from security.audit import AuditEntry, AuditKeys
 from security.clock import FixedClock
-from tests.bot.conftest import wait_until_blocked
+from tests.bot.conftest import while_held
 from tests.conftest import TEST_ACTOR
 
 # The keyword, nine answers (item 9 positive: the score's observation and a staff alert), the tenth.
@@ -140,17 +139,8 @@ def race(runtime: Runtime, first_text: str, second_text: str) -> Race:
         with runtime.db.unit_of_work() as session:
             replies.append(handle_inbound(session, services, message(patient, second_text, clock)))
 
-    first = runtime.db.sessions()
-    try:
-        first_reply = handle_inbound(first, services, message(patient, first_text, clock))
-        worker = threading.Thread(target=second)
-        worker.start()
-        wait_until_blocked(runtime, worker)
-        first.commit()
-    finally:
-        first.close()
-    worker.join(timeout=30)
-    assert not worker.is_alive()
+    first_reply = while_held(
+        runtime, lambda first: handle_inbound(first, services, message(patient, first_text, clock)), second)
     return Race(patient, first_reply, replies[0])
 
 
