@@ -102,7 +102,7 @@ def test_a_call_that_ended_while_its_answer_waited_for_the_patient_is_not_answer
         call_status(first, call_sid=CALL_SID, status="completed", answered_by=None, outbox_id=call.outbox_id)  # type: ignore[arg-type]
         first.flush()
 
-    # ... while the keypad answer the patient gave just before arrives.
+    # Twilio reports the call completed while the keypad answer the patient gave just before arrives.
     while_held(live_runtime, report_the_call_completed, answer_the_first_question)
     # The answer was read against the conversation as the status left it: ended, nothing saved,
     # the caller hears goodbye instead of the next question.

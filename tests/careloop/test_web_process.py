@@ -46,10 +46,10 @@ def test_the_settings_take_the_platforms_worker_count_and_port(monkeypatch: pyte
 
 def test_a_worker_freezes_what_loading_the_app_allocated():
     settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
-    assert gc.get_freeze_count() == 0
+    before = gc.get_freeze_count()
     try:
         settings["post_worker_init"](None)
-        assert gc.get_freeze_count() > 0
+        assert gc.get_freeze_count() > before
     finally:
         gc.unfreeze()
 
