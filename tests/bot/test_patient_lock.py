@@ -112,12 +112,13 @@ def test_a_call_that_ended_while_its_answer_waited_for_the_patient_is_not_answer
     assert "（2/9）" not in str(replies[0].voice)
 
 
-def _while_a_message_holds_the_patient(runtime: Runtime, patient: Patient, job: Callable[[Session], int],
-                                       write: Callable[[Session], None]) -> tuple[bool, list[int]]:
+def _assert_steps_aside_for_a_busy_patient(runtime: Runtime, patient: Patient, job: Callable[[Session], int],
+                                           write: Callable[[Session], None]) -> None:
     """Run ``job`` in a unit of work of its own while a message's transaction holds the patient's lock
     and has not yet written (then writes with ``write`` and commits); then run ``job`` once more.
 
-    Returns whether the job finished while the lock was held, and what each run returned.
+    PostgreSQL: the job finishes at once, handling nothing, and handles the item at the next run.
+    SQLite: its single writer runs the job first and whole, and the next run finds nothing due.
     """
     runs: list[int] = []
 
@@ -140,7 +141,11 @@ def _while_a_message_holds_the_patient(runtime: Runtime, patient: Patient, job: 
     worker.join(timeout=30)
     assert not worker.is_alive()
     tick()
-    return finished_meanwhile, runs
+    if runtime.db.dialect == "postgresql":
+        assert finished_meanwhile, "the job waited for the patient's lock"
+        assert runs == [0, 1]  # stepped aside, then handled at the next run
+    else:
+        assert runs == [1, 0]
 
 
 def test_a_due_reminder_steps_aside_for_a_patient_whose_message_is_being_handled(live_runtime: Runtime):
@@ -158,13 +163,8 @@ def test_a_due_reminder_steps_aside_for_a_patient_whose_message_is_being_handled
                                        .where(ConversationSession.patient_id == patient.id)).one()
         conversation.channel = "console"
 
-    finished_meanwhile, runs = _while_a_message_holds_the_patient(
-        live_runtime, patient, lambda session: due_timers(session, services), write_the_conversation)
-    if live_runtime.db.dialect == "postgresql":
-        assert finished_meanwhile, "the timer waited for the patient's lock"
-        assert runs == [0, 1]  # stepped aside, then fired at the next tick
-    else:
-        assert runs == [1, 0]  # SQLite: the timer ran first and whole; the reminder fired once
+    _assert_steps_aside_for_a_busy_patient(live_runtime, patient, lambda session: due_timers(session, services),
+                                           write_the_conversation)
 
 
 def test_a_due_follow_up_steps_aside_for_a_patient_whose_message_is_being_handled(live_runtime: Runtime):
@@ -180,13 +180,8 @@ def test_a_due_follow_up_steps_aside_for_a_patient_whose_message_is_being_handle
     def write_the_follow_up(session: Session) -> None:  # as a reply to an invitation moves it on
         session.execute(update(FollowUp).where(FollowUp.id == followup_id).values(attempts=FollowUp.attempts))
 
-    finished_meanwhile, runs = _while_a_message_holds_the_patient(
-        live_runtime, patient, lambda session: due_followups(session, services), write_the_follow_up)
-    if live_runtime.db.dialect == "postgresql":
-        assert finished_meanwhile, "the follow-up job waited for the patient's lock"
-        assert runs == [0, 1]  # stepped aside, then invited at the next tick
-    else:
-        assert runs == [1, 0]
+    _assert_steps_aside_for_a_busy_patient(live_runtime, patient, lambda session: due_followups(session, services),
+                                           write_the_follow_up)
     with live_runtime.db.unit_of_work() as session:
         assert session.get(FollowUp, followup_id).status == FollowUpStatus.INVITED.value  # type: ignore[union-attr]
 
