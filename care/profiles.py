@@ -7,7 +7,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from care.errors import Problem, ValidationFailedError
-from care.models import PROFILE_SECTIONS, HealthProfile, Patient
+from care.models import HealthProfile, Patient
+from care.profile_fields import PROFILE_FIELDS
 from security.audit import Actor, log
 from security.fields import clock_of
 
@@ -23,17 +24,21 @@ def profile_of(session: Session, patient: Patient) -> HealthProfile:
     return patient.profile
 
 
-def set_profile_field(session: Session, patient: Patient, path: str, value: Any, *, actor: Actor) -> None:
-    """Set ``section.name`` (e.g. ``lifestyle.smoking``) to ``value`` (JSON-compatible)."""
-    section, _, name = path.partition(".")
-    if section not in PROFILE_SECTIONS or not name:
-        raise ValidationFailedError(
-            [Problem("field", f"{path!r} is not <section>.<name> with section one of {', '.join(PROFILE_SECTIONS)}")]
-        )
+def set_profile_field(session: Session, patient: Patient, name: str, value: Any, *, actor: Actor) -> None:
+    """Set the profile field ``name`` (one of :data:`care.profile_fields.PROFILE_FIELDS`) to ``value``.
+
+    Raises :class:`ValidationFailedError` for a name that is not a profile field or a value of the
+    wrong kind; nothing is changed then.
+    """
+    known = PROFILE_FIELDS.get(name)
+    if known is None:
+        raise ValidationFailedError([Problem("field", f"{name!r} is not a profile field")])
+    if not known.accepts(value):
+        raise ValidationFailedError([Problem("field", f"{name!r} takes a {known.kind} value")])
     profile = profile_of(session, patient)
-    content = dict(getattr(profile, section) or {})
+    content = dict(getattr(profile, known.section) or {})
     content[name] = value
-    setattr(profile, section, content)
+    setattr(profile, known.section, content)
     profile.updated_at = clock_of(session).now()
     log(session, actor=actor, action="profile.update", resource_type="health_profile", resource_id=profile.id,
-        patient_id=patient.id, details={"field": path})
+        patient_id=patient.id, details={"field": name})

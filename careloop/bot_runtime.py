@@ -11,6 +11,7 @@ from bot.config import BotConfig
 from bot.conversations import BotServices
 from bot.dispatcher import Dispatcher
 from care.blobs import LocalBlobStore
+from care.profile_fields import PROFILE_FIELDS
 from careloop.runtime import Runtime
 from flows.registry import FlowLibrary
 
@@ -61,7 +62,8 @@ def build_adapters(runtime: Runtime, config: BotConfig) -> dict[str, ChannelAdap
 def build_bot(runtime: Runtime, *, flow_directories: tuple[Path, ...] = ()) -> BotRuntime:
     config = bot_config(runtime)
     adapters = build_adapters(runtime, config)
-    services = BotServices(config=config, library=FlowLibrary(flow_directories), clock=runtime.clock,
+    library = FlowLibrary(flow_directories, profile_fields=PROFILE_FIELDS)
+    services = BotServices(config=config, library=library, clock=runtime.clock,
                            adapters=dict(adapters), blob_store=LocalBlobStore(runtime.settings.blob_dir))
     dispatcher = Dispatcher(runtime.db.unit_of_work, adapters, config)
     return BotRuntime(services=services, dispatcher=dispatcher)

@@ -2,7 +2,7 @@
 
 Each check reports with its own ``kind``: ``unknown_target``, ``unreachable_node``,
 ``loop_without_question``, ``missing_translation``, ``bad_expression``, ``bad_template``,
-``duplicate_result``, ``reserved_name``, ``unknown_result``, ``unknown_flow``.
+``duplicate_result``, ``reserved_name``, ``unknown_result``, ``unknown_flow``, ``unknown_profile_field``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from flows.expressions import FUNCTIONS
 from flows.facts import FACT_NAMES
 from flows.nodes.notify_staff import NotifyStaffNode
+from flows.nodes.set_profile import SetProfileNode
 from flows.problems import Problem
 from flows.text import LocalText
 
@@ -62,6 +63,19 @@ def check_flow_refs(definition: FlowDefinition, known_flows: Container[str]) -> 
         Problem(definition.source, node_id, f"'{where}' names the flow '{flow}', not in the library", "unknown_flow")
         for node_id, where, flow in definition.flow_refs()
         if flow not in known_flows
+    ]
+
+
+def check_profile_fields(definition: FlowDefinition, profile_fields: Container[str]) -> list[Problem]:
+    """Return an ``unknown_profile_field`` problem for every ``set_profile`` node that writes an unknown field.
+
+    The profile's field names belong to the host (the record), so the host passes them in.
+    """
+    return [
+        Problem(definition.source, node.id, f"'field' names '{node.field}', which is not a profile field",
+                "unknown_profile_field")
+        for node in definition.nodes.values()
+        if isinstance(node, SetProfileNode) and node.field not in profile_fields
     ]
 
 

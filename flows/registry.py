@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import builtins
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from pathlib import Path
 
-from flows.checks import check_flow_refs
+from flows.checks import check_flow_refs, check_profile_fields
 from flows.definition import FlowDefinition, parse_flow, read_yaml
 from flows.problems import FlowValidationError, Problem
 
@@ -62,7 +62,8 @@ class FlowLibrary:
     never half-way through a patient's conversation.
     """
 
-    def __init__(self, directories: Iterable[str | Path] = (), *, include_builtin: bool = True) -> None:
+    def __init__(self, directories: Iterable[str | Path] = (), *, include_builtin: bool = True,
+                 profile_fields: Container[str] | None = None) -> None:
         sources = [LIBRARY_DIR] if include_builtin else []
         sources.extend(Path(directory) for directory in directories)
         problems: list[Problem] = []
@@ -82,6 +83,8 @@ class FlowLibrary:
         ids = {flow_id for flow_id, _version in flows}
         for definition in flows.values():
             problems.extend(check_flow_refs(definition, ids))
+            if profile_fields is not None:
+                problems.extend(check_profile_fields(definition, profile_fields))
         if problems:
             raise FlowValidationError(problems)
         self._flows = flows

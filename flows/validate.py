@@ -8,10 +8,10 @@ together with the built-in library. It never raises for a bad flow; it returns t
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from pathlib import Path
 
-from flows.checks import check_flow_refs
+from flows.checks import check_flow_refs, check_profile_fields
 from flows.definition import FlowDefinition
 from flows.problems import Problem
 from flows.registry import LIBRARY_DIR, flow_files, read_flow_file
@@ -28,11 +28,13 @@ def _builtin_ids() -> frozenset[str]:
     return frozenset(ids)
 
 
-def validate_files(paths: Iterable[str | Path], *, known_flows: Iterable[str] = ()) -> list[Problem]:
+def validate_files(paths: Iterable[str | Path], *, known_flows: Iterable[str] = (),
+                   profile_fields: Container[str] | None = None) -> list[Problem]:
     """Return every problem in the flow files at ``paths``, sorted by file and node.
 
     A flow may name (``start_flow``, ``schedule_followup``) any flow among the files given, the
-    built-in library, or ``known_flows``.
+    built-in library, or ``known_flows``; with ``profile_fields`` (the host's list), a ``set_profile``
+    node must name one of them.
     """
     problems: list[Problem] = []
     definitions: list[FlowDefinition] = []
@@ -50,4 +52,6 @@ def validate_files(paths: Iterable[str | Path], *, known_flows: Iterable[str] = 
     known = _builtin_ids() | {definition.id for definition in definitions} | set(known_flows)
     for definition in definitions:
         problems.extend(check_flow_refs(definition, known))
+        if profile_fields is not None:
+            problems.extend(check_profile_fields(definition, profile_fields))
     return sorted(problems, key=Problem.sort_key)

@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from care.profile_fields import PROFILE_FIELDS
 from careloop.cli.base import main
 from flows.engine import StepResult, TextInput, Timer, start, step
 from flows.events import Event
@@ -37,7 +38,7 @@ def flows_group() -> None:
 def validate_command(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     """Check flow files (or directories of them); print each problem with file, node id and reason."""
     files = list(flow_files(paths))
-    problems = validate_files(paths)
+    problems = validate_files(paths, profile_fields=PROFILE_FIELDS)
     for problem in problems:
         click.echo(str(problem))
     if problems:
@@ -148,7 +149,7 @@ def simulate_command(
 
 
 def _library(directories: Iterable[Path]) -> FlowLibrary:
-    return FlowLibrary(directories) if directories else FlowLibrary.builtin()
+    return FlowLibrary(directories, profile_fields=PROFILE_FIELDS)
 
 
 def _observations(items: Iterable[str]) -> dict[str, float]:

@@ -91,7 +91,7 @@ def _china_par_patient(db: Session, make_patient: Callable[..., Patient]) -> Pat
                     actor=ACTOR)
     for name, value in (("bp_treated", False), ("smoker", False), ("diabetes", True), ("region_north", True),
                         ("urban", True), ("family_history_ascvd", False)):
-        set_profile_field(db, patient, f"history.{name}", value, actor=ACTOR)
+        set_profile_field(db, patient, name, value, actor=ACTOR)
     db.flush()
     return patient
 
@@ -133,7 +133,7 @@ def test_risk_is_stored_per_day_so_it_can_be_trended(
     patient = _china_par_patient(db, make_patient)
     assess_risks(db, patient, actor=ACTOR, on=date(2026, 6, 1))
     assess_risks(db, patient, actor=ACTOR, on=date(2026, 6, 1))  # the same day again: replaced, not added
-    set_profile_field(db, patient, "history.smoker", True, actor=ACTOR)
+    set_profile_field(db, patient, "smoker", True, actor=ACTOR)
     assess_risks(db, patient, actor=ACTOR, on=date(2026, 9, 1))
     db.flush()
     history = risk_history(db, patient, model="china-par")
@@ -262,3 +262,30 @@ def test_a_period_ending_before_it_starts_is_refused(db: Session, make_patient: 
     with pytest.raises(ValidationFailedError, match="period_end"):
         create_stage_summary(db, make_patient(), period_start=date(2024, 1, 2), period_end=date(2024, 1, 1),
                              actor=ACTOR)
+
+
+@pytest.mark.parametrize(("name", "value", "reason"), [
+    ("history.smoker", True, "'history.smoker' is not a profile field"),
+    ("smoking_now", True, "'smoking_now' is not a profile field"),
+    ("smoker", "yes", "'smoker' takes a bool value"),
+    ("sleep_hours", True, "'sleep_hours' takes a number value"),
+])
+def test_a_profile_write_names_a_known_field_with_a_value_of_its_kind(
+    db: Session, make_patient: Callable[..., Patient], name: str, value: object, reason: str
+) -> None:
+    patient = make_patient()
+    with pytest.raises(ValidationFailedError) as refused:
+        set_profile_field(db, patient, name, value, actor=ACTOR)
+    assert reason in str(refused.value)
+    assert patient.profile is None or not any(
+        getattr(patient.profile, section) for section in ("history", "lifestyle"))
+
+
+def test_a_profile_field_lands_in_its_section_under_its_own_name(
+    db: Session, make_patient: Callable[..., Patient]
+) -> None:
+    patient = make_patient()
+    set_profile_field(db, patient, "smoker", True, actor=ACTOR)
+    set_profile_field(db, patient, "family_history_ascvd", False, actor=ACTOR)
+    assert patient.profile.lifestyle == {"smoker": True}
+    assert patient.profile.family_history == {"family_history_ascvd": False}

@@ -49,7 +49,7 @@ def prepare(run_cli: Cli, tmp_path: Path, settings: Settings) -> None:
             patient = get_patient(session, "C0001")
             for name, value in (("bp_treated", False), ("smoker", True), ("diabetes", False),
                                 ("region_north", True), ("urban", True), ("family_history_ascvd", False)):
-                set_profile_field(session, patient, f"history.{name}", value, actor=ACTOR)
+                set_profile_field(session, patient, name, value, actor=ACTOR)
             doctor = staff.create_user(session, email="doctor@clinic.test", display_name="李医生",
                                        role_name="doctor", actor=ACTOR).user
             summary = create_stage_summary(session, patient, period_start=date(2023, 1, 1),

@@ -170,3 +170,11 @@ def test_the_installed_command_runs_as_a_real_process() -> None:
     )
     assert broken.returncode == 1
     assert "'code' '68509-1' is not a valid LOINC code" in broken.stdout
+
+
+def test_validate_refuses_a_flow_that_writes_an_unknown_profile_field(capsys: pytest.CaptureFixture[str]) -> None:
+    path = FIXTURES / "host" / "unknown_profile_field.yaml"
+    assert run(["flows", "validate", str(path)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{path}:save_smoking: 'field' names 'smoking_now', which is not a profile field",
+    ]

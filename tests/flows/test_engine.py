@@ -63,7 +63,7 @@ def test_answers_are_saved_with_value_category_label_and_input(mechanics: FlowDe
         "disclaimer": None,
     }
     assert talk.events("profile_field_set")[0].to_dict() == {
-        "type": "profile_field_set", "field": "weight_kg", "value": 65.0,
+        "type": "profile_field_set", "field": "sleep_hours", "value": 65.0,
     }  # fmt: skip
     assert talk.events("observation_recorded")[0].to_dict() == {
         "type": "observation_recorded",

@@ -38,7 +38,7 @@ def reread(db: Session, patient: Patient) -> Patient:
 def test_every_kind_of_field_round_trips(db, make_patient, clock):
     patient = make_patient(name="李秀英", birth_date=date(1950, 2, 3), id_number="11010519491231002X",
                            gender="F")
-    set_profile_field(db, patient, "allergies.penicillin", {"reaction": "皮疹"}, actor=TEST_ACTOR)
+    set_profile_field(db, patient, "allergies", "青霉素：皮疹", actor=TEST_ACTOR)
     record_observation(db, patient, code="8480-6", value=146.5, unit="mmHg", effective_at=clock.now(),
                        source="test", actor=TEST_ACTOR)
     fresh = reread(db, patient)
@@ -46,7 +46,7 @@ def test_every_kind_of_field_round_trips(db, make_patient, clock):
     assert fresh.birth_date == date(1950, 2, 3)
     assert fresh.id_number == "11010519491231002X"
     assert fresh.profile is not None
-    assert fresh.profile.allergies == {"penicillin": {"reaction": "皮疹"}}
+    assert fresh.profile.allergies == {"allergies": "青霉素：皮疹"}
     observation = db.scalars(select(Observation).where(Observation.patient_id == patient.id)).one()
     assert observation.value == 146.5
 
@@ -121,7 +121,7 @@ def test_destroyed_key_makes_the_record_unreadable(db, make_patient):
 
 def test_profile_sections_are_encrypted_json(db, make_patient):
     patient = make_patient()
-    set_profile_field(db, patient, "lifestyle.smoking", "current", actor=TEST_ACTOR)
+    set_profile_field(db, patient, "smoking_status", "current", actor=TEST_ACTOR)
     db.flush()
     profile = db.scalars(select(HealthProfile).where(HealthProfile.patient_id == patient.id)).one()
     assert b"smoking" not in raw(db, "health_profiles", "lifestyle", profile.id)
