@@ -60,6 +60,9 @@ def run(argv: list[str] | None = None, *, settings: Settings | None = None) -> i
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         return 1
+    except click.exceptions.NoArgsIsHelpError as problem:
+        problem.show()  # a group named without a command: its help, as click shows it
+        return problem.exit_code
     except click.UsageError as problem:
         hint = f" (see '{problem.ctx.command_path} --help')" if problem.ctx is not None else ""
         click.echo(f"error: {one_line(problem.format_message())}{hint}", err=True)

@@ -163,6 +163,12 @@ def test_every_command_and_group_answers_help_without_a_database(run_cli, fresh_
         code, out, err = run_cli(*path, "--help")
         assert (path, code, err) == (path, 0, "")
         assert "Usage:" in out
+    for group in all_groups(load_commands()):
+        code, _, err = run_cli(*group)  # a group without a command shows its help, not a squeezed line
+        assert code == 2
+        assert "Usage:" in err
+        assert "Commands:" in err
+        assert len(err.splitlines()) > 3
     database_file = sqlite_path(fresh_settings)
     assert database_file is None or not database_file.exists()
 
@@ -228,3 +234,19 @@ def test_every_command_without_the_key_file_names_the_key_to_restore(
     assert wrong == {}
     assert_just_works(answers, NO_DATABASE)
     assert not fresh_settings.key_file.exists()  # init made no new key
+
+
+@pytest.mark.parametrize("where", ["a PostgreSQL server that is not there", "a file that is not a database"])
+def test_a_database_that_cannot_be_opened_is_one_line(run_cli, fresh_settings, tmp_path, where):
+    if where == "a file that is not a database":
+        junk = tmp_path / "junk.db"
+        junk.write_bytes(b"this is no SQLite file " * 100)
+        url, reason = f"sqlite:///{junk}", "error: the database (sqlite) refused: file is not a database"
+    else:
+        url, reason = "postgresql+psycopg://careloop@127.0.0.1:9/none", "error: the database (postgresql) refused: "
+    for command in (["users", "list"], ["init"]):
+        code, out, err = run_cli(*command, settings=fresh_settings.with_overrides(database_url=url))
+        assert (code, out) == (1, "")
+        assert err.startswith(reason)
+        assert err.count("\n") == 1
+    assert not fresh_settings.key_file.exists()  # init made no key for a database it could not read
