@@ -758,3 +758,37 @@ def test_the_notice_version_follows_its_wording(monkeypatch):
     assert before == recording_notice_version()
     monkeypatch.setitem(TEXTS, "voice_recording_ask", {"zh": "可以录音吗？", "en": "May we record?"})
     assert recording_notice_version() != before
+
+
+def test_a_repeated_consent_answer_is_written_and_started_once(db, make_patient, place_call, twilio_fake):
+    patient = make_patient()
+    call = place_call(patient)
+    call.answer()
+    action = call.gather.get("action")
+    first = call.press("1")
+    again = call._go(action, Digits="1")
+    assert ElementTree.tostring(first) == ElementTree.tostring(again)
+    assert ledger(db, patient) == [(True, "voice_keypad")]
+    assert len(twilio_fake.requests_for("call.recording.create")) == 1
+
+
+@pytest.mark.parametrize(("withdrawn", "wait"), [(False, {"hours": 4, "minutes": 11}),
+                                                 (True, {"minutes": 11})])
+def test_a_recording_whose_callback_never_came_is_stored_all_the_same(db, clock, make_patient, place_call,
+                                                                       twilio_fake, recording_job, twilio_services,
+                                                                       withdrawn, wait):
+    patient = consenting(db, make_patient())
+    call = place_call(patient)
+    call.answer()
+    if withdrawn:
+        call.press("*")
+    [recording_sid] = twilio_fake.recordings_of(call.sid)
+    twilio_fake.end_call(call.sid)
+    audio = twilio_fake.recordings[recording_sid]
+    assert recording_job.tick() == 0  # the callback may still come
+    clock.advance(**wait)
+    assert recording_job.tick() == 1
+    row = db.scalars(select(Recording).where(Recording.provider_sid == recording_sid)).one()
+    db.refresh(row)
+    assert row.status == "deleted"
+    assert get_encrypted(db, twilio_services.blob_store, owner_id=patient.id, key=row.blob_key) == audio
