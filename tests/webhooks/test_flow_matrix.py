@@ -15,6 +15,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from defusedxml import ElementTree
@@ -206,7 +207,7 @@ class Voice(Channel):
         self.sid = calls[-1]
         self._go(self.fake.calls[self.sid]["_form"]["Url"], AnsweredBy="human")
         consent = self.twiml.find("Gather")
-        if consent is not None and consent.get("action", "").find("consent") >= 0:
+        if consent is not None and parse_qs(urlsplit(consent.get("action")).query).get("step") == ["0"]:
             self._go(consent.get("action"), Digits="2")  # recording declined: the call goes on unrecorded
 
     def answer(self, text: str) -> None:

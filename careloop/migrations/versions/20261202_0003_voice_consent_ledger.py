@@ -1,7 +1,7 @@
 """consent ledger (recording consent asked on calls)
 
 Revision ID: 0002_voice
-Revises: 0001
+Revises: 0002_cli
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002_voice"
-down_revision = "0001"
+down_revision = "0002_cli"
 branch_labels = None
 depends_on = None
 
