@@ -55,7 +55,8 @@ def test_missing_inputs_exit_1_with_value_null(capsys: pytest.CaptureFixture[str
 
 
 def test_not_applicable_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
-    inputs = {"sex": "male", "age": 80, "bmi": 25, "waist": 90, "sbp": 130, "family_history_diabetes": "none"}
+    inputs = {"sex": "male", "age": 50, "bmi": 25, "waist": 90, "sbp": 130, "family_history_diabetes": "none",
+              "diabetes": True}  # fmt: skip
     code, out, _ = risk(capsys, "cdrs", "--input", json.dumps(inputs))
     assert code == 1
     assert json.loads(out)["category"] == "not_applicable"
@@ -100,7 +101,7 @@ def test_list_names_every_model_and_its_inputs(capsys: pytest.CaptureFixture[str
                  "fpg", "lipids", "uric-acid", "egfr"):  # fmt: skip
         assert f"\n{name}: " in f"\n{out}"
     assert "family_history_diabetes (\"none\" | \"second_degree\" | \"first_degree\")" in out
-    assert "sbp (number, mmHg, 40-300)" in out
+    assert "sbp (number, mmHg, 60-300)" in out
 
 
 def test_real_console_script() -> None:
