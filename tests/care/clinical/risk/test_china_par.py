@@ -180,7 +180,9 @@ def test_flag_policy_extrapolates_outside_the_cohorts(age: float, extrapolated: 
     assert ("extrapolated" in result.flags) is extrapolated
 
 
-@pytest.mark.parametrize(("age", "inside"), [(34, False), (34.9, False), (35, True), (74, True), (74.9, True), (75, False)])
+@pytest.mark.parametrize(
+    ("age", "inside"), [(34, False), (34.9, False), (35, True), (74, True), (74.9, True), (75, False)]
+)
 def test_default_gives_out_of_range_outside_the_cohorts(age: float, inside: bool) -> None:
     """Spec 10a: ages 35-74; 20-34 and 75+ only as "extrapolated" when configured."""
     result = evaluate("china-par", {"sex": "male", "age": age, **PAPER_PROFILE})

@@ -52,7 +52,9 @@ def test_framingham_is_not_clamped() -> None:
     assert low.value < 1
 
 
-@pytest.mark.parametrize(("age", "inside"), [(0, False), (29, False), (30, True), (74, True), (74.9, True), (75, False)])
+@pytest.mark.parametrize(
+    ("age", "inside"), [(0, False), (29, False), (30, True), (74, True), (74.9, True), (75, False)]
+)
 def test_framingham_only_for_ages_30_to_74(age: float, inside: bool) -> None:
     base = {"sex": "female", "tc": 5.0, "hdl": 1.3, "sbp": 120, "bp_treated": False, "smoker": False, "diabetes": False}
     result = evaluate("framingham", {**base, "age": age})
