@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 
 from care.clinical.common import ClinicalError
+from care.clinical.config import ClinicalConfig
 from care.clinical.risk import RiskModel, evaluate, models
 from careloop.cli.base import main
 
@@ -59,6 +60,10 @@ def _describe(model: RiskModel) -> list[str]:
     if optional:
         lines.append(f"  optional: {', '.join(optional)}")
     lines.extend(f"    {spec.describe()}" for spec in model.inputs)
+    population = model.population(ClinicalConfig())
+    if population is not None:
+        bounds = [population.ages().en, *(limit.text().en for limit in population.limits)]
+        lines.append(f"  validated population: {', '.join(bounds)} (outside it: out_of_range)")
     lines.append(f"  source: {model.citation}")
     return lines
 

@@ -108,6 +108,9 @@ def test_list_names_every_model_and_its_inputs(capsys: pytest.CaptureFixture[str
         assert f"\n{name}: " in f"\n{out}"
     assert "family_history_diabetes (\"none\" | \"second_degree\" | \"first_degree\")" in out
     assert "sbp (number, mmHg, 60-300)" in out
+    assert "validated population: ages 40-79, total cholesterol 130-320 mg/dL, HDL cholesterol 20-100 mg/dL, " \
+           "systolic BP 90-200 mmHg (outside it: out_of_range)" in out
+    assert "validated population: ages 35-74 (outside it" in out
 
 
 def test_real_console_script() -> None:
