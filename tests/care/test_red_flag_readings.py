@@ -119,3 +119,36 @@ def test_an_unflushed_task_counts_for_the_same_reading(db: Session, make_patient
     reading = Reading(observation_id=uuid.uuid4(), patient_id=patient.id, code="14771-0", value=2.0, unit="mmol/L",
                       effective_at=WHEN, source="report:fhir", source_ref="r1")  # fmt: skip
     assert len(open_red_flag_tasks(db, [reading, reading], actor=TEST_ACTOR)) == 1
+
+
+# --- assessments from the record check plausibility and populations too --------------------------------
+
+
+def test_a_reversed_pair_in_the_record_is_stored_as_implausible_not_graded(
+    db: Session, make_patient: Callable[..., Patient]
+) -> None:
+    from datetime import date
+
+    from care.assessments import assess_risks, latest_risk_results
+
+    patient = make_patient(birth_date=date(1960, 5, 17))
+    record(db, patient, "8480-6", 80, "mmHg", source="checkup", source_ref="r1")
+    record(db, patient, "8462-4", 120, "mmHg", source="checkup", source_ref="r1")
+    record(db, patient, "14771-0", 2.5, source="checkup", source_ref="r1")
+    rows = {row.model: row for row in assess_risks(db, patient, actor=TEST_ACTOR, on=date(2026, 11, 29))}
+    db.flush()
+    assert rows["bp"].value is None
+    assert rows["bp"].category == "implausible"
+    assert rows["fpg"].category == "hypoglycaemia_level2"
+    stored = {result.model: result for result in latest_risk_results(db, patient)}
+    assert stored["bp"].category == "implausible"
+    assert stored["bp"].to_dict()["category"] is None
+
+
+def test_a_childs_questionnaire_is_out_of_range_but_keeps_the_safety_flag() -> None:
+    from care.clinical.risk import evaluate
+
+    result = evaluate("phq9", {"items": [0, 0, 0, 0, 0, 0, 0, 0, 1], "age": 11})
+    assert (result.value, result.category) == (None, "out_of_range")
+    assert "suicide_risk" in result.flags
+    assert evaluate("phq9", {"items": [0, 0, 0, 0, 0, 0, 0, 0, 1], "age": 12}).value == 1
