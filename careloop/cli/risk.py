@@ -4,9 +4,11 @@ Prints exactly one JSON object on stdout, contract keys first::
 
     {"model": ..., "value": ..., "unit": ..., "category": ..., "citation": ..., "missing": [...], ...}
 
-Exit codes: 0 a value was computed; 1 no value (required inputs missing, or the model does not
-apply: ``value`` is null and ``missing`` or ``flags`` say why); 2 bad usage (unknown model, bad
-JSON, wrong input types or names), with one clear line on stderr.
+Exit codes: 0 a value was computed; 1 no value, still one JSON object with ``value`` null and the
+reason: required inputs missing (``missing``), an implausible input (``"category": null`` and
+``error``, clinical-spec.md 10a), a person outside the model's validated population
+(``"category": "out_of_range"``, the range in ``error``) or a model that does not apply (``flags``);
+2 bad usage (unknown model, bad JSON, wrong input types or names), with one clear line on stderr.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import click
 
 from care.clinical.common import ClinicalError
+from care.clinical.config import ClinicalConfig
 from care.clinical.risk import RiskModel, evaluate, models
 from careloop.cli.base import main
 
@@ -57,6 +60,10 @@ def _describe(model: RiskModel) -> list[str]:
     if optional:
         lines.append(f"  optional: {', '.join(optional)}")
     lines.extend(f"    {spec.describe()}" for spec in model.inputs)
+    population = model.population(ClinicalConfig())
+    if population is not None:
+        bounds = [population.ages().en, *(limit.text().en for limit in population.limits)]
+        lines.append(f"  validated population: {', '.join(bounds)} (outside it: out_of_range)")
     lines.append(f"  source: {model.citation}")
     return lines
 

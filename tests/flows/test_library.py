@@ -396,10 +396,12 @@ def test_hypertension_alarm_symptoms_are_urgent(library: FlowLibrary) -> None:
         ("glucose 110 mg/dL", [("14771-0", 6.1, "mmol/L")], None),
         ("１３５／８５", [("8480-6", 135.0, "mmHg"), ("8462-4", 85.0, "mmHg")], None),
         ("血压185/95", [("8480-6", 185.0, "mmHg"), ("8462-4", 95.0, "mmHg")], "bp_red_flag"),
-        ("空腹血糖 2.8", [("14771-0", 2.8, "mmol/L")], "glucose_red_flag"),
+        # A recorded low glucose opens its urgent task from the record (care.observations), not the flow.
+        ("空腹血糖 2.8", [("14771-0", 2.8, "mmol/L")], None),
         ("血糖 20", [("14771-0", 20.0, "mmol/L")], "glucose_red_flag"),
-        ("血糖 3.5", [("14771-0", 3.5, "mmol/L")], "glucose_low"),
+        ("血糖 3.5", [("14771-0", 3.5, "mmol/L")], None),
         ("餐后血糖 9.0", [], None),
+        ("餐后血糖 3.5", [], "glucose_low"),
     ],
 )
 def test_home_monitoring_turns_free_form_readings_into_observations(
