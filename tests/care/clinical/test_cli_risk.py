@@ -86,7 +86,7 @@ def test_input_from_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
         (["china-par", "--input", '{"smoker": 1}'], "error: input 'smoker' must be true or false, got the number 1"),
         (["bp", "--input", '{"sbp": 130, "dbp": 85, "sbpp": 1}'], "error: unknown input 'sbpp' for model bp"),
         (["bp", "--input", "@/nonexistent/inputs.json"], "error: cannot read input file"),
-        (["bp"], "error: --input JSON is required"),
+        (["bp"], "error: give either --input JSON or --patient PATIENT_REF"),
         ([], "error: give a MODEL"),
         (["bp", "--list"], "error: --list takes no MODEL"),
     ],
