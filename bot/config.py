@@ -31,6 +31,7 @@ DEFAULT_RATE_LIMITS: dict[str, float] = {"sms": 1.0, "voice": 1.0, "wechat": 20.
 class BotConfig:
     clinic_name: str = "Careloop 健康管理中心"
     clinic_phone: str = "400-000-0000"
+    emergency_number: str = "120"
     public_url: str = "http://127.0.0.1:5000"
     quiet_start: time = time(21, 0)
     quiet_end: time = time(8, 0)

@@ -30,8 +30,10 @@ def send_as_patient(session: Session, services: BotServices, *, card_no: str, te
     patient = find_by_card(session, card_no)
     if patient is None or patient.status != PatientStatus.ACTIVE.value:
         raise NotFoundError("no active patient with this card number")
-    log(session, actor=speaker, action="simulator.message", resource_type="patient", resource_id=patient.id,
-        patient_id=patient.id, details={"channel": CHANNEL})
     message = InboundMessage(channel=CHANNEL, provider_key=f"console:{uuid.uuid4()}", sender=patient.card_no or card_no,
                              kind="text", text=text, received_at=at)
-    return handle_inbound(session, services, message)
+    reply = handle_inbound(session, services, message)
+    # Written after the turn: a turn that fails rolls back what the session holds, and this entry must stay.
+    log(session, actor=speaker, action="simulator.message", resource_type="patient", resource_id=patient.id,
+        patient_id=patient.id, details={"channel": CHANNEL})
+    return reply

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.sql.elements import ColumnElement
 
-from bot import consent, driver_statements, identity, plain_turns
+from bot import consent, driver_statements, failures, free_text, identity, plain_turns
 from bot.conversations import (
     BotServices,
     ConversationError,
@@ -181,11 +181,29 @@ def handle_inbound(session: Session, services: BotServices, message: InboundMess
     on the delivery's receipt; a repeated delivery gets the kept reply as it is.
     """
     try:
-        return _handle(session, services, message, settle, plain=True)
-    except plain_turns.StaleTurnError:
-        # Another message of the patient's was committed while this one waited for the lock.
+        try:
+            return _handle(session, services, message, settle, plain=True)
+        except plain_turns.StaleTurnError:
+            # Another message of the patient's was committed while this one waited for the lock.
+            session.rollback()
+            return _handle(session, services, message, settle, plain=False)
+    except Exception as failure:  # noqa: BLE001 - a failed turn is answered, never turned into a redelivery
         session.rollback()
-        return _handle(session, services, message, settle, plain=False)
+        failures.log_failure(failure, channel=message.channel, what="a turn")
+        return _after_failure(session, services, message, settle)
+
+
+def _after_failure(session: Session, services: BotServices, message: InboundMessage,
+                   settle: Callable[[Reply], Reply]) -> Reply:
+    """Claim the delivery again (the failed turn's claim was rolled back) and answer it with the apology."""
+    receipt, previous = claim_delivery(session, message)
+    if receipt is None:
+        assert previous is not None  # noqa: S101 - a claim holds one or the other
+        return previous
+    reply = settle(failures.apologise(session, services, message, receipt.id))
+    receipt.patient_id = uuid.UUID(reply.patient_id) if reply.patient_id else None
+    receipt.reply = reply.to_dict()
+    return reply
 
 
 def _handle(session: Session, services: BotServices, message: InboundMessage, settle: Callable[[Reply], Reply], *,
@@ -255,6 +273,9 @@ def _from_patient(session: Session, services: BotServices, message: InboundMessa
         logger.warning("conversation could not continue for patient %s", patient.id)
         turn = None
     if turn is None:
+        if conversation is None and word not in config.keywords and not free_text.wants_the_menu(message.text):
+            texts = free_text.answer_free_text(session, config, patient, message.channel, message.text)
+            return _texts(session, patient, message.channel, texts)
         return _texts(session, patient, message.channel, [say("menu", lang)])
     texts = render_text(turn.outputs, turn.lang)
     return _deliver(session, services, patient, message.channel, texts, receipt, turn)

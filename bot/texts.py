@@ -62,6 +62,31 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "上次的问卷已过期。需要时回复关键词重新开始。",
         "en": "Your last questionnaire has expired. Reply with a keyword to start again.",
     },
+    "message_for_the_team": {
+        "zh": "您的消息已收到，我们的医护人员会尽快回复您。如需马上帮助，请致电 {phone}。",
+        "en": "We have your message. Someone from your care team will reply soon. If you need help now, call {phone}.",
+    },
+    "red_flag_emergency": {
+        "zh": "您说的情况可能很紧急。如果现在就有这样的不舒服，请马上拨打 {emergency}，或请身边的人帮您拨打。",
+        "en": "What you describe may be an emergency. If it is happening now, call {emergency} right away, "
+              "or ask someone near you to call.",
+    },
+    "red_flag_self_harm": {
+        "zh": "谢谢您告诉我们，您并不孤单。如果您现在有伤害自己的想法，请马上拨打心理援助热线 12356，"
+              "或拨打 {emergency}，也请让家人或朋友陪在您身边。",
+        "en": "Thank you for telling us. You are not alone. If you are thinking of hurting yourself now, call the "
+              "mental health helpline 12356 or {emergency} right away, and ask family or a friend to stay with you.",
+    },
+    "red_flag_team_told": {
+        "zh": "我们已经通知医护人员，他们会尽快联系您。",
+        "en": "We have told your care team, and they will contact you as soon as they can.",
+    },
+    "turn_failed": {
+        "zh": "抱歉，刚才系统出了点问题，没能处理您的消息。我们的医护人员已收到通知，会尽快联系您。"
+              "急事请致电 {phone}。",
+        "en": "Sorry, something went wrong and we could not handle your message. Our care team has been told and "
+              "will contact you soon. If it is urgent, call {phone}.",
+    },
     "media_unsupported": {
         "zh": "抱歉，我们暂时看不懂图片和语音，请用文字或数字回复。",
         "en": "Sorry, we cannot read pictures or voice notes yet. Please reply in text or numbers.",

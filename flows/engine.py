@@ -101,11 +101,16 @@ Input = TextInput | Timer
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
-    """The outcome of one step: the new state, what to say (in order), and what happened."""
+    """The outcome of one step: the new state, what to say (in order), and what happened.
+
+    ``path`` is the node ids the step went through, in order: the question answered (if any) first,
+    then every node run up to the one that waits or ends the flow (simulators and coverage read it).
+    """
 
     state: dict[str, Any]
     outputs: tuple[Output, ...]
     events: tuple[Event, ...]
+    path: tuple[str, ...] = ()
 
     @property
     def status(self) -> str:
@@ -247,6 +252,7 @@ class Run:
         "lang",
         "now",
         "outputs",
+        "path",
         "state",
     )
 
@@ -258,6 +264,7 @@ class Run:
         self.lang: str = state["lang"]
         self.outputs: list[Output] = []
         self.events: list[Event] = []
+        self.path: list[str] = []
         self.ended = False
         self._now_iso = now.isoformat()
         self._names: dict[str, Any] | None = None
@@ -270,7 +277,7 @@ class Run:
 
     def result(self) -> StepResult:
         """Return the step's result."""
-        return StepResult(self.state, tuple(self.outputs), tuple(self.events))
+        return StepResult(self.state, tuple(self.outputs), tuple(self.events), tuple(self.path))
 
     def emit(self, event: Event) -> None:
         """Record that something happened."""
@@ -290,6 +297,7 @@ class Run:
         visits = 0
         while node_id is not None and not self.ended:
             visits += 1
+            self.path.append(node_id)
             node = nodes.get(node_id)
             if node is None or visits > MAX_VISITS:
                 reason = f"no node '{node_id}'" if node is None else "the flow went round without asking anything"
@@ -312,6 +320,7 @@ class Run:
         """Take the patient's reply to the question waited on."""
         node = self.definition.nodes[self.state["node"]]
         assert isinstance(node, QuestionNode)  # noqa: S101 - check_state guarantees it
+        self.path.append(node.id)
         outcome = node.answer.accept(text, AnswerContext(self.lang, self.now))
         if isinstance(outcome, Rejected):
             self._reject(node, outcome)

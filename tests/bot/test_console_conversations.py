@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.models import ConversationMessage, ConversationSession, InboundReceipt, OutboxMessage
@@ -276,3 +277,49 @@ def test_a_flow_begun_for_a_patient_enrolled_in_the_same_unit_of_work_is_written
     db.flush()
     assert db.scalar(select(ConversationSession.patient_id).where(ConversationSession.id == turn.conversation.id)) \
         == patient.id
+
+
+def test_free_text_outside_a_flow_goes_to_the_care_team_not_the_menu(db, make_patient, say_as):
+    patient = make_patient()
+    reply = say_as(patient.card_no, "我头很痛怎么办").texts
+    assert len(reply) == 1
+    assert "医护人员会尽快回复您" in reply[0]
+    assert "血压 / 血糖" not in reply[0]
+    say_as(patient.card_no, "能改一下预约时间吗")
+    [task] = db.scalars(select(StaffTask).where(StaffTask.patient_id == patient.id)).all()
+    assert (task.kind, task.priority) == ("patient_message", "normal")
+    assert [entry["message"] for entry in task.details["messages"]] == ["我头很痛怎么办", "能改一下预约时间吗"]
+
+
+def test_free_text_in_english_gets_the_same_promise(db, make_patient, say_as):
+    patient = make_patient(language="en", name="Test Person")
+    reply = say_as(patient.card_no, "can I change my appointment").texts
+    assert reply[0].startswith("We have your message")
+
+
+def test_a_greeting_or_a_bare_number_outside_a_flow_gets_the_menu(db, make_patient, say_as):
+    patient = make_patient()
+    for text in ("你好", "hi", "1", "菜单"):
+        assert "血压" in say_as(patient.card_no, text).texts[0]
+    assert db.scalar(select(func.count()).select_from(StaffTask).where(StaffTask.patient_id == patient.id)) == 0
+
+
+@pytest.mark.parametrize(("lang", "text", "advice", "kind"), [
+    ("zh", "我胸痛得厉害", "120", "chest_pain"),
+    ("zh", "突然呼吸困难", "120", "breathing"),
+    ("zh", "我不想活了，想死", "12356", "self_harm"),
+    ("zh", "我妈昏迷了", "120", "unconscious"),
+    ("en", "I have chest pain", "120", "chest_pain"),
+    ("en", "I want to kill myself", "12356", "self_harm"),
+])
+def test_a_red_flag_message_gets_the_emergency_advice_first_and_an_urgent_task(
+    db, make_patient, say_as, lang, text, advice, kind
+):
+    patient = make_patient(language=lang, name="Red Flag")
+    reply = say_as(patient.card_no, text).texts
+    assert advice in reply[0]
+    assert len(reply) == 2
+    tasks = list(db.scalars(select(StaffTask).where(StaffTask.patient_id == patient.id)))
+    assert [(task.kind, task.priority, task.reason) for task in tasks] == [
+        ("red_flag_message", "urgent", f"red_flag:{kind}")]
+    assert tasks[0].details["message"] == text
