@@ -9,8 +9,10 @@ derandomized, so CI sees the same cases every time.
 
 from __future__ import annotations
 
+import atexit
 import copy
 import io
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
@@ -339,7 +341,9 @@ ANY_CONTENT = st.one_of(
     HUGE_OR_DEEP,
 )
 
+# Hypothesis runs many cases per test, so the files live in one folder of the module's, removed at exit.
 _WORK = Path(tempfile.mkdtemp(prefix="careloop-validate-"))
+atexit.register(shutil.rmtree, _WORK, ignore_errors=True)
 _names = iter(range(10**9))
 
 
