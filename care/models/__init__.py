@@ -5,6 +5,7 @@ from care.models.base import Base, Timestamped
 from care.models.clinical import (
     AdviceOverride,
     CheckupReport,
+    CodeMapping,
     RiskAssessment,
     StageSummaryRecord,
     TagReevaluation,
@@ -45,6 +46,7 @@ __all__ = [
     "Channel",
     "ChannelConsent",
     "CheckupReport",
+    "CodeMapping",
     "DataKey",
     "FlowResult",
     "FollowUp",

@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "careloop.cli.risk",
     "careloop.cli.api_keys",
     "careloop.cli.reports",
+    "careloop.cli.exports",
 )
 
 

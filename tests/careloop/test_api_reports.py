@@ -138,11 +138,16 @@ def test_any_bad_report_gets_422_with_the_problems_and_changes_nothing(
     code, answer = push(client, body, "text/csv", api_key)
     assert code == 422
     assert answer["status"] == "rejected"
+    assert answer["imported"] is False
     assert answer["problems"] == [{
-        "where": "row 3", "column": "value",
-        "reason": "sbp value 1350 mmHg is outside the plausible range 40-300 mmHg",
+        "where": "row 3", "column": "value", "reason": "sbp is outside the plausible range 40-300 mmHg",
     }]
-    assert answer["reports"] == {"imported": 1, "replaced": 0, "skipped": 0, "rejected": 1}
+    # The body says nothing was imported: the good report is withheld with the bad one.
+    assert answer["reports"] == {"imported": 0, "replaced": 0, "skipped": 0, "rejected": 1}
+    assert answer["rows"] == {"imported": 0, "replaced": 0, "skipped": 0, "rejected": 1}
+    assert answer["withheld"] == {"reports": 1, "rows": 1}
+    assert "nothing" in answer["message"]["en"]  # type: ignore[index]
+    assert "1350" not in json.dumps(answer)
     assert counts(db) == (0, 0)  # the good report was rolled back with the rest
     imports = db.scalars(select(AuditEntry).where(AuditEntry.action == "report.import")).all()
     assert imports == []

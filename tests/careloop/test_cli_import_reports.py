@@ -69,16 +69,17 @@ def test_rejected_rows_are_named_and_exit_1(run_cli: Cli, tmp_path: Path, fresh_
     path.write_bytes(csv_bytes([
         ["C0001", "R1", "2024-03-05", "sbp", "146", "mmHg"],
         ["C0002", "R2", "2024-03-05", "sbp", "1350", "mmHg"],
-        ["C0002", "R2", "2024-03-05", "xyz", "1", "mmol/L"],
+        ["C0002", "R2", "2024-03-05", "tc", "五", "mmol/L"],
         ["C9999", "R3", "2024-03-05", "sbp", "120", "mmHg"],
     ]))
     code, out, err = run_cli("import", "reports", str(path))
     assert code == 1
     assert "reports: 1 imported, 0 replaced, 0 skipped, 2 rejected; rows: 1 imported, 0 replaced, 0 skipped, " \
            "3 rejected" in out
-    assert "bad.csv: row 3, value: sbp value 1350 mmHg is outside the plausible range 40-300 mmHg" in err
-    assert "bad.csv: row 4, code: unknown indicator code 'xyz'" in err
+    assert "bad.csv: row 3, value: sbp is outside the plausible range 40-300 mmHg" in err
+    assert "bad.csv: row 4, value: is not a number" in err
     assert "bad.csv: row 5, card_no: no enrolled patient has card number C9999" in err
+    assert "1350" not in err and "五" not in err
     assert count(fresh_settings, "observations") == 1
 
 
