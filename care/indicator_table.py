@@ -378,8 +378,8 @@ def find(code: str, *, names: bool = False) -> TableIndicator | None:
     Without ``names`` only the seventeen short codes of the results template are codes (``sbp``,
     ``tc``...): a sending system's local code ``CA`` must not be read as calcium. With ``names``
     (a tabular report's code column) every short code and printed name is, and a printed name may
-    carry its abbreviation in parentheses (``总胆固醇(TC)``, ``谷丙转氨酶（ALT）``): both parts must
-    then name the same indicator, or only one of them any.
+    carry its abbreviation in parentheses (``总胆固醇(TC)``, ``谷丙转氨酶（ALT）``): the name decides,
+    the abbreviation only when the name is not known (``尿糖(GLU)`` is urine glucose).
     """
     text = code.strip()
     found = BY_LOINC.get(text)
@@ -397,9 +397,9 @@ def find(code: str, *, names: bool = False) -> TableIndicator | None:
     match = _PARENTHESES.match(key)
     if match is None:
         return None
-    parts = {found.key: found for part in (match["outside"] + match["rest"], match["inside"])
-             if part and (found := BY_NAME.get(part)) is not None}
-    return next(iter(parts.values())) if len(parts) == 1 else None
+    # The printed name is more specific than its abbreviation: 尿糖(GLU) is urine glucose, not FPG.
+    outside = match["outside"] + match["rest"]
+    return (BY_NAME.get(outside) if outside else None) or BY_NAME.get(match["inside"])
 
 
 _GRADE_WORDS: dict[str, str] = {

@@ -5,12 +5,15 @@ holds whole reports, so the entry point can commit between chunks without ever l
 half-imported. For each chunk it resolves the patients and finds the already-imported reports in
 bulk (one query per kind, no query per row), then for each report:
 
-- refused, when the format found problems, the patient is unknown, or the report id already belongs
-  to another patient at this source (every problem is kept, naming row or segment, column, reason);
+- refused, when the format found problems (a row that cannot be read, a value that cannot be true),
+  the patient is unknown, or the report id already belongs to another patient at this source (every
+  problem is kept, naming row or segment, column, reason; never a value);
 - skipped, when it holds nothing to import, or it was imported before with the very same results;
 - replaced, when it was imported before: its old observations are deleted and the new ones written;
 - imported otherwise.
 
+A result whose code is outside the indicator table is not a problem: it is written as it came
+(``recognised`` False, with its code system and display text) and counted in :attr:`ReportTally.kept`.
 Observations are inserted with Core ``INSERT``s in batches; each value is sealed with the patient's
 data key exactly as :mod:`security.fields` seals it (same codec, same associated data), so the ORM
 reads them back like any other. Every report written is audited (ids and counts only), and its
