@@ -48,7 +48,7 @@ def observation_record(
         raise ValidationFailedError(problems)
     return {"id": uuid.uuid4(), "patient_id": patient_id, "code": code, "value": value, "value_text": value_text,
             "unit": unit, "effective_at": effective_at, "source": source, "source_ref": source_ref,
-            "recorded_at": now}
+            "recorded_at": now, "recognised": True}
 
 
 def observation_audit(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -300,11 +300,13 @@ class ReportImport:
         session.flush()
         for start in range(0, len(stale), LOOKUP_CHUNK):
             session.execute(delete(Observation).where(Observation.source_ref.in_(stale[start : start + LOOKUP_CHUNK])))
-        rows = [row for batch in pending.values() for row in batch]
         # The table, not the entity: the rows are keyed by column name ("value" is the ciphertext column).
+        # One statement per shape of row: recognised results, and results kept as they came.
         table = cast(Table, Observation.__table__)
-        for start in range(0, len(rows), INSERT_BATCH):
-            session.execute(insert(table), rows[start : start + INSERT_BATCH])
+        for shape in (False, True):
+            rows = [row for batch in pending.values() for row in batch if ("recognised" in row) is shape]
+            for start in range(0, len(rows), INSERT_BATCH):
+                session.execute(insert(table), rows[start : start + INSERT_BATCH])
         request_tag_reevaluation(session, written, reason="report_import")
         self.tally.patients |= written
 
@@ -324,18 +326,21 @@ class ReportImport:
         rows: list[dict[str, object]] = []
         for line in report.results:
             row_id = uuid.uuid4()
-            rows.append({
+            row: dict[str, object] = {
                 "id": row_id, "patient_id": patient_id, "code": line.code, "unit": line.unit,
                 "value": None if line.value is None else cipher.seal(
                     key, field_aad(table, value_name, row_id), encode_value(line.value)),
                 "value_text": None if line.value_text is None else cipher.seal(
                     key, field_aad(table, text_name, row_id), encode_text(line.value_text)),
-                "display": None if line.display is None else cipher.seal(
-                    key, field_aad(table, display_name, row_id), encode_text(line.display)),
-                "code_system": line.system, "recognised": line.kept is None,
                 "effective_at": instant(line.effective, zone), "source": source, "source_ref": reference,
                 "recorded_at": now,
-            })
+            }
+            if line.kept is not None or line.system is not None or line.display is not None:
+                # A kept result: the columns a recognised one leaves to their defaults.
+                row.update(display=None if line.display is None else cipher.seal(
+                    key, field_aad(table, display_name, row_id), encode_text(line.display)),
+                    code_system=line.system, recognised=line.kept is None)
+            rows.append(row)
         return rows
 
     def _holder_of(self, report: ParsedReport, holders: dict[tuple[str, str], _Holder]) -> _Holder | None:

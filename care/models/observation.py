@@ -34,7 +34,9 @@ class Observation(Base):
     unit: Mapped[str] = mapped_column(String(32))
     code_system: Mapped[str | None] = mapped_column(String(255))
     display = encrypted(TEXT)
-    recognised: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # No Python-side default: bulk inserts of recognised results leave the column out (the server
+    # default fills it), so the import's hot INSERT binds no more parameters than it must.
+    recognised: Mapped[bool] = mapped_column(Boolean, server_default=true())
     effective_at: Mapped[datetime] = mapped_column(UtcDateTime)
     source: Mapped[str] = mapped_column(String(32))
     source_ref: Mapped[str | None] = mapped_column(String(128), index=True)

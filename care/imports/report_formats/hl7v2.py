@@ -131,6 +131,23 @@ class _Segment:
             value = self.message.unescape(value)
         return value.strip()
 
+    def components(self, field: int, count: int) -> list[str]:
+        """Return the first ``count`` components of ``field``'s first repetition, unescaped ('' when absent)."""
+        if field >= len(self.fields):
+            return [""] * count
+        value = self.fields[field]
+        repetition, component_separator, subcomponent = self.separators[2], self.separators[3], self.separators[4]
+        if repetition in value:
+            value = value.split(repetition, 1)[0]
+        found = []
+        for piece in value.split(component_separator, count)[:count]:
+            if subcomponent in piece:
+                piece = piece.split(subcomponent, 1)[0]
+            if self.message.esc in piece:
+                piece = self.message.unescape(piece)
+            found.append(piece.strip())
+        return found + [""] * (count - len(found))
+
     def repetitions(self, field: int) -> int:
         """Count the repetitions of ``field`` (0 when absent)."""
         if field >= len(self.fields) or not self.fields[field]:
@@ -220,9 +237,10 @@ def _system(name: str) -> str | None:
 
 def _codings(segment: _Segment) -> tuple[Coding, Coding]:
     """OBX-3: the identifier (CE.1-3), then the alternate identifier (CE.4-6)."""
+    code, text, system, alternate, alternate_text, alternate_system = segment.components(3, 6)
     return (
-        Coding(segment.part(3, 0, 0), _system(segment.part(3, 0, 2)), segment.part(3, 0, 1) or None),
-        Coding(segment.part(3, 0, 3), _system(segment.part(3, 0, 5)), segment.part(3, 0, 4) or None),
+        Coding(code, _system(system), text or None),
+        Coding(alternate, _system(alternate_system), alternate_text or None),
     )
 
 
