@@ -59,7 +59,7 @@ def observation_record(
         raise ValidationFailedError(problems)
     return {"id": uuid.uuid4(), "patient_id": patient_id, "code": code, "value": value, "value_text": value_text,
             "unit": unit, "effective_at": effective_at, "source": source, "source_ref": source_ref,
-            "recorded_at": now}
+            "recorded_at": now, "recognised": True}
 
 
 def observation_audit(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -183,21 +183,34 @@ def open_red_flag_tasks(
     return opened
 
 
-def observations_of(session: Session, patient: Patient, codes: Iterable[str] | None = None) -> list[Observation]:
-    """The patient's observations, oldest first (optionally only some codes)."""
+def observations_of(
+    session: Session, patient: Patient, codes: Iterable[str] | None = None, *, kept_too: bool = False
+) -> list[Observation]:
+    """The patient's observations, oldest first (optionally only some codes).
+
+    Results kept as they came (``recognised`` False: a code outside the indicator table, a value
+    its indicator does not take) are left out unless ``kept_too``: whatever computes on the record
+    (trends, risk, rules) never sees them; the record's display and exports ask for them.
+    """
     query = select(Observation).where(Observation.patient_id == patient.id)
+    if not kept_too:
+        query = query.where(Observation.recognised.is_(True))
     if codes is not None:
         query = query.where(Observation.code.in_(list(codes)))
     return list(session.scalars(query.order_by(Observation.effective_at, Observation.recorded_at)))
 
 
 def latest_values(session: Session, patient: Patient) -> dict[str, Observation]:
-    """The newest observation of each code (one query; only those rows are read and decrypted)."""
+    """The newest recognised observation of each code (one query; only those rows are read and decrypted).
+
+    What flows and rules see of the record: results kept as they came are left out.
+    """
     newest_first = func.row_number().over(
         partition_by=Observation.code, order_by=(Observation.effective_at.desc(), Observation.recorded_at.desc())
     )
     ranked = (
-        select(Observation.id, newest_first.label("rank")).where(Observation.patient_id == patient.id).subquery()
+        select(Observation.id, newest_first.label("rank"))
+        .where(Observation.patient_id == patient.id, Observation.recognised.is_(True)).subquery()
     )
     query = select(Observation).join(ranked, Observation.id == ranked.c.id).where(ranked.c.rank == 1)
     with flushing_only_for(session, Observation):

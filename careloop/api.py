@@ -6,10 +6,14 @@ the file's bytes; ``Content-Type`` names its format (``text/csv``, the .xlsx typ
 authenticates with its API key (``Authorization: Bearer clk_...``, made by ``careloop api-keys
 create``). Answers, always JSON:
 
-- 200 ``{"status": "imported", "reports": {...}, "rows": {...}, "problems": []}``;
+- 200 ``{"status": "imported", "reports": {...}, "rows": {...}, "kept": {...}, "summary": "...",
+  "problems": []}``: the counts ``careloop import reports`` prints, with the rows kept as they came
+  (codes outside the indicator table); the source's stored local codes are applied;
 - 401 no or unknown key; 403 a revoked key; 413 a body over :data:`REPORT_MAX_BYTES`;
-  415 an unsupported type; 422 ``{"status": "rejected", ..., "problems": [{"where", "column", "reason"}]}``
-  when any report of the document is refused: then nothing of the document is imported.
+  415 an unsupported type; 422 ``{"status": "rejected", "imported": false, "reports": {"imported": 0,
+  ..., "rejected": n}, "withheld": {"reports", "rows"}, "problems": [{"where", "column", "reason"}]}``
+  when any report of the document is refused: then nothing of the document is imported, and the
+  body says so (the good reports are counted as withheld, not as imported).
 
 Every answer is audited; a refusal is audited in its own unit of work, after the request's own
 transaction was rolled back, so that the refusal is on record while the record is unchanged.

@@ -5,12 +5,15 @@ holds whole reports, so the entry point can commit between chunks without ever l
 half-imported. For each chunk it resolves the patients and finds the already-imported reports in
 bulk (one query per kind, no query per row), then for each report:
 
-- refused, when the format found problems, the patient is unknown, or the report id already belongs
-  to another patient at this source (every problem is kept, naming row or segment, column, reason);
+- refused, when the format found problems (a row that cannot be read, a value that cannot be true),
+  the patient is unknown, or the report id already belongs to another patient at this source (every
+  problem is kept, naming row or segment, column, reason; never a value);
 - skipped, when it holds nothing to import, or it was imported before with the very same results;
 - replaced, when it was imported before: its old observations are deleted and the new ones written;
 - imported otherwise.
 
+A result whose code is outside the indicator table is not a problem: it is written as it came
+(``recognised`` False, with its code system and display text) and counted in :attr:`ReportTally.kept`.
 Observations are inserted with Core ``INSERT``s in batches; each value is sealed with the patient's
 data key exactly as :mod:`security.fields` seals it (same codec, same associated data), so the ORM
 reads them back like any other. Every report written is audited (ids and counts only), and its
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, tzinfo
 from typing import cast
@@ -30,6 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.orm import Session
 
+from care.imports.mappings import code_map_for
 from care.imports.report_formats import (
     ParseContext,
     ParsedReport,
@@ -38,9 +42,11 @@ from care.imports.report_formats import (
     ReportFormat,
     ReportProblem,
     ReportSource,
+    ResultLine,
 )
-from care.imports.report_formats.base import Moment, day_of
+from care.imports.report_formats.base import UNKNOWN_CODE, VALUE_NOT_USABLE, MappedCode, Moment, day_of
 from care.models import CheckupReport, Observation, Patient, PatientStatus
+from care.observations import Reading, open_red_flag_tasks
 from care.reevaluation import request_tag_reevaluation
 from security.audit import Actor, log
 from security.crypto import field_aad
@@ -56,6 +62,10 @@ MAX_PROBLEMS = 1000
 LOOKUP_CHUNK = 500
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 MAX_SOURCE = 64
+#: Distinct codes listed per kept reason (the rest are counted).
+MAX_KEPT_CODES = 200
+#: Codes the one-line summary names.
+SUMMARY_CODES = 10
 OUTCOMES = ("imported", "replaced", "skipped", "rejected")
 
 
@@ -76,14 +86,67 @@ class Counts:
 
 
 @dataclass
+class KeptCount:
+    """Rows written but kept as they came, not used (for one reason), and the codes they carry."""
+
+    rows: int = 0
+    codes: set[str] = field(default_factory=set)
+
+    def add(self, code: str) -> None:
+        self.rows += 1
+        if len(self.codes) < MAX_KEPT_CODES:
+            self.codes.add(code)
+
+    def listed(self) -> list[str]:
+        return sorted(self.codes)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"rows": self.rows, "codes": self.listed()}
+
+
+#: kept reason -> how the summary names it.
+KEPT_PHRASES: dict[str, str] = {
+    UNKNOWN_CODE: "with codes not in the indicator table",
+    VALUE_NOT_USABLE: "with values their indicator does not take as such",
+}
+#: kept reason -> its key in the JSON of the HTTP endpoint.
+KEPT_KEYS: dict[str, str] = {UNKNOWN_CODE: "unknown_codes", VALUE_NOT_USABLE: "values_not_usable"}
+
+
+@dataclass
 class ReportTally:
-    """What an import did, per report and per row, and the problems of refused reports."""
+    """What an import did, per report and per row, and the problems of refused reports.
+
+    ``kept`` counts the rows written (imported or replaced) that were kept as they came and are not
+    used by rules, trends or risk: codes outside the indicator table, values not taken as such.
+    """
 
     reports: Counts = field(default_factory=Counts)
     rows: Counts = field(default_factory=Counts)
     problems: list[ReportProblem] = field(default_factory=list)
     problems_not_kept: int = 0
     patients: set[uuid.UUID] = field(default_factory=set)
+    kept: dict[str, KeptCount] = field(default_factory=lambda: {reason: KeptCount() for reason in KEPT_PHRASES})
+
+    def kept_summary(self) -> str:
+        """``of the 42 rows written, 7 with codes not in the indicator table: 718-7, ...`` (empty when none)."""
+        parts = []
+        for reason, phrase in KEPT_PHRASES.items():
+            count = self.kept[reason]
+            if count.rows:
+                codes = count.listed()
+                more = ", ..." if len(codes) > SUMMARY_CODES else ""
+                parts.append(f"{count.rows} {phrase}: {', '.join(codes[:SUMMARY_CODES])}{more}")
+        if not parts:
+            return ""
+        written = self.rows.imported + self.rows.replaced
+        return f"of the {written} rows written, {'; '.join(parts)} (kept as they came, not used in rules or risk)"
+
+    def summary(self) -> str:
+        """The one-line summary the CLI prints for a file."""
+        line = f"reports: {self.reports}; rows: {self.rows}"
+        kept = self.kept_summary()
+        return f"{line}; {kept}" if kept else line
 
     def reject(self, report: ParsedReport, problems: Iterable[ReportProblem]) -> None:
         self.reports.rejected += 1
@@ -95,10 +158,12 @@ class ReportTally:
                 self.problems_not_kept += 1
 
     def to_dict(self) -> dict[str, object]:
-        """Return the JSON of the HTTP endpoint: counts, then the problems."""
+        """Return the JSON of the HTTP endpoint: counts, the rows kept as they came, then the problems."""
         return {
             "reports": self.reports.to_dict(),
             "rows": self.rows.to_dict(),
+            "kept": {KEPT_KEYS[reason]: count.to_dict() for reason, count in self.kept.items()},
+            "summary": self.summary(),
             "problems": [problem.to_dict() for problem in self.problems],
             "problems_not_listed": self.problems_not_kept,
         }
@@ -179,6 +244,7 @@ class ReportImport:
         now = clock_of(session).now()
         cipher.load_keys(session, {holder.patient_id for holder in holders.values()}, create=True, now=now)
         pending: dict[uuid.UUID, list[dict[str, object]]] = {}
+        readings: list[Reading] = []
         stale: list[str] = []
         written: set[uuid.UUID] = set()
         for report in waiting:
@@ -225,7 +291,10 @@ class ReportImport:
                 self.tally.reports.replaced += 1
                 self.tally.rows.replaced += len(report.results)
             self.tally.rows.skipped += report.skipped_rows
-            pending[found.id] = self._rows(session, report, found, holder.patient_id, zone, now)
+            for line in report.results:
+                if line.kept is not None:
+                    self.tally.kept[line.kept].add(line.code)
+            pending[found.id] = self._rows(session, report, found, holder.patient_id, zone, now, readings)
             written.add(holder.patient_id)
             log(session, actor=self.actor, action=action, resource_type="checkup_report", resource_id=found.id,
                 patient_id=holder.patient_id,
@@ -233,35 +302,58 @@ class ReportImport:
         session.flush()
         for start in range(0, len(stale), LOOKUP_CHUNK):
             session.execute(delete(Observation).where(Observation.source_ref.in_(stale[start : start + LOOKUP_CHUNK])))
-        rows = [row for batch in pending.values() for row in batch]
         # The table, not the entity: the rows are keyed by column name ("value" is the ciphertext column).
+        # One statement per shape of row: recognised results, and results kept as they came.
         table = cast(Table, Observation.__table__)
-        for start in range(0, len(rows), INSERT_BATCH):
-            session.execute(insert(table), rows[start : start + INSERT_BATCH])
+        for shape in (False, True):
+            rows = [row for batch in pending.values() for row in batch if ("recognised" in row) is shape]
+            for start in range(0, len(rows), INSERT_BATCH):
+                session.execute(insert(table), rows[start : start + INSERT_BATCH])
+        # A red-flag result (低血糖) opens its urgent task as it would arriving by chat; a re-imported
+        # report names the same readings and opens none again.
+        open_red_flag_tasks(session, readings, actor=self.actor)
         request_tag_reevaluation(session, written, reason="report_import")
         self.tally.patients |= written
 
     def _rows(
         self, session: Session, report: ParsedReport, checkup: CheckupReport, patient_id: uuid.UUID, zone: tzinfo,
-        now: datetime,
+        now: datetime, readings: list[Reading],
     ) -> list[dict[str, object]]:
-        """The observation rows of ``report``, each value sealed as ``Observation.value`` seals it."""
+        """The observation rows of ``report``, each value sealed as ``Observation.value`` seals it.
+
+        What the red-flag rules read of each recognised result is added to ``readings``.
+        """
         cipher = cipher_of(session)
         key = cipher.data_key(session, patient_id, create=True, now=now)
-        value_field = Observation.value
         table = Observation.__tablename__
+        value_name, text_name, display_name = Observation.value.name, Observation.value_text.name, \
+            Observation.display.name
+        encode_value, encode_text = Observation.value.codec.encode, Observation.value_text.codec.encode
         source = f"report:{self.fmt.name}"
         reference = str(checkup.id)
         rows: list[dict[str, object]] = []
-        encode = value_field.codec.encode
         for line in report.results:
             row_id = uuid.uuid4()
-            rows.append({
+            row: dict[str, object] = {
                 "id": row_id, "patient_id": patient_id, "code": line.code, "unit": line.unit,
-                "value": cipher.seal(key, field_aad(table, value_field.name, row_id), encode(line.value)),
-                "value_text": None, "effective_at": instant(line.effective, zone), "source": source,
-                "source_ref": reference, "recorded_at": now,
-            })
+                "value": None if line.value is None else cipher.seal(
+                    key, field_aad(table, value_name, row_id), encode_value(line.value)),
+                "value_text": None if line.value_text is None else cipher.seal(
+                    key, field_aad(table, text_name, row_id), encode_text(line.value_text)),
+                "effective_at": instant(line.effective, zone), "source": source, "source_ref": reference,
+                "recorded_at": now,
+            }
+            if line.kept is not None or line.system is not None or line.display is not None:
+                # A kept result: the columns a recognised one leaves to their defaults.
+                row.update(display=None if line.display is None else cipher.seal(
+                    key, field_aad(table, display_name, row_id), encode_text(line.display)),
+                    code_system=line.system, recognised=line.kept is None)
+            if line.kept is None and line.value is not None:
+                moment = cast(datetime, row["effective_at"])
+                readings.append(Reading(observation_id=row_id, patient_id=patient_id, code=line.code,
+                                        value=line.value, unit=line.unit, effective_at=moment, source=source,
+                                        source_ref=reference))
+            rows.append(row)
         return rows
 
     def _holder_of(self, report: ParsedReport, holders: dict[tuple[str, str], _Holder]) -> _Holder | None:
@@ -319,26 +411,36 @@ class ReportImport:
         return found
 
 
+def _line(line: ResultLine) -> str:
+    # A recognised number is written as before results could be kept as they came, so that reports
+    # imported then are still found unchanged.
+    head = f"{line.code}|{line.value!r}|{line.unit}|{line.effective.isoformat()}"
+    if line.value_text is None and line.system is None and line.display is None and line.kept is None:
+        return head
+    return f"{head}|{line.value_text!r}|{line.system!r}|{line.display!r}|{line.kept}"
+
+
 def _canonical(report: ParsedReport) -> str:
     """The report's content as one string: the same results give the same string, in any order."""
-    lines = sorted(
-        f"{line.code}|{line.value!r}|{line.unit}|{line.effective.isoformat()}" for line in report.results
-    )
+    lines = sorted(_line(line) for line in report.results)
     head = "" if report.report_date is None else report.report_date.isoformat()
     return head + "\n" + "\n".join(lines) + f"\nskipped={report.skipped_rows}"
 
 
 def import_document(
     session: Session, source: ReportSource, fmt: ReportFormat, *, source_name: str, actor: Actor,
-    today: date | None = None,
+    today: date | None = None, code_map: Mapping[str, MappedCode] | None = None,
 ) -> ReportTally:
     """Import one document whole in the caller's transaction (the HTTP endpoint); return the tally.
+
+    ``code_map``: the clinic's local codes (default: the stored mappings of ``source_name``).
 
     Raises:
         ReportFileError: the document cannot be read in ``fmt`` at all.
     """
     job = ReportImport(source=source_name, fmt=fmt, actor=actor)
-    context = ParseContext(today=today or clock_of(session).now().date())
+    context = ParseContext(today=today or clock_of(session).now().date(),
+                           code_map=code_map if code_map is not None else code_map_for(session, source_name))
     for chunk in job.reports(source, context):
         job.process(session, chunk)
     return job.tally
@@ -353,10 +455,25 @@ class PushResult:
     problems: tuple[ReportProblem, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
-        body = self.tally.to_dict()
-        if self.problems and not self.tally.problems:
-            body["problems"] = [problem.to_dict() for problem in self.problems]
-        return {"status": "imported" if self.accepted else "rejected", **body}
+        """The endpoint's answer: the CLI's counts when imported; when refused, what was refused and
+        that nothing was imported (the good reports are counted as ``withheld``)."""
+        if self.accepted:
+            return {"status": "imported", **self.tally.to_dict()}
+        tally = self.tally
+        withheld = {"reports": tally.reports.imported + tally.reports.replaced,
+                    "rows": tally.rows.imported + tally.rows.replaced}
+        problems = tally.problems or list(self.problems)
+        return {
+            "status": "rejected",
+            "imported": False,
+            "reports": {**Counts(skipped=tally.reports.skipped, rejected=tally.reports.rejected).to_dict()},
+            "rows": {**Counts(rejected=tally.rows.rejected).to_dict()},
+            "withheld": withheld,
+            "summary": f"nothing imported: {tally.reports.rejected} report(s) refused, "
+                       f"{withheld['reports']} good report(s) ({withheld['rows']} rows) withheld with them",
+            "problems": [problem.to_dict() for problem in problems],
+            "problems_not_listed": tally.problems_not_kept,
+        }
 
 
 def receive_pushed_reports(
@@ -370,7 +487,7 @@ def receive_pushed_reports(
     """
     try:
         tally = import_document(session, ReportSource.from_bytes("body", body), fmt, source_name=source_name,
-                                actor=actor)
+                                actor=actor, code_map=code_map_for(session, source_name))
     except ReportFileError as problem:
         return PushResult(False, ReportTally(), (ReportProblem("body", fmt.name, str(problem)),))
     if tally.reports.rejected:

@@ -5,6 +5,7 @@ from care.models.base import Base, Timestamped
 from care.models.clinical import (
     AdviceOverride,
     CheckupReport,
+    CodeMapping,
     RiskAssessment,
     StageSummaryRecord,
     TagReevaluation,
@@ -50,6 +51,7 @@ __all__ = [
     "ConsentPurpose",
     "ConsentSource",
     "CheckupReport",
+    "CodeMapping",
     "DataKey",
     "FlowResult",
     "FollowUp",

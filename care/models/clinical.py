@@ -43,6 +43,29 @@ class CheckupReport(Base):
         return self.patient_id
 
 
+class CodeMapping(Base):
+    """A clinic's own code for an indicator: ``local_code`` of ``source`` means ``target`` (in ``unit``).
+
+    ``source`` is the report source the code belongs to, or ``*`` for every source. ``target`` is a
+    short code or LOINC code of the indicator table, or another LOINC code (then the result is kept
+    under that code, as one outside the table). ``unit`` is the unit the source reports the code in,
+    used when a result gives none. Codes are not PHI: nothing here is encrypted.
+    """
+
+    __tablename__ = "code_mappings"
+    __table_args__ = (UniqueConstraint("source", "local_key"),)
+
+    source: Mapped[str] = mapped_column(String(64))
+    local_code: Mapped[str] = mapped_column(String(32))
+    #: ``local_code`` as looked up (folded: width, case and spaces do not count)
+    local_key: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(32))
+    unit: Mapped[str | None] = mapped_column(String(32))
+    updated_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class TagReevaluation(Base):
     """A patient whose tag rules must be evaluated again (new results, new answers).
 

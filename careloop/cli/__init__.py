@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "careloop.cli.reports",
     "careloop.cli.users",
     "careloop.cli.doctor",
+    "careloop.cli.exports",
 )
 
 

@@ -13,9 +13,21 @@ from sqlalchemy.orm import Session
 
 import careloop.api
 from care.api_keys import create_api_key, revoke_api_key
+from care.imports.mappings import MappingRow, store_mappings
+from care.imports.report_formats import FORMATS, ReportSource
+from care.imports.reports import import_document
 from care.models import AuditEntry, CheckupReport, Observation, Patient, SourceApiKey
 from security.audit import Actor
-from tests.care.imports.samples import csv_bytes, fhir_bundle, hl7_message, quantity, xlsx_bytes
+from tests.care.imports.samples import (
+    CHECKUP_60,
+    checkup_rows,
+    csv_bytes,
+    fhir_bundle,
+    fixture,
+    hl7_message,
+    quantity,
+    xlsx_bytes,
+)
 
 ACTOR = Actor("system", "pytest", "tests")
 URL = "/api/v1/reports"
@@ -138,11 +150,17 @@ def test_any_bad_report_gets_422_with_the_problems_and_changes_nothing(
     code, answer = push(client, body, "text/csv", api_key)
     assert code == 422
     assert answer["status"] == "rejected"
+    assert answer["imported"] is False
     assert answer["problems"] == [{
         "where": "row 3", "column": "value",
         "reason": "sbp is outside the plausible range 60-300 mmHg (a unit or typing error?)",
     }]
-    assert answer["reports"] == {"imported": 1, "replaced": 0, "skipped": 0, "rejected": 1}
+    # The body says nothing was imported: the good report is withheld with the bad one.
+    assert answer["reports"] == {"imported": 0, "replaced": 0, "skipped": 0, "rejected": 1}
+    assert answer["rows"] == {"imported": 0, "replaced": 0, "skipped": 0, "rejected": 1}
+    assert answer["withheld"] == {"reports": 1, "rows": 1}
+    assert "nothing" in answer["message"]["en"]  # type: ignore[index]
+    assert "1350" not in json.dumps(answer)
     assert counts(db) == (0, 0)  # the good report was rolled back with the rest
     imports = db.scalars(select(AuditEntry).where(AuditEntry.action == "report.import")).all()
     assert imports == []
@@ -164,3 +182,67 @@ def test_the_report_limit_is_the_endpoints_own_not_the_apps(
     assert len(body) > 64
     code, answer = push(client, body, content_type, api_key)
     assert code == 200, answer
+
+
+def test_the_answer_carries_the_clis_counts_and_the_kept_codes(
+    client: FlaskClient, db: Session, make_patient: Callable[..., Patient], api_key: str
+) -> None:
+    patient = make_patient()
+    body = xlsx_bytes(checkup_rows(patient.card_no))
+    status, answer = push(client, body, XLSX, api_key)
+    assert status == 200, answer
+    job = import_document(db, ReportSource.from_bytes("b.xlsx", body), FORMATS["xlsx"], source_name="centre-a",
+                          actor=ACTOR)  # the same document again, as the CLI reads it: found unchanged
+    assert job.reports.skipped == 1
+    unknown = sorted(name for name, _, _, key in CHECKUP_60 if key is None)
+    assert answer["rows"] == {"imported": 60, "replaced": 0, "skipped": 0, "rejected": 0}
+    assert answer["kept"] == {"unknown_codes": {"rows": 6, "codes": unknown},
+                              "values_not_usable": {"rows": 0, "codes": []}}
+    assert answer["summary"] == (
+        "reports: 1 imported, 0 replaced, 0 skipped, 0 rejected; rows: 60 imported, 0 replaced, 0 skipped, 0 rejected; "
+        f"of the 60 rows written, 6 with codes not in the indicator table: {', '.join(unknown)} "
+        "(kept as they came, not used in rules or risk)"
+    )
+    assert counts(db) == (60, 1)
+
+
+@pytest.mark.parametrize(("name", "card"), [("esr_observation.json", "UC-0003"), ("cbc_searchset.json", "UC-0002"),
+                                            ("bmp_transaction.json", "UC-0001")])
+def test_fhir_as_real_systems_send_it_is_accepted(
+    client: FlaskClient, db: Session, make_patient: Callable[..., Patient], api_key: str, name: str, card: str
+) -> None:
+    make_patient(card_no=card)
+    status, answer = push(client, fixture(name), "application/fhir+json", api_key)
+    assert status == 200, answer
+    assert answer["reports"] == {"imported": 1, "replaced": 0, "skipped": 0, "rejected": 0}
+
+
+def test_a_push_uses_the_stored_mappings_of_its_source(
+    client: FlaskClient, db: Session, make_patient: Callable[..., Patient], api_key: str
+) -> None:
+    patient = make_patient()
+    store_mappings(db, [MappingRow("LIS-GLU", "fpg", "mg/dL")], source="centre-a", actor=ACTOR)
+    db.flush()
+    body = hl7_message(card=patient.card_no, report_id="R9", results=[("LIS-GLU", "108", "", "F")]).encode()
+    status, answer = push(client, body, "application/hl7-v2", api_key)
+    assert status == 200, answer
+    assert answer["kept"]["unknown_codes"]["rows"] == 0  # type: ignore[index]
+    db.expire_all()
+    [row] = db.scalars(select(Observation)).all()
+    assert (row.code, round(row.value or 0, 2), row.unit) == ("14771-0", 6.0, "mmol/L")
+
+
+def test_a_refused_fhir_push_says_what_was_refused_and_that_nothing_was_imported(
+    client: FlaskClient, db: Session, make_patient: Callable[..., Patient], api_key: str
+) -> None:
+    make_patient(card_no="UC-0006")
+    bundle = json.loads(fixture("home_readings_collection.json"))
+    bundle["entry"][2]["resource"]["valueQuantity"]["value"] = 900  # a heart rate that cannot be
+    status, answer = push(client, json.dumps(bundle).encode(), "application/fhir+json", api_key)
+    assert status == 422
+    assert answer["imported"] is False
+    assert answer["reports"] == {"imported": 0, "replaced": 0, "skipped": 0, "rejected": 1}
+    assert answer["withheld"] == {"reports": 1, "rows": 1}
+    assert answer["problems"] == [{"where": "entry 3 (Observation/hr-1)", "column": "valueQuantity.value",
+                                   "reason": "hr is outside the plausible range 20-250 /min"}]
+    assert counts(db) == (0, 0)

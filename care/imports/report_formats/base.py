@@ -3,9 +3,11 @@
 A format reads its source and yields :class:`ParsedReport` objects, each holding *all* of one
 report's results (so the importer can write it whole or not at all), the identifiers of its patient
 as given, and the problems found, each naming where (row, segment or entry), which column or field,
-and why. Formats are pure: they never touch the database. Codes, units and plausibility are
-checked with :func:`care.clinical.codes.resolve`; values are converted to the canonical unit and
-coded with the indicator's canonical LOINC code (clinical-spec.md section 8).
+and why. Formats are pure: they never touch the database. Each result is read by :func:`convert`:
+a code the clinic's mapping or the indicator table (:mod:`care.indicator_table`) knows is converted
+to its indicator's canonical unit and coded with its stored LOINC code (clinical-spec.md section 8);
+any other code is kept as it came. Whether values can be true is decided in one place,
+:func:`care.imports.report_formats.checks.plausibility_problems`, called on each complete report.
 
 A format registers itself under its name (STYLE.md habit 5)::
 
@@ -21,16 +23,19 @@ from __future__ import annotations
 import functools
 import io
 import math
+import re
+import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO, ClassVar, Literal, TypeVar
 
-from care.clinical import codes, units
+from care import indicator_table
 from care.identifiers import IdentifierError, normalize_card_no, normalize_id_number
+from care.indicator_table import TableIndicator, UnitError
 
 #: A moment of a result: a day, a local time of the patient (naive), or an exact time (aware).
 Moment = date | datetime
@@ -68,15 +73,38 @@ class PatientRef:
     column: str
 
 
-@dataclass(frozen=True)
+#: Why a result is kept as it came and not used by rules, trends or risk (see :class:`ResultLine`).
+KeptReason = Literal["unknown_code", "value_not_usable"]
+UNKNOWN_CODE: KeptReason = "unknown_code"
+VALUE_NOT_USABLE: KeptReason = "value_not_usable"
+#: The longest code, unit and text value a result may carry (the record's columns).
+MAX_CODE = 32
+MAX_UNIT = 32
+MAX_TEXT = 1024
+
+
+@dataclass(frozen=True, slots=True)
 class ResultLine:
-    """One result, converted: the indicator's canonical LOINC code, value and unit."""
+    """One result, converted when understood.
+
+    A recognised result carries its indicator's stored LOINC code, its value in the canonical unit
+    (``value``; a test-strip grade is ``value_text``) and ``indicator``, the table's short code. A
+    result kept as it came (``kept`` says why) carries the sender's code, ``system`` and ``display``,
+    its value as a number or as text, and the unit as given. ``column`` names the field the value
+    came from, for problems.
+    """
 
     code: str
-    value: float
+    value: float | None
     unit: str
     effective: Moment
     where: str
+    value_text: str | None = None
+    system: str | None = None
+    display: str | None = None
+    indicator: str | None = None
+    kept: KeptReason | None = None
+    column: str = "value"
 
 
 @dataclass
@@ -109,11 +137,26 @@ class ParsedReport:
             self.report_date = moment
 
 
+@dataclass(frozen=True, slots=True)
+class MappedCode:
+    """A clinic's local code: what it means (a short code or LOINC code) and the unit it comes in."""
+
+    target: str
+    unit: str | None = None
+
+
+def code_key(code: str) -> str:
+    """Return a local code as mappings look it up: width, case and spaces do not count."""
+    return "".join(unicodedata.normalize("NFKC", code).split()).casefold()
+
+
 @dataclass(frozen=True)
 class ParseContext:
-    """What parsing needs to know about now: today's date, to refuse results dated in the future."""
+    """What parsing needs to know: today's date (results dated in the future are refused) and the
+    clinic's local codes (:func:`code_key` -> :class:`MappedCode`)."""
 
     today: date
+    code_map: Mapping[str, MappedCode] = field(default_factory=dict)
 
     def check_day(self, day: date) -> str | None:
         """Return why ``day`` cannot be a result's date, or None."""
@@ -241,34 +284,122 @@ class Columns:
     unit: str
 
 
+@dataclass(frozen=True, slots=True)
+class Coding:
+    """A code as the source gives it: the code, its system (a FHIR URI or an HL7 coding-system name), its text."""
+
+    code: str
+    system: str | None = None
+    display: str | None = None
+
+
+_COMPARATOR = re.compile(r"^(<=|>=|<|>|≤|≥)\s*([+-]?(?:\d+\.?\d*|\.\d+))$")
+#: Flags a checkup report prints beside a value (high, low); they are not part of it.
+_FLAGS = "↑↓"
+
+
+def reported_value(raw: object) -> tuple[float | None, str | None]:
+    """Return a reported value as ``(number, None)``, ``(None, text)``, or ``(None, None)`` when empty.
+
+    Full-width characters count as their ASCII forms and a trailing ↑/↓ flag is dropped.
+    """
+    found = number(raw)
+    if found is not None:
+        return found, None
+    if raw is None:
+        return None, None
+    text = unicodedata.normalize("NFKC", str(raw)).strip().rstrip(_FLAGS).strip()
+    if not text:
+        return None, None
+    found = number(text)
+    return (found, None) if found is not None else (None, text)
+
+
+def _resolve(
+    codings: Sequence[Coding], context: ParseContext, names: bool
+) -> tuple[Coding | None, TableIndicator | None, MappedCode | None]:
+    """The coding to use, the indicator it names (or None: kept as it came), and its mapping if any.
+
+    The clinic's mapping comes first, then the indicator table; a code neither knows is kept under
+    the first LOINC coding, else the first coding.
+    """
+    present = [coding for coding in codings if coding.code]
+    if context.code_map:
+        for coding in present:
+            mapped = context.code_map.get(code_key(coding.code))
+            if mapped is not None:
+                return coding, indicator_table.find(mapped.target, names=True), mapped
+    for coding in present:
+        found = indicator_table.find(coding.code, names=names)
+        if found is not None:
+            return coding, found, None
+    loinc = next((coding for coding in present if coding.system == indicator_table.LOINC_SYSTEM), None)
+    return (loinc or (present[0] if present else None)), None, None
+
+
 def convert(
-    report: ParsedReport, code: str, raw_value: object, unit: str, effective: Moment, where: str, columns: Columns
+    report: ParsedReport, codings: Sequence[Coding], raw_value: object, unit: str, effective: Moment, where: str,
+    columns: Columns, context: ParseContext, *, names: bool = False,
 ) -> ResultLine | None:
-    """Resolve one reported result; on a problem, add it to ``report`` and return None."""
-    if not code:
+    """Read one reported result; on a problem, add it to ``report`` and return None.
+
+    ``names``: the code may be a printed name (a tabular report's code column). A code outside the
+    indicator table, or a value its indicator does not take as such (``>90``, a number for a
+    test-strip grade), is kept as it came; only what cannot be read is a problem. A problem's reason
+    never repeats the value (results are PHI).
+    """
+    coding, found, mapped = _resolve(codings, context, names)
+    if coding is None:
         report.refuse(where, columns.code, "is required")
         return None
-    value = number(raw_value)
-    if value is None:
-        shown = "" if raw_value is None else str(raw_value)[:40]
-        reason = "is required" if not shown else f"{shown!r} is not a number"
-        report.refuse(where, columns.value, reason)
+    unit = (unit or "").strip() or (mapped.unit if mapped is not None and mapped.unit else "")
+    value, text = reported_value(raw_value)
+    if value is None and text is None:
+        report.refuse(where, columns.value, "is required")
         return None
-    if not unit:
+    if len(unit) > MAX_UNIT:
+        report.refuse(where, columns.unit, f"is longer than {MAX_UNIT} characters")
+        return None
+    if text is not None and len(text) > MAX_TEXT:
+        report.refuse(where, columns.value, f"is longer than {MAX_TEXT} characters")
+        return None
+    display = coding.display[:MAX_TEXT] if coding.display else None
+    if found is None:
+        code = mapped.target if mapped is not None else coding.code.strip()
+        if len(code) > MAX_CODE:
+            report.refuse(where, columns.code, f"is longer than {MAX_CODE} characters")
+            return None
+        system = indicator_table.LOINC_SYSTEM if mapped is not None else coding.system
+        return ResultLine(code, value, unit, effective, where, text, system, display, None, UNKNOWN_CODE,
+                          columns.value)
+    kept = ResultLine(found.loinc, value, unit, effective, where, text, indicator_table.LOINC_SYSTEM,
+                      display or coding.code.strip()[:MAX_TEXT], None, VALUE_NOT_USABLE, columns.value)
+    if found.kind == "grade":
+        grade = indicator_table.grade_of(text) if text is not None else None
+        if grade is not None:
+            return ResultLine(found.loinc, None, "", effective, where, grade, None, None, found.key, None,
+                              columns.value)
+        if value is not None:
+            return kept
+        report.refuse(where, columns.value, "is not a test-strip grade (-, ±, 1+ to 4+, 阴性, 弱阳性, 阳性)")
+        return None
+    if value is None:
+        assert text is not None  # noqa: S101 - one of the two is set (checked above)
+        comparison = _COMPARATOR.match(text)
+        if comparison is not None:
+            return replace(kept, value_text=comparison[1] + comparison[2])
+        report.refuse(where, columns.value, "is not a number")
+        return None
+    if not unit and not found.unitless:
         report.refuse(where, columns.unit, "is required")
         return None
     try:
-        resolved = codes.resolve(code, value, unit)
-    except codes.UnknownCodeError as problem:
-        report.refuse(where, columns.code, str(problem))
-        return None
-    except units.UnitError as problem:
+        canonical = found.to_canonical(value, unit)
+    except UnitError as problem:
         report.refuse(where, columns.unit, str(problem))
         return None
-    except codes.ImplausibleValueError as problem:
-        report.refuse(where, columns.value, str(problem))
-        return None
-    return ResultLine(resolved.indicator.loinc, resolved.value, resolved.unit, effective, where)
+    return ResultLine(found.loinc, canonical, found.unit, effective, where, None, None, None, found.key, None,
+                      columns.value)
 
 
 def day_of(moment: Moment) -> date:

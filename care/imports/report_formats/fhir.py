@@ -1,28 +1,52 @@
-"""FHIR R4 Bundles (.json) of DiagnosticReports, Observations and Patients, validated with ``fhir.resources``.
+"""FHIR R4 documents (.json) as real systems send them, validated with ``fhir.resources``.
 
-Each DiagnosticReport is a report: its id at the source is its first ``identifier.value`` (else its
-``id``), its date ``effectiveDateTime`` (or ``effectivePeriod.start``, or ``issued``), its results
-the Observations of ``result``. Observations that no DiagnosticReport lists form one report whose
-id is the Bundle's ``identifier.value``. A trimmed example::
+A document is a Bundle of any type (``transaction``, ``batch``, ``collection``, ``searchset``,
+``document``, ``message``...), a DiagnosticReport, or a stand-alone Observation. Resources may be
+entries of the Bundle (found by ``fullUrl``, by ``Type/id``, or by the ``Type/id`` end of an
+absolute ``fullUrl``; ``/_history/n`` is ignored) or ``contained`` in the resource that refers to
+them (``#id``). Other resource types (Composition, Encounter, Practitioner, OperationOutcome...)
+are not needed and left alone.
 
-    {"resourceType": "Bundle", "type": "collection", "entry": [
-      {"fullUrl": "urn:uuid:p1", "resource": {"resourceType": "Patient",
+Which results form one report, and its id at the source (the report is imported whole or not at
+all, and again under the same id it replaces, never duplicates):
+
+1. a Bundle with an ``identifier`` whose results are all one patient's: the whole Bundle is one
+   report, its id ``Bundle.identifier.value``;
+2. otherwise each DiagnosticReport: its results (``result``, and the members of a panel Observation,
+   ``hasMember``), its id its first ``identifier.value``, else its ``id``, its date
+   ``effectiveDateTime`` (or ``effectivePeriod.start``, or ``issued``);
+3. and each Observation no DiagnosticReport or panel lists is a report of its own: its id its
+   first ``identifier.value``, else ``Observation/`` and its ``id`` (so each is idempotent on its own).
+
+A trimmed example::
+
+    {"resourceType": "Bundle", "type": "searchset", "entry": [
+      {"fullUrl": "https://lis.example/fhir/Patient/p1", "resource": {"resourceType": "Patient", "id": "p1",
         "identifier": [{"type": {"coding": [{"code": "MR"}]}, "value": "T0000001"}]}},
-      {"fullUrl": "urn:uuid:r1", "resource": {"resourceType": "DiagnosticReport", "status": "final",
-        "identifier": [{"value": "R2024-0001"}], "code": {"text": "Checkup"},
-        "subject": {"reference": "urn:uuid:p1"}, "effectiveDateTime": "2024-03-05",
-        "result": [{"reference": "urn:uuid:o1"}]}},
-      {"fullUrl": "urn:uuid:o1", "resource": {"resourceType": "Observation", "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
-        "subject": {"reference": "urn:uuid:p1"}, "effectiveDateTime": "2024-03-05T08:30:00+08:00",
-        "valueQuantity": {"value": 146, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}}]}
+      {"fullUrl": "https://lis.example/fhir/DiagnosticReport/r1", "resource": {"resourceType": "DiagnosticReport",
+        "id": "r1", "status": "final", "identifier": [{"value": "R2024-0001"}], "code": {"text": "Checkup"},
+        "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2024-03-05",
+        "result": [{"reference": "Observation/o1"}]}},
+      {"fullUrl": "https://lis.example/fhir/Observation/o1", "resource": {"resourceType": "Observation",
+        "id": "o1", "status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+        "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2024-03-05T08:30:00+08:00",
+        "component": [
+          {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+           "valueQuantity": {"value": 146, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}},
+          {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+           "valueQuantity": {"value": 92, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}]}}]}
 
 The patient: a Patient ``identifier`` whose ``type`` is ``MR``/``PI``/``PT``/``MB`` (v2-0203) or whose
 system names a card is a card number; type ``NI``/``NNCHN``/``CZ``/``SS`` or the PRC resident ID system
 ``urn:oid:2.16.156.10011.1.3`` is a resident ID number; otherwise a valid resident ID is read as
 one and anything else as a card number. A ``subject`` may also carry the identifier itself.
-Observation statuses ``final``, ``amended`` and ``corrected`` are imported, others skipped; an
-Observation with ``component`` (a blood-pressure panel) gives one result per component.
+
+An Observation's value is ``value[x]`` (a Quantity, with its comparator written out as ``<5``; an
+integer; a string; a CodeableConcept's text; a boolean, time, range or ratio as text); each of its
+``component`` is a result of its own (a blood-pressure panel 85354-9 gives 8480-6 and 8462-4), the
+panel itself is not one. Statuses ``final``, ``amended`` and ``corrected`` are imported, others
+skipped; so are a panel that only lists members and a result with a ``dataAbsentReason``. A code
+outside the clinic's mapping and the indicator table is kept as it came, with its system and display.
 """
 
 from __future__ import annotations
@@ -31,13 +55,13 @@ import functools
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from pydantic import ValidationError
 
-from care.clinical import codes
 from care.imports.report_formats.base import (
+    Coding,
     Columns,
     Moment,
     ParseContext,
@@ -53,17 +77,24 @@ from care.imports.report_formats.base import (
     patient_ref,
     register,
 )
+from care.imports.report_formats.checks import plausibility_problems
 
-LOINC_SYSTEM = "http://loinc.org"
 UCUM_SYSTEM = "http://unitsofmeasure.org"
 RESIDENT_ID_SYSTEMS = frozenset({"urn:oid:2.16.156.10011.1.3"})
 CARD_TYPES = frozenset({"MR", "PI", "PT", "MB"})
 ID_NUMBER_TYPES = frozenset({"NI", "NNCHN", "CZ", "SS"})
 FINAL_OBSERVATION = frozenset({"final", "amended", "corrected"})
 FINAL_REPORT = frozenset({"final", "amended", "corrected", "appended"})
+TOP_LEVEL = frozenset({"Bundle", "DiagnosticReport", "Observation"})
 MAX_REPORT_ID = 128
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
-COLUMNS = Columns(code="code", value="valueQuantity.value", unit="valueQuantity.unit")
+#: How deep panels of panels are followed (``hasMember``).
+MAX_PANEL_DEPTH = 8
+#: value[x] fields of an Observation (and of its components), in the order they are looked at.
+VALUE_FIELDS = (
+    "valueQuantity", "valueInteger", "valueString", "valueCodeableConcept", "valueBoolean", "valueRange",
+    "valueRatio", "valueTime", "valueDateTime", "valuePeriod", "valueSampledData",
+)
 
 
 @functools.cache
@@ -76,19 +107,20 @@ def resource_types() -> Mapping[str, Any]:
     return {"Patient": Patient, "Observation": Observation, "DiagnosticReport": DiagnosticReport}
 
 
-@dataclass
+@dataclass(eq=False)
 class _Entry:
-    index: int
     kind: str
     where: str
     resource: Any = None
     problems: list[ReportProblem] = field(default_factory=list)
+    #: the resource this one is contained in
+    container: _Entry | None = None
+    #: the resources contained in this one, by id
+    contained: dict[str, _Entry] = field(default_factory=dict)
 
 
-def _where(index: int, raw: dict[str, Any]) -> str:
-    kind = str(raw.get("resourceType", "?"))[:40]
-    ident = raw.get("id")
-    return f"entry {index} ({kind}/{str(ident)[:64]})" if ident else f"entry {index} ({kind})"
+def _label(kind: str, ident: object) -> str:
+    return f"{kind}/{str(ident)[:64]}" if ident else kind
 
 
 def _validation_problems(where: str, error: ValidationError) -> list[ReportProblem]:
@@ -124,20 +156,18 @@ def _moment(value: Any) -> Moment | None:
     return None
 
 
-def _code(concept: Any) -> str:
-    """A LOINC coding of ``concept`` if any, else the first coding the catalogue knows, else the first."""
-    codings = list(concept.coding or []) if concept is not None else []
-    for coding in codings:
-        if coding.system == LOINC_SYSTEM and coding.code:
-            return str(coding.code)
-    for coding in codings:
-        if coding.code:
-            try:
-                codes.indicator(coding.code)
-            except codes.UnknownCodeError:
-                continue
-            return str(coding.code)
-    return str(codings[0].code or "") if codings else ""
+def _codings(concept: Any) -> list[Coding]:
+    """The codings of a CodeableConcept; a concept with only a text is coded by its text."""
+    if concept is None:
+        return []
+    text = concept.text or None
+    found = [
+        Coding(str(coding.code), str(coding.system) if coding.system else None, coding.display or text)
+        for coding in concept.coding or [] if coding.code
+    ]
+    if not found and text:
+        found.append(Coding(text, None, text))
+    return found
 
 
 def _unit(quantity: Any) -> str:
@@ -146,45 +176,128 @@ def _unit(quantity: Any) -> str:
     return str(quantity.unit or quantity.code or "")
 
 
-class _Bundle:
-    """The entries of one Bundle, indexed by fullUrl and ``Type/id``."""
+def _quantity_text(quantity: Any) -> str:
+    if quantity is None or quantity.value is None:
+        return ""
+    unit = _unit(quantity)
+    return f"{quantity.value} {unit}".strip()
+
+
+def _value_of(holder: Any) -> tuple[object, str, str] | None:
+    """An Observation's (or component's) value[x] as ``(raw value, unit, field)``; None when it has none."""
+    for name in VALUE_FIELDS:
+        value = getattr(holder, name, None)
+        if value is None:
+            continue
+        if name == "valueQuantity":
+            if value.value is None:
+                return None, _unit(value), "valueQuantity.value"
+            raw: object = f"{value.comparator}{value.value}" if value.comparator else value.value
+            return raw, _unit(value), "valueQuantity.value"
+        if name == "valueCodeableConcept":
+            codings = value.coding or []
+            text = value.text or next((c.display or c.code for c in codings if c.display or c.code), None)
+            return text, "", name
+        if name == "valueBoolean":
+            return ("true" if value else "false"), "", name
+        if name in ("valueTime", "valueDateTime"):
+            return (value.isoformat() if isinstance(value, date | datetime | time) else str(value)), "", name
+        if name == "valueRange":
+            return f"{_quantity_text(value.low)}-{_quantity_text(value.high)}", "", name
+        if name == "valueRatio":
+            return f"{_quantity_text(value.numerator)}:{_quantity_text(value.denominator)}", "", name
+        if name == "valuePeriod":
+            return f"{value.start or ''}/{value.end or ''}", "", name
+        if name == "valueSampledData":
+            return str(value.data or "")[:1024], "", name
+        return value, "", name
+    return None
+
+
+def _has_value(holder: Any) -> bool:
+    return any(getattr(holder, name, None) is not None for name in VALUE_FIELDS)
+
+
+class _Document:
+    """The resources of one document, indexed for references, and the reports they make."""
 
     def __init__(self, data: dict[str, Any], context: ParseContext) -> None:
         self.context = context
         self.entries: list[_Entry] = []
+        self.top: list[_Entry] = []
         self.by_reference: dict[str, _Entry] = {}
-        identifier = data.get("identifier")
-        self.identifier = (
-            str(identifier.get("value") or "").strip() if isinstance(identifier, dict) else ""
-        )
-        raw_entries = data.get("entry") or []
-        if not isinstance(raw_entries, list):
-            raise ReportFileError("the Bundle's 'entry' is not a list")
-        for index, raw in enumerate(raw_entries, start=1):
-            self._add(index, raw)
+        self.identifier = ""
+        self.where = "Bundle"
+        if data.get("resourceType") == "Bundle":
+            identifier = data.get("identifier")
+            self.identifier = str(identifier.get("value") or "").strip() if isinstance(identifier, dict) else ""
+            raw_entries = data.get("entry") or []
+            if not isinstance(raw_entries, list):
+                raise ReportFileError("the Bundle's 'entry' is not a list")
+            for index, raw in enumerate(raw_entries, start=1):
+                resource = raw.get("resource") if isinstance(raw, dict) else None
+                if isinstance(resource, dict):
+                    full_url = raw.get("fullUrl")
+                    kind = str(resource.get("resourceType", "?"))[:40]
+                    self._add(f"entry {index} ({_label(kind, resource.get('id'))})", resource,
+                              full_url if isinstance(full_url, str) else None)
+        else:
+            kind = str(data.get("resourceType"))
+            self.where = _label(kind, data.get("id"))
+            self._add(self.where, data, None)
 
-    def _add(self, index: int, raw: Any) -> None:
-        resource = raw.get("resource") if isinstance(raw, dict) else None
-        if not isinstance(resource, dict):
-            return
-        kind = str(resource.get("resourceType", ""))
+    # --- reading ---------------------------------------------------------------------------------
+
+    def _add(self, where: str, raw: dict[str, Any], full_url: str | None) -> None:
+        kind = str(raw.get("resourceType", ""))
         model = resource_types().get(kind)
         if model is None:
-            return  # other resources (Encounter, Practitioner...) are not needed
-        entry = _Entry(index, kind, _where(index, resource))
+            return  # other resources (Composition, Encounter, Practitioner...) are not needed
+        entry = _Entry(kind, where)
         try:
-            entry.resource = model.model_validate(resource)
+            entry.resource = model.model_validate(raw)
         except ValidationError as problem:
-            entry.problems = _validation_problems(entry.where, problem)
+            entry.problems = _validation_problems(where, problem)
         self.entries.append(entry)
-        full_url = raw.get("fullUrl")
-        if isinstance(full_url, str) and full_url:
-            self.by_reference[full_url] = entry
-        if resource.get("id"):
-            self.by_reference[f"{kind}/{resource['id']}"] = entry
+        self.top.append(entry)
+        for key in self._keys(kind, raw.get("id"), full_url):
+            self.by_reference.setdefault(key, entry)
+        if entry.resource is not None:
+            for inner in entry.resource.contained or []:
+                inner_kind = inner.get_resource_type()
+                if inner_kind in resource_types() and inner.id:
+                    child = _Entry(inner_kind, f"{where}, contained {_label(inner_kind, inner.id)}", inner,
+                                   container=entry)
+                    entry.contained[str(inner.id)] = child
+                    self.entries.append(child)
 
-    def subject(self, reference: Any, where: str, report: ParsedReport) -> list[PatientRef]:
+    @staticmethod
+    def _keys(kind: str, ident: object, full_url: str | None) -> list[str]:
+        keys = []
+        if full_url:
+            keys.append(full_url)
+            parts = full_url.rstrip("/").split("/")
+            if len(parts) >= 2 and "://" in full_url:
+                keys.append("/".join(parts[-2:]))
+        if ident:
+            keys.append(f"{kind}/{ident}")
+        return keys
+
+    def resolve(self, reference: str | None, origin: _Entry) -> _Entry | None:
+        """The entry a reference from ``origin`` names (``#id`` within its container), or None."""
+        if not reference:
+            return None
+        if reference.startswith("#"):
+            return (origin.container or origin).contained.get(reference[1:])
+        reference = reference.split("/_history/", 1)[0]
+        found = self.by_reference.get(reference)
+        if found is None and "://" in reference:
+            found = self.by_reference.get("/".join(reference.rstrip("/").split("/")[-2:]))
+        return found
+
+    def subject(self, reference: Any, origin: _Entry, report: ParsedReport) -> list[PatientRef]:
         """Return the subject's identifiers; add a problem to ``report`` when there are none."""
+        where = origin.where
         if reference is None:
             report.refuse(where, "subject", "is required (the patient)")
             return []
@@ -195,9 +308,10 @@ class _Bundle:
                 return []
             return [found]
         key = reference.reference or ""
-        entry = self.by_reference.get(key)
+        entry = self.resolve(key, origin)
         if entry is None or entry.kind != "Patient":
-            report.refuse(where, "subject", f"{key[:80]!r} is not a Patient in this Bundle and carries no identifier")
+            report.refuse(where, "subject", f"{key[:80]!r} is not a Patient in this document and carries no "
+                                            "identifier")
             return []
         if entry.problems:
             report.problems.extend(entry.problems)
@@ -211,65 +325,154 @@ class _Bundle:
             report.refuse(entry.where, "identifier", "holds no card number or valid resident ID number")
         return refs
 
-    def reports(self) -> Iterator[ParsedReport]:
-        listed: set[int] = set()
-        for entry in self.entries:
-            if entry.kind == "DiagnosticReport":
-                yield self._diagnostic_report(entry, listed)
-        strays = [entry for entry in self.entries if entry.kind == "Observation" and entry.index not in listed]
-        if strays:
-            yield self._bundle_report(strays)
+    def _subject_key(self, entry: _Entry) -> str | None:
+        """Who a resource is about, for telling whether a Bundle is one patient's (None: it does not say)."""
+        reference = entry.resource.subject if entry.resource is not None else None
+        if reference is None:
+            return None
+        if reference.identifier is not None:
+            return f"identifier:{reference.identifier.system}|{reference.identifier.value}"
+        target = self.resolve(reference.reference, entry)
+        return f"entry:{id(target)}" if target is not None else f"reference:{reference.reference}"
 
-    def _diagnostic_report(self, entry: _Entry, listed: set[int]) -> ParsedReport:
-        report = ParsedReport(report_ref=None, where=entry.where)
-        if entry.problems:
-            report.problems.extend(entry.problems)
-            return report
-        resource = entry.resource
-        references = [item.reference or "" for item in resource.result or []]
-        members = []
-        for reference in references:
-            member = self.by_reference.get(reference)
-            if member is None or member.kind != "Observation":
-                report.refuse(entry.where, "result", f"{reference[:80]!r} is not an Observation in this Bundle")
+    # --- grouping --------------------------------------------------------------------------------
+
+    def _members(self, entry: _Entry, seen: set[int], depth: int = 0) -> list[_Entry]:
+        """An Observation and the members of its panel (``hasMember``), each once."""
+        if id(entry) in seen:
+            return []
+        seen.add(id(entry))
+        found = [entry]
+        if entry.resource is not None and depth < MAX_PANEL_DEPTH:
+            for member in entry.resource.hasMember or []:
+                target = self.resolve(member.reference, entry)
+                if target is not None and target.kind == "Observation":
+                    found.extend(self._members(target, seen, depth + 1))
+        return found
+
+    def _results(self, report_entry: _Entry, report: ParsedReport, seen: set[int]) -> list[_Entry]:
+        """The Observations a DiagnosticReport lists (with their panels' members); problems for the others."""
+        members: list[_Entry] = []
+        for item in report_entry.resource.result or []:
+            target = self.resolve(item.reference, report_entry)
+            if target is None or target.kind != "Observation":
+                reference = item.reference or ""
+                report.refuse(report_entry.where, "result", f"{reference[:80]!r} is not an Observation in this "
+                                                            "document")
                 continue
-            listed.add(member.index)
-            members.append(member)
-        report.rows = len(members)
-        identifiers = [item.value for item in resource.identifier or [] if item.value]
-        report.report_ref = (identifiers[0] if identifiers else resource.id) or None
+            members.extend(self._members(target, seen))
+        return members
+
+    def reports(self) -> Iterator[ParsedReport]:
+        diagnostic = [entry for entry in self.top if entry.kind == "DiagnosticReport"]
+        claimed: set[int] = set()
+        for entry in diagnostic:
+            if entry.resource is not None:
+                for item in entry.resource.result or []:
+                    target = self.resolve(item.reference, entry)
+                    if target is not None:
+                        claimed.update(id(member) for member in self._members(target, set()))
+        for entry in self.entries:
+            if entry.kind == "Observation" and entry.resource is not None:
+                for member in entry.resource.hasMember or []:
+                    target = self.resolve(member.reference, entry)
+                    if target is not None and target is not entry:
+                        claimed.add(id(target))
+        strays = [entry for entry in self.top if entry.kind == "Observation" and id(entry) not in claimed]
+        if self.identifier and self._one_patient(diagnostic, strays):
+            yield self._whole(diagnostic, strays)
+            return
+        for entry in diagnostic:
+            yield self._diagnostic_report(entry)
+        for entry in strays:
+            yield self._observation_report(entry)
+
+    def _one_patient(self, diagnostic: list[_Entry], strays: list[_Entry]) -> bool:
+        subjects = {self._subject_key(entry) for entry in (*diagnostic, *strays)}
+        subjects.discard(None)
+        return len(subjects) <= 1 and bool(diagnostic or strays)
+
+    def _checked_id(self, report: ParsedReport, where: str, column: str) -> None:
         if not report.report_ref:
-            report.refuse(entry.where, "identifier", "no report id (identifier.value or id)")
+            report.refuse(where, column, "no report id (Bundle.identifier, DiagnosticReport.identifier or id, "
+                                         "Observation.identifier or id)")
         elif len(report.report_ref) > MAX_REPORT_ID:
-            report.refuse(entry.where, "identifier", f"is longer than {MAX_REPORT_ID} characters")
-        report.patients = self.subject(resource.subject, entry.where, report)
-        report_time = _moment(resource.effectiveDateTime) or (
+            report.refuse(where, column, f"is longer than {MAX_REPORT_ID} characters")
+
+    def _report_time(self, entry: _Entry, report: ParsedReport) -> Moment | None:
+        resource = entry.resource
+        moment = _moment(resource.effectiveDateTime) or (
             _moment(resource.effectivePeriod.start) if resource.effectivePeriod is not None else None
         ) or _moment(resource.issued)
-        if report_time is not None and (reason := self.context.check_day(day_of(report_time))) is not None:
+        if moment is not None and (reason := self.context.check_day(day_of(moment))) is not None:
             report.refuse(entry.where, "effectiveDateTime", reason)
-            report_time = None
-        report.report_date = report_time
-        if resource.status not in FINAL_REPORT:
-            report.skipped_rows = report.rows
-            return report
+            return None
+        return moment
+
+    def _add_diagnostic(self, entry: _Entry, report: ParsedReport, seen: set[int]) -> None:
+        """Add one DiagnosticReport's results to ``report``."""
+        if entry.problems:
+            report.problems.extend(entry.problems)
+            return
+        members = self._results(entry, report, seen)
+        report.rows += len(members)
+        if not report.patients:
+            report.patients = self.subject(entry.resource.subject, entry, report)
+        moment = self._report_time(entry, report)
+        if report.report_date is None:
+            report.report_date = moment
+        if entry.resource.status not in FINAL_REPORT:
+            report.skipped_rows += len(members)
+            return
         for member in members:
-            self._observation(member, report, report_time)
+            self._observation(member, report, moment)
+
+    def _whole(self, diagnostic: list[_Entry], strays: list[_Entry]) -> ParsedReport:
+        """The whole Bundle as one report, under its identifier."""
+        report = ParsedReport(report_ref=self.identifier, where=self.where)
+        self._checked_id(report, self.where, "identifier")
+        seen: set[int] = set()
+        for entry in diagnostic:
+            self._add_diagnostic(entry, report, seen)
+        for stray in strays:
+            self._add_observations(stray, report, seen)
+        return self._checked(report)
+
+    def _diagnostic_report(self, entry: _Entry) -> ParsedReport:
+        report = ParsedReport(report_ref=None, where=entry.where)
+        if entry.resource is not None:
+            identifiers = [item.value for item in entry.resource.identifier or [] if item.value]
+            report.report_ref = (identifiers[0] if identifiers else entry.resource.id) or None
+            self._checked_id(report, entry.where, "identifier")
+        self._add_diagnostic(entry, report, set())
+        return self._checked(report)
+
+    def _observation_report(self, entry: _Entry) -> ParsedReport:
+        """A stand-alone Observation (with its panel's members) as a report of its own."""
+        report = ParsedReport(report_ref=None, where=entry.where)
+        if entry.resource is not None:
+            identifiers = [item.value for item in entry.resource.identifier or [] if item.value]
+            report.report_ref = identifiers[0] if identifiers else (
+                f"Observation/{entry.resource.id}" if entry.resource.id else None
+            )
+            self._checked_id(report, entry.where, "identifier")
+        self._add_observations(entry, report, set())
+        return self._checked(report)
+
+    def _add_observations(self, entry: _Entry, report: ParsedReport, seen: set[int]) -> None:
+        members = self._members(entry, seen)
+        report.rows += len(members)
+        for member in members:
+            if not report.patients and member.resource is not None:
+                report.patients = self.subject(member.resource.subject, member, report)
+            self._observation(member, report, None)
+
+    @staticmethod
+    def _checked(report: ParsedReport) -> ParsedReport:
+        report.problems.extend(plausibility_problems(report.results))
         return report
 
-    def _bundle_report(self, strays: list[_Entry]) -> ParsedReport:
-        where = f"{len(strays)} Observation(s) outside any DiagnosticReport"
-        report = ParsedReport(report_ref=self.identifier or None, where=where, rows=len(strays))
-        if not self.identifier:
-            report.refuse(strays[0].where, "DiagnosticReport", "is not listed by a DiagnosticReport, and the "
-                          "Bundle has no identifier to use as the report id")
-            return report
-        first_valid = next((entry for entry in strays if not entry.problems), None)
-        if first_valid is not None:
-            report.patients = self.subject(first_valid.resource.subject, first_valid.where, report)
-        for entry in strays:
-            self._observation(entry, report, None)
-        return report
+    # --- one Observation ---------------------------------------------------------------------------
 
     def _observation(self, entry: _Entry, report: ParsedReport, report_time: Moment | None) -> None:
         if entry.problems:
@@ -281,13 +484,24 @@ class _Bundle:
             return
         if resource.subject is not None and report.patients:
             scratch = ParsedReport(report_ref=None, where=entry.where)
-            own = {(ref.kind, ref.value) for ref in self.subject(resource.subject, entry.where, scratch)}
+            own = {(ref.kind, ref.value) for ref in self.subject(resource.subject, entry, scratch)}
             if scratch.problems:
                 report.problems.extend(scratch.problems)
                 return
             if not own & {(ref.kind, ref.value) for ref in report.patients}:
                 report.refuse(entry.where, "subject", "is not the report's patient")
                 return
+        parts: list[tuple[str, Any, Any]] = []
+        if _has_value(resource):
+            parts.append(("", resource.code, resource))
+        parts.extend((f"component[{number}].", component.code, component)
+                     for number, component in enumerate(resource.component or [], start=1))
+        if not parts:
+            if resource.hasMember or resource.dataAbsentReason is not None:
+                report.skipped_rows += 1  # a panel that only lists its members, or a result not obtained
+                return
+            report.refuse(entry.where, "value[x]", "is required (a value, components or members)")
+            return
         moment = _moment(resource.effectiveDateTime) or (
             _moment(resource.effectivePeriod.start) if resource.effectivePeriod is not None else None
         ) or _moment(resource.effectiveInstant) or _moment(resource.issued) or report_time
@@ -297,34 +511,30 @@ class _Bundle:
         if (reason := self.context.check_day(day_of(moment))) is not None:
             report.refuse(entry.where, "effectiveDateTime", reason)
             return
-        parts: list[tuple[str, Any, str]] = []
-        if resource.valueQuantity is None and resource.component:
-            for number, component in enumerate(resource.component, start=1):
-                prefix = f"component[{number}]."
-                parts.append((_code(component.code), component.valueQuantity, prefix))
-        else:
-            parts.append((_code(resource.code), resource.valueQuantity, ""))
-        for code, quantity, prefix in parts:
-            columns = Columns(prefix + "code", prefix + COLUMNS.value, prefix + COLUMNS.unit)
-            if quantity is None:
-                report.refuse(entry.where, prefix + "valueQuantity", "is required (a number with its unit)")
+        for prefix, concept, holder in parts:
+            value = _value_of(holder)
+            if value is None:
+                if holder.dataAbsentReason is None:
+                    report.refuse(entry.where, prefix + "value[x]", "is required")
                 continue
-            line = convert(report, code, quantity.value, _unit(quantity), moment, entry.where, columns)
+            raw, unit, column = value
+            columns = Columns(prefix + "code", prefix + column, prefix + "valueQuantity.unit")
+            line = convert(report, _codings(concept), raw, unit, moment, entry.where, columns, self.context)
             if line is not None:
                 report.add_result(line, moment)
 
 
 @register
 class FhirFormat(ReportFormat):
-    """FHIR R4 Bundles."""
+    """FHIR R4: a Bundle of any type, a DiagnosticReport, or an Observation."""
 
     name = "fhir"
-    title = "FHIR R4 Bundle (.json)"
+    title = "FHIR R4 Bundle, DiagnosticReport or Observation (.json)"
     suffixes = (".json",)
     media_types = ("application/fhir+json",)
 
     def reports(self, source: ReportSource, context: ParseContext) -> Iterator[ParsedReport]:
-        """Validate every entry, then yield the Bundle's reports."""
+        """Validate every resource, then yield the document's reports."""
         with source.open() as handle:
             raw = handle.read(MAX_BUNDLE_BYTES + 1)
         if len(raw) > MAX_BUNDLE_BYTES:
@@ -335,6 +545,7 @@ class FhirFormat(ReportFormat):
             raise ReportFileError(f"{source.name} is not UTF-8 text") from problem
         except json.JSONDecodeError as problem:
             raise ReportFileError(f"{source.name} is not valid JSON: {problem.msg} at line {problem.lineno}") from None
-        if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
-            raise ReportFileError(f"{source.name} is not a FHIR Bundle (resourceType must be 'Bundle')")
-        yield from _Bundle(data, context).reports()
+        if not isinstance(data, dict) or data.get("resourceType") not in TOP_LEVEL:
+            raise ReportFileError(f"{source.name} is not a FHIR Bundle, DiagnosticReport or Observation "
+                                  "(resourceType)")
+        yield from _Document(data, context).reports()

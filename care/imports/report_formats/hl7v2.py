@@ -16,9 +16,12 @@ Field use (HL7 v2.5.1 chapters 2, 3 and 7):
   ID when its checksum holds, else as a card number), then PID-2 and PID-19;
 - the report id: OBR-3 (filler order number), else OBR-2 (placer order number), else MSH-10 with
   the OBR set id; the report date: OBR-7 (observation date/time);
-- a result: OBX-3 (code; when CE.1 is not known, the alternate CE.4), OBX-5 (NM, or SN with no
-  comparator), OBX-6 (units), OBX-14 (time; else OBR-7), OBX-11 (status: ``F`` final and ``C``
-  corrected are imported; any other status is skipped, not imported).
+- a result: OBX-3 (code: CE.1, or the alternate CE.4 when only that one is known; CE.3/CE.6 the
+  coding system, ``LN`` LOINC), OBX-5 (the value: NM a number; SN written out, so ``<^5`` is
+  ``<5``; CE/CWE its text; ST/TX as given), OBX-6 (units), OBX-14 (time; else OBR-7), OBX-11
+  (status: ``F`` final and ``C`` corrected are imported; any other status is skipped, not
+  imported). An OBX whose code is neither in the clinic's mapping nor in the indicator table is
+  kept as it came, not refused.
 
 Times without an offset are the patient's local time. The file is read as UTF-8, or as GB 18030
 when it is not UTF-8 (Chinese systems often send GBK).
@@ -42,8 +45,8 @@ from typing import Any
 
 import hl7
 
-from care.clinical import codes
 from care.imports.report_formats.base import (
+    Coding,
     Columns,
     Moment,
     ParseContext,
@@ -58,11 +61,14 @@ from care.imports.report_formats.base import (
     patient_ref,
     register,
 )
+from care.imports.report_formats.checks import plausibility_problems
+from care.indicator_table import LOINC_SYSTEM
 
 CARD_TYPES = frozenset({"MR", "PI", "PT", "MB", "MC"})
 ID_NUMBER_TYPES = frozenset({"NI", "NNCHN", "CZ", "SS"})
 FINAL_STATUSES = frozenset({"F", "C"})
 BATCH_SEGMENTS = frozenset({"FHS", "BHS", "BTS", "FTS"})
+LOINC_NAMES = frozenset({"LN", "LOINC"})
 MAX_REPORT_ID = 128
 _SNIFF_BYTES = 1 << 16
 _TS = re.compile(r"^(\d{4})(\d{2})(\d{2})(?:(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,6}))?)?([+-]\d{4})?$")
@@ -124,6 +130,23 @@ class _Segment:
         if self.message.esc in value:
             value = self.message.unescape(value)
         return value.strip()
+
+    def components(self, field: int, count: int) -> list[str]:
+        """Return the first ``count`` components of ``field``'s first repetition, unescaped ('' when absent)."""
+        if field >= len(self.fields):
+            return [""] * count
+        value = self.fields[field]
+        repetition, component_separator, subcomponent = self.separators[2], self.separators[3], self.separators[4]
+        if repetition in value:
+            value = value.split(repetition, 1)[0]
+        found = []
+        for piece in value.split(component_separator, count)[:count]:
+            if subcomponent in piece:
+                piece = piece.split(subcomponent, 1)[0]
+            if self.message.esc in piece:
+                piece = self.message.unescape(piece)
+            found.append(piece.strip())
+        return found + [""] * (count - len(found))
 
     def repetitions(self, field: int) -> int:
         """Count the repetitions of ``field`` (0 when absent)."""
@@ -205,27 +228,32 @@ def _patients(segment: _Segment, where: str) -> list[PatientRef]:
     return found
 
 
-def _code(segment: _Segment) -> str:
-    """OBX-3: the identifier if it is known, else the alternate identifier, else the identifier."""
-    first, alternate = segment.part(3, 0, 0), segment.part(3, 0, 3)
-    for candidate in (first, alternate):
-        if candidate:
-            try:
-                codes.indicator(candidate)
-            except codes.UnknownCodeError:
-                continue
-            return candidate
-    return first
+def _system(name: str) -> str | None:
+    """An HL7 coding-system name (CE.3/CWE.3) as the record keeps it: ``LN`` is LOINC's URI."""
+    if not name:
+        return None
+    return LOINC_SYSTEM if name.upper() in LOINC_NAMES else name[:255]
 
 
-def _value(segment: _Segment) -> str | None:
-    """OBX-5 as numeric text; None when its type is not a plain number."""
+def _codings(segment: _Segment) -> tuple[Coding, Coding]:
+    """OBX-3: the identifier (CE.1-3), then the alternate identifier (CE.4-6)."""
+    code, text, system, alternate, alternate_text, alternate_system = segment.components(3, 6)
+    return (
+        Coding(code, _system(system), text or None),
+        Coding(alternate, _system(alternate_system), alternate_text or None),
+    )
+
+
+def _value(segment: _Segment) -> str:
+    """OBX-5 as text: a number, or a structured number (SN) written out (``<5``, ``1:40``), or a coded value's text."""
     value_type = segment.part(2).upper()
     if value_type == "SN":
-        comparator, first, separator = (segment.part(5, 0, index) for index in (0, 1, 2))
-        if comparator not in ("", "=") or separator:
-            return None
-        return first
+        comparator, first, separator, second = (segment.part(5, 0, index) for index in range(4))
+        if comparator == "=":
+            comparator = ""
+        return f"{comparator}{first}{separator}{second}"
+    if value_type in ("CE", "CWE", "CNE"):
+        return segment.part(5, 0, 1) or segment.part(5, 0, 0)
     return segment.part(5)
 
 
@@ -261,6 +289,8 @@ class _Walk:
             handler = handlers.get(segment.name)
             if handler is not None:
                 handler(segment, position)
+        for report in self.reports:
+            report.problems.extend(plausibility_problems(report.results))
         return self.reports
 
     def pid(self, segment: _Segment, position: int) -> None:
@@ -320,12 +350,8 @@ class _Walk:
         if reason is not None:
             report.refuse(where, "OBX-14", reason)
             return
-        value = _value(segment)
-        if value is None:
-            report.refuse(where, "OBX-5", "a structured value with a comparator or range is not a plain number")
-            return
         unit = segment.part(6, 0, 0) or segment.part(6, 0, 1)
-        line = convert(report, _code(segment), value, unit, moment, where, COLUMNS)
+        line = convert(report, _codings(segment), _value(segment), unit, moment, where, COLUMNS, self.context)
         if line is not None:
             report.add_result(line, moment)
 

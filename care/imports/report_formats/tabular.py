@@ -4,7 +4,9 @@
     T0000001    | R2024-0001        | 2024-03-05   | sbp          | 146        | mmHg
     T0000001    | R2024-0001        | 2024-03-05   | 2093-3       | 201        | mg/dL
 
-The rows of one report need not be adjacent. Two streaming passes: the first reads the file,
+The code column takes a LOINC code, a short code of the indicator table, a printed name or
+abbreviation (总胆固醇, TC, 谷丙转氨酶(ALT)...), or a local code of the clinic's mapping; any other
+code is kept as it came. The rows of one report need not be adjacent. Two streaming passes: the first reads the file,
 checks and converts every row, notes per report id its card, its last row and whether any row is
 bad, and writes each good row, converted, to an encrypted temporary spool
 (:class:`care.imports.spool.EncryptedSpool`: reading the workbook is most of the work, so it is
@@ -22,6 +24,7 @@ from datetime import date, datetime
 from typing import Any, ClassVar
 
 from care.imports.report_formats.base import (
+    Coding,
     Columns,
     ParseContext,
     ParsedReport,
@@ -35,6 +38,7 @@ from care.imports.report_formats.base import (
     patient_ref,
     register,
 )
+from care.imports.report_formats.checks import plausibility_problems
 from care.imports.spool import EncryptedSpool
 from care.imports.tabular import Column, Row, Template, TemplateError, cell_text, read_rows_from
 
@@ -110,11 +114,12 @@ def _check(row: Row, context: ParseContext) -> _Checked:
             scratch.refuse(where, "date", reason)
         checked_day = day
     line = convert(
-        scratch, cell_text(values.get("code")), values.get("value"), cell_text(values.get("unit")),
-        checked_day or context.today, where, COLUMNS,
+        scratch, (Coding(cell_text(values.get("code"))),), values.get("value"), cell_text(values.get("unit")),
+        checked_day or context.today, where, COLUMNS, context, names=True,
     )
     if line is not None:
         scratch.results.append(line)
+        scratch.problems.extend(plausibility_problems((line,)))
     return _Checked(report_id, card, checked_day, scratch)
 
 
@@ -167,7 +172,7 @@ class _TabularFormat(ReportFormat):
                 if not checked.report.problems and checked.day is not None:
                     line = checked.report.results[0]
                     spool.append((row.number, checked.report_id, checked.day.toordinal(), line.code, line.value,
-                                  line.unit))
+                                  line.unit, line.value_text, line.system, line.display, line.indicator, line.kept))
             for report_id, entry in index.items():
                 if entry.problems:
                     refused = ParsedReport(report_ref=report_id, where=_span(entry), rows=entry.rows)
@@ -199,7 +204,7 @@ class _TabularFormat(ReportFormat):
     def _second_pass(spool: EncryptedSpool, index: dict[str, _ReportIndex]) -> Iterator[ParsedReport]:
         """Gather the good rows (read back from the spool, already converted) into whole reports."""
         open_reports: dict[str, _Open] = {}
-        for number, report_id, ordinal, code, value, unit in spool:
+        for number, report_id, ordinal, code, value, unit, text, system, display, indicator, kept in spool:
             entry = index[report_id]
             if entry.problems:
                 continue
@@ -211,11 +216,18 @@ class _TabularFormat(ReportFormat):
                 gathering = open_reports[report_id] = _Open(report, entry.last_row)
             day = date.fromordinal(ordinal)
             gathering.days.append(day)
-            gathering.report.results.append(ResultLine(code, value, unit, day, f"row {number}"))
+            gathering.report.results.append(
+                ResultLine(code, value, unit, day, f"row {number}", text, system, display, indicator, kept)
+            )
             if number == gathering.last_row:
                 del open_reports[report_id]
-                gathering.report.report_date = min(gathering.days)
-                yield gathering.report
+                report = gathering.report
+                report.report_date = min(gathering.days)
+                problems = plausibility_problems(report.results)
+                if problems:
+                    report.results = []
+                    report.problems.extend(problems)
+                yield report
 
 
 @register

@@ -99,7 +99,7 @@ def test_hl7_in_gb18030_and_mllp_framing_is_read() -> None:
     assert len(report.results) == 1
 
 
-def test_hl7_comparator_values_and_missing_pid_are_refused() -> None:
+def test_hl7_missing_pid_is_refused_and_a_comparator_value_is_kept_unused() -> None:
     message = "\r".join([
         "MSH|^~\\&|LIS|CENTRE|CARELOOP|CLINIC|20240305101500||ORU^R01|M1|P|2.5.1",
         "OBR|1||R1||||20240305083000",
@@ -108,8 +108,10 @@ def test_hl7_comparator_values_and_missing_pid_are_refused() -> None:
     [report] = parse("hl7v2", message)
     assert [str(problem) for problem in report.problems] == [
         "message 1 (line 1), OBR 1, PID: no PID segment before this OBR",
-        "message 1 (line 1), OBX 1, OBX-5: a structured value with a comparator or range is not a plain number",
     ]
+    [line] = report.results
+    assert (line.code, line.value, line.value_text, line.unit, line.kept) == (
+        "8480-6", None, ">140", "mm[Hg]", "value_not_usable")
 
 
 def test_hl7_files_without_messages_are_file_errors() -> None:
@@ -166,6 +168,8 @@ def test_fhir_preliminary_reports_are_skipped_and_other_patients_refused() -> No
     ]
 
 
-def test_a_document_that_is_no_bundle_is_a_file_error() -> None:
+def test_a_document_of_another_resource_type_is_a_file_error() -> None:
+    with pytest.raises(ReportFileError, match="is not a FHIR Bundle, DiagnosticReport or Observation"):
+        parse("fhir", b'{"resourceType": "Patient"}')
     with pytest.raises(ReportFileError, match="is not a FHIR Bundle"):
-        parse("fhir", b'{"resourceType": "Observation"}')
+        parse("fhir", b'[1, 2]')

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from care.imports.report_formats import FORMATS, ReportSource
 from care.imports.reports import ReportTally, import_document
-from care.models import AuditEntry, CheckupReport, Observation, Patient, TagReevaluation
+from care.models import AuditEntry, CheckupReport, Observation, Patient, StaffTask, TagReevaluation
 from care.observations import observations_of
 from security.audit import Actor
 from tests.care.imports.samples import csv_bytes, fhir_bundle, hl7_message, quantity, xlsx_bytes
@@ -107,11 +107,13 @@ def test_mixed_units_in_one_file_are_converted_with_each_analytes_factor(
 @pytest.mark.parametrize(
     ("row", "column", "reason"),
     [
-        (["sbp", "1350", "mmHg"], "value", "outside the plausible range"),
-        (["height", "17", "cm"], "value", "outside the plausible range"),
-        (["xyz", "5", "mmol/L"], "code", "unknown indicator code 'xyz'"),
+        (["sbp", "1350", "mmHg"], "value", "sbp is outside the plausible range 60-300 mmHg (a unit or typing error?)"),
+        (["height", "17", "cm"], "value", "height is outside the plausible range 50-250 cm"),
+        (["hgb", "1350", "g/L"], "value", "hgb is outside the plausible range 20-260 g/L"),
         (["fpg", "5.5", "mg/L"], "unit", "unit 'mg/L' is not accepted for fpg"),
-        (["sbp", "高", "mmHg"], "value", "'高' is not a number"),
+        (["sbp", "高", "mmHg"], "value", "is not a number"),
+        (["尿蛋白", "很多", ""], "value", "is not a test-strip grade"),
+        (["718-7", "135", "furlongs"], "unit", "unit 'furlongs' is not accepted for hgb"),
         (["sbp", "", "mmHg"], "value", "is required"),
         (["sbp", "130", ""], "unit", "is required"),
     ],
@@ -131,6 +133,7 @@ def test_a_bad_row_refuses_its_whole_report_and_spares_the_others(
     [problem] = tally.problems
     assert (problem.where, problem.column) == ("row 4", column)
     assert reason in problem.reason
+    assert not row[1] or row[1] not in problem.reason  # a result is PHI: the reason never repeats it
     assert values(db, patient) == {"8480-6": [130.0]}  # nothing of the bad report, not even its good row
 
 
@@ -248,7 +251,7 @@ def test_hl7_messages_match_by_card_or_resident_id_and_skip_non_final_results(
 @pytest.mark.parametrize(
     ("message", "where", "column", "reason"),
     [
-        (dict(results=[("99999-9", "5", "mmol/L", "F")]), "message 1 (line 1), OBX 1", "OBX-3", "unknown indicator"),
+        (dict(results=[("8480-6", "", "mm[Hg]", "F")]), "message 1 (line 1), OBX 1", "OBX-5", "is required"),
         (dict(results=[("8480-6", "130", "furlongs", "F")]), "message 1 (line 1), OBX 1", "OBX-6", "not accepted"),
         (dict(results=[("8480-6", "1350", "mm[Hg]", "F")]), "message 1 (line 1), OBX 1", "OBX-5", "plausible"),
         (dict(when="2024-03-05", results=[("8480-6", "130", "mm[Hg]", "F")]), "message 1 (line 1), OBR 1",
@@ -293,10 +296,10 @@ def test_fhir_bundle_with_a_blood_pressure_panel(db: Session, make_patient: Call
 @pytest.mark.parametrize(
     ("observation", "column", "reason"),
     [
-        (quantity("99999-9", 5, "mmol/L"), "code", "unknown indicator code"),
         (quantity("8480-6", 130, "bar"), "valueQuantity.unit", "not accepted"),
         (quantity("8302-2", 17, "cm"), "valueQuantity.value", "plausible"),
-        ({"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]}}, "valueQuantity", "is required"),
+        ({"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]}}, "value[x]", "is required"),
+        (quantity("8480-6", "高", "mmHg"), "valueQuantity.value", ""),
         ({**quantity("8480-6", 130, "mmHg"), "valueQuantity": {"value": "abc"}}, "valueQuantity.value", ""),
     ],
 )
@@ -320,3 +323,28 @@ def test_fhir_unknown_patient_is_named(db: Session) -> None:
     assert [str(problem) for problem in tally.problems] == [
         "entry 1 (Patient/patient-1), identifier: no enrolled patient has card number NOSUCH"
     ]
+
+
+def test_a_report_whose_results_contradict_each_other_is_refused_whole(db, make_patient):
+    patient = make_patient()
+    rows = [[patient.card_no, "RX1", "2024-03-05", *row] for row in (
+        ("sbp", "80", "mmHg"), ("dbp", "120", "mmHg"), ("tc", "3.5", "mmol/L"), ("hdl", "4.0", "mmol/L"))]
+    tally = import_document(db, ReportSource.from_bytes("swapped.csv", csv_bytes(rows)), FORMATS["csv"],
+                            source_name="centre", actor=ACTOR)
+    reasons = [problem.reason for problem in tally.problems]
+    assert any("sbp must be higher than dbp" in reason for reason in reasons)
+    assert any("hdl must be lower than tc" in reason for reason in reasons)
+    assert tally.reports.imported == 0
+    assert db.scalar(select(func.count()).select_from(Observation).where(Observation.patient_id == patient.id)) == 0
+
+
+def test_an_imported_low_glucose_opens_one_urgent_task(db, make_patient):
+    patient = make_patient()
+    rows = [[patient.card_no, "RG1", "2024-03-05", "fpg", "2.6", "mmol/L"]]
+    for _ in range(2):  # imported twice: the same reading, one task
+        import_document(db, ReportSource.from_bytes("glucose.csv", csv_bytes(rows)), FORMATS["csv"],
+                        source_name="centre", actor=ACTOR)
+        db.flush()
+    tasks = list(db.scalars(select(StaffTask).where(StaffTask.patient_id == patient.id)))
+    assert [(task.kind, task.priority, task.reason) for task in tasks] == [
+        ("reading_red_flag", "urgent", "hypoglycaemia_level2")]

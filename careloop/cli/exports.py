@@ -1,0 +1,70 @@
+"""``careloop export observations --out FILE.xlsx [--patient REF] [--lang zh|en]``: the record's results."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import cast
+
+import click
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from care.clinical.common import Lang
+from care.errors import NotFoundError
+from care.models import Patient, PatientStatus
+from care.patients import get_patient
+from care.record_results import export_rows
+from careloop.cli.base import CliContext, main, pass_cli, progress_enabled
+
+
+@main.group(name="export")
+def export_group() -> None:
+    """Export parts of the record to Excel (streamed, audited)."""
+
+
+def _patients(session: Session, reference: str | None) -> list[Patient]:
+    if reference is not None:
+        return [get_patient(session, reference)]
+    query = select(Patient).where(Patient.status != PatientStatus.ERASED.value).order_by(Patient.id)
+    return list(session.scalars(query))
+
+
+@export_group.command(name="observations")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Where to write the workbook (.xlsx).")
+@click.option("--patient", "patient_ref", default=None, metavar="REF", help="Only this patient (card number or id).")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
+              help="Language of the header and the names.")
+@pass_cli
+def export_observations(cli: CliContext, out: Path, patient_ref: str | None, lang: str) -> None:
+    """Write every result of the record, those kept as they came (codes outside the indicator table) included."""
+    from openpyxl import Workbook
+
+    if out.suffix.lower() != ".xlsx":
+        raise click.UsageError("--out must name an .xlsx file")
+    with cli.unit_of_work() as session:
+        try:
+            patients = _patients(session, patient_ref)
+        except NotFoundError as problem:
+            click.echo(f"error: {problem}", err=True)
+            raise click.exceptions.Exit(1) from None
+        workbook = Workbook(write_only=True)
+        sheet = workbook.create_sheet("observations" if lang == "en" else "检查结果")
+        rows = 0
+        with click.progressbar(length=len(patients), label=out.name, file=None, hidden=not progress_enabled(),
+                               show_pos=True) as bar:
+            def counted() -> Iterator[Patient]:
+                for patient in patients:
+                    yield patient
+                    bar.update(1)
+
+            for row in export_rows(session, counted(), lang=cast(Lang, lang), actor=cli.actor):
+                sheet.append(list(row))
+                rows += 1
+        try:
+            workbook.save(out)
+        except OSError as problem:
+            click.echo(f"error: cannot write {out}: {problem.strerror or problem}", err=True)
+            raise click.exceptions.Exit(1) from None
+    click.echo(f"{out}: {rows - 1} results of {len(patients)} patient(s) written")
