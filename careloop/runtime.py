@@ -12,6 +12,7 @@ from typing import Any
 
 from careloop.db import Database, make_engine
 from careloop.settings import Settings
+from security.audit import Sealing, open_audit_secret
 from security.clock import Clock, SystemClock
 from security.keys import KeyRing, open_key_ring
 
@@ -33,10 +34,26 @@ class Runtime:
         self.db.engine.dispose()
 
 
-def build_runtime(settings: Settings, *, clock: Clock | None = None, create_key: bool = False) -> Runtime:
-    """Open the key ring (creating the key file if asked) and the database engine."""
+def open_sealing(settings: Settings, *, create: bool = False) -> Sealing:
+    """The audit chain key and anchor file, for the processes that seal or check the chain.
+
+    Raises:
+        AuditKeyError: the audit key is missing or unreadable.
+    """
+    secret = open_audit_secret(key_file=settings.audit_key_path, environment_value=settings.audit_key, create=create)
+    return Sealing(secret, settings.audit_anchor_path)
+
+
+def build_runtime(settings: Settings, *, clock: Clock | None = None, create_key: bool = False,
+                  sealing: bool = False) -> Runtime:
+    """Open the key ring (creating the key file if asked) and the database engine.
+
+    With ``sealing`` (the worker, ``audit verify``, the demo's in-process worker) the runtime also
+    holds the audit key, which the web process is never given.
+    """
     key_ring = open_key_ring(key_file=settings.key_file, environment_value=settings.master_key, create=create_key)
     clock = clock or SystemClock()
+    chain = open_sealing(settings, create=create_key) if sealing else None
     engine = make_engine(settings.database_url)
-    return Runtime(settings=settings, key_ring=key_ring, db=Database(engine, key_ring=key_ring, clock=clock),
-                   clock=clock)
+    return Runtime(settings=settings, key_ring=key_ring,
+                   db=Database(engine, key_ring=key_ring, clock=clock, sealing=chain), clock=clock)

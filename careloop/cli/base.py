@@ -28,9 +28,13 @@ class CliContext:
             self._settings = Settings.from_environment()
         return self._settings
 
-    def runtime(self, *, create_key: bool = False) -> Runtime:
+    def runtime(self, *, create_key: bool = False, sealing: bool = False) -> Runtime:
+        """The command's runtime; ``sealing`` for the commands that seal or check the audit chain (they alone
+        read the audit key)."""
         if self._runtime is None:
-            self._runtime = build_runtime(self.settings, create_key=create_key)
+            self._runtime = build_runtime(self.settings, create_key=create_key, sealing=sealing)
+        elif sealing and not self._runtime.db.audit_keys.can_seal:
+            raise click.ClickException("internal: the audit key was asked for after the runtime was built")
         return self._runtime
 
     @contextmanager

@@ -20,9 +20,9 @@ DEFAULT_ADMIN_EMAIL = "admin@careloop.local"
 
 
 def initialise(cli: CliContext, admin_email: str) -> staff.NewAccount | None:
-    """Create the key file if absent, migrate the schema, seed roles and the first admin."""
-    runtime = cli.runtime(create_key=True)
-    migrate.upgrade(runtime.db.engine)
+    """Create the key files if absent, migrate the schema, seed roles and the first admin."""
+    runtime = cli.runtime(create_key=True, sealing=True)
+    migrate.upgrade(runtime.db.engine, key_ring=runtime.key_ring)
     with cli.unit_of_work() as session:
         staff.ensure_roles(session)
         if staff.admin_count(session) == 0:
@@ -59,6 +59,11 @@ def init(cli: CliContext, admin_email: str) -> None:
         click.echo("Master key: from CARELOOP_MASTER_KEY.")
     else:
         click.echo(f"Master key: {runtime.settings.key_file} (mode 0600).")
+    if runtime.settings.audit_key:
+        click.echo("Audit key: from CARELOOP_AUDIT_KEY (give it to the worker only, never to the web process).")
+    else:
+        click.echo(f"Audit key: {runtime.settings.audit_key_path} (mode 0600; give it to the worker only, never to "
+                   "the web process).")
     if account is not None:
         print_new_account(account)
 
@@ -88,7 +93,7 @@ def _require_schema(runtime: Runtime) -> None:
 @pass_cli
 def worker(cli: CliContext, once: bool) -> None:
     """Run the scheduler and dispatcher (safe to run several on PostgreSQL)."""
-    runtime = cli.runtime()
+    runtime = cli.runtime(sealing=True)
     _require_schema(runtime)
     with single_worker_lock(runtime):
         runner = Worker(runtime, all_jobs(bot_for(runtime)))
@@ -144,10 +149,19 @@ def audit_group() -> None:
 @audit_group.command(name="verify")
 @pass_cli
 def audit_verify(cli: CliContext) -> None:
-    """Check the audit chain; exit 1 naming the first altered, removed or inserted entry."""
+    """Check the audit chain, its head and its anchor file; exit 1 naming the first affected sequence number.
+
+    Every problem found is listed on stdout, the first (lowest sequence number) on stderr.
+    """
+    cli.runtime(sealing=True)
     with cli.unit_of_work() as session:
         report = audit.verify(session, audit_keys_of(session))
     if not report.ok:
-        click.echo(f"audit trail BROKEN: {report.problem}", err=True)
+        for problem in report.problems:
+            click.echo(f"  seq {problem.seq if problem.seq is not None else '-'}: {problem.message}")
+        first = report.problems[0]
+        where = f"first affected seq {first.seq}" if first.seq is not None else "an entry awaiting sealing"
+        more = f" (and {len(report.problems) - 1} more problem(s), listed above)" if len(report.problems) > 1 else ""
+        click.echo(f"audit trail BROKEN, {where}: {first.message}{more}", err=True)
         raise click.exceptions.Exit(1)
     click.echo(f"audit trail intact: {report.sealed} sealed entries, {report.unsealed} awaiting sealing")
