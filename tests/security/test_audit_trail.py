@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from security import audit
 from security.audit import INCIDENT_ACTION, Actor, AuditChainHead, AuditEntry, AuditKeyError, AuditKeys, Sealing
-from security.keys import KeyRing, derive
+from security.keys import derive
 
 NURSE = Actor("user", "nurse-1", "10.0.0.8")
 
