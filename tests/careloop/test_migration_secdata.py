@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
@@ -24,7 +26,7 @@ from security.audit import AuditEntry, AuditKeys, Sealing
 from security.clock import FixedClock
 from security.crypto import FieldCipher
 from security.keys import KeyRing
-from security.storage import UtcDateTime
+from security.storage import UtcDateTime, metadata
 from tests.careloop.test_cli_foundation import raw_database_bytes
 from tests.conftest import TEST_ACTOR
 
@@ -84,14 +86,20 @@ def seed_revision_0001(engine: sa.Engine, key_ring: KeyRing) -> dict[str, list[u
 
 
 @pytest.fixture
-def engine(fresh_database_url):
+def at_0001(fresh_database_url):
     engine = make_engine(fresh_database_url)
     migrate.upgrade(engine, "0001")
     yield engine
     engine.dispose()
 
 
-def test_the_upgrade_without_the_key_ring_refuses_and_changes_nothing(engine):
+def test_the_migrated_schema_is_the_models_schema(engine):
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), metadata) == []
+
+
+def test_the_upgrade_without_the_key_ring_refuses_and_changes_nothing(at_0001):
+    engine = at_0001
     seed_revision_0001(engine, KeyRing.generate())
     with pytest.raises(RuntimeError, match="needs the key ring"):
         migrate.upgrade(engine)
@@ -100,7 +108,8 @@ def test_the_upgrade_without_the_key_ring_refuses_and_changes_nothing(engine):
         assert set(connection.execute(text("SELECT category FROM flow_results")).scalars()) == {*CATEGORIES}
 
 
-def test_the_upgrade_reencrypts_existing_rows_and_the_downgrade_restores_them(engine, fresh_settings, tmp_path):
+def test_the_upgrade_reencrypts_existing_rows_and_the_downgrade_restores_them(at_0001, fresh_settings, tmp_path):
+    engine = at_0001
     key_ring = KeyRing.generate()
     seeded = seed_revision_0001(engine, key_ring)
     migrate.upgrade(engine, key_ring=key_ring)
