@@ -16,6 +16,9 @@ Revises: 0001
 Re-encrypting needs the key ring: ``careloop init`` passes it. Without it, the upgrade of a
 database that has rows to re-encrypt stops with an error and changes nothing. On SQLite the
 tables are rewritten with ``secure_delete`` on, so the clear values do not stay in free pages.
+On PostgreSQL the former row versions stay in the table files (never in a ``pg_dump``) until they
+are vacuumed: after upgrading a database that held rows, run once
+``VACUUM FULL flow_results, advice_overrides`` (it cannot run inside the migration's transaction).
 """
 
 from __future__ import annotations
