@@ -212,12 +212,13 @@ def _turn_rows(session: Session, key: bytes, patient_id: uuid.UUID, waiting: Wai
                                    name=event.name, value=event.value, category=event.category, label=event.label,
                                    code=event.code, unit=event.unit, session_id=waiting.id, now=now)
             results.append(sealed_row(cipher, key, FlowResult, record))
-            audit.append(entry_row(audit_keys, actor=actor, now=now, **result_audit(record)))
+            audit.append(entry_row(audit_keys, session=session, actor=actor, now=now, **result_audit(record)))
             if becomes_observation(event, set()):  # a plain step records no observation of its own
                 observed = observation_record(patient_id, now=now,
                                               **result_observation(event, waiting.flow_id, waiting.id, now))
                 observations.append(sealed_row(cipher, key, Observation, observed))
-                audit.append(entry_row(audit_keys, actor=actor, now=now, **observation_audit(observed)))
+                audit.append(entry_row(audit_keys, session=session, actor=actor, now=now,
+                                        **observation_audit(observed)))
         elif isinstance(event, SessionWaiting):
             conversation["expires_at"], conversation["next_timer_at"] = waiting_times(event)
     conversation.update(ConversationSession.state.column_values(cipher, key, CONVERSATIONS.name, waiting.id,

@@ -55,8 +55,8 @@ def lifestyle_answers(session: Session, patient: Patient) -> LifestyleAnswers:
 
 def advice_overrides(session: Session, patient: Patient) -> list[AdviceOverride]:
     """Return the clinician's edits for the patient, by line id."""
-    query = select(AdviceOverride).where(AdviceOverride.patient_id == patient.id).order_by(AdviceOverride.line_id)
-    return list(session.scalars(query))
+    found = session.scalars(select(AdviceOverride).where(AdviceOverride.patient_id == patient.id))
+    return sorted(found, key=lambda override: override.line_id or "")
 
 
 def patient_advice(
@@ -68,11 +68,12 @@ def patient_advice(
     suppressed: set[str] = set()
     texts: dict[str, Label] = {}
     for override in advice_overrides(session, patient):
+        line_id = override.line_id or ""
         if override.suppressed:
-            suppressed.add(override.line_id)
+            suppressed.add(line_id)
         text = override.text
         if isinstance(text, dict) and text.get("zh") and text.get("en"):
-            texts[override.line_id] = Label(str(text["zh"]), str(text["en"]))
+            texts[line_id] = Label(str(text["zh"]), str(text["en"]))
     return advise(facts, suppressed=suppressed, overrides=texts)
 
 
@@ -86,7 +87,8 @@ def _editable(line_id: str) -> None:
 
 def _override(session: Session, patient: Patient, line_id: str, actor: Actor) -> AdviceOverride:
     found = session.scalars(
-        select(AdviceOverride).where(AdviceOverride.patient_id == patient.id, AdviceOverride.line_id == line_id)
+        select(AdviceOverride).where(AdviceOverride.patient_id == patient.id,
+                                     AdviceOverride.line_id.matches(session, line_id))
     ).one_or_none()
     now = clock_of(session).now()
     if found is None:
@@ -107,7 +109,7 @@ def suppress_advice_line(session: Session, patient: Patient, line_id: str, *, ac
     _editable(line_id)
     override = _override(session, patient, line_id, actor)
     override.suppressed = True
-    log(session, actor=actor, action="advice.suppress", resource_type="advice_line", resource_id=line_id,
+    log(session, actor=actor, action="advice.suppress", resource_type="advice_override", resource_id=override.id,
         patient_id=patient.id)
     return override
 
@@ -129,7 +131,7 @@ def edit_advice_line(session: Session, patient: Patient, line_id: str, text: Lab
         raise ValidationFailedError(problems)
     override = _override(session, patient, line_id, actor)
     override.text = {"zh": text.zh.strip(), "en": text.en.strip()}
-    log(session, actor=actor, action="advice.edit", resource_type="advice_line", resource_id=line_id,
+    log(session, actor=actor, action="advice.edit", resource_type="advice_override", resource_id=override.id,
         patient_id=patient.id)
     return override
 
@@ -137,11 +139,12 @@ def edit_advice_line(session: Session, patient: Patient, line_id: str, text: Lab
 def restore_advice_line(session: Session, patient: Patient, line_id: str, *, actor: Actor) -> bool:
     """Undo the clinician's edits of line ``line_id`` for this patient; False when there were none."""
     found = session.scalars(
-        select(AdviceOverride).where(AdviceOverride.patient_id == patient.id, AdviceOverride.line_id == line_id)
+        select(AdviceOverride).where(AdviceOverride.patient_id == patient.id,
+                                     AdviceOverride.line_id.matches(session, line_id))
     ).one_or_none()
     if found is None:
         return False
     session.delete(found)
-    log(session, actor=actor, action="advice.restore", resource_type="advice_line", resource_id=line_id,
+    log(session, actor=actor, action="advice.restore", resource_type="advice_override", resource_id=found.id,
         patient_id=patient.id)
     return True

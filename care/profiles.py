@@ -40,5 +40,6 @@ def set_profile_field(session: Session, patient: Patient, name: str, value: Any,
     content[name] = value
     setattr(profile, known.section, content)
     profile.updated_at = clock_of(session).now()
+    # The section only: a field's name can itself say what the patient has (``allergies.penicillin``).
     log(session, actor=actor, action="profile.update", resource_type="health_profile", resource_id=profile.id,
-        patient_id=patient.id, details={"field": name})
+        patient_id=patient.id, details={"section": known.section})

@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from security.audit import AuditKeys
+from security.audit import AuditKeys, Sealing
 from security.clock import Clock
 from security.crypto import FieldCipher
 from security.fields import track_loaded_records
@@ -56,12 +56,14 @@ def make_engine(url: str, **options: Any) -> Engine:
 class Database:
     """One engine and a session factory whose sessions carry the security context."""
 
-    def __init__(self, engine: Engine, *, key_ring: KeyRing, clock: Clock, bind: Connection | None = None) -> None:
+    def __init__(self, engine: Engine, *, key_ring: KeyRing, clock: Clock, bind: Connection | None = None,
+                 sealing: Sealing | None = None) -> None:
+        """``sealing`` (the audit chain key and anchor) is given to the sealing process only, never to the web's."""
         self.engine = engine
         self.key_ring = key_ring
         self.clock = clock
         self.cipher = FieldCipher(key_ring)
-        self.audit_keys = AuditKeys(key_ring)
+        self.audit_keys = AuditKeys(key_ring, sealing)
         if bind is None:
             self.sessions = sessionmaker(bind=engine, expire_on_commit=False)
         else:

@@ -11,6 +11,8 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Engine
 
+from security.keys import KeyRing
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -21,12 +23,26 @@ def alembic_config() -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (creating it in an empty database)."""
+def upgrade(engine: Engine, revision: str = "head", *, key_ring: KeyRing | None = None) -> None:
+    """Bring the schema to ``revision`` (creating it in an empty database).
+
+    ``key_ring`` lets a migration re-encrypt the rows it changes (``careloop init`` passes it); a
+    migration that finds rows to re-encrypt without it stops with a clear error.
+    """
     config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
+        config.attributes["key_ring"] = key_ring
         command.upgrade(config, revision)
+
+
+def downgrade(engine: Engine, revision: str, *, key_ring: KeyRing | None = None) -> None:
+    """Take the schema back to ``revision`` (developers and migration tests)."""
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        config.attributes["key_ring"] = key_ring
+        command.downgrade(config, revision)
 
 
 def current_revision(engine: Engine) -> str | None:

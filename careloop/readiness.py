@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from careloop import migrate
 from careloop.db import make_engine
-from careloop.runtime import Runtime, assemble_runtime
+from careloop.runtime import Runtime, assemble_runtime, open_sealing
 from careloop.settings import Settings
 from security.clock import Clock
 from security.key_identity import RECORD_ID, KeyRingIdentity, fits_data
@@ -129,7 +129,7 @@ def check_known_schema(state: DatabaseState) -> None:
                             "know: the database was made by a newer version of Careloop")
 
 
-def open_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
+def open_runtime(settings: Settings, *, clock: Clock | None = None, sealing: bool = False) -> Runtime:
     """Open the runtime of an initialised, up-to-date database with its own master key.
 
     :raises NotReadyError: not initialised, the key missing or another one, the schema behind, or the
@@ -148,7 +148,8 @@ def open_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
     except BaseException:
         engine.dispose()
         raise
-    return assemble_runtime(settings, key_ring, engine, clock=clock)
+    return assemble_runtime(settings, key_ring, engine, clock=clock,
+                            sealing=open_sealing(settings) if sealing else None)
 
 
 def open_for_init(settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -173,4 +174,4 @@ def open_for_init(settings: Settings, *, clock: Clock | None = None) -> Runtime:
     except BaseException:
         engine.dispose()
         raise
-    return assemble_runtime(settings, key_ring, engine, clock=clock)
+    return assemble_runtime(settings, key_ring, engine, clock=clock, sealing=open_sealing(settings, create=True))

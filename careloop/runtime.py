@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from careloop.db import Database, make_engine
 from careloop.settings import Settings
+from security.audit import Sealing, open_audit_secret
 from security.clock import Clock, SystemClock
 from security.keys import KeyRing, open_key_ring
 
@@ -35,18 +36,34 @@ class Runtime:
         self.db.engine.dispose()
 
 
-def build_runtime(settings: Settings, *, clock: Clock | None = None, create_key: bool = False) -> Runtime:
+def open_sealing(settings: Settings, *, create: bool = False) -> Sealing:
+    """The audit chain key and anchor file, for the processes that seal or check the chain.
+
+    Raises:
+        AuditKeyError: the audit key is missing or unreadable.
+    """
+    secret = open_audit_secret(key_file=settings.audit_key_path, environment_value=settings.audit_key, create=create)
+    return Sealing(secret, settings.audit_anchor_path)
+
+
+def build_runtime(settings: Settings, *, clock: Clock | None = None, create_key: bool = False,
+                  sealing: bool = False) -> Runtime:
     """Open the key ring (creating the key file if asked) and the database engine.
 
-    Nothing is checked against the database; the CLI opens its runtime through
-    :mod:`careloop.readiness`, which first makes sure the database is initialised and the key is its own.
+    With ``sealing`` (the worker, ``audit verify``, the demo's in-process worker) the runtime also
+    holds the audit key, which the web process is never given. Nothing is checked against the
+    database; the CLI opens its runtime through :mod:`careloop.readiness`, which first makes sure the
+    database is initialised and the key is its own.
     """
     key_ring = open_key_ring(key_file=settings.key_file, environment_value=settings.master_key, create=create_key)
-    return assemble_runtime(settings, key_ring, make_engine(settings.database_url), clock=clock)
+    chain = open_sealing(settings, create=create_key) if sealing else None
+    return assemble_runtime(settings, key_ring, make_engine(settings.database_url), clock=clock, sealing=chain)
 
 
-def assemble_runtime(settings: Settings, key_ring: KeyRing, engine: Engine, *, clock: Clock | None = None) -> Runtime:
-    """Put a runtime together from a key ring and an engine already opened."""
+def assemble_runtime(settings: Settings, key_ring: KeyRing, engine: Engine, *, clock: Clock | None = None,
+                     sealing: Sealing | None = None) -> Runtime:
+    """Put a runtime together from a key ring and an engine already opened (``sealing``: the audit key)."""
     clock = clock or SystemClock()
-    return Runtime(settings=settings, key_ring=key_ring, db=Database(engine, key_ring=key_ring, clock=clock),
-                   clock=clock)
+    chain = sealing
+    return Runtime(settings=settings, key_ring=key_ring,
+                   db=Database(engine, key_ring=key_ring, clock=clock, sealing=chain), clock=clock)

@@ -24,6 +24,10 @@ class Settings:
     database_url: str = "sqlite:///instance/careloop.db"
     key_file: Path = Path("instance/master.key")
     master_key: str | None = None
+    # The audit key (the chain key's secret): given to the worker and `audit verify`, never to the web process.
+    audit_key_file: Path | None = None
+    audit_key: str | None = None
+    audit_anchor_file: Path | None = None
     secret_key: str | None = None
     public_url: str = "http://127.0.0.1:5000"
     blob_dir: Path = Path("instance/blobs")
@@ -47,6 +51,9 @@ class Settings:
         "database_url": "CARELOOP_DATABASE_URL",
         "key_file": "CARELOOP_KEY_FILE",
         "master_key": "CARELOOP_MASTER_KEY",
+        "audit_key_file": "CARELOOP_AUDIT_KEY_FILE",
+        "audit_key": "CARELOOP_AUDIT_KEY",
+        "audit_anchor_file": "CARELOOP_AUDIT_ANCHOR_FILE",
         "secret_key": "CARELOOP_SECRET_KEY",
         "public_url": "CARELOOP_PUBLIC_URL",
         "blob_dir": "CARELOOP_BLOB_DIR",
@@ -103,6 +110,17 @@ class Settings:
             raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
         return replace(self, **changes)
 
+    # -- the audit key and anchor -------------------------------------------------------------------
+    @property
+    def audit_key_path(self) -> Path:
+        """The audit key file: ``CARELOOP_AUDIT_KEY_FILE``, else ``audit.key`` beside the master key file."""
+        return self.audit_key_file or self.key_file.with_name("audit.key")
+
+    @property
+    def audit_anchor_path(self) -> Path:
+        """The anchor file: ``CARELOOP_AUDIT_ANCHOR_FILE``, else ``audit.anchor`` beside the audit key file."""
+        return self.audit_anchor_file or self.audit_key_path.with_name("audit.anchor")
+
     # -- channels ------------------------------------------------------------------------------
     def channel_status(self) -> dict[str, str | None]:
         """For each requested channel: None when live, else why it is not."""
@@ -126,7 +144,7 @@ class Settings:
 
 
 def _convert(attribute: str, raw: str) -> Any:
-    if attribute in {"key_file", "blob_dir"}:
+    if attribute in {"key_file", "blob_dir", "audit_key_file", "audit_anchor_file"}:
         return Path(raw)
     if attribute == "flows_dirs":
         # A folder that is missing is reported with the flows' problems at start, not refused here.

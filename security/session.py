@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
+from security import audit
 from security.audit import AuditKeys
 from security.clock import Clock, SystemClock
 from security.crypto import FieldCipher
@@ -32,6 +33,8 @@ def configure_factory(
     factory.kw["info"] = {**factory.kw.get("info", {}), **_context(cipher, audit_keys, clock)}
     # Registered unconditionally: event.contains() can be fooled by a recycled id() of a dead factory.
     event.listen(factory, "before_flush", seal_pending_fields)
+    event.listen(factory, "after_commit", audit.after_commit)
+    event.listen(factory, "after_soft_rollback", audit.after_rollback)
 
 
 def configure_session(
@@ -40,6 +43,8 @@ def configure_session(
     """Give one already-made session the security context."""
     session.info.update(_context(cipher, audit_keys, clock))
     event.listen(session, "before_flush", seal_pending_fields)
+    event.listen(session, "after_commit", audit.after_commit)
+    event.listen(session, "after_soft_rollback", audit.after_rollback)
 
 
 def audit_keys_of(session: Session) -> AuditKeys:

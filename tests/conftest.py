@@ -27,7 +27,7 @@ from careloop import migrate
 from careloop.db import Database, make_engine
 from careloop.runtime import Runtime
 from careloop.settings import Settings
-from security.audit import Actor
+from security.audit import Actor, Sealing
 from security.clock import FixedClock
 from security.keys import KeyRing
 
@@ -131,10 +131,23 @@ def statements(engine: Engine) -> Iterator[list[str]]:
     event.remove(engine, "before_cursor_execute", note)
 
 
+@pytest.fixture(scope="session")
+def audit_secret() -> bytes:
+    return os.urandom(32)
+
+
 @pytest.fixture
-def database(engine: Engine, connection: Connection, key_ring: KeyRing, clock: FixedClock) -> Database:
-    """The app's Database, its sessions joined to the test's rolled-back transaction."""
-    return Database(engine, key_ring=key_ring, clock=clock, bind=connection)
+def sealing(audit_secret: bytes, tmp_path: Path) -> Sealing:
+    """The sealing process's audit key and anchor file (the anchor is the test's own)."""
+    return Sealing(audit_secret, tmp_path / "audit.anchor")
+
+
+@pytest.fixture
+def database(engine: Engine, connection: Connection, key_ring: KeyRing, clock: FixedClock,
+             sealing: Sealing) -> Database:
+    """The app's Database, its sessions joined to the test's rolled-back transaction (it may seal, as the
+    worker's does)."""
+    return Database(engine, key_ring=key_ring, clock=clock, bind=connection, sealing=sealing)
 
 
 @pytest.fixture

@@ -17,7 +17,12 @@ from security.storage import UtcDateTime, Uuid
 
 
 class FlowResult(Base):
-    """One saved answer or computed value of a conversation, under its result name, with its category."""
+    """One saved answer or computed value of a conversation, under its result name, with its category.
+
+    The value, its label and its category are what the patient answered (``phq9_q9`` answered
+    ``nearly_every_day``), so all three are encrypted; the result name, code and unit come from
+    the flow's definition and are the same for every patient who answers it.
+    """
 
     __tablename__ = "flow_results"
     __table_args__ = (Index("ix_flow_results_patient_name", "patient_id", "name"),)
@@ -29,7 +34,7 @@ class FlowResult(Base):
     name: Mapped[str] = mapped_column(String(64))
     value = encrypted(ENCRYPTED_JSON)
     label = encrypted(TEXT)
-    category: Mapped[str | None] = mapped_column(String(64))
+    category = encrypted(TEXT)
     code: Mapped[str | None] = mapped_column(String(32))
     unit: Mapped[str | None] = mapped_column(String(32))
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)

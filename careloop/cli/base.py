@@ -49,15 +49,19 @@ class CliContext:
             self._settings = Settings.from_environment()
         return self._settings
 
-    def runtime(self) -> Runtime:
-        """Open (once) the runtime of an initialised database with its own master key."""
+    def runtime(self, *, sealing: bool = False) -> Runtime:
+        """Open (once) the runtime of an initialised database with its own master key; ``sealing`` for the
+        commands that seal or check the audit chain (they alone read the audit key)."""
         if self._runtime is None:
-            self._runtime = open_runtime(self.settings)
+            self._runtime = open_runtime(self.settings, sealing=sealing)
             self._resolve_actor(self._runtime)
+        elif sealing and not self._runtime.db.audit_keys.can_seal:
+            raise click.ClickException("internal: the audit key was asked for after the runtime was built")
         return self._runtime
 
     def runtime_for_init(self) -> Runtime:
-        """Open the runtime ``init`` migrates (a new key file only for a database never initialised)."""
+        """Open the runtime ``init`` migrates (a new key file only for a database never initialised; the
+        audit key is made beside it when missing)."""
         if self._runtime is None:
             self._runtime = open_for_init(self.settings)
         return self._runtime

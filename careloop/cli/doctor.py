@@ -29,6 +29,7 @@ from careloop.readiness import NotReadyError
 from careloop.runtime import Runtime
 from careloop.settings import Settings, SettingsError
 from security import audit
+from security.audit import AuditKeyError
 from security.session import audit_keys_of
 
 #: The most the application's clock and the database's may differ before the check fails.
@@ -52,6 +53,7 @@ class Scene:
     cli: CliContext
     settings: Settings
     runtime: Runtime | None = None
+    audit_key_problem: str | None = None
 
 
 def check_key(scene: Scene) -> Finding:
@@ -69,7 +71,14 @@ def check_key(scene: Scene) -> Finding:
 
 def check_database(scene: Scene) -> Finding:
     try:
-        scene.runtime = scene.cli.runtime()
+        scene.runtime = scene.cli.runtime(sealing=True)
+    except AuditKeyError as missing:
+        # The audit key belongs to the worker's machine; without it everything else is still checked.
+        scene.audit_key_problem = str(missing)
+        try:
+            scene.runtime = scene.cli.runtime()
+        except NotReadyError as refused:
+            return Finding("database", False, str(refused))
     except NotReadyError as refused:
         return Finding("database", False, str(refused))
     runtime = scene.runtime
@@ -112,10 +121,14 @@ def check_flows(scene: Scene) -> Finding:
 def check_audit(scene: Scene) -> Finding:
     if scene.runtime is None:
         return Finding("audit", False, "not checked: the database could not be opened")
+    if scene.audit_key_problem is not None:
+        return Finding("audit", False, f"not checked: {scene.audit_key_problem} (run doctor where the worker runs)")
     with scene.runtime.db.unit_of_work() as session:
         report = audit.verify(session, audit_keys_of(session))
     if not report.ok:
-        return Finding("audit", False, f"BROKEN: {report.problem}")
+        first = report.problems[0]
+        where = f"first affected seq {first.seq}" if first.seq is not None else "an entry awaiting sealing"
+        return Finding("audit", False, f"BROKEN, {where}: {first.message}")
     return Finding("audit", True, f"chain intact ({report.sealed} sealed, {report.unsealed} awaiting sealing)")
 
 

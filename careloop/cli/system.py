@@ -25,14 +25,14 @@ DEFAULT_ADMIN_EMAIL = "admin@careloop.local"
 def initialise(cli: CliContext, admin_email: str) -> staff.NewAccount | None:
     """Migrate the schema, record the master key's id, seed roles and the first admin.
 
-    A database never initialised gets the key given (or a new key file); an initialised one must
-    come with its own key, else nothing is changed.
+    A database never initialised gets the key given (or a new key file) and an audit key; an
+    initialised one must come with its own key, else nothing is changed.
     """
     runtime = cli.runtime_for_init()
     if cli.as_email is not None and migrate.current_revision(runtime.db.engine) is None:
         raise click.ClickException(f"--as {cli.as_email}: the database has no staff accounts yet "
                                    "(init creates the first administrator)")
-    migrate.upgrade(runtime.db.engine)
+    migrate.upgrade(runtime.db.engine, key_ring=runtime.key_ring)
     cli.resolve_actor()
     with cli.unit_of_work() as session:
         if record_key_id(session, runtime.key_ring, now=runtime.clock.now()):
@@ -83,6 +83,11 @@ def init(cli: CliContext, admin_email: str) -> None:
     where = "from CARELOOP_MASTER_KEY" if ring.from_environment else f"{runtime.settings.key_file} (mode 0600)"
     click.echo(f"Master key: {where}, key id {ring.key_id}. Back it up apart from the database: "
                "without it the data cannot be read.")
+    if runtime.settings.audit_key:
+        click.echo("Audit key: from CARELOOP_AUDIT_KEY (give it to the worker only, never to the web process).")
+    else:
+        click.echo(f"Audit key: {runtime.settings.audit_key_path} (mode 0600; give it to the worker only, never to "
+                   "the web process).")
     if account is not None:
         print_new_account(account)
 
@@ -107,7 +112,7 @@ def serve(cli: CliContext, host: str, port: int) -> None:
 @pass_cli
 def worker(cli: CliContext, once: bool) -> None:
     """Run the scheduler and dispatcher (safe to run several on PostgreSQL)."""
-    runtime = cli.runtime()
+    runtime = cli.runtime(sealing=True)
     with single_worker_lock(runtime):
         bot = bot_for(runtime)
         tell_problems(bot.services.library, lambda line: click.echo(line, err=True))
@@ -165,10 +170,19 @@ def audit_group() -> None:
 @audit_group.command(name="verify")
 @pass_cli
 def audit_verify(cli: CliContext) -> None:
-    """Check the audit chain; exit 1 naming the first altered, removed or inserted entry."""
+    """Check the audit chain, its head and its anchor file; exit 1 naming the first affected sequence number.
+
+    Every problem found is listed on stdout, the first (lowest sequence number) on stderr.
+    """
+    cli.runtime(sealing=True)
     with cli.unit_of_work() as session:
         report = audit.verify(session, audit_keys_of(session))
     if not report.ok:
-        click.echo(f"audit trail BROKEN: {report.problem}", err=True)
+        for problem in report.problems:
+            click.echo(f"  seq {problem.seq if problem.seq is not None else '-'}: {problem.message}")
+        first = report.problems[0]
+        where = f"first affected seq {first.seq}" if first.seq is not None else "an entry awaiting sealing"
+        more = f" (and {len(report.problems) - 1} more problem(s), listed above)" if len(report.problems) > 1 else ""
+        click.echo(f"audit trail BROKEN, {where}: {first.message}{more}", err=True)
         raise click.exceptions.Exit(1)
     click.echo(f"audit trail intact: {report.sealed} sealed entries, {report.unsealed} awaiting sealing")

@@ -38,7 +38,15 @@ ARGUMENTS: dict[Path_, Callable[[Path], list[str]]] = {
     ("risk",): lambda _: ["bp", "--input", json.dumps({"sbp": 120, "dbp": 80})],
     ("flows", "validate"): lambda _: [str(LIBRARY / "phq9.yaml")],
     ("simulate",): lambda _: ["phq9", "--lang", "en"],
+    ("export", "observations"): lambda tmp: ["--out", str(tmp / "observations.xlsx")],
+    ("import", "mappings", "add"): lambda tmp: [str(mapping_file(tmp))],
 }
+
+
+def mapping_file(tmp_path: Path) -> Path:
+    path = tmp_path / "local-codes.csv"
+    path.write_text("local_code,code\nLAB-GLU,fpg\n", encoding="utf-8")
+    return path
 # Commands that never open the database: they work whatever state it is in.
 NO_DATABASE: set[Path_] = {("risk",), ("flows", "validate"), ("flows", "list"), ("simulate",)}
 # Commands that initialise the database: on an empty one they succeed.

@@ -253,7 +253,8 @@ def test_audit_verify_passes_then_names_an_entry_altered_in_sql(run_cli, fresh_s
     runtime.close()
     code, _, err = run_cli("audit", "verify")
     assert code == 1
-    assert f"entry id {victim}" in err
+    assert f"(id {victim})" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_worker_refuses_an_unmigrated_database(run_cli, fresh_settings):
