@@ -102,6 +102,21 @@ def render_trend(
     if fmt not in ("svg", "png"):
         raise ValueError(f"unknown chart format {fmt!r} (svg or png)")
     size = size or ChartSize()
+    figure = trend_figure(trend, lang=lang, size=size)
+    out = io.BytesIO()
+    if fmt == "svg":
+        figure.savefig(out, format="svg", dpi=size.dpi, metadata={"Date": None})
+    else:
+        # Light compression: the PDF re-compresses the pixels anyway, and level 6 costs several ms.
+        figure.savefig(
+            out, format="png", dpi=size.dpi, metadata={"Software": None}, pil_kwargs={"compress_level": 1}
+        )
+    return out.getvalue()
+
+
+def trend_figure(trend: Trend, *, lang: Lang = "zh", size: ChartSize | None = None) -> Figure:
+    """Return the matplotlib figure of ``trend`` (see :func:`render_trend`): one series per kind of source."""
+    size = size or ChartSize()
     figure = Figure(figsize=(size.width, size.height), dpi=size.dpi)
     FigureCanvasAgg(figure)
     # Fixed margins in inches (a layout engine would cost a second draw per chart).
@@ -171,12 +186,4 @@ def render_trend(
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
 
-    out = io.BytesIO()
-    if fmt == "svg":
-        figure.savefig(out, format="svg", dpi=size.dpi, metadata={"Date": None})
-    else:
-        # Light compression: the PDF re-compresses the pixels anyway, and level 6 costs several ms.
-        figure.savefig(
-            out, format="png", dpi=size.dpi, metadata={"Software": None}, pil_kwargs={"compress_level": 1}
-        )
-    return out.getvalue()
+    return figure

@@ -89,7 +89,7 @@ T: dict[str, Label] = {
     "incomplete": Label("缺少", "Missing"),
     "phone": Label("电话", "Tel."),
     "address": Label("地址", "Address"),
-    "sources": Label("数据来源", "Sources"),
+    "sources": Label("数据来源", "Source"),
     "below_cutoff": Label("未达诊断切点", "Not past the guideline cut-off"),
     "none": Label("暂无", "None yet"),
     "points": Label("分", "points"),
@@ -99,7 +99,6 @@ T: dict[str, Label] = {
 #: What a risk model's printed value is, when the model's title does not say it.
 VALUE_LABELS: dict[str, Label] = {
     "lipids": Label("非HDL胆固醇", "non-HDL cholesterol"),
-    "uric-acid": Label("血尿酸", "uric acid"),
 }
 
 #: Risk inputs that are not indicators, for the "missing" line (indicators use their catalogue name).
@@ -410,7 +409,7 @@ def layout(data: ReportData) -> list[Block]:
             Grid(
                 header=tuple(T[key].get(lang) for key in ("model", "value", "category", "notes")),
                 rows=tuple(risk_rows),
-                widths=(0.3, 0.12, 0.2, 0.38),
+                widths=(0.3, 0.14, 0.2, 0.36),
             )
         )
     else:
