@@ -6,6 +6,12 @@ exactly the characters of those blocks (:mod:`care.clinical.fonts`, from the ``m
 dependency) and draws them with ReportLab. Chinese therefore renders on a fresh machine, and the
 text can be extracted from the PDF.
 
+The report is in one language throughout: labels, missing-input names, advice citations
+(:mod:`care.clinical.citations`) and the clinic's name and address (:class:`ReportClinic`, filled by
+the caller from the clinic settings). Every page carries a header (clinic, patient name, card number,
+report date) and a footer (clinic address and phone, "第 n 页 共 m 页" / "Page n of m"); the last
+section is kept together with the disclaimer, so the report never ends on a page holding a lone line.
+
 ReportLab keeps registered fonts in a process-wide table; a lock serialises registration and
 drawing, and subsets no longer cached are removed from that table, so a long-running worker does
 not grow. Nothing here logs; the report holds PHI and is only returned as bytes.

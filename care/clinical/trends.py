@@ -11,6 +11,11 @@ Presentation rule ``TREND-1`` (Careloop's own, not a guideline): a change smalle
 indicator's tolerance (about its usual measurement variation, :data:`TOLERANCES`) counts as no
 change; "N years in a row" is said only when the run has one measurement per consecutive calendar
 year, otherwise "N times in a row".
+
+Each point keeps the kind of source it came from (checkup, clinic visit, home reading;
+:func:`source_kind` maps ``Observation.source`` in one place). The trend line - slope, direction and
+sentence - is drawn through checkup and clinic values (:data:`TREND_SOURCES`) unless the caller passes
+``sources=``, so a burst of home readings does not bend it.
 """
 
 from __future__ import annotations
