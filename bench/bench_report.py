@@ -28,6 +28,7 @@ from care.clinical.advice import AdviceFacts, LifestyleAnswers, advise
 from care.clinical.common import Lang
 from care.clinical.report_pdf import (
     PatientDetails,
+    ReportClinic,
     ReportData,
     ResultRow,
     SignedConclusion,
@@ -156,7 +157,7 @@ def report(patient: Patient, stages: dict[str, list[float]]) -> bytes:
     charts = chart_images([trend for trend in trends if trend.code in CHART_CODES], patient.language)
     lap("charts")
     data = ReportData(
-        clinic_name="幸福里健康管理中心",
+        clinic=ReportClinic.named("幸福里健康管理中心"),
         patient=PatientDetails(patient.name, patient.sex, patient.age, "BENCH0001"),  # type: ignore[arg-type]
         language=patient.language,
         generated_on=date(2024, 5, 20),

@@ -18,9 +18,17 @@ from sqlalchemy.orm import Session
 from care.advice_lines import patient_advice
 from care.assessments import current_risk_results
 from care.clinical.charts import PDF_CHART, render_trend
-from care.clinical.common import Lang
-from care.clinical.report_pdf import ChartImage, PatientDetails, ReportData, ResultRow, SignedConclusion, render_report
-from care.clinical.trends import Trend
+from care.clinical.common import Label, Lang
+from care.clinical.report_pdf import (
+    ChartImage,
+    PatientDetails,
+    ReportClinic,
+    ReportData,
+    ResultRow,
+    SignedConclusion,
+    render_report,
+)
+from care.clinical.trends import SOURCE_KINDS, SOURCE_LABELS, Trend
 from care.indicators import patient_trends, sex_of, today_of, zone_of
 from care.models import Patient, User
 from care.stage_summaries import latest_signed_summary, stored_summary
@@ -35,8 +43,17 @@ def _chart_order(trends: list[Trend]) -> list[Trend]:
     return sorted(charted, key=lambda trend: trend.flag in (None, "normal"))[:MAX_CHARTS]
 
 
+def _trend_line(trend: Trend) -> Label:
+    """Return the trend sentence; when home readings are charted too, say which sources the line used."""
+    if all(point.source in trend.line_sources for point in trend.points):
+        return trend.text
+    zh = "、".join(SOURCE_LABELS[kind].zh for kind in SOURCE_KINDS if kind in trend.line_sources)
+    en = ", ".join(SOURCE_LABELS[kind].en.lower() for kind in SOURCE_KINDS if kind in trend.line_sources)
+    return Label(f"{trend.text.zh} (趋势依据: {zh}数据)", f"{trend.text.en} (trend from {en} values)")
+
+
 def report_data(
-    session: Session, patient: Patient, *, clinic_name: str, actor: Actor, lang: Lang | None = None,
+    session: Session, patient: Patient, *, clinic: ReportClinic, actor: Actor, lang: Lang | None = None,
     today: date | None = None,
 ) -> ReportData:
     """Gather the report of ``patient`` in ``lang`` (default: the patient's language)."""
@@ -56,7 +73,7 @@ def report_data(
         )
     sex = cast(Literal["male", "female"] | None, sex_of(patient))
     return ReportData(
-        clinic_name=clinic_name,
+        clinic=clinic,
         patient=PatientDetails(name=patient.name or "", sex=sex, age=patient.age_on(day), card_no=patient.card_no),
         language=language,
         generated_on=day,
@@ -69,15 +86,15 @@ def report_data(
         advice=list(advice.lines),
         summary=stored_summary(signed) if signed is not None else None,
         conclusion=conclusion,
-        trend_lines=[trend.text for trend in trends if len(trend.points) >= 2],
+        trend_lines=[_trend_line(trend) for trend in trends if len(trend.points) >= 2],
     )
 
 
 def print_health_report(
-    session: Session, patient: Patient, *, clinic_name: str, actor: Actor, lang: Lang | None = None
+    session: Session, patient: Patient, *, clinic: ReportClinic, actor: Actor, lang: Lang | None = None
 ) -> bytes:
     """Return the A4 PDF of the patient's report; the printing is audited."""
-    data = report_data(session, patient, clinic_name=clinic_name, actor=actor, lang=lang)
+    data = report_data(session, patient, clinic=clinic, actor=actor, lang=lang)
     pdf = render_report(data)
     log(session, actor=actor, action="report.print", resource_type="patient", resource_id=patient.id,
         patient_id=patient.id, details={"language": data.language, "results": len(data.results),

@@ -8,7 +8,7 @@ unit, dated by the patient's own calendar day (one value a day: the last one). T
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from care.clinical import codes, units
 from care.clinical.config import ClinicalConfig
-from care.clinical.trends import Trend, analyse_all
+from care.clinical.trends import SeriesItem, SourceKind, Trend, analyse_all, source_kind
 from care.models import Patient
 from care.observations import observations_of
 from security.fields import clock_of
@@ -26,6 +26,8 @@ DEFAULT_TIMEZONE = "Asia/Shanghai"
 SEXES: Mapping[str, str] = {"M": "male", "F": "female"}
 
 Series = dict[str, list[tuple[date, float]]]
+#: Each indicator's values with the kind of source they came from (checkup, home, clinic).
+SourcedSeries = dict[str, list[tuple[date, float, SourceKind]]]
 
 
 def zone_of(patient: Patient) -> tzinfo:
@@ -48,8 +50,27 @@ def today_of(session: Session, patient: Patient) -> date:
 
 def indicator_series(session: Session, patient: Patient, *, until: date | None = None) -> Series:
     """Return each indicator's values in canonical units by local date, oldest first (up to ``until``)."""
-    zone = zone_of(patient)
     by_day: dict[str, dict[date, float]] = {}
+    for code, day, _kind, value in _readings(session, patient, until):
+        by_day.setdefault(code, {})[day] = value
+    return {code: sorted(days.items()) for code, days in by_day.items()}
+
+
+def sourced_series(session: Session, patient: Patient, *, until: date | None = None) -> SourcedSeries:
+    """Return each indicator's values with their source kind, one a day per kind (the last), oldest first.
+
+    The kind comes from ``Observation.source`` (:func:`care.clinical.trends.source_kind`).
+    """
+    by_day: dict[str, dict[tuple[date, SourceKind], float]] = {}
+    for code, day, kind, value in _readings(session, patient, until):
+        by_day.setdefault(code, {})[(day, kind)] = value
+    return {code: [(day, value, kind) for (day, kind), value in sorted(days.items())]
+            for code, days in by_day.items()}
+
+
+def _readings(session: Session, patient: Patient, until: date | None) -> Iterator[tuple[str, date, SourceKind, float]]:
+    """Yield ``(indicator, local day, source kind, canonical value)`` of each indicator observation."""
+    zone = zone_of(patient)
     for observation in observations_of(session, patient):
         try:
             indicator = codes.indicator(observation.code)
@@ -66,14 +87,18 @@ def indicator_series(session: Session, patient: Patient, *, until: date | None =
         day = observation.effective_at.astimezone(zone).date()
         if until is not None and day > until:
             continue
-        by_day.setdefault(indicator.code, {})[day] = value
-    return {code: sorted(days.items()) for code, days in by_day.items()}
+        yield indicator.code, day, source_kind(observation.source), value
 
 
 def patient_trends(
-    session: Session, patient: Patient, *, series: Series | None = None, config: ClinicalConfig | None = None
+    session: Session, patient: Patient, *, series: Series | SourcedSeries | None = None,
+    config: ClinicalConfig | None = None,
 ) -> list[Trend]:
-    """Return the trend of every indicator the patient has values of, in the catalogue's order."""
-    found = indicator_series(session, patient) if series is None else series
+    """Return the trend of every indicator the patient has values of, in the catalogue's order.
+
+    Each point keeps its source kind; the trend line uses checkup and clinic values
+    (:data:`care.clinical.trends.TREND_SOURCES`).
+    """
+    found: Mapping[str, Sequence[SeriesItem]] = sourced_series(session, patient) if series is None else series
     age = patient.age_on(today_of(session, patient))
     return analyse_all(dict(found), sex=sex_of(patient), age=age, config=config)

@@ -19,14 +19,17 @@ from matplotlib.font_manager import FontProperties
 
 from care.clinical.common import Label, Lang, format_number
 from care.clinical.fonts import cjk_font_path
-from care.clinical.trends import Trend
+from care.clinical.trends import SOURCE_KINDS, SOURCE_LABELS, Trend
 
 ChartFormat = Literal["svg", "png"]
 
 LINE_COLOUR = "#1f5fa8"
 BAND_COLOUR = "#2e9d5b"
 FLAG_COLOURS = {"high": "#c0392b", "low": "#d68910", "normal": LINE_COLOUR}
+HOME_COLOUR = "#7d5ba6"
 REFERENCE_LABEL = Label("参考范围", "Reference")
+#: How each kind of source is drawn: marker, line style and colour of its line.
+SOURCE_STYLE = {"checkup": ("o", "-", LINE_COLOUR), "clinic": ("s", "-", "#117a65"), "home": ("^", ":", HOME_COLOUR)}
 #: left, right, bottom, top margins in inches: room for tick labels and the title line.
 MARGINS_IN = (0.5, 0.15, 0.3, 0.3)
 
@@ -59,19 +62,27 @@ def _limits(values: list[float], low: float | None, high: float | None) -> tuple
 
 
 def _x_limits(xs: list[float]) -> tuple[float, float]:
-    """Return x limits (ordinal days) with a margin; a single date gets half a year each side."""
+    """Return x limits (ordinal days): a margin before the first date, the axis ends at the last one.
+
+    The right margin is only room for the last marker (a few days), so the axis never reaches into a
+    year without data; a single date gets half a year before it.
+    """
     if xs[0] == xs[-1]:
-        return xs[0] - 180, xs[0] + 180
-    pad = max(20.0, (xs[-1] - xs[0]) / 20)
-    return xs[0] - pad, xs[-1] + pad
+        return xs[0] - 180, xs[0] + 12
+    span = xs[-1] - xs[0]
+    pad = max(20.0, span / 20)
+    return xs[0] - pad, xs[-1] + max(3.0, span / 60)
 
 
 def _date_ticks(dates: list[date], left: float, right: float) -> tuple[list[float], list[str]]:
-    """Return tick positions and labels: 1 January of each year over long spans, else the dates."""
-    first, last = date.fromordinal(int(left) + 1), date.fromordinal(int(right))
+    """Return tick positions and labels: 1 January of each year over long spans, else the dates.
+
+    No tick lies after the last date.
+    """
+    first, last = date.fromordinal(int(left) + 1), max(dates)
     if (last - first).days > 400:
         years = [date(year, 1, 1) for year in range(first.year, last.year + 1)]
-        shown = [day for day in years if left <= day.toordinal() <= right]
+        shown = [day for day in years if left <= day.toordinal() <= last.toordinal()]
         shown = shown[:: max(1, -(-len(shown) // 8))]
         return [float(day.toordinal()) for day in shown], [str(day.year) for day in shown]
     distinct = sorted(set(dates))
@@ -90,6 +101,21 @@ def render_trend(
     """
     if fmt not in ("svg", "png"):
         raise ValueError(f"unknown chart format {fmt!r} (svg or png)")
+    size = size or ChartSize()
+    figure = trend_figure(trend, lang=lang, size=size)
+    out = io.BytesIO()
+    if fmt == "svg":
+        figure.savefig(out, format="svg", dpi=size.dpi, metadata={"Date": None})
+    else:
+        # Light compression: the PDF re-compresses the pixels anyway, and level 6 costs several ms.
+        figure.savefig(
+            out, format="png", dpi=size.dpi, metadata={"Software": None}, pil_kwargs={"compress_level": 1}
+        )
+    return out.getvalue()
+
+
+def trend_figure(trend: Trend, *, lang: Lang = "zh", size: ChartSize | None = None) -> Figure:
+    """Return the matplotlib figure of ``trend`` (see :func:`render_trend`): one series per kind of source."""
     size = size or ChartSize()
     figure = Figure(figsize=(size.width, size.height), dpi=size.dpi)
     FigureCanvasAgg(figure)
@@ -122,9 +148,24 @@ def render_trend(
         )
         band = f"{REFERENCE_LABEL.get(lang)} {reference.text(trend.decimals)}"
         axes.set_title(band, fontproperties=small_font, loc="right", color=BAND_COLOUR)
-    axes.plot(xs, values, color=LINE_COLOUR, linewidth=1.6, zorder=3)
     colours = [FLAG_COLOURS.get(flag or "normal", LINE_COLOUR) for flag in trend.point_flags()]
-    axes.scatter(xs, values, c=colours, s=22, zorder=4)
+    kinds = [point.source for point in trend.points]
+    present = [kind for kind in SOURCE_KINDS if kind in kinds]
+    for kind in present:
+        # Each kind of source is its own series: its own line, marker and legend entry.
+        marker, style, line_colour = SOURCE_STYLE[kind]
+        chosen = [i for i, k in enumerate(kinds) if k == kind]
+        axes.plot(
+            [xs[i] for i in chosen], [values[i] for i in chosen], color=line_colour, linestyle=style,
+            linewidth=1.6 if kind != "home" else 1.0, marker=marker, markersize=4, zorder=3,
+            label=SOURCE_LABELS[kind].get(lang),
+        )
+        axes.scatter(
+            [xs[i] for i in chosen], [values[i] for i in chosen], c=[colours[i] for i in chosen],
+            s=22 if kind != "home" else 16, marker=marker, zorder=4,
+        )
+    if present != ["checkup"]:
+        axes.legend(prop=_font(7), loc="upper left", frameon=False, ncol=len(present), handlelength=1.6)
     axes.annotate(
         format_number(values[-1], trend.decimals),
         (xs[-1], values[-1]),
@@ -145,12 +186,4 @@ def render_trend(
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
 
-    out = io.BytesIO()
-    if fmt == "svg":
-        figure.savefig(out, format="svg", dpi=size.dpi, metadata={"Date": None})
-    else:
-        # Light compression: the PDF re-compresses the pixels anyway, and level 6 costs several ms.
-        figure.savefig(
-            out, format="png", dpi=size.dpi, metadata={"Software": None}, pil_kwargs={"compress_level": 1}
-        )
-    return out.getvalue()
+    return figure

@@ -6,6 +6,12 @@ exactly the characters of those blocks (:mod:`care.clinical.fonts`, from the ``m
 dependency) and draws them with ReportLab. Chinese therefore renders on a fresh machine, and the
 text can be extracted from the PDF.
 
+The report is in one language throughout: labels, missing-input names, advice citations
+(:mod:`care.clinical.citations`) and the clinic's name and address (:class:`ReportClinic`, filled by
+the caller from the clinic settings). Every page carries a header (clinic, patient name, card number,
+report date) and a footer (clinic address and phone, "第 n 页 共 m 页" / "Page n of m"); the last
+section is kept together with the disclaimer, so the report never ends on a page holding a lone line.
+
 ReportLab keeps registered fonts in a process-wide table; a lock serialises registration and
 drawing, and subsets no longer cached are removed from that table, so a long-running worker does
 not grow. Nothing here logs; the report holds PHI and is only returned as bytes.
@@ -32,14 +38,16 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from reportlab.platypus.flowables import Flowable
 
+from care.clinical import codes
 from care.clinical.advice import AdviceLine
 from care.clinical.charts import PDF_CHART, render_trend
+from care.clinical.citations import citation_label
 from care.clinical.common import DISCLAIMER, Label, Lang, format_number
 from care.clinical.fonts import truetype_subset
 from care.clinical.ranges import Flag
 from care.clinical.risk import RiskResult, get_model
 from care.clinical.summary import StageSummary
-from care.clinical.trends import Trend
+from care.clinical.trends import SOURCE_LABELS, SourceKind, Trend
 
 Sex = Literal["male", "female"]
 PAGE_WIDTH, PAGE_HEIGHT = A4
@@ -83,11 +91,84 @@ T: dict[str, Label] = {
     "summary": Label("阶段总结", "Stage summary"),
     "conclusion": Label("医生结论", "Clinician's conclusion"),
     "signed": Label("签名", "Signed"),
-    "page": Label("第 {n} 页", "Page {n}"),
+    "page": Label("第 {n} 页 共 {total} 页", "Page {n} of {total}"),
     "incomplete": Label("缺少", "Missing"),
+    "phone": Label("电话", "Tel."),
+    "address": Label("地址", "Address"),
+    "sources": Label("数据来源", "Source"),
+    "below_cutoff": Label("未达诊断切点", "Not past the guideline cut-off"),
     "none": Label("暂无", "None yet"),
     "points": Label("分", "points"),
 }
+
+
+#: What a risk model's printed value is, when the model's title does not say it.
+VALUE_LABELS: dict[str, Label] = {
+    "lipids": Label("非HDL胆固醇", "non-HDL cholesterol"),
+}
+
+#: Risk inputs that are not indicators, for the "missing" line (indicators use their catalogue name).
+INPUT_LABELS: dict[str, Label] = {
+    "sex": Label("性别", "sex"),
+    "age": Label("年龄", "age"),
+    "race": Label("种族", "race"),
+    "bp_treated": Label("是否服用降压药", "blood-pressure treatment"),
+    "smoker": Label("是否吸烟", "smoking"),
+    "diabetes": Label("是否患糖尿病", "diabetes"),
+    "region_north": Label("是否北方居住", "northern China residence"),
+    "urban": Label("城乡", "urban or rural residence"),
+    "family_history_ascvd": Label("心血管病家族史", "family history of ASCVD"),
+    "known_ascvd": Label("已确诊心血管病", "known ASCVD"),
+    "physically_active": Label("日常运动", "daily physical activity"),
+    "daily_veg_fruit": Label("每日蔬果", "daily vegetables and fruit"),
+    "ever_bp_medication": Label("曾服降压药", "ever on blood-pressure medication"),
+    "ever_high_glucose": Label("曾有高血糖", "ever high blood glucose"),
+    "family_history_diabetes": Label("糖尿病家族史", "family history of diabetes"),
+    "uric_acid": Label("血尿酸", "uric acid"),
+    "creatinine": Label("血肌酐", "creatinine"),
+    "items": Label("问卷条目", "questionnaire items"),
+}
+
+
+def input_label(name: str) -> Label:
+    """Return the printed name of a risk input (``items[3]`` is question 3)."""
+    if name.startswith("items[") and name.endswith("]"):
+        number = name[len("items[") : -1]
+        return Label(f"第{number}题", f"question {number}")
+    if name in INPUT_LABELS:
+        return INPUT_LABELS[name]
+    try:
+        return codes.indicator(name).name
+    except codes.UnknownCodeError:
+        return Label(name, name)
+
+
+@dataclass(frozen=True)
+class ReportClinic:
+    """The clinic printed on the report: name and address per language, and a phone number.
+
+    The caller fills it from the clinic settings; the report shows the fields in its own language
+    and leaves out an address that has no text in that language.
+    """
+
+    name: Label
+    address: Label | None = None
+    phone: str | None = None
+
+    @classmethod
+    def named(cls, name: str) -> ReportClinic:
+        """Return a clinic with the same name in both languages and no address."""
+        return cls(Label(name, name))
+
+    def lines(self, lang: Lang) -> list[str]:
+        """Return the address and phone lines in ``lang``."""
+        found = []
+        address = None if self.address is None else self.address.get(lang).strip()
+        if address:
+            found.append(f"{T['address'].get(lang)}: {address}")
+        if self.phone:
+            found.append(f"{T['phone'].get(lang)}: {self.phone}")
+        return found
 
 
 @dataclass(frozen=True)
@@ -112,10 +193,25 @@ class ResultRow:
     reference: str | None = None
     flag: Flag | None = None
     category: Label | None = None
+    source: SourceKind = "checkup"
 
     @classmethod
     def from_trend(cls, trend: Trend) -> ResultRow:
-        """Return the row of a trend's latest value."""
+        """Return the row of a trend's latest value, its flag and category agreeing.
+
+        The flag says where the value lies against the printed reference range, the category what
+        the guideline calls it; the two come from different tables (a lab's uric-acid range is not
+        the guideline's 420 µmol/L cut-off). When the guideline category is abnormal the flag takes its
+        direction; when the range flags the value but the guideline's band is the normal one, the
+        category reads "not past the guideline cut-off" instead of "normal".
+        """
+        flag = trend.flag
+        category = None if trend.category is None else trend.category.label
+        if trend.category is not None:
+            if trend.category.flag != "normal" and flag in (None, "normal"):
+                flag = trend.category.flag
+            elif trend.category.flag == "normal" and flag in ("high", "low"):
+                category = T["below_cutoff"]
         return cls(
             name=trend.name,
             value=trend.latest.value,
@@ -123,8 +219,9 @@ class ResultRow:
             decimals=trend.decimals,
             measured_on=trend.latest.when,
             reference=None if trend.reference is None else trend.reference.text(trend.decimals),
-            flag=trend.flag,
-            category=None if trend.category is None else trend.category.label,
+            flag=flag,
+            category=category,
+            source=trend.latest.source,
         )
 
 
@@ -149,7 +246,7 @@ class SignedConclusion:
 class ReportData:
     """Everything the printed report shows; built by the database layer."""
 
-    clinic_name: str
+    clinic: ReportClinic
     patient: PatientDetails
     language: Lang
     generated_on: date
@@ -238,7 +335,8 @@ def layout(data: ReportData) -> list[Block]:
     """Return the report as plain blocks in the patient's language."""
     lang = data.language
     blocks: list[Block] = [
-        Heading(data.clinic_name, 0),
+        Heading(data.clinic.name.get(lang), 0),
+        *(Para(line, "muted") for line in data.clinic.lines(lang)),
         Heading(T["title"].get(lang), 1),
         Para(f"{T['generated'].get(lang)}: {data.generated_on.isoformat()}", "muted"),
     ]
@@ -267,6 +365,7 @@ def layout(data: ReportData) -> list[Block]:
                     _flag_text(row.flag, lang),
                     "" if row.category is None else row.category.get(lang),
                     row.measured_on.isoformat(),
+                    SOURCE_LABELS[row.source].get(lang),
                 )
             )
             if row.flag in ("high", "low"):
@@ -274,10 +373,11 @@ def layout(data: ReportData) -> list[Block]:
         blocks.append(
             Grid(
                 header=tuple(
-                    T[key].get(lang) for key in ("item", "value", "unit", "reference", "flag", "category", "date")
+                    T[key].get(lang)
+                    for key in ("item", "value", "unit", "reference", "flag", "category", "date", "sources")
                 ),
                 rows=tuple(rows),
-                widths=(0.2, 0.09, 0.15, 0.13, 0.1, 0.19, 0.14),
+                widths=(0.18, 0.08, 0.12, 0.12, 0.1, 0.16, 0.13, 0.11),
                 colours=tuple(colours),
             )
         )
@@ -296,10 +396,16 @@ def layout(data: ReportData) -> list[Block]:
         for result in data.risks:
             notes = [note.get(lang) for note in result.patient_notes]
             if result.missing:
-                notes.insert(0, f"{T['incomplete'].get(lang)}: {', '.join(result.missing)}")
+                separator = "、" if lang == "zh" else ", "
+                missing = separator.join(input_label(name).get(lang) for name in result.missing)
+                notes.insert(0, f"{T['incomplete'].get(lang)}: {missing}")
+            title = get_model(result.model).title.get(lang)
+            value_label = VALUE_LABELS.get(result.model)
+            if value_label is not None and result.value is not None:
+                title = f"{title} ({value_label.get(lang)})"
             risk_rows.append(
                 (
-                    get_model(result.model).title.get(lang),
+                    title,
                     _risk_value(result, lang),
                     result.category_label.get(lang),
                     " ".join(notes),
@@ -309,7 +415,7 @@ def layout(data: ReportData) -> list[Block]:
             Grid(
                 header=tuple(T[key].get(lang) for key in ("model", "value", "category", "notes")),
                 rows=tuple(risk_rows),
-                widths=(0.3, 0.12, 0.2, 0.38),
+                widths=(0.3, 0.14, 0.2, 0.36),
             )
         )
     else:
@@ -319,7 +425,10 @@ def layout(data: ReportData) -> list[Block]:
     if data.advice:
         blocks.append(
             Bullets(
-                tuple((line.text.get(lang), f"{T['source'].get(lang)}: {line.source}") for line in data.advice)
+                tuple(
+                    (line.text.get(lang), f"{T['source'].get(lang)}: {citation_label(line.source).get(lang)}")
+                    for line in data.advice
+                )
             )
         )
     else:
@@ -403,6 +512,7 @@ def _styles(font: str, lang: Lang) -> dict[str, ParagraphStyle]:
         "h2": ParagraphStyle(
             "h2",
             parent=base,
+            keepWithNext=1,
             fontSize=11,
             leading=15,
             spaceBefore=8,
@@ -485,21 +595,95 @@ def _flowables(blocks: Sequence[Block], styles: dict[str, ParagraphStyle]) -> li
     return story
 
 
+def _story(blocks: Sequence[Block], styles: dict[str, ParagraphStyle]) -> list[Flowable]:
+    """Return the flowables; the last section and the disclaimer stay together (no orphan last page)."""
+    headings = [index for index, block in enumerate(blocks) if isinstance(block, Heading) and block.level == 2]
+    split = headings[-1] if headings else len(blocks)
+    tail = _flowables(blocks[split:], styles)
+    return [*_flowables(blocks[:split], styles), *([KeepTogether(tail)] if tail else [])]
+
+
+HEADER_Y = PAGE_HEIGHT - 9 * mm
+FOOTER_Y = 9 * mm
+
+
+def _page_furniture(data: ReportData, font: str) -> type[Canvas]:
+    """Return a canvas class that draws the header and "page n of m" footer on every page.
+
+    Pages are kept until the document is saved, so each footer knows the page count (ReportLab
+    draws a page before it knows how many follow).
+    """
+    lang = data.language
+    patient = data.patient
+    header_right = "    ".join(
+        part
+        for part in (
+            f"{T['name'].get(lang)}: {patient.name}" if patient.name else "",
+            f"{T['card'].get(lang)}: {patient.card_no}" if patient.card_no else "",
+            f"{T['generated'].get(lang)}: {data.generated_on.isoformat()}",
+        )
+        if part
+    )
+    clinic_name = data.clinic.name.get(lang)
+    contact = "    ".join(data.clinic.lines(lang))
+    page_label = T["page"].get(lang)
+
+    class FurnishedCanvas(Canvas):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            self._pages: list[dict[str, object]] = []
+
+        def showPage(self) -> None:  # noqa: N802 - ReportLab's name
+            self._pages.append(dict(self.__dict__))
+            self._startPage()  # type: ignore[attr-defined]
+
+        def save(self) -> None:
+            total = len(self._pages)
+            for number, state in enumerate(self._pages, start=1):
+                self.__dict__.update(state)
+                self._furnish(number, total)
+                super().showPage()
+            super().save()
+
+        def _furnish(self, number: int, total: int) -> None:
+            self.saveState()
+            self.setFont(font, 7.5)
+            self.setFillColor(MUTED_COLOUR)
+            self.drawString(MARGIN, HEADER_Y, clinic_name)
+            self.drawRightString(PAGE_WIDTH - MARGIN, HEADER_Y, header_right)
+            self.setStrokeColor(RULE_COLOUR)
+            self.setLineWidth(0.3)
+            self.line(MARGIN, HEADER_Y - 2 * mm, PAGE_WIDTH - MARGIN, HEADER_Y - 2 * mm)
+            self.drawString(MARGIN, FOOTER_Y, contact)
+            self.drawRightString(PAGE_WIDTH - MARGIN, FOOTER_Y, page_label.format(n=number, total=total))
+            self.restoreState()
+
+    return FurnishedCanvas
+
+
+def furniture_text(data: ReportData) -> str:
+    """Return every character the header and footer may draw (for the font subset)."""
+    lang = data.language
+    pieces = [
+        data.clinic.name.get(lang),
+        *data.clinic.lines(lang),
+        T["name"].get(lang),
+        T["card"].get(lang),
+        T["generated"].get(lang),
+        data.patient.name,
+        data.patient.card_no or "",
+        data.generated_on.isoformat(),
+        T["page"].get(lang),
+        "0123456789:",
+    ]
+    return "".join(pieces)
+
+
 def render_report(data: ReportData) -> bytes:
-    """Return the A4 PDF of ``data``."""
+    """Return the A4 PDF of ``data``: a header (clinic, patient, card, date) and "page n of m" on every page."""
     blocks = layout(data)
     lang = data.language
-    footer = data.disclaimer.get(lang)
-    page_label = T["page"].get(lang)
-    text = "".join(block_text(blocks)) + footer + page_label + data.clinic_name + BULLET
-
-    def on_page(canvas: Canvas, document: SimpleDocTemplate) -> None:
-        canvas.saveState()
-        canvas.setFont(font, 7)
-        canvas.setFillColor(MUTED_COLOUR)
-        canvas.drawString(MARGIN, 9 * mm, data.clinic_name)
-        canvas.drawRightString(PAGE_WIDTH - MARGIN, 9 * mm, page_label.format(n=document.page))
-        canvas.restoreState()
+    text = "".join(block_text(blocks)) + furniture_text(data) + BULLET
 
     out = io.BytesIO()
     with _LOCK:
@@ -509,11 +693,11 @@ def render_report(data: ReportData) -> bytes:
             pagesize=A4,
             leftMargin=MARGIN,
             rightMargin=MARGIN,
-            topMargin=MARGIN,
+            topMargin=MARGIN + 2 * mm,
             bottomMargin=MARGIN + 4 * mm,
             title=T["title"].get(lang),
-            author=data.clinic_name,
+            author=data.clinic.name.get(lang),
             creator="Careloop",
         )
-        document.build(_flowables(blocks, _styles(font, lang)), onFirstPage=on_page, onLaterPages=on_page)
+        document.build(_story(blocks, _styles(font, lang)), canvasmaker=_page_furniture(data, font))
     return out.getvalue()

@@ -11,6 +11,11 @@ Presentation rule ``TREND-1`` (Careloop's own, not a guideline): a change smalle
 indicator's tolerance (about its usual measurement variation, :data:`TOLERANCES`) counts as no
 change; "N years in a row" is said only when the run has one measurement per consecutive calendar
 year, otherwise "N times in a row".
+
+Each point keeps the kind of source it came from (checkup, clinic visit, home reading;
+:func:`source_kind` maps ``Observation.source`` in one place). The trend line - slope, direction and
+sentence - is drawn through checkup and clinic values (:data:`TREND_SOURCES`) unless the caller passes
+``sources=``, so a burst of home readings does not bend it.
 """
 
 from __future__ import annotations
@@ -61,13 +66,45 @@ TOLERANCES: dict[str, float] = {
 Direction = Literal["single", "rising", "falling", "stable", "fluctuating"]
 DAYS_PER_YEAR = 365.25
 
+#: Where a measurement came from, as a clinician reads it.
+SourceKind = Literal["checkup", "home", "clinic"]
+SOURCE_KINDS: tuple[SourceKind, ...] = ("checkup", "clinic", "home")
+SOURCE_LABELS: dict[SourceKind, Label] = {
+    "checkup": Label("体检", "Checkup"),
+    "clinic": Label("门诊", "Clinic visit"),
+    "home": Label("家庭自测", "Home reading"),
+}
+#: The sources a trend line (slope and sentence) is drawn from unless the caller says otherwise:
+#: home readings vary more and come in bursts, so they would bend the line.
+TREND_SOURCES: frozenset[SourceKind] = frozenset({"checkup", "clinic"})
+#: ``Observation.source`` values (or their prefix before ``:``) of measurements taken at the clinic.
+CLINIC_SOURCES = frozenset({"clinic", "visit", "staff", "admin"})
+#: ... and of readings the patient took at home and reported (flows write ``flow:<id>``).
+HOME_SOURCES = frozenset({"flow", "home", "device", "patient"})
+
+
+def source_kind(source: str | None) -> SourceKind:
+    """Return the kind of an ``Observation.source``: the one place the mapping is defined.
+
+    Flows record the patient's own readings as ``flow:<flow id>`` (home); staff entries at a visit
+    are ``clinic``/``visit``; everything else is an imported report (a file, an API key's source
+    name, a lab), i.e. a checkup.
+    """
+    prefix = (source or "").split(":", 1)[0].strip().lower()
+    if prefix in HOME_SOURCES:
+        return "home"
+    if prefix in CLINIC_SOURCES:
+        return "clinic"
+    return "checkup"
+
 
 @dataclass(frozen=True, slots=True)
 class Point:
-    """One measurement."""
+    """One measurement and the kind of source it came from."""
 
     when: date
     value: float
+    source: SourceKind = "checkup"
 
 
 @dataclass(frozen=True)
@@ -90,6 +127,8 @@ class Trend:
     category: Classification | None
     text: Label
     rule_version: str = TREND_RULES_VERSION
+    #: the source kinds the trend line (slope, direction, sentence) was drawn through
+    line_sources: tuple[SourceKind, ...] = ("checkup",)
 
     @property
     def latest(self) -> Point:
@@ -112,10 +151,11 @@ class Trend:
         return {
             "code": self.code,
             "unit": self.unit,
-            "points": [{"date": p.when.isoformat(), "value": p.value} for p in self.points],
+            "points": [{"date": p.when.isoformat(), "value": p.value, "source": p.source} for p in self.points],
             "change_from_previous": self.change_from_previous,
             "change_from_first": self.change_from_first,
             "slope_per_year": self.slope_per_year,
+            "line_sources": list(self.line_sources),
             "direction": self.direction,
             "run": self.run,
             "reference": None if self.reference is None else self.reference.text(self.decimals),
@@ -248,29 +288,44 @@ def describe(name: Label, unit: str, decimals: int, points: Sequence[Point], sha
     )
 
 
-def _points(series: Iterable[tuple[date, float]]) -> tuple[Point, ...]:
+#: One measurement as callers pass it: ``(date, value)`` (a checkup) or ``(date, value, source kind)``.
+SeriesItem = tuple[date, float] | tuple[date, float, SourceKind]
+
+
+def _points(series: Iterable[SeriesItem]) -> tuple[Point, ...]:
     points = []
-    for when, value in series:
+    for item in series:
+        when, value = item[0], item[1]
+        source = item[2] if len(item) > 2 else "checkup"
+        if source not in SOURCE_KINDS:
+            raise ClinicalError(f"unknown source kind {source!r} ({', '.join(SOURCE_KINDS)})")
         if not isinstance(when, date):
             raise ClinicalError(f"trend points need a date, got {type(when).__name__}")
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise ClinicalError("trend values must be finite numbers")
-        points.append(Point(when, float(value)))
+        points.append(Point(when, float(value), source))
     if not points:
         raise ClinicalError("a trend needs at least one value")
-    return tuple(sorted(points, key=lambda p: p.when))
+    order = {kind: index for index, kind in enumerate(SOURCE_KINDS)}
+    return tuple(sorted(points, key=lambda p: (p.when, order[p.source])))
 
 
 def analyse(
     code: str,
-    series: Iterable[tuple[date, float]],
+    series: Iterable[SeriesItem],
     *,
     sex: str | None = None,
     age: float | None = None,
     lab_range: tuple[float | None, float | None] | None = None,
     config: ClinicalConfig | None = None,
+    sources: Iterable[SourceKind] | None = None,
 ) -> Trend:
     """Analyse one indicator's series (values in the canonical unit; any order; at least one).
+
+    The trend line (slope per year, direction and sentence) is drawn through the points of
+    ``sources`` (default :data:`TREND_SOURCES`: checkup and clinic values, so home readings do not
+    bend it); when none of the points is of those sources, through all of them. The latest value,
+    its flag and category, and the changes use every point.
 
     ``lab_range`` is the range printed on the latest report, ``(low, high)``; it wins over the
     fallbacks. ``sex`` and ``age`` select sex- and age-specific ranges and categories; without them a
@@ -290,7 +345,12 @@ def analyse(
             category = classify(indicator.code, latest, sex=sex, config=config)
         except ImplausibleError:
             category = None  # an impossible stored value gets no category (clinical-spec.md 10a)
-    shape = _shape(points, TOLERANCES[indicator.code], indicator.decimals)
+    wanted = TREND_SOURCES if sources is None else frozenset(sources)
+    unknown = set(wanted) - set(SOURCE_KINDS)
+    if unknown:
+        raise ClinicalError(f"unknown source kind {sorted(unknown)[0]!r} ({', '.join(SOURCE_KINDS)})")
+    line = _one_per_day([p for p in points if p.source in wanted]) or _one_per_day(list(points))
+    shape = _shape(line, TOLERANCES[indicator.code], indicator.decimals)
     return Trend(
         code=indicator.code,
         name=indicator.name,
@@ -299,14 +359,23 @@ def analyse(
         points=points,
         change_from_previous=latest - points[-2].value if len(points) > 1 else None,
         change_from_first=latest - points[0].value if len(points) > 1 else None,
-        slope_per_year=slope_per_year(points),
+        slope_per_year=slope_per_year(line),
         direction=shape.direction,
         run=shape.run,
         reference=reference,
         flag=None if reference is None else reference.flag(shown),
         category=category,
-        text=describe(indicator.name, indicator.unit, indicator.decimals, points, shape),
+        text=describe(indicator.name, indicator.unit, indicator.decimals, line, shape),
+        line_sources=tuple(kind for kind in SOURCE_KINDS if any(p.source == kind for p in line)),
     )
+
+
+def _one_per_day(points: Sequence[Point]) -> list[Point]:
+    """Return the points with one value a day (the last given), oldest first."""
+    by_day: dict[date, Point] = {}
+    for point in points:
+        by_day[point.when] = point
+    return [by_day[day] for day in sorted(by_day)]
 
 
 def _needs_sex(code: str, config: ClinicalConfig | None) -> bool:
@@ -317,15 +386,17 @@ def _needs_sex(code: str, config: ClinicalConfig | None) -> bool:
 
 
 def analyse_all(
-    series_by_code: Mapping[str, Sequence[tuple[date, float]]],
+    series_by_code: Mapping[str, Sequence[SeriesItem]],
     *,
     sex: str | None = None,
     age: float | None = None,
     config: ClinicalConfig | None = None,
+    sources: Iterable[SourceKind] | None = None,
 ) -> list[Trend]:
-    """Analyse every non-empty series, in the catalogue's order."""
+    """Analyse every non-empty series, in the catalogue's order (``sources``: see :func:`analyse`)."""
+    chosen = None if sources is None else tuple(sources)
     return [
-        analyse(code, series_by_code[code], sex=sex, age=age, config=config)
+        analyse(code, series_by_code[code], sex=sex, age=age, config=config, sources=chosen)
         for code in codes.INDICATORS
         if series_by_code.get(code)
     ]

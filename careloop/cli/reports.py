@@ -7,10 +7,38 @@ from typing import cast
 
 import click
 
-from care.clinical.common import Lang
+from care.clinical.common import Label, Lang
+from care.clinical.report_pdf import ReportClinic
 from care.errors import NotFoundError
 from care.patients import get_patient
 from careloop.cli.base import CliContext, main, pass_cli
+from careloop.settings import Settings
+
+#: The English name printed when the clinic has set only a Chinese one.
+DEFAULT_CLINIC_NAME_EN = "Careloop Health Management Centre"
+
+
+def _has_cjk(text: str) -> bool:
+    return any("\u3400" <= char <= "\u9fff" or "\uf900" <= char <= "\ufaff" for char in text)
+
+
+def report_clinic(settings: Settings) -> ReportClinic:
+    """Return the clinic lines of the report from the clinic settings (CONTRACT.md), each language its own.
+
+    ``CARELOOP_CLINIC_NAME``/``_ADDRESS`` are the Chinese text, ``..._EN`` the English; an English
+    report never prints the Chinese name or address: without ``_EN`` it prints the name only when it
+    has no Chinese characters (else :data:`DEFAULT_CLINIC_NAME_EN`) and leaves the address out.
+    """
+    def text(name: str) -> str:
+        value = getattr(settings, name, None)
+        return value.strip() if isinstance(value, str) else ""
+
+    name_zh = text("clinic_name") or text("clinic_name_en")
+    name_en = text("clinic_name_en") or (name_zh if name_zh and not _has_cjk(name_zh) else DEFAULT_CLINIC_NAME_EN)
+    address_zh = text("clinic_address") or text("clinic_address_en")
+    address_en = text("clinic_address_en") or (address_zh if not _has_cjk(address_zh) else "")
+    address = Label(address_zh, address_en) if address_zh or address_en else None
+    return ReportClinic(name=Label(name_zh or name_en, name_en), address=address, phone=text("clinic_phone") or None)
 
 
 @main.command(name="report")
@@ -33,7 +61,7 @@ def report(cli: CliContext, patient_ref: str, out: Path, lang: str | None) -> No
         except NotFoundError as problem:
             click.echo(f"error: {problem}", err=True)
             raise click.exceptions.Exit(1) from None
-        pdf = print_health_report(session, patient, clinic_name=runtime.settings.clinic_name, actor=cli.actor,
+        pdf = print_health_report(session, patient, clinic=report_clinic(runtime.settings), actor=cli.actor,
                                   lang=cast(Lang | None, lang))
         try:
             out.write_bytes(pdf)

@@ -21,6 +21,7 @@ from care.clinical import report_pdf
 from care.clinical.advice import AdviceFacts, LifestyleAnswers, advise
 from care.clinical.report_pdf import (
     PatientDetails,
+    ReportClinic,
     ReportData,
     ResultRow,
     SignedConclusion,
@@ -57,7 +58,7 @@ def report_data(lang: str = "zh", name: str = "张伟") -> ReportData:
     )  # fmt: skip
     shown = [trend for trend in trends if trend.code in ("sbp", "fpg", "hdl", "ua")]
     return ReportData(
-        clinic_name="幸福里健康管理中心",
+        clinic=ReportClinic.named("幸福里健康管理中心"),
         patient=PatientDetails(name=name, sex="male", age=62, card_no="C20240001"),
         language=lang,  # type: ignore[arg-type]
         generated_on=date(2024, 6, 2),
@@ -185,7 +186,9 @@ def test_report_is_a4_and_several_pages(chinese_pdf: bytes) -> None:
 
 
 def test_text_is_not_markup(tmp_path: Path) -> None:
-    data = replace(report_data("zh"), clinic_name="A&B <诊所>", patient=PatientDetails(name="张<b>伟</b>"))
+    data = replace(
+        report_data("zh"), clinic=ReportClinic.named("A&B <诊所>"), patient=PatientDetails(name="张<b>伟</b>")
+    )
     text = pdf_text(render_report(data))
     assert "A&B <诊所>" in text
     assert "张<b>伟</b>" in text
@@ -193,7 +196,10 @@ def test_text_is_not_markup(tmp_path: Path) -> None:
 
 def test_empty_sections_say_none_yet() -> None:
     data = ReportData(
-        clinic_name="诊所", patient=PatientDetails(name="王芳"), language="zh", generated_on=date(2024, 1, 1)
+        clinic=ReportClinic.named("诊所"),
+        patient=PatientDetails(name="王芳"),
+        language="zh",
+        generated_on=date(2024, 1, 1),
     )
     text = squeeze(pdf_text(render_report(data)))
     assert "王芳" in text
@@ -211,7 +217,7 @@ def test_font_registry_stays_bounded() -> None:
     for index in range(12):
         render_report(
             ReportData(
-                clinic_name="诊所",
+                clinic=ReportClinic.named("诊所"),
                 patient=PatientDetails(name=f"患者{chr(0x4E00 + index * 7)}"),
                 language="zh",
                 generated_on=date(2024, 1, 1),
