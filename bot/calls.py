@@ -35,13 +35,14 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import consent, identity
+from bot import consent, failures, identity
 from bot.channels.sms import fail_invitation
 from bot.channels.voice import RecordingControlError, VoiceAdapter
 from bot.conversations import (
@@ -215,7 +216,36 @@ def _claim(session: Session, call: CallEvent, key: str, text: str = "") -> tuple
 
 
 # -- the answered call -------------------------------------------------------------------------------
+def _guarded(session: Session, services: BotServices, call: CallEvent, what: str, work: Callable[[], Reply]) -> Reply:
+    """Run one step of a call; if it fails inside, roll it back and say sorry instead of failing the webhook.
+
+    Twilio would otherwise play its own error message and hang up, and nobody would know.
+    """
+    try:
+        return work()
+    except CallRefusedError:
+        raise
+    except Exception as failure:  # noqa: BLE001 - a failed step is answered, never turned into a 500
+        session.rollback()
+        failures.log_failure(failure, channel=CHANNEL, what=what)
+        conversation = session.get(ConversationSession, call.session_id) if call.session_id else None
+        patient = session.get(Patient, conversation.patient_id) if conversation is not None else \
+            identity.find_patient(session, CHANNEL, call.patient_number)
+        if patient is None:
+            return Reply(voice=_voice("zh", None, _goodbye(services, "zh")))
+        text = failures.leave_failed_turn(session, services, patient, conversation, CHANNEL,
+                                          {"call_sid": call.call_sid}, source_ref=call.call_sid)
+        return Reply(patient_id=str(patient.id),
+                     voice=_voice(patient.language, conversation.id if conversation else None,
+                                  [{"kind": "say", "text": text}, {"kind": "hangup"}]))
+
+
 def call_answered(session: Session, services: BotServices, call: CallEvent) -> Reply:
+    """Answer a call that was picked up (see :func:`_answer_call`); a failure inside is answered with an apology."""
+    return _guarded(session, services, call, "a call's answer", lambda: _answer_call(session, services, call))
+
+
+def _answer_call(session: Session, services: BotServices, call: CallEvent) -> Reply:
     """Answer a call that was picked up: the greeting and the recording-consent question; or, when consent
     stands, the recording started, its notice and the flow's first prompts.
 
@@ -345,6 +375,19 @@ def _inbound_call(session: Session, services: BotServices, call: CallEvent) -> R
 # -- an answer -----------------------------------------------------------------------------------------
 def call_input(session: Session, services: BotServices, call: CallEvent, *, step: int, digits: str = "",
                speech: str = "", recording_sid: str | None = None, silent: bool = False) -> Reply:
+    """Take the caller's answer to prompt ``step`` (see :func:`_take_input`); a failure inside is answered
+    with an apology.
+
+    Raises:
+        CallRefusedError: the call names a conversation we do not know, or another call's.
+    """
+    return _guarded(session, services, call, "a call's step", lambda: _take_input(
+        session, services, call, step=step, digits=digits, speech=speech, recording_sid=recording_sid,
+        silent=silent))
+
+
+def _take_input(session: Session, services: BotServices, call: CallEvent, *, step: int, digits: str = "",
+                speech: str = "", recording_sid: str | None = None, silent: bool = False) -> Reply:
     """Take the caller's answer to prompt ``step`` (keypad, speech or a recording) and say what comes next.
 
     Raises:

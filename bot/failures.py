@@ -20,8 +20,9 @@ from bot import identity
 from bot.conversations import BotServices, close
 from bot.effects import log_message
 from bot.messages import InboundMessage, Reply
-from bot.models import Direction
+from bot.models import ConversationSession, Direction, SessionStatus
 from bot.texts import say
+from care.models import Patient
 from care.tasks import create_task
 from security.audit import Actor
 
@@ -38,25 +39,33 @@ def log_failure(failure: BaseException, *, channel: str, what: str) -> None:
 
 
 def apologise(session: Session, services: BotServices, message: InboundMessage, receipt_id: uuid.UUID) -> Reply:
-    """Write what a failed turn leaves behind and return the apology (empty for an unknown sender).
-
-    The patient's open conversation ends as ``failed`` (their next message starts afresh rather
-    than failing at the same step again), a high-priority task holding the message goes on the
-    staff work queue, and the apology is logged as sent.
-    """
+    """Write what a failed turn leaves behind and return the apology (empty for an unknown sender)."""
     patient, conversation = identity.find_correspondent(session, message.channel, message.sender)
     if patient is None:
         return Reply()
-    actor = Actor("system", "bot", message.channel)
-    details: dict[str, object] = {"channel": message.channel, "message": message.text[:1000],
-                                  "receipt_id": str(receipt_id)}
+    details: dict[str, object] = {"message": message.text[:1000], "receipt_id": str(receipt_id)}
+    text = leave_failed_turn(session, services, patient, conversation, message.channel, details,
+                             source_ref=str(receipt_id))
+    return Reply(texts=[text], patient_id=str(patient.id))
+
+
+def leave_failed_turn(session: Session, services: BotServices, patient: Patient,
+                      conversation: ConversationSession | None, channel: str, details: dict[str, object], *,
+                      source_ref: str) -> str:
+    """End the conversation as ``failed``, queue a high task for the staff, log and return the apology.
+
+    The conversation ends so that the patient's next message starts afresh rather than failing at
+    the same step again; the task holds what the patient said and where the flow stood.
+    """
+    actor = Actor("system", "bot", channel)
+    details = {"channel": channel, **details}
     if conversation is not None:
         details.update(flow_id=conversation.flow_id, session_id=str(conversation.id))
-        close(session, conversation, FAILED_STATUS)
+        if conversation.status != SessionStatus.ENDED.value:
+            close(session, conversation, FAILED_STATUS)
     create_task(session, patient, kind=TASK_KIND, priority="high", reason=TASK_KIND, details=details,
-                source_ref=str(receipt_id), actor=actor)
+                source_ref=source_ref, actor=actor)
     config = services.config
     text = say("turn_failed", patient.language, clinic=config.clinic_name, phone=config.clinic_phone)
-    log_message(session, patient=patient, conversation_id=None, channel=message.channel, direction=Direction.OUT,
-                text=text)
-    return Reply(texts=[text], patient_id=str(patient.id))
+    log_message(session, patient=patient, conversation_id=None, channel=channel, direction=Direction.OUT, text=text)
+    return text

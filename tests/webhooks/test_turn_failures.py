@@ -19,6 +19,7 @@ from care.followups import schedule_followup
 from care.models import StaffTask
 from careloop.bot_runtime import BotRuntime, build_bot
 from tests.conftest import TEST_ACTOR
+from tests.webhooks.test_twilio_voice import Call
 
 FAILING_FLOWS = Path(__file__).parent / "fixtures" / "failing_flows"
 
@@ -96,3 +97,18 @@ def test_a_failed_turn_over_sms_is_answered_in_twiml(db, clock, twilio_bot, make
     assert len(tasks(db, patient)) == 1
     # The next message is not stuck on the failed step: the conversation is over, the patient gets the menu.
     assert "HELP" in twilio_sms(patient.phone, "hello")[0]
+
+
+def test_a_failed_step_of_a_call_says_sorry_and_hangs_up(db, clock, twilio_bot, make_patient, twilio_post, settings,
+                                                         twilio_fake, dispatch):
+    patient = make_patient(language="zh")
+    start_failing_flow(db, clock, twilio_bot.services, patient, "voice")
+    dispatch()
+    call = Call(twilio_post, settings, twilio_fake, to=patient.phone)
+    call.begin()  # answered, recording declined: the flow's question
+    twiml = call.press("1")
+    assert "抱歉" in call.says()
+    assert twiml.find("Hangup") is not None
+    assert [task.kind for task in tasks(db, patient)] == ["turn_failed"]
+    conversation = db.scalars(select(ConversationSession).where(ConversationSession.patient_id == patient.id)).one()
+    assert conversation.end_status == "failed"
