@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, and_, case, cast, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from care.errors import ConflictError, NotFoundError, Problem, ValidationFailedError
@@ -16,6 +18,7 @@ from security import passwords, totp
 from security.audit import Actor, log
 from security.fields import cipher_of, clock_of
 from security.roles import DEFAULT_ROLES, default_role
+from security.storage import UtcDateTime
 
 LOCKOUT_THRESHOLD = 5
 LOCKOUT_MINUTES = 15
@@ -93,46 +96,86 @@ class SignInError(Exception):
 
 
 def authenticate(session: Session, *, email: str, password: str, code: str, source: str | None) -> User:
-    """Check password and TOTP (or a recovery code); lock the account after repeated failures."""
+    """Check password and TOTP (or a recovery code); lock the account after repeated failures.
+
+    Every refusal raises the same :class:`SignInError` after the same argon2 work (one
+    verification, also for an unknown, disabled or locked account), so neither the answer nor its
+    timing tells which factor failed or whether the account exists. The failure count and the
+    single use of a code are changed by conditional UPDATEs, so attempts made in parallel are
+    counted one by one and one code signs in once.
+    """
     now = clock_of(session).now()
     user = session.scalars(select(User).where(User.email == email.strip().lower())).one_or_none()
     actor = Actor("user", str(user.id) if user else "unknown", source)
     refused = SignInError("e-mail, password or code is not correct")
     if user is None or not user.is_active:
-        passwords.verify_password(passwords.hash_password("timing-equaliser"), password)
+        passwords.verify_absent(password)
         log(session, actor=actor, action="auth.failed", resource_type="user")
         raise refused
-    if user.locked_until is not None and user.locked_until > now:
-        log(session, actor=actor, action="auth.locked", resource_type="user", resource_id=user.id)
-        raise SignInError("too many failed attempts; try again in a few minutes")
     password_ok = passwords.verify_password(user.password_hash, password)
-    step = None
-    remaining = None
-    if password_ok and user.totp_secret:
-        step = totp.verify_code(user.totp_secret, code, at=now, last_used_step=user.totp_last_step)
-        if step is None:
-            remaining = totp.use_recovery_code(_recovery_key(session), code, list(user.recovery_code_hashes))
-    if not password_ok or (step is None and remaining is None):
-        user.failed_logins += 1
-        if user.failed_logins >= LOCKOUT_THRESHOLD:
-            user.locked_until = now + timedelta(minutes=LOCKOUT_MINUTES)
-            user.failed_logins = 0
+    if is_locked(session, user):
+        log(session, actor=actor, action="auth.locked", resource_type="user", resource_id=user.id)
+        raise refused
+    claimed = password_ok and _claim_second_factor(session, user, code, now)
+    if not claimed:
+        count_failure(session, user)
         log(session, actor=actor, action="auth.failed", resource_type="user", resource_id=user.id)
         raise refused
-    if step is not None:
-        user.totp_last_step = step
-    else:
-        assert remaining is not None  # noqa: S101 - narrowed by the check above
-        user.recovery_code_hashes = remaining
+    if claimed == "recovery":
         log(session, actor=actor, action="auth.recovery_code_used", resource_type="user", resource_id=user.id,
-            details={"codes_left": len(remaining)})
+            details={"codes_left": len(user.recovery_code_hashes)})
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
     log(session, actor=actor, action="auth.signed_in", resource_type="user", resource_id=user.id)
     return user
+
+
+_SIGN_IN_FIELDS = ("failed_logins", "locked_until", "last_login_at", "totp_last_step", "recovery_code_hashes")
+
+
+def _claim_second_factor(session: Session, user: User, code: str, now: datetime) -> str | None:
+    """Use ``code`` (TOTP or recovery) and record the sign-in in one conditional UPDATE.
+
+    The UPDATE matches only while the account is not locked and the code is still unused (a later
+    TOTP step than the last one used; the recovery codes as they were read), so of several
+    requests with one code exactly one changes the row; return which kind of code it was.
+    """
+    not_locked = or_(User.locked_until.is_(None), User.locked_until <= now)
+    signed_in: dict[str, Any] = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
+    step = None
+    if user.totp_secret:
+        step = totp.verify_code(user.totp_secret, code, at=now, last_used_step=user.totp_last_step)
+    if step is not None:
+        unused = or_(User.totp_last_step.is_(None), User.totp_last_step < step)
+        values, kind = {**signed_in, "totp_last_step": step}, "totp"
+        condition = and_(not_locked, unused)
+    else:
+        # The stored text as it is now, so that the UPDATE below matches only if no one used a code since.
+        stored = session.scalar(select(cast(User.recovery_code_hashes, Text)).where(User.id == user.id))
+        remaining = totp.use_recovery_code(_recovery_key(session), code, list(json.loads(stored or "[]")))
+        if remaining is None:
+            return None
+        values, kind = {**signed_in, "recovery_code_hashes": remaining}, "recovery"
+        condition = and_(not_locked, cast(User.recovery_code_hashes, Text) == stored)
+    changed = session.execute(
+        update(User).where(User.id == user.id, condition).values(**values).returning(User.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    session.expire(user, _SIGN_IN_FIELDS)
+    return kind if changed is not None else None
+
+
+def count_failure(session: Session, user: User) -> None:
+    """Count one failed attempt in one UPDATE; the one that reaches the threshold locks the account."""
+    reached = User.failed_logins + 1 >= LOCKOUT_THRESHOLD
+    lock_until = literal(clock_of(session).now() + timedelta(minutes=LOCKOUT_MINUTES), UtcDateTime())
+    session.execute(
+        update(User).where(User.id == user.id).values(
+            failed_logins=case((reached, 0), else_=User.failed_logins + 1),
+            locked_until=case((reached, lock_until), else_=User.locked_until),
+        ).execution_options(synchronize_session=False)
+    )
+    session.expire(user, _SIGN_IN_FIELDS)
 
 
 def get_user(session: Session, email: str) -> User:
@@ -175,10 +218,7 @@ def change_password(session: Session, user: User, *, current_password: str, new_
     """
     now = clock_of(session).now()
     if not passwords.verify_password(user.password_hash, current_password):
-        user.failed_logins += 1
-        if user.failed_logins >= LOCKOUT_THRESHOLD:
-            user.locked_until = now + timedelta(minutes=LOCKOUT_MINUTES)
-            user.failed_logins = 0
+        count_failure(session, user)
         log(session, actor=actor, action="user.password_change_failed", resource_type="user", resource_id=user.id,
             details={"reason": "current_password"})
         raise ValidationFailedError([Problem("current_password", "is not correct")])
