@@ -237,3 +237,17 @@ def test_the_sign_in_rate_limit_is_a_setting():
     assert Settings.from_mapping({"CARELOOP_SIGN_IN_RATE_LIMIT": "5/minute"}).sign_in_rate_limit == "5/minute"
     with pytest.raises(SettingsError, match="CARELOOP_SIGN_IN_RATE_LIMIT"):
         Settings.from_mapping({"CARELOOP_SIGN_IN_RATE_LIMIT": "lots"})
+
+
+def test_refused_api_pushes_are_limited_per_address_before_the_refusal_is_written(limited_client, db):
+    def refusals() -> int:
+        return _count(db, "report.push_refused")
+
+    for _ in range(3):
+        answer = limited_client.post("/api/v1/reports", data=b"x", headers={"Authorization": "Bearer clk_nope"})
+        assert answer.status_code == 401
+    assert refusals() == 3
+    answer = limited_client.post("/api/v1/reports", data=b"x", headers={"Authorization": "Bearer clk_nope"})
+    assert answer.status_code == 429
+    assert answer.get_json()["error"] == "rate_limited"
+    assert refusals() == 3
