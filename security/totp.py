@@ -37,7 +37,7 @@ def verify_code(secret: str, code: str, *, at: datetime, last_used_step: int | N
 
     The caller stores the returned step and passes it back, so a code is accepted only once.
     """
-    cleaned = "".join(code.split())
+    cleaned = "".join(code.split()).replace("-", "")  # "123 456" and "123-456" as typed from some apps
     if not _CODE.fullmatch(cleaned):
         return None
     totp = pyotp.TOTP(secret)
