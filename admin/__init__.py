@@ -17,5 +17,5 @@ VIEW_MODULES = (account, queue, simulator)
 def init_app(app: Flask) -> None:
     """Register the panel on ``app``: its blueprint, CSRF, languages and security headers."""
     i18n.init_app(app)
-    web.init_app(app)
     app.register_blueprint(web.blueprint)
+    web.init_app(app)

@@ -10,9 +10,9 @@ from admin.auth import (
     actor_of,
     current_user,
     landing_url,
-    refresh_fingerprint,
     require,
     safe_next,
+    session_token,
     sign_in,
     sign_out,
     signed_in_user,
@@ -72,13 +72,13 @@ def password() -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             staff.change_password(request_session(), user, current_password=form.current_password.data,
-                                  new_password=form.new_password.data, actor=actor_of(user))
+                                  new_password=form.new_password.data, actor=actor_of(user),
+                                  keep_session=session_token())
         except ValidationFailedError as failure:
             for problem in failure.problems:
                 field = form.current_password if problem.field == "current_password" else form.new_password
                 field.errors = [*field.errors, _problem_message(problem.field, problem.reason)]
         else:
-            refresh_fingerprint(user)
             flash(_("Your password is changed."), "success")
             return redirect(landing_url(user))
     # A refused change is answered 200 so that its audit entry and failure count are committed.

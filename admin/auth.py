@@ -1,17 +1,16 @@
 """Staff sessions: who is signed in and for how long, and the ``require`` guard on every view.
 
-The session is Flask's signed cookie (HttpOnly, SameSite=Lax, Secure behind https: set by the app
-factory). It holds the user's id, the sign-in time, the time of the last request and a
-fingerprint of the password hash; nothing about patients. A session ends after 15 minutes
-without a request, 8 hours after sign-in, when the account is deactivated or locked, and when
-the password changes (the fingerprint no longer matches).
+The session lives on the server (``care.staff``: a row per session, keyed by a digest of a random
+token); Flask's signed cookie (HttpOnly, SameSite=Lax, Secure behind https: set by the app
+factory) holds only that token, besides the language and the CSRF secret. A session ends at once
+on sign-out, when the account is disabled, its password is changed or reset, or its second factor
+is reset; and after 15 minutes without a request or 12 hours after sign-in (from the app's clock).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
@@ -27,13 +26,10 @@ from care.models import User
 from security.audit import Actor
 from security.roles import Permission
 
-IDLE_TIMEOUT = timedelta(minutes=15)
-ABSOLUTE_LIFETIME = timedelta(hours=8)
+IDLE_TIMEOUT = staff.IDLE_TIMEOUT
+ABSOLUTE_LIFETIME = staff.ABSOLUTE_LIFETIME
 
-USER_KEY = "uid"
-SIGNED_IN_KEY = "signed_in"
-SEEN_KEY = "seen"
-FINGERPRINT_KEY = "pwf"
+SESSION_KEY = "sid"
 
 View = TypeVar("View", bound=Callable[..., ResponseReturnValue])
 
@@ -58,6 +54,12 @@ def signed_in_user() -> User:
     return user
 
 
+def session_token() -> str | None:
+    """Return the token of this request's staff session, if its cookie carries one."""
+    token = session.get(SESSION_KEY)
+    return token if isinstance(token, str) and 0 < len(token) <= 128 else None
+
+
 def actor_of(user: User) -> Actor:
     """Return the audit actor for a staff member acting through this request."""
     return Actor("user", str(user.id), request.remote_addr)
@@ -74,30 +76,18 @@ def _fresh_session() -> None:
 def sign_in(user: User) -> None:
     """Start a new session for ``user``."""
     _fresh_session()
-    stamp = now().timestamp()
-    session[USER_KEY] = str(user.id)
-    session[SIGNED_IN_KEY] = stamp
-    session[SEEN_KEY] = stamp
-    session[FINGERPRINT_KEY] = staff.password_fingerprint(user)
+    session[SESSION_KEY] = staff.start_session(request_session(), user)
     g.staff_user = user
 
 
-def refresh_fingerprint(user: User) -> None:
-    """Keep this session after the user changed the password (other sessions end)."""
-    session[FINGERPRINT_KEY] = staff.password_fingerprint(user)
-
-
 def sign_out(reason: str) -> None:
-    """End the session and audit why (``logout``, ``idle``, ``expired``, ``revoked``)."""
-    raw = session.get(USER_KEY)
-    if raw is not None:
-        try:
-            user_id = uuid.UUID(str(raw))
-        except ValueError:
-            user_id = None
+    """End the session and audit why (``logout``)."""
+    token = session_token()
+    if token is not None:
+        db = request_session()
+        user_id = staff.end_session(db, token)
         if user_id is not None:
-            staff.record_sign_out(request_session(), user_id, reason=reason,
-                                  actor=Actor("user", str(user_id), request.remote_addr))
+            staff.record_sign_out(db, user_id, reason=reason, actor=Actor("user", str(user_id), request.remote_addr))
     _fresh_session()
     g.staff_user = None
 
@@ -105,33 +95,31 @@ def sign_out(reason: str) -> None:
 def load_signed_in_user() -> None:
     """Find the request's staff member, ending the session when it has run out or was revoked."""
     g.staff_user = None
-    raw = session.get(USER_KEY)
-    if raw is None:
+    if SESSION_KEY not in session:
         return
-    moment = now().timestamp()
-    try:
-        user_id = uuid.UUID(str(raw))
-        signed_in = float(session[SIGNED_IN_KEY])
-        seen = float(session[SEEN_KEY])
-    except (KeyError, TypeError, ValueError):
-        sign_out("revoked")
-        return
-    if moment - signed_in > ABSOLUTE_LIFETIME.total_seconds():
-        sign_out("expired")
-        flash(_("You were signed out because you signed in more than 8 hours ago. Please sign in again."), "info")
-        return
-    if moment - seen > IDLE_TIMEOUT.total_seconds():
-        sign_out("idle")
-        flash(_("You were signed out after 15 minutes without activity. Please sign in again."), "info")
+    token = session_token()
+    if token is None:
+        _fresh_session()
         return
     db = request_session()
-    user = staff.find_user(db, user_id)
-    if (user is None or not user.is_active or staff.is_locked(db, user)
-            or session.get(FINGERPRINT_KEY) != staff.password_fingerprint(user)):
-        sign_out("revoked")
+    check = staff.resume_session(db, token)
+    if check.user is not None:
+        g.staff_user = check.user
         return
-    session[SEEN_KEY] = moment
-    g.staff_user = user
+    if check.user_id is not None and check.ended is not None:
+        staff.record_sign_out(db, check.user_id, reason=check.ended,
+                              actor=Actor("user", str(check.user_id), request.remote_addr))
+    _fresh_session()
+    if check.ended == "expired":
+        flash(_("You were signed out because you signed in more than 12 hours ago. Please sign in again."), "info")
+    elif check.ended == "idle":
+        flash(_("You were signed out after 15 minutes without activity. Please sign in again."), "info")
+
+
+def has_live_session() -> bool:
+    """Tell whether the request carries a staff session that has not run out (the rate limit spares it)."""
+    token = session_token()
+    return token is not None and staff.is_live_session(request_session(), token)
 
 
 def wants_json() -> bool:

@@ -7,9 +7,12 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import TooManyRequests
 
-from admin.auth import actor_of, current_user, here, load_signed_in_user, wants_json
+from admin.auth import actor_of, current_user, has_live_session, here, load_signed_in_user, wants_json
 from admin.i18n import HTML_LANG, LANGUAGE_NAMES, LANGUAGES, current_language
 from bot.context import audit_refusal
 from security.audit import Actor
@@ -45,6 +48,31 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", 8 * 3600)
     csrf.init_app(app)
     app.after_request(_security_headers)
+    _limit_anonymous_posts(app)
+
+
+def _limit_anonymous_posts(app: Flask) -> None:
+    """Limit sign-in POSTs, and other POSTs without a live session, per client address.
+
+    Flask-Limiter checks before any other hook of the request runs, so a refused POST writes
+    nothing: no failed sign-in, no CSRF refusal in the audit trail. The counts are kept in memory
+    per process (each web worker counts its own); the rate is ``CARELOOP_SIGN_IN_RATE_LIMIT``.
+    """
+    limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", default_limits=[],
+                      headers_enabled=False)
+    rate = str(app.config.get("CARELOOP_SIGN_IN_RATE_LIMIT") or "20 per minute")
+    # A blueprint limit is checked before the request's hooks (a view's decorated limit only when the
+    # view runs, after the CSRF check). Sign-ins have a count of their own; other POSTs count only
+    # when they come without a live session.
+    limiter.shared_limit(rate, scope=_limit_scope, methods=["POST"], exempt_when=_spared)(blueprint)
+
+
+def _limit_scope(endpoint: str) -> str:
+    return "sign-in" if endpoint == "admin.login" else "anonymous-post"
+
+
+def _spared() -> bool:
+    return request.endpoint != "admin.login" and has_live_session()
 
 
 def _security_headers(response: Response) -> Response:
@@ -94,6 +122,14 @@ def csrf_refused(_error: CSRFError) -> ResponseReturnValue:
     if wants_json():
         return jsonify(error="csrf", reason=reason), 400
     return render_template("admin/error.html", title=_("Please try again"), message=reason), 400
+
+
+@blueprint.errorhandler(TooManyRequests)
+def too_many(_error: TooManyRequests) -> ResponseReturnValue:
+    reason = _("Too many attempts from this network. Please wait a minute and try again.")
+    if wants_json():
+        return jsonify(error="rate_limited", reason=reason), 429
+    return render_template("admin/error.html", title=_("Please wait"), message=reason), 429
 
 
 @blueprint.errorhandler(403)

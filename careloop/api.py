@@ -24,8 +24,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import RequestEntityTooLarge, TooManyRequests
 
 from bot.context import audit_refusal, request_session
 from care.api_keys import KeyCheck, authenticate
@@ -44,14 +46,34 @@ MESSAGES: dict[str, dict[str, str]] = {
     "too_large": {"zh": "内容过大。", "en": "The body is too large."},
     "rejected": {"zh": "部分报告有问题，本次未导入任何内容。",
                  "en": "Some reports have problems; nothing of this document was imported."},
+    "rate_limited": {"zh": "此地址被拒绝的请求过多，请稍后再试。",
+                     "en": "Too many refused requests from this address; please try again later."},
     "conflict": {"zh": "同一报告正在被另一请求导入，请稍后重试。",
                  "en": "The same report is being imported by another request; please retry."},
 }
 
 
 def init_app(app: Flask) -> None:
-    """Register the API blueprint."""
+    """Register the API blueprint, with a limit on refused requests per client address.
+
+    Only refusals (401, 403) count, and once the address has used up ``CARELOOP_SIGN_IN_RATE_LIMIT``
+    its requests are answered 429 before anything runs: no unbounded refusals in the audit trail,
+    while a source with a valid key pushes as often as it needs.
+    """
     app.register_blueprint(blueprint)
+    limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", default_limits=[],
+                      headers_enabled=False)
+    rate = str(app.config.get("CARELOOP_SIGN_IN_RATE_LIMIT") or "20 per minute")
+    limiter.shared_limit(rate, scope="api-refused", methods=["POST"], deduct_when=_refused)(blueprint)
+
+
+def _refused(response: Response) -> bool:
+    return response.status_code in (401, 403)
+
+
+@blueprint.errorhandler(TooManyRequests)
+def _too_many(_refusal: TooManyRequests) -> tuple[Response, int]:
+    return _error(429, "rate_limited")
 
 
 def _error(status: int, code: str, **extra: Any) -> tuple[Response, int]:

@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
         JSON_AS_ASCII=False,
+        CARELOOP_SIGN_IN_RATE_LIMIT=settings.sign_in_rate_limit,
     )
     app.session_interface = SigningSessionInterface()
     app.extensions["careloop"] = runtime

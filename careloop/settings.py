@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from dotenv import dotenv_values
+from limits import parse_many
 
 from bot.config import DEFAULT_RATE_LIMITS
 
@@ -45,6 +46,8 @@ class Settings:
     twilio_api_base: str | None = None
     clinic_name: str = "Careloop 健康管理中心"
     trusted_proxies: int = 0
+    # Sign-in POSTs (and other anonymous panel POSTs) per client address, in Flask-Limiter's notation.
+    sign_in_rate_limit: str = "20 per minute"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     ENVIRONMENT_NAMES: ClassVar[dict[str, str]] = {
@@ -70,6 +73,7 @@ class Settings:
         "twilio_api_base": "TWILIO_API_BASE",
         "clinic_name": "CARELOOP_CLINIC_NAME",
         "trusted_proxies": "CARELOOP_TRUSTED_PROXIES",
+        "sign_in_rate_limit": "CARELOOP_SIGN_IN_RATE_LIMIT",
     }
     # Bot knobs read from the environment into ``extra``: operators tune sending rates; tests shorten the lease.
     EXTRA_ENVIRONMENT_NAMES: ClassVar[dict[str, str]] = {
@@ -161,6 +165,13 @@ def _convert(attribute: str, raw: str) -> Any:
                 f"CARELOOP_CHANNELS: unknown channel {unknown[0]!r} (known: {', '.join(KNOWN_CHANNELS)})"
             )
         return channels
+    if attribute == "sign_in_rate_limit":
+        try:
+            parse_many(raw)
+        except ValueError:
+            raise SettingsError("CARELOOP_SIGN_IN_RATE_LIMIT must be a rate such as '20 per minute' "
+                                "or '20/minute;100/hour'") from None
+        return raw
     if attribute == "public_url":
         if not raw.startswith(("http://", "https://")):
             raise SettingsError("CARELOOP_PUBLIC_URL must start with http:// or https://")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 import string
 
@@ -41,6 +42,21 @@ def verify_password(stored_hash: str, password: str) -> bool:
         return HASHER.verify(stored_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+@functools.cache
+def _absent_account_hash() -> str:
+    # A hash of a random password nobody knows, made once per process with the same parameters.
+    return HASHER.hash(secrets.token_urlsafe(24))
+
+
+def verify_absent(password: str) -> None:
+    """Do the work of one :func:`verify_password` for an account that does not exist (always fails).
+
+    A sign-in for an unknown or disabled e-mail then takes as long as one with a wrong password,
+    so timing does not tell whether an account exists.
+    """
+    verify_password(_absent_account_hash(), password)
 
 
 def needs_rehash(stored_hash: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import datetime
 
@@ -13,6 +14,9 @@ import pyotp
 ISSUER = "Careloop"
 RECOVERY_CODE_COUNT = 10
 STEP_SECONDS = 30
+# Six ASCII digits only: str.isdigit() also takes full-width and Arabic-Indic digits, which
+# hmac.compare_digest refuses with a TypeError.
+_CODE = re.compile(r"[0-9]{6}", re.ASCII)
 
 
 def new_secret() -> str:
@@ -33,8 +37,8 @@ def verify_code(secret: str, code: str, *, at: datetime, last_used_step: int | N
 
     The caller stores the returned step and passes it back, so a code is accepted only once.
     """
-    cleaned = "".join(ch for ch in code if ch.isdigit())
-    if len(cleaned) != 6:
+    cleaned = "".join(code.split()).replace("-", "")  # "123 456" and "123-456" as typed from some apps
+    if not _CODE.fullmatch(cleaned):
         return None
     totp = pyotp.TOTP(secret)
     current = int(at.timestamp()) // STEP_SECONDS

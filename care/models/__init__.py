@@ -32,7 +32,7 @@ from care.models.patient import (
     Patient,
     PatientStatus,
 )
-from care.models.staff import Role, User
+from care.models.staff import Role, StaffSession, User
 from security.audit import AuditChainHead, AuditEntry
 from security.crypto import DataKey
 
@@ -71,5 +71,6 @@ __all__ = [
     "PatientStatus",
     "Role",
     "Timestamped",
+    "StaffSession",
     "User",
 ]

@@ -55,3 +55,20 @@ class User(Timestamped, Base):
 
     def can(self, permission: Permission) -> bool:
         return self.is_active and permission in self.role.permissions
+
+
+class StaffSession(Base):
+    """A signed-in staff member's session, kept on the server so that it can be ended at once.
+
+    The browser's cookie holds only a random id; this table keeps only its SHA-256 digest, so a copy
+    of the database gives no one a session.
+    """
+
+    __tablename__ = "staff_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    user: Mapped[User] = relationship()
