@@ -1,7 +1,7 @@
 """staff sessions on the server (the cookie holds only a random id)
 
 Revision ID: 0004_auth
-Revises: 0002_voice
+Revises: 0002_secdata
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_auth"
-down_revision = "0002_voice"
+down_revision = "0002_secdata"
 branch_labels = None
 depends_on = None
 
