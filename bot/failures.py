@@ -56,7 +56,7 @@ def apologise(session: Session, services: BotServices, message: InboundMessage, 
     create_task(session, patient, kind=TASK_KIND, priority="high", reason=TASK_KIND, details=details,
                 source_ref=str(receipt_id), actor=actor)
     config = services.config
-    text = say("turn_failed", patient.language, clinic=config.clinic_name, phone=config.clinic_phone)
+    text = say("turn_failed", patient.language, channel=message.channel, **config.clinic.placeholders())
     log_message(session, patient=patient, conversation_id=None, channel=message.channel, direction=Direction.OUT,
                 text=text)
     return Reply(texts=[text], patient_id=str(patient.id))

@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
         JSON_AS_ASCII=False,
+        BABEL_DEFAULT_TIMEZONE=settings.timezone,  # staff read times in the clinic's zone
     )
     app.session_interface = SigningSessionInterface()
     app.extensions["careloop"] = runtime

@@ -33,8 +33,10 @@ def report(cli: CliContext, patient_ref: str, out: Path, lang: str | None) -> No
         except NotFoundError as problem:
             click.echo(f"error: {problem}", err=True)
             raise click.exceptions.Exit(1) from None
-        pdf = print_health_report(session, patient, clinic_name=runtime.settings.clinic_name, actor=cli.actor,
-                                  lang=cast(Lang | None, lang))
+        settings = runtime.settings
+        clinic_name = settings.clinic.name.in_language(lang or patient.language)
+        pdf = print_health_report(session, patient, clinic_name=clinic_name, actor=cli.actor,
+                                  lang=cast(Lang | None, lang), risk_defaults=settings.risk_defaults)
         try:
             out.write_bytes(pdf)
         except OSError as problem:

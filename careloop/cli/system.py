@@ -41,6 +41,13 @@ def print_new_account(account: staff.NewAccount) -> None:
     click.echo(f"  recovery codes:     {' '.join(account.recovery_codes)}")
 
 
+def describe_clinic(runtime: Runtime) -> None:
+    """One line on stderr naming the clinic settings left unset and the default each takes."""
+    unset = runtime.settings.unset_clinic_settings()
+    if unset:
+        click.echo(f"clinic settings not set, using defaults: {'; '.join(unset)}", err=True)
+
+
 def describe_channels(runtime: Runtime) -> None:
     for channel, why in runtime.settings.channel_status().items():
         click.echo(f"  channel {channel}: {'live' if why is None else 'off (' + why + ')'}")
@@ -73,6 +80,7 @@ def serve(cli: CliContext, host: str, port: int) -> None:
 
     runtime = cli.runtime()
     _require_schema(runtime)
+    describe_clinic(runtime)
     click.echo(f"Careloop on http://{host}:{port} ({runtime.db.dialect})")
     describe_channels(runtime)
     create_app(runtime=runtime).run(host=host, port=port, debug=False, use_reloader=False)
@@ -90,6 +98,7 @@ def worker(cli: CliContext, once: bool) -> None:
     """Run the scheduler and dispatcher (safe to run several on PostgreSQL)."""
     runtime = cli.runtime()
     _require_schema(runtime)
+    describe_clinic(runtime)
     with single_worker_lock(runtime):
         runner = Worker(runtime, all_jobs(bot_for(runtime)))
         if once:
@@ -113,7 +122,7 @@ def demo(cli: CliContext, host: str, port: int, no_serve: bool) -> None:
     account = initialise(cli, DEFAULT_ADMIN_EMAIL)
     runtime = cli.runtime()
     with cli.unit_of_work() as session:
-        seeded = seed_demo_clinic(session, actor=cli.actor)
+        seeded = seed_demo_clinic(session, actor=cli.actor, timezone=runtime.settings.timezone)
     click.echo(f"Demo clinic: {seeded} synthetic patients added." if seeded else "Demo clinic already seeded.")
     if account is not None:
         print_new_account(account)
@@ -123,6 +132,7 @@ def demo(cli: CliContext, host: str, port: int, no_serve: bool) -> None:
         return
     runner = Worker(runtime, all_jobs(bot_for(runtime)))
     threading.Thread(target=_demo_worker_loop, args=(runner,), daemon=True, name="demo-worker").start()
+    describe_clinic(runtime)
     click.echo(f"Careloop demo on http://{host}:{port}  (health: http://{host}:{port}/healthz)")
     click.echo(f"Admin panel: http://{host}:{port}/admin/  (simulator: http://{host}:{port}/admin/simulator)")
     describe_channels(runtime)
