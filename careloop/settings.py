@@ -153,6 +153,7 @@ class Settings:
         if unknown:
             raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
         named = {self.ENVIRONMENT_NAMES[name] for name in changes if name in self.ENVIRONMENT_NAMES}
+        named.update(WECHAT_TEMPLATE_PREFIX + purpose for purpose in changes.get("wechat_templates") or ())
         return replace(self, **changes, given=self.given | named)
 
     # -- the clinic ----------------------------------------------------------------------------

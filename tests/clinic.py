@@ -25,5 +25,6 @@ CLINIC_ENV: dict[str, str] = {
 def with_clinic(settings: Settings, env: Mapping[str, str] = CLINIC_ENV) -> Settings:
     """``settings`` with the clinic's own settings read from ``env`` (the rest kept)."""
     parsed = Settings.from_mapping(env)
-    clinic = {attribute: getattr(parsed, attribute) for attribute in Settings.CLINIC_SETTINGS}
+    clinic = {attribute: getattr(parsed, attribute) for attribute in Settings.CLINIC_SETTINGS
+              if Settings.ENVIRONMENT_NAMES[attribute] in parsed.given}
     return settings.with_overrides(**clinic, wechat_templates=parsed.wechat_templates)
