@@ -1,22 +1,34 @@
 """Conversations over the phone: an answered call, each keypad or speech answer, and what Twilio reports.
 
-A call runs the same conversation code as the text channels (:mod:`bot.conversations`): the
-answered call hears the clinic's recording-consent notice (without the recording sentence when the
-patient gave no recording consent), then the flow's prompts; every answer is one engine step. What
-the caller must hear next is returned as neutral voice instructions in ``Reply.voice``::
+A call runs the same conversation code as the text channels (:mod:`bot.conversations`). The
+answered call first settles recording consent, in the patient's language:
+
+- consent stands from before (the latest ``call_recording`` row of the consent ledger is a grant):
+  the whole-call recording starts at once and the greeting says the call is recorded and how to
+  stop it; the flow's first prompts follow;
+- otherwise the greeting asks for it (prompt 0): keypad 1 or "同意"/"yes" grants, and the recording
+  starts; keypad 2, "不同意"/"no", any other answer or silence refuse (never assumed). The answer
+  goes into the ledger (silence is no answer: nothing is written), then the flow begins (prompt 1).
+
+While the recording runs, "停止录音"/"stop recording" or the star key, at any prompt, stops it at
+once at Twilio, writes the withdrawal to the ledger, and asks the same question again. Free-text
+answers are recorded (``<Record>``) only while consent stands; otherwise they are taken as speech.
+
+Every answer is one engine step. What the caller must hear next is returned as neutral voice
+instructions in ``Reply.voice``::
 
     {"language": "zh-CN", "session_id": "...", "actions": [
         {"kind": "say", "text": "..."},
         {"kind": "gather", "text": "...", "input": "dtmf speech", "finish_on_key": "#", "num_digits": 1,
          "hints": ["好几天", ...], "step": 3},
-        {"kind": "record", "text": "...", "step": 4, "node": "comment"},
+        {"kind": "record", "text": "...", "step": 4, "node": "comment", "finish_on_key": "#*"},
         {"kind": "redirect", "step": 3, "silent": true},
         {"kind": "hangup"}]}
 
-which the Twilio webhook turns into TwiML. Steps number the prompts of one call; each answer is
-deduplicated by CallSid + step, so a repeated delivery is answered with the same instructions and
-processed once. A question is asked again once when nothing is heard; then the call says goodbye
-and the follow-up stays open to be retried per its policy.
+which the Twilio webhook turns into TwiML. Steps number the prompts of one call (0: the consent
+question); each answer is deduplicated by CallSid + step, so a repeated delivery is answered with the
+same instructions and processed once. A question is asked again once when nothing is heard; then
+the call says goodbye and the follow-up stays open to be retried per its policy.
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ from sqlalchemy.orm import Session
 
 from bot import consent, identity
 from bot.channels.sms import fail_invitation
+from bot.channels.voice import RecordingControlError, VoiceAdapter
 from bot.conversations import (
     BotServices,
     ConversationError,
@@ -48,6 +61,7 @@ from bot.followups import invitation_failed
 from bot.messages import InboundMessage, Reply
 from bot.models import ConversationSession, Direction, InboundReceipt, OutboxMessage, SessionStatus
 from bot.outbox import advance_delivery
+from bot.recordings import active_recording, recording_started, recording_stopped
 from bot.router import claim_delivery
 from bot.texts import say
 from care.models import FollowUp, FollowUpStatus, Patient, PatientStatus
@@ -63,6 +77,9 @@ MACHINE_ANSWERS = ("machine_start", "machine_end_beep", "machine_end_silence", "
 CALL_FAILED_STATUSES = ("busy", "no-answer", "failed", "canceled")
 CALL_PROGRESS_STATUSES = ("queued", "initiated", "ringing", "in-progress", "answered")
 MAX_STEP = 10_000
+CONSENT_STEP = 0
+RECORD_FINISH_KEYS = "#*"  # "#" ends a spoken answer; the star key ends it too, and stops the recording
+CONSENT_HINTS = {"zh": ["同意", "不同意"], "en": ["yes", "no"]}
 
 
 class CallRefusedError(Exception):
@@ -102,9 +119,25 @@ def _goodbye(services: BotServices, lang: str, key: str = "voice_goodbye") -> li
             {"kind": "hangup"}]
 
 
-def recording_allowed(patient: Patient) -> bool:
+def recording_allowed(session: Session, patient: Patient) -> bool:
+    """Whether this patient's calls may be recorded now: calls not opted out, and the consent standing."""
     voice = patient.consent_for(CHANNEL)
-    return bool(voice and voice.recording_consent and not voice.opted_out)
+    return bool(voice and not voice.opted_out) and consent.recording_consented(session, patient, CHANNEL)
+
+
+def _ask(text: str, lang: str, *, step: int, listen: str, finish_on_key: str, num_digits: int | None,
+         hints: list[str]) -> list[dict[str, Any]]:
+    """A question gathered (``listen``: Twilio's input, "dtmf speech"), asked again once when nothing is heard,
+    then the silent redirect."""
+    ask = {"kind": "gather", "text": text, "input": listen, "finish_on_key": finish_on_key,
+           "num_digits": num_digits, "hints": hints, "step": step}
+    again = {**ask, "text": f"{say('voice_reprompt', lang)} {text}"}
+    return [ask, again, {"kind": "redirect", "step": step, "silent": True}]
+
+
+def _speech_instead(text: str, lang: str, *, step: int) -> list[dict[str, Any]]:
+    # Free text without recording consent is taken as speech; "#" still ends it from the keypad.
+    return _ask(text, lang, step=step, listen="dtmf speech", finish_on_key="#", num_digits=None, hints=[])
 
 
 def script(outputs: list[Output], lang: str, *, step: int, record_answers: bool) -> list[dict[str, Any]]:
@@ -116,19 +149,17 @@ def script(outputs: list[Output], lang: str, *, step: int, record_answers: bool)
             actions.append({"kind": "say", "text": prompt.text})
             continue
         if prompt.record and record_answers:
-            actions.append({"kind": "record", "text": prompt.text, "step": step, "node": output.node_id})
+            actions.append({"kind": "record", "text": prompt.text, "step": step, "node": output.node_id,
+                            "finish_on_key": RECORD_FINISH_KEYS})
             actions.append({"kind": "redirect", "step": step, "silent": True})
             continue
+        if prompt.record:
+            actions.extend(_speech_instead(prompt.text, lang, step=step))
+            continue
         gather = prompt.gather
-        ask = {
-            "kind": "gather", "text": prompt.text,
-            # Free text without recording consent is taken as speech; "#" still ends it from the keypad.
-            "input": "dtmf speech" if prompt.record else gather.input,
-            "finish_on_key": gather.finish_on_key or "#", "num_digits": gather.num_digits,
-            "hints": list(gather.hints), "step": step,
-        }
-        again = {**ask, "text": f"{say('voice_reprompt', lang)} {prompt.text}"}
-        actions.extend([ask, again, {"kind": "redirect", "step": step, "silent": True}])
+        actions.extend(_ask(prompt.text, lang, step=step, listen=gather.input,
+                            finish_on_key=gather.finish_on_key or "#", num_digits=gather.num_digits,
+                            hints=list(gather.hints)))
     return actions
 
 
@@ -185,7 +216,8 @@ def _claim(session: Session, call: CallEvent, key: str, text: str = "") -> tuple
 
 # -- the answered call -------------------------------------------------------------------------------
 def call_answered(session: Session, services: BotServices, call: CallEvent) -> Reply:
-    """Answer a call that was picked up: the consent notice, then the flow's first prompts.
+    """Answer a call that was picked up: the greeting and the recording-consent question; or, when consent
+    stands, the recording started, its notice and the flow's first prompts.
 
     Raises:
         CallRefusedError: the call names a conversation we do not know, or another call's.
@@ -206,36 +238,87 @@ def call_answered(session: Session, services: BotServices, call: CallEvent) -> R
     return _finish(_start_by_voice(session, services, patient, conversation, call.call_sid), receipt, patient)
 
 
+def _cannot_start(services: BotServices, patient: Patient, conversation: ConversationSession,
+                  lang: str) -> list[dict[str, Any]] | None:
+    """The goodbye of a call whose conversation cannot begin by voice now, or None when it can."""
+    if not consent.channel_usable(patient, CHANNEL):
+        return _goodbye(services, lang)
+    if conversation.status == SessionStatus.WAITING.value and conversation.channel != CHANNEL:
+        # The patient is already answering by message; the call must not ask the same questions twice.
+        return _goodbye(services, lang, "voice_continue_in_messages")
+    if conversation.status != SessionStatus.INVITED.value:
+        return _goodbye(services, lang)
+    return None
+
+
+def _recorder(services: BotServices) -> VoiceAdapter | None:
+    adapter = services.adapters.get(CHANNEL)
+    return adapter if isinstance(adapter, VoiceAdapter) else None
+
+
+def _start_recording(session: Session, services: BotServices, conversation: ConversationSession,
+                     call_sid: str) -> bool:
+    """Start the whole-call recording at Twilio (once per call); False when it could not be started."""
+    if active_recording(session, call_sid) is not None:
+        return True
+    recorder = _recorder(services)
+    if recorder is None:
+        return False
+    try:
+        recording_sid = recorder.start_recording(call_sid, session_id=str(conversation.id))
+    except RecordingControlError as failure:
+        logger.warning("call %s of conversation %s goes on unrecorded: %s", call_sid, conversation.id, failure)
+        return False
+    recording_started(session, conversation=conversation, call_sid=call_sid, recording_sid=recording_sid)
+    return True
+
+
 def _start_by_voice(session: Session, services: BotServices, patient: Patient, conversation: ConversationSession,
                     call_sid: str) -> Reply:
     lang = conversation.lang or patient.language
     reply = Reply(patient_id=str(patient.id), session_id=str(conversation.id))
-    if not consent.channel_usable(patient, CHANNEL):
-        reply.voice = _voice(lang, conversation.id, _goodbye(services, lang))
+    refusal = _cannot_start(services, patient, conversation, lang)
+    if refusal is not None:
+        reply.voice = _voice(lang, conversation.id, refusal)
         return reply
-    if conversation.status == SessionStatus.WAITING.value and conversation.channel != CHANNEL:
-        # The patient is already answering by message; the call must not ask the same questions twice.
-        reply.voice = _voice(lang, conversation.id, _goodbye(services, lang, "voice_continue_in_messages"))
-        return reply
-    if conversation.status != SessionStatus.INVITED.value:
-        reply.voice = _voice(lang, conversation.id, _goodbye(services, lang))
-        return reply
-    record_answers = recording_allowed(patient)
-    notice = say("voice_consent" if record_answers else "voice_consent_no_recording", lang,
-                 clinic=services.config.clinic_name)
-    log_message(session, patient=patient, conversation_id=conversation.id, channel=CHANNEL, direction=Direction.OUT,
-                text=notice)
     conversation.call_sid = call_sid
+    clinic = services.config.clinic_name
+    if _recorder(services) is None:  # no recording on this install: there is nothing to ask
+        return _begin_call(session, services, patient, conversation, call_sid,
+                           [say("voice_consent_no_recording", lang, clinic=clinic)])
+    if recording_allowed(session, patient):
+        recorded = _start_recording(session, services, conversation, call_sid)
+        notice = say("voice_recording_on" if recorded else "voice_consent_no_recording", lang, clinic=clinic)
+        return _begin_call(session, services, patient, conversation, call_sid, [notice])
+    greeting = say("voice_consent_no_recording", lang, clinic=clinic)
+    question = say("voice_recording_ask", lang)
+    log_message(session, patient=patient, conversation_id=conversation.id, channel=CHANNEL, direction=Direction.OUT,
+                text=f"{greeting} {question}")
+    ask = _ask(question, lang, step=CONSENT_STEP, listen="dtmf speech", finish_on_key="#", num_digits=1,
+               hints=CONSENT_HINTS.get(lang, CONSENT_HINTS["zh"]))
+    reply.voice = _voice(lang, conversation.id, [{"kind": "say", "text": greeting}, *ask])
+    return reply
+
+
+def _begin_call(session: Session, services: BotServices, patient: Patient, conversation: ConversationSession,
+                call_sid: str, lead: list[str]) -> Reply:
+    """Say ``lead``, then begin the flow: its first prompts are prompt 1 of the call."""
+    lang = conversation.lang or patient.language
+    reply = Reply(patient_id=str(patient.id), session_id=str(conversation.id))
+    for text in lead:
+        log_message(session, patient=patient, conversation_id=conversation.id, channel=CHANNEL,
+                    direction=Direction.OUT, text=text)
+    said = [{"kind": "say", "text": text} for text in lead]
     actor = Actor("patient", str(patient.id), CHANNEL)
     try:
         turn = begin(session, services, patient, conversation.flow_id, channel=CHANNEL, actor=actor,
                      conversation=conversation)
     except ConversationError:
         logger.warning("call could not start the flow of conversation %s", conversation.id)
-        reply.voice = _voice(lang, conversation.id, _goodbye(services, lang))
+        reply.voice = _voice(lang, conversation.id, [*said, *_goodbye(services, lang)])
         return reply
     turn.conversation.call_sid = call_sid
-    actions = [{"kind": "say", "text": notice}, *_turn_actions(services, turn, step=1, record_answers=record_answers)]
+    actions = [*said, *_turn_actions(services, turn, step=1, record_answers=recording_allowed(session, patient))]
     reply.voice = _voice(turn.lang, turn.conversation.id, actions)
     return reply
 
@@ -267,7 +350,7 @@ def call_input(session: Session, services: BotServices, call: CallEvent, *, step
     Raises:
         CallRefusedError: the call names a conversation we do not know, or another call's.
     """
-    if not 0 < step <= MAX_STEP:
+    if not CONSENT_STEP <= step <= MAX_STEP:
         raise CallRefusedError("step out of range")
     conversation = _conversation_of(session, call)
     if conversation.call_sid is None:
@@ -283,11 +366,14 @@ def call_input(session: Session, services: BotServices, call: CallEvent, *, step
     if conversation.status == SessionStatus.ENDED.value:
         reply.voice = _voice(lang, conversation.id, _goodbye(services, lang))
         return _finish(reply, receipt, patient)
+    actor = Actor("patient", str(patient.id), CHANNEL)
+    if step == CONSENT_STEP and (silent or not text):
+        reply = _consent_answer(session, services, patient, conversation, call, digits="", speech="", heard=False)
+        return _finish(reply, receipt, patient)
     if silent or not text:
         give_up_call(session, conversation, retryable=True)
         reply.voice = _voice(lang, conversation.id, _goodbye(services, lang, "voice_no_input"))
         return _finish(reply, receipt, patient)
-    actor = Actor("patient", str(patient.id), CHANNEL)
     log_inbound(session, patient, conversation, CHANNEL, text)
     word = consent.keyword(text)
     if word in consent.STOP_WORDS:
@@ -296,6 +382,14 @@ def call_input(session: Session, services: BotServices, call: CallEvent, *, step
         reply.voice = _voice(lang, conversation.id, [{"kind": "say", "text": say("opted_out", lang)},
                                                      {"kind": "hangup"}])
         return _finish(reply, receipt, patient)
+    if step == CONSENT_STEP:
+        reply = _consent_answer(session, services, patient, conversation, call, digits=digits, speech=speech,
+                                heard=True)
+        return _finish(reply, receipt, patient)
+    asked_to_stop = consent.stop_recording_asked(digits=digits, speech=speech)
+    if asked_to_stop is not None:
+        reply = _withdraw_recording(session, services, patient, conversation, call, step=step, source=asked_to_stop)
+        return _finish(reply, receipt, patient)
     try:
         turn = answer(session, services, patient, conversation, text, actor=actor)
     except ConversationError:
@@ -303,10 +397,100 @@ def call_input(session: Session, services: BotServices, call: CallEvent, *, step
         reply.voice = _voice(lang, conversation.id, _goodbye(services, lang))
         return _finish(reply, receipt, patient)
     turn.conversation.call_sid = call.call_sid
-    actions = _turn_actions(services, turn, step=step + 1, record_answers=recording_allowed(patient))
+    actions = _turn_actions(services, turn, step=step + 1, record_answers=recording_allowed(session, patient))
     reply.session_id = str(turn.conversation.id)
     reply.voice = _voice(turn.lang, turn.conversation.id, actions)
     return _finish(reply, receipt, patient)
+
+
+# -- recording consent -------------------------------------------------------------------------------------
+def _consent_answer(session: Session, services: BotServices, patient: Patient, conversation: ConversationSession,
+                    call: CallEvent, *, digits: str, speech: str, heard: bool) -> Reply:
+    """The answer to "may we record this call?": into the ledger, the recording started if granted, then the flow.
+
+    Silence (not ``heard``) refuses too, but is no answer: nothing is written, and the next call asks again.
+    """
+    lang = conversation.lang or patient.language
+    refusal = _cannot_start(services, patient, conversation, lang)
+    if refusal is not None:  # the conversation went on by message meanwhile, or calls were turned off
+        return Reply(patient_id=str(patient.id), session_id=str(conversation.id),
+                     voice=_voice(lang, conversation.id, refusal))
+    if not heard:
+        return _begin_call(session, services, patient, conversation, call.call_sid,
+                           [say("voice_recording_not_heard", lang)])
+    granted, source = consent.recording_answer(digits=digits, speech=speech)
+    consent.decide_recording(session, patient, granted=granted, source=source, call_sid=call.call_sid,
+                             actor=Actor("patient", str(patient.id), CHANNEL))
+    if not granted:
+        lead = "voice_recording_refused"
+    elif _start_recording(session, services, conversation, call.call_sid):
+        lead = "voice_recording_granted"
+    else:
+        lead = "voice_recording_unavailable"
+    return _begin_call(session, services, patient, conversation, call.call_sid, [say(lead, lang)])
+
+
+def _withdraw_recording(session: Session, services: BotServices, patient: Patient,
+                        conversation: ConversationSession, call: CallEvent, *, step: int, source: str) -> Reply:
+    """The caller asked to stop the recording: stop it now, write the withdrawal, ask the same question again.
+
+    When Twilio cannot stop it, the call is ended (which ends the recording) and the follow-up retried.
+    """
+    lang = conversation.lang or patient.language
+    reply = Reply(patient_id=str(patient.id), session_id=str(conversation.id))
+    actor = Actor("patient", str(patient.id), CHANNEL)
+    running = active_recording(session, call.call_sid)
+    consented = consent.recording_consented(session, patient, CHANNEL)
+    if consented:
+        consent.decide_recording(session, patient, granted=False, source=source, call_sid=call.call_sid, actor=actor)
+    if running is not None:
+        recorder = _recorder(services)
+        try:
+            if recorder is None:
+                raise RecordingControlError("stop: the voice channel is not live")
+            recorder.stop_recording(call.call_sid, running.provider_sid)
+        except RecordingControlError as failure:
+            logger.error("recording %s of call %s could not be stopped (%s); the call is ended",
+                         running.id, call.call_sid, failure)
+            give_up_call(session, conversation, retryable=True)
+            reply.voice = _voice(lang, conversation.id, [
+                {"kind": "say", "text": say("voice_recording_stop_failed", lang)}, {"kind": "hangup"}])
+            return reply
+        recording_stopped(session, running, actor=actor)
+    notice = say("voice_recording_stopped" if consented or running is not None else "voice_not_recording", lang)
+    log_message(session, patient=patient, conversation_id=conversation.id, channel=CHANNEL, direction=Direction.OUT,
+                text=notice)
+    again = _asked_again(session, call.call_sid, step, lang)
+    if again is None:
+        logger.warning("call %s: prompt %d could not be found to ask again", call.call_sid, step)
+        give_up_call(session, conversation, retryable=True)
+        reply.voice = _voice(lang, conversation.id, [{"kind": "say", "text": notice}, *_goodbye(services, lang)])
+        return reply
+    reply.voice = _voice(lang, conversation.id, [{"kind": "say", "text": notice}, *again])
+    return reply
+
+
+def _asked_again(session: Session, call_sid: str, step: int, lang: str) -> list[dict[str, Any]] | None:
+    """Prompt ``step`` of this call asked again as prompt ``step + 1`` (a spoken answer now, never recorded).
+
+    The prompt is read from the reply kept on the delivery that asked it (the answer to the prompt
+    before it, or the answered call), so the engine is not stepped for an answer that was no answer.
+    """
+    keys = ([f"{call_sid}:answered", f"{call_sid}:{CONSENT_STEP}", f"{call_sid}:{CONSENT_STEP}:silent"]
+            if step == 1 else [f"{call_sid}:{step - 1}"])
+    receipts = session.scalars(select(InboundReceipt).where(InboundReceipt.channel == CHANNEL,
+                                                            InboundReceipt.provider_key.in_(keys)))
+    for receipt in receipts:
+        actions = ((receipt.reply or {}).get("voice") or {}).get("actions") or []
+        for action in actions:
+            if action.get("step") != step or action.get("kind") not in ("gather", "record"):
+                continue
+            if action["kind"] == "record":
+                return _speech_instead(str(action["text"]), lang, step=step + 1)
+            return _ask(str(action["text"]), lang, step=step + 1, listen=str(action.get("input") or "dtmf speech"),
+                        finish_on_key=str(action.get("finish_on_key") or "#"), num_digits=action.get("num_digits"),
+                        hints=list(action.get("hints") or []))
+    return None
 
 
 def _answer_text(lang: str, *, digits: str, speech: str, recording_sid: str | None) -> str:

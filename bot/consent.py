@@ -1,7 +1,11 @@
-"""Opting out and back in, per channel, at once and audited; and whether a channel may be used now."""
+"""Opting out and back in, per channel, at once and audited; whether a channel may be used now; and
+the call-recording consent as a call asks for it (the words and keys that answer, the notice's version).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -9,7 +13,9 @@ from sqlalchemy.orm import Session
 
 from bot.config import BotConfig
 from bot.outbox import cancel_pending
-from care.models import ChannelConsent, Patient
+from bot.texts import TEXTS
+from care.consents import consent_stands, record_consent
+from care.models import ChannelConsent, ConsentEntry, ConsentPurpose, ConsentSource, Patient
 from security.audit import Actor, log
 from security.fields import clock_of
 
@@ -107,3 +113,64 @@ def quiet_hours_end(config: BotConfig, patient: Patient, moment: datetime) -> da
     if candidate <= local:
         candidate = candidate + timedelta(days=1)
     return candidate.astimezone(moment.tzinfo)
+
+
+# -- recording consent on calls ---------------------------------------------------------------------------
+RECORDING = ConsentPurpose.CALL_RECORDING.value
+# What the patient is told about recording; its version goes into every ledger row a call writes.
+RECORDING_NOTICE_KEYS = ("voice_recording_ask", "voice_recording_granted", "voice_recording_on")
+GRANT_KEY = "1"
+# Only these grant (as spoken, without spaces and punctuation); anything else, silence too, refuses.
+GRANT_WORDS = frozenset({"同意", "我同意", "同意录音", "yes", "yesido", "yesiagree", "iagree", "agree", "yesplease"})
+STOP_RECORDING_KEY = "*"
+STOP_RECORDING_WORDS = frozenset({"停止录音", "不要录音", "别录音", "不要录了", "别录了", "stoprecording",
+                                  "stoptherecording", "stoprecordingplease", "pleasestoprecording"})
+
+
+def recording_notice_version() -> str:
+    """The version of the recording notice's wording: a digest of its texts in every language, so a changed
+    notice is a new version without anyone having to remember to bump it."""
+    wording = json.dumps([[key, TEXTS[key]] for key in RECORDING_NOTICE_KEYS], ensure_ascii=False, sort_keys=True)
+    return "recording-notice:" + hashlib.sha256(wording.encode()).hexdigest()[:16]
+
+
+def spoken(text: str) -> str:
+    """Speech as compared with our word lists: case folded, without spaces and punctuation."""
+    return "".join(character for character in text.casefold() if character.isalnum())
+
+
+def _keyed(digits: str) -> str:
+    return digits.strip().rstrip("#")
+
+
+def recording_answer(*, digits: str, speech: str) -> tuple[bool, str]:
+    """The answer to "may we record?": (granted, how it was given). Keypad 1 or "同意"/"yes" grant; any
+    other key or words refuse (an empty answer is silence, which the caller handles: it is not an answer)."""
+    keyed = _keyed(digits)
+    if keyed:
+        return keyed == GRANT_KEY, ConsentSource.VOICE_KEYPAD.value
+    return spoken(speech) in GRANT_WORDS, ConsentSource.VOICE_SPEECH.value
+
+
+def stop_recording_asked(*, digits: str, speech: str) -> str | None:
+    """How the caller asked to stop the recording (the ledger's source), or None if they did not.
+
+    The star key alone (a number may hold a star, "135*85") or the words "停止录音" / "stop recording".
+    """
+    keyed = _keyed(digits)
+    if keyed:
+        return ConsentSource.VOICE_KEYPAD.value if keyed == STOP_RECORDING_KEY else None
+    return ConsentSource.VOICE_SPEECH.value if spoken(speech) in STOP_RECORDING_WORDS else None
+
+
+def recording_consented(session: Session, patient: Patient, channel: str = "voice") -> bool:
+    """Whether the patient's latest call-recording decision on ``channel`` is a grant."""
+    return consent_stands(session, patient.id, channel=channel, purpose=RECORDING)
+
+
+def decide_recording(session: Session, patient: Patient, *, granted: bool, source: str, call_sid: str,
+                     actor: Actor, channel: str = "voice") -> ConsentEntry:
+    """Write the caller's recording decision to the consent ledger, under the current notice's version."""
+    return record_consent(session, patient, channel=channel, purpose=RECORDING, granted=granted,
+                          wording_version=recording_notice_version(), source=source, source_ref=call_sid,
+                          actor=actor)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from bot.models import ConversationMessage, ConversationSession, Direction
 from care.followups import schedule_followup
 from care.models import Patient
-from care.observations import record_observation
+from care.observations import record_observation, red_flag_of
 from care.profiles import set_profile_field
 from care.results import save_result
 from care.tags import add_tag, remove_tag
@@ -209,11 +209,22 @@ def touch_only_the_conversation(events: list[Event]) -> bool:
     That is its log (:class:`MsgCreated`), its timers (:class:`SessionWaiting`) and its results
     (:class:`ResultSaved`, with the observation a coded score becomes); events without a handler
     write nothing. Such a step can be written without loading the patient's record (see
-    :mod:`bot.plain_turns`).
+    :mod:`bot.plain_turns`). A result that becomes a red-flag reading (a low glucose) is not plain:
+    recording it opens an urgent staff task (:func:`care.observations.record_observation`).
     """
     for event in events:
         handler = HANDLERS.get(event.type)
+        if handler is _result and _red_flag_result(event):
+            return False
         if handler is None or handler is _message or handler is _waiting or handler is _result:
             continue
         return False
     return True
+
+
+def _red_flag_result(event: Event) -> bool:
+    """Whether a saved result becomes an observation that is a red-flag reading."""
+    if not isinstance(event, ResultSaved) or not becomes_observation(event, set()):
+        return False
+    # The code, value and unit the observation gets (see result_observation).
+    return red_flag_of(str(event.code), float(event.value), event.unit or "{score}") is not None

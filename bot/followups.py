@@ -165,8 +165,9 @@ def neutral_notice(session: Session, services: BotServices, patient: Patient, ch
 
 def template_payload(config: BotConfig, patient: Patient, template: str, text: str) -> dict[str, Any]:
     """A WeChat template message's payload: ``text`` first, the clinic's name in the patient's language."""
+    clinic = config.clinic_name.in_language(patient.language)
     return {"template_id": template, "text": text,
-            "data": {"first": {"value": text}, "keyword1": {"value": config.clinic_name.in_language(patient.language)}}}
+            "data": {"first": {"value": text}, "keyword1": {"value": clinic}}}
 
 
 RETRY_SAME_CHANNEL_AFTER = timedelta(minutes=30)

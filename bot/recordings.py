@@ -1,7 +1,11 @@
 """Call recordings: taken from Twilio, kept encrypted under the patient's key, then deleted at Twilio.
 
-The recording callback records a ``pending`` :class:`care.models.Recording` row (idempotent by
-RecordingSid). The worker's job then, for each due row, in its own short transactions:
+A whole-call recording started once the caller's consent stands is written down at once as a
+``recording`` row (:func:`recording_started`); its SID is what stops it when the caller withdraws
+consent (it is then ``stopped``). The recording callback makes that row ``pending``, or records a
+new ``pending`` row for an answer recorded with ``<Record>`` (idempotent by RecordingSid). A
+``recording`` or ``stopped`` row whose callback never came is taken up as if it had, once the call
+(or the stop) must be over. The worker's job then, for each due row, in its own short transactions:
 
 1. claims it (a lease, so another worker leaves it alone; SKIP LOCKED on PostgreSQL);
 2. downloads the audio with the account's credentials (HTTP basic auth) from the API base, at a URL
@@ -45,6 +49,12 @@ logger = logging.getLogger("careloop.recordings")
 ACTOR = Actor("system", "recordings")
 # ``deleted`` means deleted at the provider (the column holds 16 characters; ``deleted_at_provider`` is its time).
 PENDING, STORED, DELETED, MISSING = "pending", "stored", "deleted", "missing"
+RECORDING = "recording"  # running at Twilio (a whole-call recording, started with the caller's consent)
+STOPPED = "stopped"      # stopped at Twilio when the caller withdrew consent; its callback is awaited
+FETCHABLE = (RECORDING, STOPPED, PENDING)
+# Twilio ends any call after four hours: by then a running recording's callback is overdue.
+CALL_LIMIT = timedelta(hours=4, minutes=10)
+STOPPED_GRACE = timedelta(minutes=10)  # a stopped recording's callback comes within moments
 LEASE = timedelta(minutes=5)
 RETRY_BASE_SECONDS = 30.0
 RETRY_MAX_SECONDS = 3600.0
@@ -67,6 +77,8 @@ def recording_completed(session: Session, *, recording_sid: str, call_sid: str, 
     """
     existing = _by_sid(session, recording_sid)
     if existing is not None:
+        if existing.status in (RECORDING, STOPPED):
+            _finished(session, existing, duration_seconds=duration_seconds, source_url=source_url)
         return existing
     conversation = session.get(ConversationSession, session_id) if session_id is not None else None
     if conversation is None or conversation.call_sid not in (None, call_sid):
@@ -95,6 +107,46 @@ def recording_completed(session: Session, *, recording_sid: str, call_sid: str, 
     log(session, actor=ACTOR, action="recording.received", resource_type="recording", resource_id=row.id,
         patient_id=row.patient_id, details={"call_sid": call_sid, "purpose": row.purpose})
     return row
+
+
+def _finished(session: Session, row: Recording, *, duration_seconds: int | None, source_url: str | None) -> None:
+    row.status = PENDING
+    row.next_attempt_at = clock_of(session).now()
+    row.duration_seconds = duration_seconds
+    row.source_url = source_url
+    log(session, actor=ACTOR, action="recording.received", resource_type="recording", resource_id=row.id,
+        patient_id=row.patient_id, details={"call_sid": row.call_sid, "purpose": row.purpose})
+
+
+def recording_started(session: Session, *, conversation: ConversationSession, call_sid: str,
+                      recording_sid: str) -> Recording:
+    """Write down the whole-call recording Twilio just started on the caller's consent."""
+    now = clock_of(session).now()
+    followup_id = conversation.followup_id or session.scalars(
+        select(FollowUp.id).where(FollowUp.session_id == conversation.id)).first()
+    row = Recording(
+        patient_id=conversation.patient_id, provider_sid=recording_sid, call_sid=call_sid, followup_id=followup_id,
+        session_id=conversation.id, purpose="call", status=RECORDING, attempts=0, next_attempt_at=now + CALL_LIMIT,
+        created_at=now,
+    )
+    session.add(row)
+    log(session, actor=ACTOR, action="recording.started", resource_type="recording", resource_id=row.id,
+        patient_id=row.patient_id, details={"call_sid": call_sid, "recording_sid": recording_sid})
+    return row
+
+
+def active_recording(session: Session, call_sid: str) -> Recording | None:
+    """The whole-call recording running on ``call_sid``, if any."""
+    return session.scalars(select(Recording).where(Recording.call_sid == call_sid, Recording.status == RECORDING)
+                           .order_by(Recording.created_at.desc())).first()
+
+
+def recording_stopped(session: Session, row: Recording, *, actor: Actor) -> None:
+    """Note that the recording was stopped at Twilio (what it holds comes by its callback, soon)."""
+    row.status = STOPPED
+    row.next_attempt_at = clock_of(session).now() + STOPPED_GRACE
+    log(session, actor=actor, action="recording.stopped", resource_type="recording", resource_id=row.id,
+        patient_id=row.patient_id, details={"call_sid": row.call_sid, "recording_sid": row.provider_sid})
 
 
 def _by_sid(session: Session, recording_sid: str) -> Recording | None:
@@ -149,7 +201,7 @@ class RecordingJob:
 
     def _claim(self, session: Session) -> list[_Claimed]:
         now = clock_of(session).now()
-        query = (select(Recording).where(Recording.status.in_([PENDING, STORED]), Recording.next_attempt_at <= now)
+        query = (select(Recording).where(Recording.status.in_([*FETCHABLE, STORED]), Recording.next_attempt_at <= now)
                  .order_by(Recording.next_attempt_at).limit(self.batch))
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
@@ -161,7 +213,7 @@ class RecordingJob:
         return claimed
 
     def _handle(self, account: TwilioAccount, client: Client, store: BlobStore, item: _Claimed) -> None:
-        if item.status == PENDING:
+        if item.status in FETCHABLE:
             try:
                 audio, content_type = self._download(account, item.sid)
             except _GoneError:
@@ -225,7 +277,7 @@ class RecordingJob:
     def _store(self, store: BlobStore, item: _Claimed, audio: bytes, content_type: str) -> bool:
         with self.unit_of_work() as session:
             row = session.get(Recording, item.id)
-            if row is None or row.status != PENDING:
+            if row is None or row.status not in FETCHABLE:
                 return row is not None and row.status == STORED
             key = f"recordings/{row.patient_id}/{row.id}.wav"
             # The blob goes first; if the commit then fails, the row stays pending and the same key is rewritten.
@@ -244,7 +296,7 @@ class RecordingJob:
     def _later(self, item: _Claimed, error: str) -> None:
         with self.unit_of_work() as session:
             row = session.get(Recording, item.id)
-            if row is None or row.status not in (PENDING, STORED):
+            if row is None or row.status not in (*FETCHABLE, STORED):
                 return
             row.next_attempt_at = clock_of(session).now() + backoff(item.attempts)
             row.last_error = error
@@ -253,7 +305,7 @@ class RecordingJob:
     def _missing(self, item: _Claimed) -> None:
         with self.unit_of_work() as session:
             row = session.get(Recording, item.id)
-            if row is None or row.status != PENDING:
+            if row is None or row.status not in FETCHABLE:
                 return
             row.status = MISSING
             row.next_attempt_at = None

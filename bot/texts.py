@@ -131,6 +131,47 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "您好，这个号码还没有在{clinic}登记。如需帮助请致电 {phone}。再见。",
         "en": "Hello, this number is not registered with {clinic}. For help call {phone}. Goodbye.",
     },
+    "voice_recording_ask": {
+        "zh": "为了更好地为您服务，我们想为这次通话录音。同意录音请按1或说“同意”；不同意请按2或说“不同意”。",
+        "en": "To care for you well, we would like to record this call. To agree, press 1 or say yes. "
+              "If you do not agree, press 2 or say no.",
+    },
+    "voice_recording_granted": {
+        "zh": "谢谢您。现在开始录音。如需停止录音，请随时说“停止录音”，或按星号键。",
+        "en": "Thank you. This call is now recorded. To stop the recording at any time, say stop recording, "
+              "or press the star key.",
+    },
+    "voice_recording_on": {
+        "zh": "您好，这里是{clinic}的健康随访电话。按照您之前的同意，这次通话会录音。"
+              "如需停止录音，请随时说“停止录音”，或按星号键。",
+        "en": "Hello, this is a health follow-up call from {clinic}. As you agreed before, this call is recorded. "
+              "To stop the recording at any time, say stop recording, or press the star key.",
+    },
+    "voice_recording_refused": {
+        "zh": "好的，这次通话不录音。",
+        "en": "All right, this call is not recorded.",
+    },
+    "voice_recording_not_heard": {
+        "zh": "没有听到您的回答，这次通话不录音。",
+        "en": "We did not hear an answer, so this call is not recorded.",
+    },
+    "voice_recording_unavailable": {
+        "zh": "抱歉，这次通话暂时无法录音，我们继续。",
+        "en": "Sorry, we cannot record this call right now. Let us go on.",
+    },
+    "voice_recording_stopped": {
+        "zh": "好的，录音已经停止，接下来的通话不再录音。",
+        "en": "All right, the recording has stopped. The rest of this call is not recorded.",
+    },
+    "voice_not_recording": {
+        "zh": "这次通话没有录音。",
+        "en": "This call is not being recorded.",
+    },
+    "voice_recording_stop_failed": {
+        "zh": "抱歉，录音没能停止，我们先结束这次通话，稍后再联系您。再见。",
+        "en": "Sorry, we could not stop the recording, so we will end this call now and call again later. "
+              "Goodbye.",
+    },
     "voice_answer_recorded": {
         "zh": "（语音回答，录音 {sid}）",
         "en": "(spoken answer, recording {sid})",

@@ -69,9 +69,12 @@ class RiskInputs:
     sources: dict[str, str] = field(default_factory=dict)
 
     def for_model(self, model: str) -> dict[str, object]:
-        """Return the inputs of ``model`` (a questionnaire gets its own items)."""
+        """Return the inputs of ``model`` (a questionnaire gets its own items, and the age for its population)."""
         if model in QUESTIONNAIRES:
-            return {"items": self.items[model]} if model in self.items else {}
+            if model not in self.items:
+                return {}
+            age = {"age": self.values["age"]} if "age" in self.values else {}
+            return {"items": self.items[model], **age}
         return dict(self.values)
 
 
@@ -213,7 +216,8 @@ def stored_result(row: RiskAssessment) -> RiskResult:
         model=row.model,
         value=value if isinstance(value, int | float) and not isinstance(value, bool) else None,
         unit=str(data.get("unit", "")),
-        category=str(data.get("category", row.category or "")),
+        # An implausible result prints "category": null (clinical-spec.md 10a); the row keeps its key.
+        category=str(data.get("category") or row.category or ""),
         category_label=label(data.get("category_label")),
         citation=str(data.get("citation", "")),
         rule_pack=row.rule_pack,

@@ -1,19 +1,30 @@
-"""Recording and reading observations (results, readings, scores)."""
+"""Recording and reading observations (results, readings, scores).
+
+A reading that is a red flag opens an urgent staff task when it is recorded, once per reading:
+today a glucose below 3.9 mmol/L (低血糖 level 1) or below 3.0 (level 2), any glucose code, fasting
+or not (中国2型糖尿病防治指南2020年版; clinical-spec.md 7.3). :func:`record_observation` does it
+for every observation it records (chat, demo); a writer that inserts observation rows in bulk (the
+report importer) calls :func:`open_red_flag_tasks` with the readings it wrote.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from care.clinical.ranges import Classification, hypoglycaemia
 from care.errors import Problem, ValidationFailedError
-from care.models import Observation, Patient
+from care.models import Observation, Patient, StaffTask, TaskPriority
 from care.pending import flushing_only_for
+from care.tasks import create_task
 from security.audit import Actor, log
 from security.fields import clock_of
 
@@ -79,7 +90,97 @@ def record_observation(
     session.add(observation)
     if audit:
         log(session, actor=actor, **observation_audit(record))
+    open_red_flag_tasks(session, [Reading.of(record)], actor=actor, patients={patient.id: patient})
     return observation
+
+
+#: The kind of the staff task a red-flag reading opens.
+RED_FLAG_TASK = "reading_red_flag"
+
+#: The staff note of each red-flag category (no value in it: the task's title and note are shown
+#: on the queue; the reading itself is in the record).
+_RED_FLAG_NOTES: Mapping[str, Mapping[str, str]] = {
+    "hypoglycaemia_level1": {
+        "zh": "低血糖1级：血糖低于3.9 mmol/L（中国2型糖尿病防治指南2020年版）。请立即联系患者，评估用药。",
+        "en": "Hypoglycaemia level 1: glucose below 3.9 mmol/L (Chinese type 2 diabetes guideline 2020). "
+        "Contact the patient now and review the medicines.",
+    },
+    "hypoglycaemia_level2": {
+        "zh": "低血糖2级：血糖低于3.0 mmol/L（中国2型糖尿病防治指南2020年版）。请立即联系患者。",
+        "en": "Hypoglycaemia level 2: glucose below 3.0 mmol/L (Chinese type 2 diabetes guideline 2020). "
+        "Contact the patient now.",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the red-flag rules read of one recorded observation (the value in its recorded unit)."""
+
+    observation_id: uuid.UUID
+    patient_id: uuid.UUID
+    code: str
+    value: float | None
+    unit: str
+    effective_at: datetime
+    source: str
+    source_ref: str | None = None
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any]) -> Reading:
+        """The reading of an observation row as :func:`observation_record` builds it."""
+        return cls(observation_id=record["id"], patient_id=record["patient_id"], code=record["code"],
+                   value=record["value"], unit=record["unit"], effective_at=record["effective_at"],
+                   source=record["source"], source_ref=record.get("source_ref"))
+
+    def key(self) -> str:
+        """The reading's identity (``reading:`` + 40 hex digits), the same when it is recorded again.
+
+        Code, time, source and source reference, never the value: a re-imported report (whose
+        observations get new ids) or a repeated delivery names the same reading.
+        """
+        moment = self.effective_at.astimezone(UTC).isoformat()
+        text = "|".join((str(self.patient_id), self.code, moment, self.source, self.source_ref or ""))
+        return "reading:" + hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def red_flag_of(code: str, value: float | None, unit: str) -> Classification | None:
+    """Return the red-flag category of a reading (低血糖 level 1 or 2), or None."""
+    if value is None:
+        return None
+    return hypoglycaemia(code, value, unit)
+
+
+def open_red_flag_tasks(
+    session: Session, readings: Iterable[Reading], *, actor: Actor, patients: Mapping[uuid.UUID, Patient] | None = None
+) -> list[StaffTask]:
+    """Open one urgent staff task for each red-flag reading, never a second one for the same reading.
+
+    Only red-flag readings cost a query (whether the reading already has its task); ``patients``
+    saves loading the patient when the caller holds it. Flushes nothing itself; the caller commits.
+    """
+    opened: list[StaffTask] = []
+    for reading in readings:
+        found = red_flag_of(reading.code, reading.value, reading.unit)
+        if found is None:
+            continue
+        key = reading.key()
+        with flushing_only_for(session, StaffTask):
+            exists = session.scalar(select(StaffTask.id).where(
+                StaffTask.patient_id == reading.patient_id, StaffTask.kind == RED_FLAG_TASK,
+                StaffTask.source_ref == key).limit(1))
+        if exists is not None:
+            continue
+        patient = (patients or {}).get(reading.patient_id) or session.get(Patient, reading.patient_id)
+        if patient is None:
+            continue
+        opened.append(create_task(
+            session, patient, kind=RED_FLAG_TASK, priority=TaskPriority.URGENT.value, reason=found.key,
+            details={"note": dict(_RED_FLAG_NOTES[found.key]), "category": found.key, "rule_pack": found.rule_pack,
+                     "observation_id": str(reading.observation_id), "code": reading.code, "source": reading.source},
+            source_ref=key, actor=actor,
+        ))
+    return opened
 
 
 def observations_of(session: Session, patient: Patient, codes: Iterable[str] | None = None) -> list[Observation]:

@@ -201,3 +201,64 @@ def record_sign_out(session: Session, user_id: uuid.UUID, *, reason: str, actor:
     """Audit the end of a staff session: ``reason`` is ``logout``, ``idle`` or ``expired``."""
     log(session, actor=actor, action="auth.signed_out", resource_type="user", resource_id=user_id,
         details={"reason": reason})
+
+
+def list_users(session: Session) -> list[User]:
+    """Return every staff account, by e-mail."""
+    return list(session.scalars(select(User).order_by(User.email)))
+
+
+def disable_user(session: Session, email: str, *, actor: Actor) -> bool:
+    """Disable an account so that it can no longer sign in; return False when it already was disabled.
+
+    Its open sessions end at their next request (the panel re-checks ``is_active``).
+
+    :raises NotFoundError: no account has this e-mail.
+    :raises ConflictError: it is the last active administrator (nobody could manage accounts after it).
+    """
+    user = get_user(session, email)
+    if not user.is_active:
+        return False
+    if user.role.name == "admin" and admin_count(session) <= 1:
+        raise ConflictError(f"{user.email} is the last active administrator; add another one before disabling it")
+    user.is_active = False
+    user.updated_at = clock_of(session).now()
+    log(session, actor=actor, action="user.disable", resource_type="user", resource_id=user.id)
+    return True
+
+
+def reset_password(session: Session, email: str, *, actor: Actor) -> tuple[User, str]:
+    """Give the account a new one-time password, to be changed at the next sign-in; return it once.
+
+    The old password stops working and every open session of the account ends (its password
+    fingerprint changes); a lockout from failed attempts is lifted.
+
+    :raises NotFoundError: no account has this e-mail.
+    """
+    user = get_user(session, email)
+    one_time_password = passwords.generate_password()
+    user.password_hash = passwords.hash_password(one_time_password)
+    user.must_change_password = True
+    user.failed_logins = 0
+    user.locked_until = None
+    user.updated_at = clock_of(session).now()
+    log(session, actor=actor, action="user.password_reset", resource_type="user", resource_id=user.id)
+    return user, one_time_password
+
+
+def reset_mfa(session: Session, email: str, *, actor: Actor) -> NewAccount:
+    """Give the account a new TOTP secret and new recovery codes (a lost phone); the old ones stop working.
+
+    The returned account holds no password (``one_time_password`` is empty): the password is unchanged.
+
+    :raises NotFoundError: no account has this e-mail.
+    """
+    user = get_user(session, email)
+    secret = totp.new_secret()
+    codes = totp.new_recovery_codes()
+    user.totp_secret = secret
+    user.totp_last_step = None
+    user.recovery_code_hashes = [totp.hash_recovery_code(_recovery_key(session), code) for code in codes]
+    user.updated_at = clock_of(session).now()
+    log(session, actor=actor, action="user.mfa_reset", resource_type="user", resource_id=user.id)
+    return NewAccount(user, "", secret, totp.provisioning_uri(secret, user.email), codes)

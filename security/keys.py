@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 KEY_BYTES = 32
+KEY_ID_BYTES = 8
 FILE_FORMAT = "careloop-keyring/1"
 
 
@@ -201,6 +202,21 @@ class KeyRing:
     def purpose_key(self, purpose: str) -> bytes:
         """A key for one purpose, derived from the root: stable across rotations."""
         return derive(self.root, purpose)
+
+    @property
+    def key_id(self) -> str:
+        """Name this ring by 16 hex digits derived from the root: the same across rotations, safe to show.
+
+        The database records it when its key is first made, so a command run with another key (or
+        none) says which key the database expects instead of failing on the first ciphertext.
+        """
+        return derive(self.root, "key-id", KEY_ID_BYTES).hex()
+
+    def describe_source(self) -> str:
+        """Say where this ring was read from, for messages (never the key itself)."""
+        if self.from_environment:
+            return "CARELOOP_MASTER_KEY"
+        return f"key file {self.path}" if self.path is not None else "an in-memory key ring"
 
 
 def open_key_ring(*, key_file: Path, environment_value: str | None, create: bool = False) -> KeyRing:

@@ -128,7 +128,8 @@ def _call_event(form: MultiDict[str, str], session_id: uuid.UUID | None) -> Call
 
 @blueprint.post("/voice")
 def voice() -> Response:
-    """An answered call (outbound follow-up, or a patient ringing us): the notice and the first prompts."""
+    """An answered call (outbound follow-up, or a patient ringing us): the greeting and the recording-consent
+    question (prompt 0), or, when consent stands, the recording notice and the flow's first prompts."""
     form = _verified_form()
     call = _call_event(form, _uuid_arg("session"))
     try:
@@ -140,7 +141,8 @@ def voice() -> Response:
 
 @blueprint.post("/voice/gather")
 def voice_gather() -> Response:
-    """The caller's answer to one prompt (keypad digits, speech, or a recording); the next TwiML step."""
+    """The caller's answer to one prompt (keypad digits, speech, or a recording; step 0 is the recording-consent
+    question); the next TwiML step."""
     form = _verified_form()
     session_id = _uuid_arg("session", required=True)
     step_text = request.args.get("step", "")
@@ -189,7 +191,8 @@ def _voice_twiml(reply: Reply) -> Response:
         elif kind == "record":
             twiml.say(action["text"], language=language)
             twiml.record(action=_url("/voice/gather", session=session_id, step=action["step"]), method="POST",
-                         finish_on_key="#", max_length=RECORD_MAX_SECONDS, play_beep=True, timeout=5,
+                         finish_on_key=action.get("finish_on_key") or "#", max_length=RECORD_MAX_SECONDS,
+                         play_beep=True, timeout=5,
                          recording_status_callback=_url("/recording", session=session_id,
                                                         purpose=f"answer:{action.get('node', '')}"),
                          recording_status_callback_method="POST", recording_status_callback_event="completed")

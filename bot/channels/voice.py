@@ -1,10 +1,14 @@
-"""The voice channel: automated follow-up calls placed through Twilio's ``calls.create``.
+"""The voice channel: automated follow-up calls placed through Twilio's ``calls.create``, and the
+recording of a call while the patient's consent stands.
 
-The outbox row of a call (kind ``call``) carries ``{"record": bool, "session_id": ...}``. The call
-asks Twilio for answering-machine detection and status callbacks; it is recorded only when the
-patient gave recording consent (``record`` is then sent, and never otherwise). When the patient
-answers, Twilio fetches ``/webhooks/twilio/voice`` and the conversation goes on there
-(:mod:`bot.calls`). The CallSid becomes the row's ``provider_id`` and the conversation's ``call_sid``.
+The outbox row of a call (kind ``call``) carries ``{"session_id": ...}``. The call asks Twilio for
+answering-machine detection and status callbacks, and is never placed recording: a ``record``
+flag in the payload is ignored, since consent is only known once the patient has heard the notice
+(and may have changed since the row was queued). When the patient answers, Twilio fetches
+``/webhooks/twilio/voice`` and the conversation goes on there (:mod:`bot.calls`), which starts the
+whole-call recording through the Calls Recordings API (:meth:`VoiceAdapter.start_recording`) once
+consent stands, and stops it (:meth:`VoiceAdapter.stop_recording`) when the caller withdraws it.
+The CallSid becomes the row's ``provider_id`` and the conversation's ``call_sid``.
 
 Reconciliation follows the SMS policy: calls to the same number from our number created since the
 attempt started (less the clock skew) whose SID no other row owns; the oldest is ours.
@@ -39,6 +43,10 @@ CALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
 RING_SECONDS = 40
 
 
+class RecordingControlError(Exception):
+    """Twilio did not start or stop a call's recording."""
+
+
 class VoiceAdapter:
     """Places follow-up calls; what the patient hears is served by the voice webhooks."""
 
@@ -66,15 +74,46 @@ class VoiceAdapter:
             "machine_detection": "Enable",
             "timeout": RING_SECONDS,
         }
-        if message.payload.get("record") is True:
-            # Only with the patient's recording consent; without it the parameter is not sent at all.
-            options["record"] = True
-            options["recording_status_callback"] = self.account.callback(RECORDING_PATH, purpose="call", **query)
-            options["recording_status_callback_event"] = ["completed"]
         result = call_provider(lambda: self.client.calls.create(**options), message)
         if result.outcome == "sent" and result.provider_id and session_id:
             self._remember_call(session_id, result.provider_id)
         return result
+
+    def start_recording(self, call_sid: str, *, session_id: str) -> str:
+        """Record the call in progress from now on (both sides, one channel); return the RecordingSid.
+
+        Raises:
+            RecordingControlError: Twilio refused or could not be reached; the call goes on unrecorded.
+        """
+        callback = self.account.callback(RECORDING_PATH, session=session_id, purpose="call")
+        try:
+            recording = self.client.calls(call_sid).recordings.create(
+                recording_status_callback=callback, recording_status_callback_method="POST",
+                recording_status_callback_event=["completed"], recording_channels="mono")
+        except TwilioException as error:
+            raise RecordingControlError(f"start: twilio {getattr(error, 'status', '?')}") from error
+        except requests.RequestException as error:
+            raise RecordingControlError(f"start: {type(error).__name__}") from error
+        if not recording.sid:
+            raise RecordingControlError("start: no recording sid")
+        return str(recording.sid)
+
+    def stop_recording(self, call_sid: str, recording_sid: str) -> None:
+        """Stop the call's recording now (what was recorded so far comes by the recording callback).
+
+        A recording Twilio no longer has running (404: the call or the recording is over) counts as stopped.
+
+        Raises:
+            RecordingControlError: Twilio refused or could not be reached; the recording may still run.
+        """
+        try:
+            self.client.calls(call_sid).recordings(recording_sid).update(status="stopped")
+        except TwilioException as error:
+            if int(getattr(error, "status", 0) or 0) == 404:
+                return
+            raise RecordingControlError(f"stop: twilio {getattr(error, 'status', '?')}") from error
+        except requests.RequestException as error:
+            raise RecordingControlError(f"stop: {type(error).__name__}") from error
 
     def reconcile(self, message: OutgoingMessage) -> SendResult:
         started = as_utc(message.sending_started_at) or self.environment.clock.now()

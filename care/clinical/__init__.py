@@ -8,7 +8,8 @@ load only when charts or reports are used).
 Modules (one responsibility each):
 
 - ``units``: canonical units and conversions (``to_canonical(analyte, value, unit)``).
-- ``codes``: the indicator catalogue, LOINC codes, plausibility (``resolve(code, value, unit)``).
+- ``plausibility``: the checks before any arithmetic (``check_values({...})``, clinical-spec.md 10a).
+- ``codes``: the indicator catalogue, LOINC codes (``resolve(code, value, unit)``).
 - ``config``: which rule pack each scheme uses (``ClinicalConfig.from_options(...)``).
 - ``ranges`` + ``rule_packs.yaml``: categories and reference ranges (``classify``, ``classify_bp``,
   ``reference_range``).

@@ -28,7 +28,7 @@ import yaml
 
 from care.clinical.common import Label, Lang, RuleDataError
 from care.clinical.ranges import Interval, check_cover, rule_packs
-from care.clinical.risk import INCOMPLETE, MODEL_ORDER, NOT_APPLICABLE, RiskResult, get_model
+from care.clinical.risk import MODEL_ORDER, NO_VALUE_CATEGORIES, RiskResult, get_model
 from care.clinical.risk.lipids import OVERALL as LIPID_OVERALL
 
 # --- conditions ----------------------------------------------------------------------------------
@@ -51,13 +51,13 @@ class AdviceFacts:
     ) -> AdviceFacts:
         """Collect categories and flags from model results, plus the lifestyle flags of ``answers``.
 
-        Incomplete and not-applicable results give no category, only the flags they raised (the
-        PHQ-9 safety flag is raised even when items are missing).
+        Results without a value (incomplete, not applicable, implausible, out of range) give no
+        category, only the flags they raised (the PHQ-9 safety flag is raised even when items are missing).
         """
         categories: dict[str, str] = {}
         flags: set[str] = set()
         for result in results:
-            if result.category not in (INCOMPLETE, NOT_APPLICABLE):
+            if result.category not in NO_VALUE_CATEGORIES:
                 categories[result.model] = result.category
             flags.update(result.flags)
         if answers is not None:

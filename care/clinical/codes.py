@@ -6,8 +6,9 @@ import template).
 
 Plausibility limits are the physiologically possible range in the canonical unit. They are not
 reference ranges: they only reject entry errors such as an SBP of 1350 or a height of 17 cm. The
-limits are Careloop's own (rule pack ``PLAUSIBILITY-1``), chosen wide enough for severe disease
-(TG 100 mmol/L, creatinine 3000 µmol/L on dialysis).
+limits of the spec's table (clinical-spec.md 10a) live in :mod:`care.clinical.plausibility`, the one
+place every check reads; ``Indicator.plausible`` is only the fallback of an indicator that table
+does not list.
 
 The importer calls :func:`resolve`::
 
@@ -23,10 +24,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from care.clinical import units
+from care.clinical import plausibility, units
 from care.clinical.common import ClinicalError, Label
 
-PLAUSIBILITY_RULE_PACK = "PLAUSIBILITY-1"
+PLAUSIBILITY_RULE_PACK = plausibility.RULE_PACK
 
 
 class UnknownCodeError(ClinicalError):
@@ -144,12 +145,18 @@ def indicator(code: str) -> Indicator:
 
 
 def check_plausible(ind: Indicator, value: float) -> None:
-    """Raise :class:`ImplausibleValueError` when ``value`` (canonical unit) is not physiologically possible."""
+    """Raise :class:`ImplausibleValueError` when ``value`` (canonical unit) is not physiologically possible.
+
+    The reason names the indicator and the range, never the value (it may be shown beside a row).
+    """
+    if plausibility.range_of(ind.code) is not None:
+        problem = plausibility.check_value(ind.code, value)
+        if problem is not None:
+            raise ImplausibleValueError(problem.text)
+        return
     low, high = ind.plausible
     if not math.isfinite(value) or not low <= value <= high:
-        raise ImplausibleValueError(
-            f"{ind.code} value {value:g} {ind.unit} is outside the plausible range {low:g}-{high:g} {ind.unit}"
-        )
+        raise ImplausibleValueError(f"{ind.code} is outside the plausible range {low:g}-{high:g} {ind.unit}")
 
 
 def resolve(code: str, value: float, unit: str) -> Resolved:

@@ -1,8 +1,8 @@
 """Deployment choices of the clinical rules: which rule pack per scheme, and policies.
 
 The defaults follow clinical-spec.md: BP 140/90 (HTN-CN-2018), Chinese glucose cut-offs (DM-CN-2020),
-Chinese BMI (BMI-CN-2013), uric acid > 420 for both sexes (UA-CN-2019), China-PAR outside ages 35-74
-computed and flagged ``extrapolated``.
+Chinese BMI (BMI-CN-2013), uric acid > 420 for both sexes (UA-CN-2019), China-PAR only for ages 35-74
+(clinical-spec.md 10a: "20-34 and 75+ only as extrapolated when configured").
 
 A clinic that follows the 2022 clinical-practice guideline (130/80), the ADA glucose cut-offs or the
 older female uric-acid threshold builds its config with :meth:`ClinicalConfig.from_options`::
@@ -36,12 +36,12 @@ class ClinicalConfig:
     """Which rule pack each scheme uses (``scheme -> pack name``), and the model policies.
 
     ``packs`` lists only the schemes that differ from the default pack.
-    ``china_par_age_policy``: ``"flag"`` computes outside ages 35-74 and flags ``extrapolated``;
-    ``"refuse"`` returns no value there (clinical-spec.md 1.4).
+    ``china_par_age_policy``: ``"refuse"`` (the default) gives ``out_of_range`` outside ages 35-74;
+    ``"flag"`` computes from age 20 and flags ``extrapolated`` outside 35-74 (clinical-spec.md 1.4, 10a).
     """
 
     packs: Mapping[str, str] = field(default_factory=dict)
-    china_par_age_policy: AgePolicy = "flag"
+    china_par_age_policy: AgePolicy = "refuse"
 
     def __post_init__(self) -> None:
         # Imported here: ranges imports this module for its default configuration.
@@ -66,7 +66,7 @@ class ClinicalConfig:
         glucose: str = "CN",
         bmi: str = "CN",
         uric_acid_female_threshold: int | None = None,
-        china_par_age_policy: AgePolicy = "flag",
+        china_par_age_policy: AgePolicy = "refuse",
     ) -> ClinicalConfig:
         """Build a config from the named clinical choices of clinical-spec.md 7.1-7.5 and 1.4."""
         choices: list[tuple[str, Mapping[Any, str], object]] = [

@@ -3,11 +3,16 @@
 Source: clinical-spec.md section 7 (categories and fallback ranges) and section 0 (categories are
 applied to the displayed, rounded value). The numbers live in ``rule_packs.yaml``; this module only
 reads, checks and applies them. A range printed on the lab report always wins over the fallbacks.
+A value is checked for plausibility first (:mod:`care.clinical.plausibility`, spec 10a): an
+impossible value gets no category (:class:`~care.clinical.plausibility.ImplausibleError`).
 
 Public calls::
 
     classify("bmi", 24.2)                       -> Classification(key="overweight", label=超重/Overweight, ...)
+    classify("fpg", 2.5)                        -> hypoglycaemia_level2 (低血糖2级), flag hypoglycaemia_red_flag
     classify_bp(145, 85)                        -> grade1 with flags ("isolated_systolic",)
+    classify_bp(80, 120)                        -> ImplausibleError (SBP must be higher than DBP)
+    hypoglycaemia("2345-7", 45, "mg/dL")        -> hypoglycaemia_level2 (any glucose reading, spec 7.3)
     reference_range("alt", sex="male")          -> ReferenceRange(9, 50, source="WST404-2012/2015")
     reference_range("fpg", lab_low=3.9, lab_high=6.1)  -> the lab's range (source "lab")
 """
@@ -23,6 +28,7 @@ from typing import Literal, cast
 
 import yaml
 
+from care.clinical import codes, plausibility, units
 from care.clinical.common import ClinicalError, Label, RuleDataError, display_round, format_number
 from care.clinical.config import ClinicalConfig, ConfigError
 
@@ -687,19 +693,62 @@ def classify(
 
     ``sbp`` and ``dbp`` alone are graded by their own component of the BP scheme; use
     :func:`classify_bp` for the combined category. Raises :class:`SexRequiredError` for a
-    sex-specific scheme without ``sex``.
+    sex-specific scheme without ``sex``, and :class:`~care.clinical.plausibility.ImplausibleError`
+    for a value that is not physiologically possible (clinical-spec.md 10a: it gets no category).
     """
     scheme = INDICATOR_SCHEMES.get(code)
     if scheme is None:
         return None
+    plausibility.require_plausible({code: value})
     if scheme == "bp":
         return bp_pack(config).classify_component(code, value)
     return band_pack(scheme, config).classify(value, sex)
 
 
 def classify_bp(sbp: float, dbp: float, *, config: ClinicalConfig | None = None) -> Classification:
-    """Return the combined BP category: the higher grade of SBP and DBP (clinical-spec.md 7.2)."""
+    """Return the combined BP category: the higher grade of SBP and DBP (clinical-spec.md 7.2).
+
+    Raises :class:`~care.clinical.plausibility.ImplausibleError` when a value is impossible or SBP is
+    not above DBP (80/120 is a reversed pair, not grade 3 hypertension; spec 10a).
+    """
+    plausibility.require_plausible({"sbp": sbp, "dbp": dbp})
     return bp_pack(config).classify(sbp, dbp)
+
+
+#: The categories of 低血糖 (hypoglycaemia), mildest first: 中国2型糖尿病防治指南(2020年版) §低血糖,
+#: level 1 3.0-<3.9 mmol/L, level 2 < 3.0 mmol/L (clinical-spec.md 7.3). Both are red flags.
+HYPOGLYCAEMIA_LEVELS = ("hypoglycaemia_level1", "hypoglycaemia_level2")
+
+#: Glucose in blood, serum or plasma, fasting or not (the low-glucose rule applies to any glucose
+#: measurement, spec 7.3): the fasting-glucose indicator's codes plus LOINC 2345-7 and 14749-6
+#: (serum or plasma, mass and molar), 2339-0 and 15074-8 (blood), 41653-7 and 14743-9 (capillary
+#: blood by glucometer), as used by FHIR R4's example Observation f001 and US Core's lab examples.
+GLUCOSE_CODES: frozenset[str] = frozenset(
+    {"fpg", *codes.INDICATORS["fpg"].all_loinc(), "2345-7", "14749-6", "2339-0", "15074-8", "41653-7", "14743-9"}
+)
+
+
+def hypoglycaemia(
+    code: str, value: float, unit: str, *, config: ClinicalConfig | None = None
+) -> Classification | None:
+    """Return the 低血糖 category of a glucose reading, or None (not glucose, not low, or not usable).
+
+    ``code`` is a short code or LOINC code, ``value`` in ``unit`` as recorded (mmol/L or mg/dL). A
+    value in an unknown unit or outside the plausible range gets no category (spec 10a).
+    """
+    key = code.strip()
+    if key.lower() not in GLUCOSE_CODES:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    try:
+        mmol = units.to_canonical("fpg", float(value), unit)
+    except units.UnitError:
+        return None
+    if plausibility.check_value("fpg", mmol) is not None:
+        return None
+    found = band_pack("fpg", config).classify(mmol)
+    return found if found.key in HYPOGLYCAEMIA_LEVELS else None
 
 
 def _fallback_interval(code: str, sex: str | None, age: float | None) -> ReferenceRange | None:

@@ -24,6 +24,7 @@ from typing import Literal
 from care.clinical import codes
 from care.clinical.common import ClinicalError, Label, display_round, format_number
 from care.clinical.config import ClinicalConfig
+from care.clinical.plausibility import ImplausibleError
 from care.clinical.ranges import (
     INDICATOR_SCHEMES,
     Classification,
@@ -285,7 +286,10 @@ def analyse(
     shown = display_round(latest, indicator.decimals)
     category = None
     if sex is not None or not _needs_sex(indicator.code, config):
-        category = classify(indicator.code, latest, sex=sex, config=config)
+        try:
+            category = classify(indicator.code, latest, sex=sex, config=config)
+        except ImplausibleError:
+            category = None  # an impossible stored value gets no category (clinical-spec.md 10a)
     shape = _shape(points, TOLERANCES[indicator.code], indicator.decimals)
     return Trend(
         code=indicator.code,

@@ -9,6 +9,7 @@ from care.models.clinical import (
     StageSummaryRecord,
     TagReevaluation,
 )
+from care.models.consent import AppendOnlyError, ConsentEntry, ConsentPurpose, ConsentSource
 from care.models.engagement import (
     FlowResult,
     FollowUp,
@@ -37,6 +38,7 @@ from security.crypto import DataKey
 __all__ = [
     "PROFILE_SECTIONS",
     "AdviceOverride",
+    "AppendOnlyError",
     "AuditChainHead",
     "AuditEntry",
     "Base",
@@ -44,6 +46,9 @@ __all__ = [
     "CardStatus",
     "Channel",
     "ChannelConsent",
+    "ConsentEntry",
+    "ConsentPurpose",
+    "ConsentSource",
     "CheckupReport",
     "DataKey",
     "FlowResult",

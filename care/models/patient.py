@@ -89,7 +89,12 @@ class Card(Timestamped, Base):
 
 
 class ChannelConsent(Timestamped, Base):
-    """Per channel: may we contact the patient, may we record calls, have they opted out."""
+    """Per channel: may we contact the patient, have they opted out; and whether calls may be recorded.
+
+    ``recording_consent`` is only a cache of the consent ledger's latest ``call_recording`` decision
+    (:class:`care.models.consent.ConsentEntry`), written by :func:`care.consents.record_consent` in the
+    same transaction; nothing else writes it, and what decides is the ledger.
+    """
 
     __tablename__ = "channel_consents"
     __table_args__ = (UniqueConstraint("patient_id", "channel"),)

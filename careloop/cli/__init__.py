@@ -12,8 +12,10 @@ import sys
 import traceback
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from careloop.cli.base import CliContext, main
+from careloop.readiness import database_problem
 from careloop.settings import Settings
 
 # Each module adds its commands to ``main`` when imported.
@@ -26,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "careloop.cli.risk",
     "careloop.cli.api_keys",
     "careloop.cli.reports",
+    "careloop.cli.users",
 )
 
 
@@ -57,16 +60,33 @@ def run(argv: list[str] | None = None, *, settings: Settings | None = None) -> i
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         return 1
-    except click.ClickException as problem:
-        problem.show()
+    except click.exceptions.NoArgsIsHelpError as problem:
+        problem.show()  # a group named without a command: its help, as click shows it
         return problem.exit_code
+    except click.UsageError as problem:
+        hint = f" (see '{problem.ctx.command_path} --help')" if problem.ctx is not None else ""
+        click.echo(f"error: {one_line(problem.format_message())}{hint}", err=True)
+        return problem.exit_code
+    except click.ClickException as problem:
+        click.echo(f"error: {one_line(problem.format_message())}", err=True)
+        return problem.exit_code
+    except SQLAlchemyError as failure:
+        # Never the statement or its parameters (they can hold PHI): the driver's reason only.
+        if debug:
+            traceback.print_exc()
+        click.echo(f"error: {database_problem(failure)}", err=True)
+        return 1
     except Exception as failure:  # noqa: BLE001 - the contract: one clear line, never a traceback
         if debug:
             traceback.print_exc()
-        message = str(failure) or type(failure).__name__
-        click.echo(f"error: {message}", err=True)
+        click.echo(f"error: {one_line(str(failure)) or type(failure).__name__}", err=True)
         return 1
     return result if isinstance(result, int) else 0
+
+
+def one_line(message: str) -> str:
+    """Join a message's lines into one (a contract error is one line on stderr)."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
 def entry() -> None:

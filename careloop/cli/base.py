@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
+import os
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,18 +12,36 @@ from contextlib import contextmanager
 import click
 from sqlalchemy.orm import Session
 
-from careloop.runtime import Runtime, build_runtime
+from care import staff
+from care.errors import NotFoundError
+from careloop.readiness import open_for_init, open_runtime
+from careloop.runtime import Runtime
 from careloop.settings import Settings
 from security.audit import Actor
 
 
-class CliContext:
-    """What every command gets in ``ctx.obj``: the debug flag, settings and a lazily built runtime."""
+def operator() -> str:
+    """Name who runs the command: ``login@host`` of the operating system (never a secret)."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (some containers)
+        login = f"uid{os.getuid()}"
+    return f"{login}@{socket.gethostname()}"
 
-    def __init__(self, *, debug: bool, settings: Settings | None = None) -> None:
+
+class CliContext:
+    """What every command gets in ``ctx.obj``: the debug flag, settings, a lazily opened runtime, the actor.
+
+    The runtime is opened through :mod:`careloop.readiness`: a database never initialised, or a master
+    key that is not the database's, stops the command with one line before anything is read or written.
+    """
+
+    def __init__(self, *, debug: bool, settings: Settings | None = None, as_email: str | None = None) -> None:
         self.debug = debug
+        self.as_email = as_email
         self._settings = settings
         self._runtime: Runtime | None = None
+        self._actor: Actor | None = None
 
     @property
     def settings(self) -> Settings:
@@ -28,9 +49,17 @@ class CliContext:
             self._settings = Settings.from_environment()
         return self._settings
 
-    def runtime(self, *, create_key: bool = False) -> Runtime:
+    def runtime(self) -> Runtime:
+        """Open (once) the runtime of an initialised database with its own master key."""
         if self._runtime is None:
-            self._runtime = build_runtime(self.settings, create_key=create_key)
+            self._runtime = open_runtime(self.settings)
+            self._resolve_actor(self._runtime)
+        return self._runtime
+
+    def runtime_for_init(self) -> Runtime:
+        """Open the runtime ``init`` migrates (a new key file only for a database never initialised)."""
+        if self._runtime is None:
+            self._runtime = open_for_init(self.settings)
         return self._runtime
 
     @contextmanager
@@ -39,9 +68,34 @@ class CliContext:
         with self.runtime().db.unit_of_work() as session:
             yield session
 
+    def _resolve_actor(self, runtime: Runtime) -> None:
+        # Before any command session begins, so the look-up never waits on the command's own transaction.
+        source = f"cli:{operator()}"
+        if self.as_email is None:
+            self._actor = Actor("system", source, source)
+            return
+        with runtime.db.unit_of_work() as session:
+            try:
+                user = staff.get_user(session, self.as_email)
+            except NotFoundError:
+                user = None
+            if user is None or not user.is_active:
+                raise click.ClickException(f"--as {self.as_email}: there is no active staff account with this e-mail")
+            self._actor = Actor("user", str(user.id), source)
+
+    def resolve_actor(self) -> None:
+        """Resolve who the audit trail names now (``init`` does, once the schema is in place)."""
+        runtime = self.runtime()
+        if self._actor is None:
+            self._resolve_actor(runtime)
+
     @property
     def actor(self) -> Actor:
-        return Actor("system", "cli", "cli")
+        """Who the audit trail names: the staff account of ``--as``, else the operating-system user and host."""
+        if self._actor is None:
+            self.resolve_actor()
+        assert self._actor is not None  # noqa: S101 - set by the resolution above
+        return self._actor
 
     def close(self) -> None:
         if self._runtime is not None:
@@ -55,13 +109,16 @@ def progress_enabled() -> bool:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.option("--as", "as_email", metavar="EMAIL",
+              help="The staff account (active) the audit trail names for this command's changes.")
 @click.pass_context
-def main(ctx: click.Context, debug: bool) -> None:
+def main(ctx: click.Context, debug: bool, as_email: str | None) -> None:
     """Careloop: keeps a clinic in touch with its patients between visits."""
     if ctx.obj is None:
-        ctx.obj = CliContext(debug=debug)
+        ctx.obj = CliContext(debug=debug, as_email=as_email)
     else:
         ctx.obj.debug = debug
+        ctx.obj.as_email = as_email
     ctx.call_on_close(ctx.obj.close)
 
 

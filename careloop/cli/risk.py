@@ -4,9 +4,11 @@ Prints exactly one JSON object on stdout, contract keys first::
 
     {"model": ..., "value": ..., "unit": ..., "category": ..., "citation": ..., "missing": [...], ...}
 
-Exit codes: 0 a value was computed; 1 no value (required inputs missing, or the model does not
-apply: ``value`` is null and ``missing`` or ``flags`` say why); 2 bad usage (unknown model, bad
-JSON, wrong input types or names), with one clear line on stderr.
+Exit codes: 0 a value was computed; 1 no value, still one JSON object with ``value`` null and the
+reason: required inputs missing (``missing``), an implausible input (``"category": null`` and
+``error``, clinical-spec.md 10a), a person outside the model's validated population
+(``"category": "out_of_range"``, the range in ``error``) or a model that does not apply (``flags``);
+2 bad usage (unknown model, bad JSON, wrong input types or names), with one clear line on stderr.
 """
 
 from __future__ import annotations
@@ -17,9 +19,16 @@ from pathlib import Path
 
 import click
 
+from care.assessments import gather_risk_inputs
 from care.clinical.common import ClinicalError
-from care.clinical.risk import RiskModel, evaluate, models
-from careloop.cli.base import main
+from care.clinical.config import ClinicalConfig
+from care.clinical.risk import RiskModel, evaluate, get_model, models
+from care.errors import NotFoundError
+from care.indicators import zone_of
+from care.patients import get_patient
+from careloop.cli.base import CliContext, main
+from security.audit import log
+from security.fields import clock_of
 
 BAD_USAGE = 2
 NO_VALUE = 1
@@ -57,6 +66,10 @@ def _describe(model: RiskModel) -> list[str]:
     if optional:
         lines.append(f"  optional: {', '.join(optional)}")
     lines.extend(f"    {spec.describe()}" for spec in model.inputs)
+    population = model.population(ClinicalConfig())
+    if population is not None:
+        bounds = [population.ages().en, *(limit.text().en for limit in population.limits)]
+        lines.append(f"  validated population: {', '.join(bounds)} (outside it: out_of_range)")
     lines.append(f"  source: {model.citation}")
     return lines
 
@@ -64,26 +77,62 @@ def _describe(model: RiskModel) -> list[str]:
 @main.command(name="risk")
 @click.argument("model", required=False)
 @click.option("--input", "raw_input", metavar="JSON", help="Inputs as a JSON object, or @file.json, or @- for stdin.")
+@click.option("--patient", "patient_ref", metavar="PATIENT_REF",
+              help="Take the inputs from this patient's record (card number or internal id) instead.")
 @click.option("--list", "list_models", is_flag=True, help="List the models and their inputs.")
-def risk(model: str | None, raw_input: str | None, list_models: bool) -> int:
-    """Compute one risk model or guideline category from inputs named as in clinical-spec.md.
+@click.pass_context
+def risk(ctx: click.Context, model: str | None, raw_input: str | None, patient_ref: str | None,
+         list_models: bool) -> int:
+    """Compute one risk model or guideline category from inputs named as in docs/clinical.md.
 
-    Example: careloop risk bp --input '{"sbp": 145, "dbp": 85}'
+    Example: careloop risk bp --input '{"sbp": 145, "dbp": 85}';  careloop risk china-par --patient C0001
     """
     if list_models:
-        if model is not None or raw_input is not None:
-            raise _usage_error("--list takes no MODEL or --input")
+        if model is not None or raw_input is not None or patient_ref is not None:
+            raise _usage_error("--list takes no MODEL, --input or --patient")
         for entry in models():
             click.echo("\n".join(_describe(entry)))
         return 0
     if model is None:
         raise _usage_error("give a MODEL (see careloop risk --list)")
-    if raw_input is None:
-        raise _usage_error("--input JSON is required (see careloop risk --list for the inputs)")
-    inputs = _read_input(raw_input)
+    if (raw_input is None) == (patient_ref is None):
+        raise _usage_error("give either --input JSON or --patient PATIENT_REF (careloop risk --list names the inputs)")
+    sources: dict[str, str] | None = None
+    if patient_ref is not None:
+        inputs, sources = _record_inputs(ctx.find_object(CliContext), model, patient_ref)
+    else:
+        inputs = _read_input(str(raw_input))
     try:
-        result = evaluate(model, inputs, strict=True)
+        result = evaluate(model, inputs, strict=sources is None)
     except ClinicalError as problem:
         raise _usage_error(str(problem)) from None
-    click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+    answer = result.to_dict()
+    if sources is not None:
+        answer["sources"] = sources
+    click.echo(json.dumps(answer, ensure_ascii=False, default=str))
     return 0 if result.value is not None else NO_VALUE
+
+
+def _record_inputs(cli: CliContext | None, model: str, patient_ref: str) -> tuple[dict[str, object], dict[str, str]]:
+    """The model's inputs as the patient's record holds them today, and where each came from (audited)."""
+    if cli is None:  # pragma: no cover - run() always gives the context
+        raise click.UsageError("no command-line context")
+    try:
+        spec = get_model(model)
+    except ClinicalError as problem:
+        raise _usage_error(str(problem)) from None
+    with cli.unit_of_work() as session:
+        try:
+            patient = get_patient(session, patient_ref)
+        except NotFoundError as problem:
+            click.echo(f"error: {problem}", err=True)
+            raise click.exceptions.Exit(NO_VALUE) from None
+        today = clock_of(session).now().astimezone(zone_of(patient)).date()
+        gathered = gather_risk_inputs(session, patient, today, cli.settings.risk_defaults)
+        log(session, actor=cli.actor, action="risk.compute", resource_type="patient", resource_id=patient.id,
+            patient_id=patient.id, details={"model": spec.name})
+    inputs = gathered.for_model(spec.name)
+    names = {input_spec.name for input_spec in spec.inputs} | {"items"}
+    sources = {name: source for name, source in gathered.sources.items()
+               if name in names or name == f"{spec.name}.items"}
+    return inputs, sources

@@ -14,16 +14,29 @@ from careloop.jobs import all_jobs
 from careloop.runtime import Runtime
 from careloop.worker import Worker, single_worker_lock
 from security import audit
+from security.audit import log
+from security.key_identity import record_key_id
 from security.session import audit_keys_of
 
 DEFAULT_ADMIN_EMAIL = "admin@careloop.local"
 
 
 def initialise(cli: CliContext, admin_email: str) -> staff.NewAccount | None:
-    """Create the key file if absent, migrate the schema, seed roles and the first admin."""
-    runtime = cli.runtime(create_key=True)
+    """Migrate the schema, record the master key's id, seed roles and the first admin.
+
+    A database never initialised gets the key given (or a new key file); an initialised one must
+    come with its own key, else nothing is changed.
+    """
+    runtime = cli.runtime_for_init()
+    if cli.as_email is not None and migrate.current_revision(runtime.db.engine) is None:
+        raise click.ClickException(f"--as {cli.as_email}: the database has no staff accounts yet "
+                                   "(init creates the first administrator)")
     migrate.upgrade(runtime.db.engine)
+    cli.resolve_actor()
     with cli.unit_of_work() as session:
+        if record_key_id(session, runtime.key_ring, now=runtime.clock.now()):
+            log(session, actor=cli.actor, action="keys.recorded", resource_type="key_ring",
+                details={"key_id": runtime.key_ring.key_id})
         staff.ensure_roles(session)
         if staff.admin_count(session) == 0:
             return staff.create_user(
@@ -32,8 +45,9 @@ def initialise(cli: CliContext, admin_email: str) -> staff.NewAccount | None:
     return None
 
 
-def print_new_account(account: staff.NewAccount) -> None:
-    click.echo("First administrator created. Keep these; they are shown only once.")
+def print_new_account(account: staff.NewAccount, heading: str = "First administrator created.") -> None:
+    """Print what a new staff member needs once: e-mail, one-time password, TOTP and recovery codes."""
+    click.echo(f"{heading} Keep these; they are shown only once.")
     click.echo(f"  e-mail:             {account.user.email}")
     click.echo(f"  one-time password:  {account.one_time_password}")
     click.echo(f"  TOTP secret:        {account.totp_secret}")
@@ -62,10 +76,10 @@ def init(cli: CliContext, admin_email: str) -> None:
     account = initialise(cli, admin_email)
     runtime = cli.runtime()
     click.echo(f"Schema at revision {migrate.current_revision(runtime.db.engine)} on {runtime.db.dialect}.")
-    if runtime.key_ring.from_environment:
-        click.echo("Master key: from CARELOOP_MASTER_KEY.")
-    else:
-        click.echo(f"Master key: {runtime.settings.key_file} (mode 0600).")
+    ring = runtime.key_ring
+    where = "from CARELOOP_MASTER_KEY" if ring.from_environment else f"{runtime.settings.key_file} (mode 0600)"
+    click.echo(f"Master key: {where}, key id {ring.key_id}. Back it up apart from the database: "
+               "without it the data cannot be read.")
     if account is not None:
         print_new_account(account)
 
@@ -79,16 +93,10 @@ def serve(cli: CliContext, host: str, port: int) -> None:
     from careloop.app import create_app
 
     runtime = cli.runtime()
-    _require_schema(runtime)
     describe_clinic(runtime)
     click.echo(f"Careloop on http://{host}:{port} ({runtime.db.dialect})")
     describe_channels(runtime)
     create_app(runtime=runtime).run(host=host, port=port, debug=False, use_reloader=False)
-
-
-def _require_schema(runtime: Runtime) -> None:
-    if migrate.current_revision(runtime.db.engine) != migrate.head_revision():
-        raise click.ClickException("the database schema is not up to date: run `careloop init` first")
 
 
 @main.command()
@@ -97,7 +105,6 @@ def _require_schema(runtime: Runtime) -> None:
 def worker(cli: CliContext, once: bool) -> None:
     """Run the scheduler and dispatcher (safe to run several on PostgreSQL)."""
     runtime = cli.runtime()
-    _require_schema(runtime)
     describe_clinic(runtime)
     with single_worker_lock(runtime):
         runner = Worker(runtime, all_jobs(bot_for(runtime)))

@@ -7,6 +7,7 @@ from sqlalchemy import Connection
 
 import bot.models  # noqa: F401 - registers the conversation tables on the shared metadata
 import care.models  # noqa: F401 - registers every record table on the shared metadata
+import security.key_identity  # noqa: F401 - registers the record of the database's master key
 from security.storage import metadata
 
 config = context.config

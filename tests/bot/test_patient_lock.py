@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.calls import CallEvent, call_answered, call_input, call_status
+from bot.consent import recording_notice_version
 from bot.conversations import BotServices, invite, lock_patient
 from bot.followups import due_followups, invitation_failed
 from bot.messages import InboundMessage, Reply
@@ -23,6 +24,7 @@ from bot.models import ConversationSession, SessionStatus
 from bot.outbox import enqueue
 from bot.router import handle_inbound
 from bot.timers import due_timers
+from care.consents import record_consent
 from care.followups import schedule_followup
 from care.models import FlowResult, FollowUp, FollowUpStatus, Patient
 from care.patients import EnrolmentRequest, enroll
@@ -39,7 +41,8 @@ def _enrol(runtime: Runtime) -> Patient:
         patient = enroll(session, EnrolmentRequest(card_no="C0000077", name="锁测试", gender="F",
                                                    birth_date=date(1955, 4, 9), phone="+8613900000077",
                                                    language="zh"), actor=TEST_ACTOR).patient
-        patient.consent_for("voice").recording_consent = True
+        record_consent(session, patient, channel="voice", purpose="call_recording", granted=True,
+                       wording_version=recording_notice_version(), source="staff", actor=TEST_ACTOR)
     return patient
 
 

@@ -140,7 +140,7 @@ def test_any_bad_report_gets_422_with_the_problems_and_changes_nothing(
     assert answer["status"] == "rejected"
     assert answer["problems"] == [{
         "where": "row 3", "column": "value",
-        "reason": "sbp value 1350 mmHg is outside the plausible range 40-300 mmHg",
+        "reason": "sbp is outside the plausible range 60-300 mmHg (a unit or typing error?)",
     }]
     assert answer["reports"] == {"imported": 1, "replaced": 0, "skipped": 0, "rejected": 1}
     assert counts(db) == (0, 0)  # the good report was rolled back with the rest

@@ -76,7 +76,7 @@ def test_rejected_rows_are_named_and_exit_1(run_cli: Cli, tmp_path: Path, fresh_
     assert code == 1
     assert "reports: 1 imported, 0 replaced, 0 skipped, 2 rejected; rows: 1 imported, 0 replaced, 0 skipped, " \
            "3 rejected" in out
-    assert "bad.csv: row 3, value: sbp value 1350 mmHg is outside the plausible range 40-300 mmHg" in err
+    assert "bad.csv: row 3, value: sbp is outside the plausible range 60-300 mmHg (a unit or typing error?)" in err
     assert "bad.csv: row 4, code: unknown indicator code 'xyz'" in err
     assert "bad.csv: row 5, card_no: no enrolled patient has card number C9999" in err
     assert count(fresh_settings, "observations") == 1

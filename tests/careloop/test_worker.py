@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import time
+
 from sqlalchemy import select
 
 from bot.models import OutboxMessage
@@ -10,8 +12,10 @@ from careloop.runtime import build_runtime
 
 
 def test_worker_once_invites_the_demo_followups_and_sends_them(run_cli, fresh_settings):
-    assert run_cli("demo", "--no-serve")[0] == 0
-    code, out, _ = run_cli("worker", "--once")
+    # The worker runs on the wall clock; without quiet hours the test does not depend on the time of day.
+    settings = fresh_settings.with_overrides(quiet_hours=(time(0, 0), time(0, 0)))
+    assert run_cli("demo", "--no-serve", settings=settings)[0] == 0
+    code, out, _ = run_cli("worker", "--once", settings=settings)
     assert code == 0
     assert "due_followups: 3" in out
     assert "dispatch_outbox: 3" in out
@@ -23,6 +27,6 @@ def test_worker_once_invites_the_demo_followups_and_sends_them(run_cli, fresh_se
         statuses = {row.status for row in session.scalars(select(OutboxMessage))}
         assert statuses == {"sent"}
     runtime.close()
-    code, out, _ = run_cli("worker", "--once")
+    code, out, _ = run_cli("worker", "--once", settings=settings)
     assert "due_followups: 0" in out
     assert "dispatch_outbox: 0" in out

@@ -3,6 +3,12 @@
 - ``POST Messages.json`` (To, From, Body, StatusCallback; answers a queued message with its SID),
   ``GET Messages.json`` (filters To, From, ``DateSent>``/``DateSent<``), ``GET Messages/{sid}.json``;
 - ``POST Calls.json`` (To, From, Url, StatusCallback..., MachineDetection, Record...), ``GET Calls.json``;
+- ``POST Calls/{CallSid}/Recordings.json`` starts recording a call (the call must be ours and not over;
+  RecordingStatusCallback, its method and events and RecordingChannels are checked), and
+  ``POST Calls/{CallSid}/Recordings/{sid}.json`` with ``Status=stopped`` (or ``paused``/``in-progress``)
+  changes a running one (400, 21220, when it is not running; 404 when it is not that call's);
+  a stopped recording, or any still running when the test ends the call (:meth:`FakeTwilio.end_call`),
+  becomes a finished recording that can be fetched;
 - ``GET Recordings/{sid}[.wav|.mp3]`` serves a small WAV; ``DELETE Recordings/{sid}.json`` removes it.
 
 Every request is checked as Twilio does: HTTP basic auth with the account SID and auth token (401,
@@ -100,6 +106,8 @@ class FakeTwilio:
         self.messages: dict[str, dict[str, Any]] = {}
         self.calls: dict[str, dict[str, Any]] = {}
         self.recordings: dict[str, bytes] = {}
+        # Recordings of calls started through the API: sid -> {"call_sid", "status", "form"}.
+        self.call_recordings: dict[str, dict[str, Any]] = {}
         self.deleted_recordings: list[str] = []
         self.opted_out_numbers: set[str] = set()
         self._failures: dict[str, deque[Failure]] = {}
@@ -189,7 +197,26 @@ class FakeTwilio:
             self.recordings[sid] = audio if audio is not None else wav_bytes()
         return sid, f"{self.base_url}{API}{self.account_sid}/Recordings/{sid}"
 
+    def end_call(self, call_sid: str) -> list[str]:
+        """The call is over (the patient hung up): its running recordings finish; return their SIDs."""
+        with self._lock:
+            self.calls[call_sid]["status"] = "completed"
+            running = [sid for sid, rec in self.call_recordings.items()
+                       if rec["call_sid"] == call_sid and rec["status"] in ("in-progress", "paused")]
+            for sid in running:
+                self._finish_recording(sid)
+        return running
+
+    def _finish_recording(self, sid: str) -> None:
+        self.call_recordings[sid]["status"] = "completed"
+        self.recordings[sid] = wav_bytes(0.5)
+
     # -- what tests read -------------------------------------------------------------------------------
+    def recordings_of(self, call_sid: str) -> dict[str, dict[str, Any]]:
+        """The recordings started on ``call_sid`` through the API (sid -> call_sid, status, form)."""
+        with self._lock:
+            return {sid: dict(rec) for sid, rec in self.call_recordings.items() if rec["call_sid"] == call_sid}
+
     def requests_for(self, operation: str) -> list[RecordedRequest]:
         with self._lock:
             return [r for r in self.requests if r.operation == operation]
@@ -262,6 +289,10 @@ class FakeTwilio:
             return "messages.fetch"
         if rest == "Calls.json":
             return {"POST": "calls.create", "GET": "calls.list"}.get(method, "unknown")
+        if re.fullmatch(r"Calls/CA[0-9a-f]{32}/Recordings\.json", rest) and method == "POST":
+            return "call.recording.create"
+        if re.fullmatch(r"Calls/CA[0-9a-f]{32}/Recordings/RE[0-9a-f]{32}\.json", rest) and method == "POST":
+            return "call.recording.update"
         if re.fullmatch(r"Recordings/RE[0-9a-f]{32}(\.wav|\.mp3)?", rest) and method == "GET":
             return "recording.get"
         if re.fullmatch(r"Recordings/RE[0-9a-f]{32}\.json", rest) and method == "DELETE":
@@ -320,6 +351,8 @@ class FakeTwilio:
             with self._lock:
                 self.calls[call["sid"]] = call
             return 201, _public(call), ""
+        if operation in ("call.recording.create", "call.recording.update"):
+            return self._call_recording(operation, rest, form)
         if operation == "calls.list":
             with self._lock:
                 calls = [c for c in self.calls.values() if _matches(c, query)]
@@ -335,6 +368,55 @@ class FakeTwilio:
         if operation == "recording.delete":
             return 204, None, ""
         return 200, audio, "audio/x-wav"
+
+    def _call_recording(self, operation: str, rest: str, form: dict[str, list[str]]) -> tuple[int, Any, str]:
+        parts = rest.split("/")
+        call_sid = parts[1]
+        with self._lock:
+            call = self.calls.get(call_sid)
+            if call is None:
+                return 404, _error(20404, f"The requested resource {rest} was not found", 404), ""
+            if operation == "call.recording.create":
+                return self._start_recording(call, form)
+            sid = parts[3].removesuffix(".json")
+            recording = self.call_recordings.get(sid)
+            if recording is None or recording["call_sid"] != call_sid:
+                return 404, _error(20404, f"The requested resource {rest} was not found", 404), ""
+            status = (form.get("Status") or [""])[0]
+            if status not in ("stopped", "paused", "in-progress"):
+                return 400, _error(21218, f"Invalid Status {status!r}", 400), ""
+            if recording["status"] not in ("in-progress", "paused"):
+                return 400, _error(21220, "Invalid state: the recording is not in progress", 400), ""
+            if status == "stopped":
+                self._finish_recording(sid)
+            else:
+                recording["status"] = status
+            return 200, self._recording_resource(sid), ""
+
+    def _start_recording(self, call: dict[str, Any], form: dict[str, list[str]]) -> tuple[int, Any, str]:
+        """Start recording ``call`` (the caller holds the lock): check the options as Twilio does."""
+        if call["status"] in ("completed", "canceled", "failed", "busy", "no-answer"):
+            return 400, _error(21220, "Invalid state: the call is not in progress", 400), ""
+        callback = (form.get("RecordingStatusCallback") or [""])[0]
+        if callback and not callback.startswith(("http://", "https://")):
+            return 400, _error(21609, "Invalid RecordingStatusCallback", 400), ""
+        method = (form.get("RecordingStatusCallbackMethod") or ["POST"])[0]
+        events = " ".join(form.get("RecordingStatusCallbackEvent") or ["completed"]).split()
+        channels = (form.get("RecordingChannels") or ["mono"])[0]
+        if method not in ("GET", "POST") or not set(events) <= {"in-progress", "completed", "absent"} \
+                or channels not in ("mono", "dual"):
+            return 400, _error(21232, "Invalid recording options", 400), ""
+        sid = _sid("RE")
+        self.call_recordings[sid] = {"call_sid": call["sid"], "status": "in-progress",
+                                     "form": {k: v if len(v) > 1 else v[0] for k, v in form.items()}}
+        return 201, self._recording_resource(sid), ""
+
+    def _recording_resource(self, sid: str) -> dict[str, Any]:
+        recording = self.call_recordings[sid]
+        now = _rfc2822(self.now())
+        return {"sid": sid, "account_sid": self.account_sid, "call_sid": recording["call_sid"],
+                "status": recording["status"], "channels": 1, "source": "StartCallRecordingAPI",
+                "date_created": now, "date_updated": now, "start_time": now}
 
     def _message_page(self, query: dict[str, list[str]]) -> dict[str, Any]:
         after = _date_bound(query.get("DateSent>"))

@@ -20,7 +20,8 @@ flow; the channel matrix replays the same runs over each channel and checks the 
           results: {bp: {category: red_flag}, adherence: {value: stopped}}
           profile: {bp_treated: false}
           observations: {8480-6: 185}
-          tasks: [urgent bp_red_flag]                # priority and reason, in any order
+          tasks: [urgent bp_red_flag]                # the flow's own tasks: priority and reason, in any order
+          record_tasks: [urgent hypoglycaemia_level1]  # tasks the record opens itself (a red-flag reading)
           tags_added: [bp_above_target]
           tags_removed: []
           followups: [hypertension_followup]         # flows scheduled by the run
@@ -50,6 +51,7 @@ class Expectation:
     profile: dict[str, Any] = field(default_factory=dict)
     observations: dict[str, float] = field(default_factory=dict)
     tasks: tuple[str, ...] = ()
+    record_tasks: tuple[str, ...] = ()
     tags_added: tuple[str, ...] = ()
     tags_removed: tuple[str, ...] = ()
     followups: tuple[str, ...] = ()
@@ -113,7 +115,8 @@ def _run(flow: str, raw: dict[str, Any]) -> Run:
             results={str(name): dict(value) for name, value in (expect.get("results") or {}).items()},
             profile=dict(expect.get("profile") or {}),
             observations={str(code): float(value) for code, value in (expect.get("observations") or {}).items()},
-            tasks=tuple(expect.get("tasks") or ()), tags_added=tuple(expect.get("tags_added") or ()),
+            tasks=tuple(expect.get("tasks") or ()), record_tasks=tuple(expect.get("record_tasks") or ()),
+            tags_added=tuple(expect.get("tags_added") or ()),
             tags_removed=tuple(expect.get("tags_removed") or ()), followups=tuple(expect.get("followups") or ()),
         ),
     )

@@ -50,8 +50,11 @@ def test_phq9_questionnaire_carries_the_loinc_codes(library: FlowLibrary) -> Non
     assert (total["type"], total["readOnly"], total["code"][0]["code"]) == ("integer", True, "44261-6")
     assert items["intro"]["type"] == "display"
     assert items["suicide_flag"]["type"] == "boolean"
-    # Choices without a LOINC answer code get a code system of their own.
-    assert items["q10"]["answerOption"][0]["valueCoding"]["system"] == "urn:careloop:flow:phq9:q10"
+
+
+def test_choices_without_a_loinc_answer_code_get_a_code_system_of_their_own(library: FlowLibrary) -> None:
+    history = _items(to_questionnaire(library.get("intake")))["past_history"]
+    assert history["answerOption"][0]["valueCoding"]["system"] == "urn:careloop:flow:intake:past_history"
 
 
 def test_structured_and_number_items(library: FlowLibrary, mechanics: Any) -> None:
@@ -139,3 +142,91 @@ def test_a_response_needs_the_sessions_own_flow(library: FlowLibrary) -> None:
     talk = Conversation(fixture_flow("mechanics"))
     with pytest.raises(ValueError, match="not a session of this flow version"):
         to_questionnaire_response(library.get("phq9"), talk.state)
+
+
+# --- PHQ-9 and GAD-7 with their LOINC panel, item and answer codes (clinical-spec.md 6; issue 13 item 7) ---
+
+LOINC = "http://loinc.org"
+FREQUENCY = [
+    ("LA6568-5", "Not at all"), ("LA6569-3", "Several days"), ("LA6570-1", "More than half the days"),
+    ("LA6571-9", "Nearly every day"),
+]  # fmt: skip
+#: PHQ-9 item 10 (69722-7), answer list LL359-1: "Very difficult" is LA6575-0, "Extremely difficult" LA6574-3.
+DIFFICULTY = [
+    ("LA6572-7", "Not difficult at all"), ("LA6573-5", "Somewhat difficult"), ("LA6575-0", "Very difficult"),
+    ("LA6574-3", "Extremely difficult"),
+]  # fmt: skip
+PHQ9_ITEMS = ["44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5", "44253-3", "44260-8"]
+GAD7_ITEMS = ["69725-0", "68509-9", "69733-4", "69734-2", "69735-9", "69689-8", "69736-7"]
+
+
+def _options(item: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [(o["valueCoding"]["system"], o["valueCoding"]["code"], o["valueCoding"]["display"])
+            for o in item["answerOption"]]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("flow_id", "panel", "item_codes", "extra"),
+    [("phq9", "44249-1", PHQ9_ITEMS, {"q10": ("69722-7", DIFFICULTY)}), ("gad7", "69737-5", GAD7_ITEMS, {})],
+)
+def test_questionnaires_carry_loinc_panel_item_and_answer_codes(
+    library: FlowLibrary, flow_id: str, panel: str, item_codes: list[str], extra: dict[str, Any]
+) -> None:
+    data = json.loads(to_questionnaire(library.get(flow_id)).model_dump_json())
+    assert data["code"] == [{"system": LOINC, "code": panel}]
+    items = {item["linkId"]: item for item in data["item"]}
+    expected = {f"q{n}": (code, FREQUENCY) for n, code in enumerate(item_codes, start=1)} | extra
+    for link_id, (code, answers) in expected.items():
+        assert items[link_id]["code"] == [{"system": LOINC, "code": code}], link_id
+        assert _options(items[link_id]) == [(LOINC, answer, display) for answer, display in answers], link_id
+    # Every choice item of these instruments is LOINC-coded: no local code system is left.
+    assert not [item for item in items.values() for option in item.get("answerOption", [])
+                if option["valueCoding"]["system"] != LOINC]  # fmt: skip
+
+
+def _validated(resource: Any, model: type[Any]) -> dict[str, Any]:
+    """The resource as JSON, validated by fhir.resources from that JSON alone (as a receiver would)."""
+    text = resource.model_dump_json()
+    model.model_validate_json(text)
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("answer", "code"), [("1", "LA6572-7"), ("2", "LA6573-5"), ("3", "LA6575-0"), ("4", "LA6574-3")]
+)
+def test_phq9_response_codes_the_difficulty_item_with_loinc(library: FlowLibrary, answer: str, code: str) -> None:
+    definition = library.get("phq9")
+    talk = Conversation(definition, lang="en")
+    talk.say("2", "3", "1", "2", "1", "4", "1", "2", "1", answer)
+    assert talk.ended
+    response = _validated(to_questionnaire_response(definition, talk.state), QuestionnaireResponse)
+    items = {item["linkId"]: item for item in response["item"]}
+    display = DIFFICULTY[int(answer) - 1][1]
+    assert items["q10"]["answer"] == [{"valueCoding": {"system": LOINC, "code": code, "display": display}}]
+    assert [items[f"q{n}"]["answer"][0]["valueCoding"]["code"] for n in range(1, 10)] == [
+        "LA6569-3", "LA6570-1", "LA6568-5", "LA6569-3", "LA6568-5", "LA6571-9", "LA6568-5", "LA6569-3", "LA6568-5",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("flow_id", ["phq9", "gad7"])
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_exported_phq9_and_gad7_resources_validate_and_answer_what_was_asked(
+    library: FlowLibrary, flow_id: str, lang: str
+) -> None:
+    definition = library.get(flow_id)
+    questionnaire = _validated(to_questionnaire(definition, lang=lang), Questionnaire)
+    talk = Conversation(definition, lang=lang)
+    phq9, gad7 = ["2", "3", "1", "2", "1", "1", "1", "1", "1", "2"], ["3", "3", "2", "2", "1", "2", "2"]
+    talk.say(*(phq9 if flow_id == "phq9" else gad7))
+    assert talk.ended
+    exported = to_questionnaire_response(definition, talk.state, subject="Patient/42")
+    response = _validated(exported, QuestionnaireResponse)
+    assert response["status"] == "completed"
+    assert response["questionnaire"] == f"{questionnaire['url']}|{questionnaire['version']}"
+    asked = {item["linkId"]: item for item in questionnaire["item"]}
+    answered = [item for item in response["item"] if "answerOption" in asked[item["linkId"]]]
+    assert len(answered) == (10 if flow_id == "phq9" else 7)
+    for item in answered:
+        options = [option["valueCoding"] for option in asked[item["linkId"]]["answerOption"]]
+        assert [answer["valueCoding"] for answer in item["answer"]][0] in options

@@ -62,24 +62,25 @@ SCRIPTS = [
     Script(
         "intake", "zh",
         ["头晕两周", "早上起床时头晕，持续几分钟", "1,2", "1和3", "有", "是", "有", "氨氯地平 5mg 每天一次", "有",
-         "青霉素过敏", "3", "2", "是", "150", "不是", "偏咸", "7", "一般"],
+         "青霉素过敏", "3", "2", "是", "150", "不是", "偏咸", "7", "一般", "长江以北", "城市"],
         {"chief_complaint": "头晕两周", "present_illness": "早上起床时头晕，持续几分钟",
          "past_history": ["hypertension", "diabetes"], "family_history": ["hypertension", "mi"],
          "premature_cvd": True, "second_degree_diabetes": True, "medications": True,
          "medication_list": "氨氯地平 5mg 每天一次", "bp_medicine": True, "allergies": "青霉素过敏",
          "smoking": "current", "alcohol": "occasional", "daily_activity": True, "exercise_minutes": 150,
-         "veg_fruit": False, "salt": "high", "sleep_hours": 7.0, "sleep_quality": "fair"},
-        {"profile_field_set": 22},
+         "veg_fruit": False, "salt": "high", "sleep_hours": 7.0, "sleep_quality": "fair", "region_north": "north",
+         "urban": "city"},
+        {"profile_field_set": 24},
         "看诊时医生会和您再一起确认。",
     ),
     Script(
         "intake", "en",
-        ["none", "9", "6", "2", "no", "none", "1", "1", "yes", "2 hours", "yes", "1", "7.5", "well"],
+        ["none", "9", "6", "2", "no", "none", "1", "1", "yes", "2 hours", "yes", "1", "7.5", "well", "south", "2"],
         {"chief_complaint": "none", "past_history": ["none"], "family_history": ["none"],
          "second_degree_diabetes": False, "medications": False, "allergies": "none", "smoking": "never",
          "alcohol": "never", "daily_activity": True, "exercise_minutes": 120, "veg_fruit": True, "salt": "low",
-         "sleep_hours": 7.5, "sleep_quality": "good"},
-        {"profile_field_set": 19},
+         "sleep_hours": 7.5, "sleep_quality": "good", "region_north": "south", "urban": "rural"},
+        {"profile_field_set": 21},
         "Your doctor will go over them with you at your visit.",
     ),
     Script(
@@ -396,10 +397,12 @@ def test_hypertension_alarm_symptoms_are_urgent(library: FlowLibrary) -> None:
         ("glucose 110 mg/dL", [("14771-0", 6.1, "mmol/L")], None),
         ("１３５／８５", [("8480-6", 135.0, "mmHg"), ("8462-4", 85.0, "mmHg")], None),
         ("血压185/95", [("8480-6", 185.0, "mmHg"), ("8462-4", 95.0, "mmHg")], "bp_red_flag"),
-        ("空腹血糖 2.8", [("14771-0", 2.8, "mmol/L")], "glucose_red_flag"),
+        # A recorded low glucose opens its urgent task from the record (care.observations), not the flow.
+        ("空腹血糖 2.8", [("14771-0", 2.8, "mmol/L")], None),
         ("血糖 20", [("14771-0", 20.0, "mmol/L")], "glucose_red_flag"),
-        ("血糖 3.5", [("14771-0", 3.5, "mmol/L")], "glucose_low"),
+        ("血糖 3.5", [("14771-0", 3.5, "mmol/L")], None),
         ("餐后血糖 9.0", [], None),
+        ("餐后血糖 3.5", [], "glucose_low"),
     ],
 )
 def test_home_monitoring_turns_free_form_readings_into_observations(
@@ -442,6 +445,8 @@ def test_intake_fills_the_profile_fields_the_risk_models_use(library: FlowLibrar
         "salt_preference": "high",
         "sleep_hours": 7.0,
         "sleep_quality": "fair",
+        "region_north": True,
+        "urban": True,
     }
 
 

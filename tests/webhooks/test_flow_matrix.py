@@ -15,6 +15,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from defusedxml import ElementTree
@@ -31,7 +32,7 @@ from bot.router import handle_inbound
 from care.assessments import profile_facts
 from care.followups import schedule_followup
 from care.models import FollowUp, Patient, StaffTask
-from care.observations import latest_values, record_observation
+from care.observations import RED_FLAG_TASK, latest_values, record_observation
 from care.profiles import set_profile_field
 from care.results import results_of
 from care.tags import add_tag, tags_of
@@ -207,7 +208,7 @@ class Voice(Channel):
         self.sid = calls[-1]
         self._go(self.fake.calls[self.sid]["_form"]["Url"], AnsweredBy="human")
         consent = self.twiml.find("Gather")
-        if consent is not None and consent.get("action", "").find("consent") >= 0:
+        if consent is not None and parse_qs(urlsplit(consent.get("action")).query).get("step") == ["0"]:
             self._go(consent.get("action"), Digits="2")  # recording declined: the call goes on unrecorded
 
     def answer(self, text: str) -> None:
@@ -271,8 +272,11 @@ def check_record(db: Session, patient: Patient, run: Run, invitation: FollowUp) 
     latest = latest_values(db, patient)
     assert {code: latest[code].value if code in latest else None
             for code in expect.observations} == expect.observations, run.id
-    tasks = db.scalars(select(StaffTask).where(StaffTask.patient_id == patient.id, StaffTask.kind == "flow_alert"))
-    assert Counter(f"{task.priority} {task.reason}" for task in tasks) == Counter(expect.tasks), run.id
+    tasks = list(db.scalars(select(StaffTask).where(StaffTask.patient_id == patient.id)))
+    flow_tasks = Counter(f"{task.priority} {task.reason}" for task in tasks if task.kind == "flow_alert")
+    assert flow_tasks == Counter(expect.tasks), run.id
+    record_tasks = Counter(f"{task.priority} {task.reason}" for task in tasks if task.kind == RED_FLAG_TASK)
+    assert record_tasks == Counter(expect.record_tasks), run.id
     tags = tags_of(db, patient)
     assert set(expect.tags_added) <= tags, run.id
     assert not set(expect.tags_removed) & tags, run.id

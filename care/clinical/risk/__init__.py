@@ -31,11 +31,15 @@ from care.clinical.risk import (  # noqa: F401 - importing a model module regist
     waist,
 )
 from care.clinical.risk.base import (
+    IMPLAUSIBLE,
     INCOMPLETE,
+    NO_VALUE_CATEGORIES,
     NOT_APPLICABLE,
+    OUT_OF_RANGE,
     REGISTRY,
     InputError,
     InputSpec,
+    Population,
     RiskModel,
     RiskResult,
     UnknownModelError,
@@ -72,11 +76,15 @@ def evaluate(
 
 
 __all__ = [
+    "IMPLAUSIBLE",
     "INCOMPLETE",
     "MODEL_ORDER",
     "NOT_APPLICABLE",
+    "NO_VALUE_CATEGORIES",
+    "OUT_OF_RANGE",
     "InputError",
     "InputSpec",
+    "Population",
     "RiskModel",
     "RiskResult",
     "UnknownModelError",

@@ -2,11 +2,16 @@
 
 Input names and units are those of clinical-spec.md ("Input names for `careloop risk`"). A model:
 
-1. checks the type and plausibility of every given input (:class:`InputError` names the input);
-2. derives what the spec allows to derive (BMI from weight and height), nothing else;
-3. lists the required inputs that are still missing: then the result has ``value=None`` and
+1. checks the type of every given input (:class:`InputError` names the input);
+2. checks plausibility before any arithmetic (:mod:`care.clinical.plausibility`, spec 10a): a value
+   outside its physiological range, SBP not above DBP, HDL-C or LDL-C not below TC gives
+   ``value=None``, ``category="implausible"`` (``null`` in the CLI's JSON) and an ``error``;
+3. derives what the spec allows to derive (BMI from weight and height), nothing else, and checks it too;
+4. checks the model's validated population (:class:`Population`, spec 10a): outside it the result has
+   ``value=None``, ``category="out_of_range"`` and the range in its ``error``;
+5. lists the required inputs that are still missing: then the result has ``value=None`` and
    ``category="incomplete"``; nothing is ever imputed (spec section 0);
-4. computes in float64 and rounds only for display; categories apply to the displayed value.
+6. computes in float64 and rounds only for display; categories apply to the displayed value.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import ClassVar, Literal, TypeVar
 
-from care.clinical import codes
-from care.clinical.common import DISCLAIMER, ClinicalError, Label
+from care.clinical import plausibility
+from care.clinical.common import DISCLAIMER, ClinicalError, Label, display_round
 from care.clinical.config import ClinicalConfig
 from care.clinical.ranges import BandPack, Classification, band_pack, pack_for
 
@@ -29,8 +34,16 @@ InputValue = Number | bool | str | tuple[int | None, ...]
 
 INCOMPLETE = "incomplete"
 NOT_APPLICABLE = "not_applicable"
+#: An input failed a plausibility check (printed as ``"category": null`` by the CLI, spec 10a).
+IMPLAUSIBLE = "implausible"
+#: The person is outside the model's validated population (spec 10a).
+OUT_OF_RANGE = "out_of_range"
+#: The categories of a result without a value.
+NO_VALUE_CATEGORIES = frozenset({INCOMPLETE, NOT_APPLICABLE, IMPLAUSIBLE, OUT_OF_RANGE})
 INCOMPLETE_LABEL = Label("信息不全", "Incomplete")
 NOT_APPLICABLE_LABEL = Label("不适用", "Not applicable")
+IMPLAUSIBLE_LABEL = Label("数值不合理", "Implausible input")
+OUT_OF_RANGE_LABEL = Label("超出模型适用人群", "Outside the model's validated population")
 
 
 class InputError(ClinicalError):
@@ -70,12 +83,12 @@ class InputSpec:
         return f"{self.name} ({detail}): {self.description}"
 
 
-def _plausible(code: str) -> tuple[float, float]:
-    return codes.INDICATORS[code].plausible
-
-
-def _number(name: str, unit: str, description: str, limits: tuple[float, float]) -> InputSpec:
-    return InputSpec(name, "number", description, unit=unit, minimum=limits[0], maximum=limits[1])
+def _number(name: str, unit: str, description: str) -> InputSpec:
+    """A number input; its plausible range (for ``--list``) is the one of :mod:`care.clinical.plausibility`."""
+    limits = plausibility.range_of(name)
+    if limits is None:
+        raise ClinicalError(f"input {name!r} has no plausible range")
+    return InputSpec(name, "number", description, unit=unit, minimum=limits.low, maximum=limits.high)
 
 
 def _bool(name: str, description: str) -> InputSpec:
@@ -87,18 +100,18 @@ INPUTS: dict[str, InputSpec] = {
     spec.name: spec
     for spec in (
         InputSpec("sex", "choice", "biological sex", choices=("male", "female")),
-        _number("age", "years", "age in years (whole years when only a birth date is known)", (0, 130)),
-        _number("sbp", "mmHg", "systolic blood pressure", _plausible("sbp")),
-        _number("dbp", "mmHg", "diastolic blood pressure", _plausible("dbp")),
+        _number("age", "years", "age in years (whole years when only a birth date is known)"),
+        _number("sbp", "mmHg", "systolic blood pressure"),
+        _number("dbp", "mmHg", "diastolic blood pressure"),
         _bool("bp_treated", "currently on antihypertensive medication"),
-        _number("tc", "mmol/L", "total cholesterol", _plausible("tc")),
-        _number("hdl", "mmol/L", "HDL cholesterol", _plausible("hdl")),
-        _number("ldl", "mmol/L", "LDL cholesterol", _plausible("ldl")),
-        _number("tg", "mmol/L", "triglycerides", _plausible("tg")),
-        _number("waist", "cm", "waist circumference", _plausible("waist")),
-        _number("height", "cm", "body height", _plausible("height")),
-        _number("weight", "kg", "body weight", _plausible("weight")),
-        _number("bmi", "kg/m2", "body-mass index (or give weight and height)", _plausible("bmi")),
+        _number("tc", "mmol/L", "total cholesterol"),
+        _number("hdl", "mmol/L", "HDL cholesterol"),
+        _number("ldl", "mmol/L", "LDL cholesterol"),
+        _number("tg", "mmol/L", "triglycerides"),
+        _number("waist", "cm", "waist circumference"),
+        _number("height", "cm", "body height"),
+        _number("weight", "kg", "body weight"),
+        _number("bmi", "kg/m2", "body-mass index (or give weight and height)"),
         _bool("smoker", "current smoker"),
         _bool("diabetes", "has diabetes"),
         _bool("region_north", "lives north of the Yangtze River"),
@@ -114,10 +127,10 @@ INPUTS: dict[str, InputSpec] = {
         _bool("daily_veg_fruit", "eats vegetables, fruit or berries every day"),
         _bool("ever_bp_medication", "ever regularly took antihypertensive medication"),
         _bool("ever_high_glucose", "ever found to have high blood glucose"),
-        _number("fpg", "mmol/L", "fasting plasma glucose", _plausible("fpg")),
-        _number("hba1c", "%", "HbA1c (NGSP)", _plausible("hba1c")),
-        _number("creatinine", "µmol/L", "serum creatinine", _plausible("cr")),
-        _number("uric_acid", "µmol/L", "serum uric acid", _plausible("ua")),
+        _number("fpg", "mmol/L", "fasting plasma glucose"),
+        _number("hba1c", "%", "HbA1c (NGSP)"),
+        _number("creatinine", "µmol/L", "serum creatinine"),
+        _number("uric_acid", "µmol/L", "serum uric acid"),
         # Extensions beyond the spec's table, needed to apply the models' own rules:
         _bool("known_ascvd", "known ASCVD (MI, stroke, revascularisation): China-PAR does not apply"),
         InputSpec(
@@ -164,15 +177,9 @@ def check_input(spec: InputSpec, value: object) -> InputValue:
             raise InputError(f"input '{name}' must be one of: {allowed}; got {_kind_of(value)}")
         return value
     if spec.kind == "number":
+        # Only the type here: the range (and finiteness) is plausibility's, checked before arithmetic.
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InputError(f"input '{name}' must be a number in {spec.unit}, got {_kind_of(value)}")
-        if not math.isfinite(value):
-            raise InputError(f"input '{name}' must be a finite number")
-        low, high = spec.minimum, spec.maximum
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise InputError(
-                f"input '{name}' = {value:g} {spec.unit} is outside the plausible range {low:g}-{high:g} {spec.unit}"
-            )
         return value
     return _check_items(spec, value)
 
@@ -206,6 +213,15 @@ def _as_float(value: InputValue) -> float:
 
 def _derive_bmi(values: Mapping[str, InputValue]) -> InputValue:
     return bmi_from(_as_float(values["weight"]), _as_float(values["height"]))
+
+
+def _numbers(values: Mapping[str, InputValue]) -> dict[str, float]:
+    """The number inputs of ``values`` (what plausibility checks)."""
+    return {
+        name: float(value)
+        for name, value in values.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
 
 
 #: How an input may be derived from others when it is not given (clinical-spec.md input table).
@@ -257,6 +273,72 @@ class Values:
         return value
 
 
+@dataclass(frozen=True, slots=True)
+class InputLimit:
+    """A bound of the validated population on one input, in the unit the model's source states.
+
+    ``convert`` turns the canonical value into that unit (PCE: TC and HDL in mg/dL); the converted
+    value is rounded to 1 decimal before the comparison, so a value given exactly at a limit is inside.
+    """
+
+    name: str
+    low: float
+    high: float
+    unit: str
+    what: Label
+    convert: Callable[[float], float] = float
+
+    def contains(self, value: float) -> bool:
+        """Return True when ``value`` (canonical unit) is inside the bound."""
+        return self.low <= display_round(self.convert(value), 1) <= self.high
+
+    def text(self) -> Label:
+        """Return the bound as text: ``总胆固醇 130-320 mg/dL``."""
+        span = f"{self.low:g}-{self.high:g} {self.unit}"
+        return Label(f"{self.what.zh} {span}", f"{self.what.en} {span}")
+
+
+@dataclass(frozen=True, slots=True)
+class Population:
+    """The population a model was derived or validated in (clinical-spec.md 10a).
+
+    ``min_age``/``max_age`` are whole years, inclusive; None means no bound. Outside it the model
+    answers ``out_of_range`` and never computes.
+    """
+
+    min_age: int | None = None
+    max_age: int | None = None
+    sexes: tuple[str, ...] = ("male", "female")
+    limits: tuple[InputLimit, ...] = ()
+
+    def ages(self) -> Label:
+        """Return the age range as text: ``40-79岁`` / ``ages 40-79``."""
+        low, high = self.min_age, self.max_age
+        if low is not None and high is not None:
+            return Label(f"{low}-{high}岁", f"ages {low}-{high}")
+        if low is not None:
+            return Label(f"{low}岁及以上", f"ages {low} and over")
+        if high is not None:
+            return Label(f"{high}岁及以下", f"ages {high} and under")
+        return Label("所有年龄", "all ages")
+
+    def age_inside(self, age: float) -> bool:
+        """Return True when ``age`` (in whole years, floored) is inside the age range."""
+        years = math.floor(age)
+        return (self.min_age is None or years >= self.min_age) and (self.max_age is None or years <= self.max_age)
+
+    def to_dict(self) -> dict[str, object]:
+        """Return a JSON-ready mapping (ages, sexes, the other bounds)."""
+        return {
+            "min_age": self.min_age,
+            "max_age": self.max_age,
+            "sexes": list(self.sexes),
+            "limits": [
+                {"input": limit.name, "low": limit.low, "high": limit.high, "unit": limit.unit} for limit in self.limits
+            ],
+        }
+
+
 @dataclass(frozen=True)
 class RiskResult:
     """The outcome of one model: what the record stores, the CLI prints and the report shows."""
@@ -277,6 +359,8 @@ class RiskResult:
     disclaimer: Label = DISCLAIMER
     #: the notes fit to show a patient (a subset of ``notes``)
     patient_notes: tuple[Label, ...] = ()
+    #: why there is no value, for staff (implausible input, outside the population), in zh and en
+    error: Label | None = None
 
     @property
     def complete(self) -> bool:
@@ -284,14 +368,19 @@ class RiskResult:
         return self.value is not None
 
     def to_dict(self) -> dict[str, object]:
-        """Return the JSON object of the CLI contract, contract keys first."""
+        """Return the JSON object of the CLI contract, contract keys first.
+
+        An implausible input has no category at all: ``"category": null`` (spec 10a).
+        """
         return {
             "model": self.model,
             "value": self.value,
             "unit": self.unit,
-            "category": self.category,
+            "category": None if self.category == IMPLAUSIBLE else self.category,
             "citation": self.citation,
             "missing": list(self.missing),
+            "error": None if self.error is None else self.error.en,
+            "error_label": None if self.error is None else self.error.to_dict(),
             "category_label": self.category_label.to_dict(),
             "rule_pack": self.rule_pack,
             "flags": list(self.flags),
@@ -318,6 +407,18 @@ class RiskModel(ABC):
     #: True for models that are only a guideline category of a measurement (bmi, bp, ...): then
     #: the category pack is the whole rule and its citation and version are the result's.
     category_only: ClassVar[bool] = False
+    #: the validated population (clinical-spec.md 10a); None for a category of any adult reading
+    validated_population: ClassVar[Population | None] = None
+
+    def population(self, config: ClinicalConfig) -> Population | None:
+        """Return the population the model computes for (a model may make it depend on ``config``)."""
+        del config
+        return self.validated_population
+
+    def safety_flags(self, values: Values) -> tuple[str, ...]:
+        """Return flags that must be raised even when nothing is computed (PHQ-9 item 9)."""
+        del values
+        return ()
 
     def input_spec(self, name: str) -> InputSpec | None:
         """Return the spec of input ``name`` if the model reads it."""
@@ -329,7 +430,12 @@ class RiskModel(ABC):
         return self.required
 
     def parse(self, raw: Mapping[str, object], *, strict: bool = False) -> Values:
-        """Check every given input; derive BMI when allowed. Unknown names fail only when ``strict``."""
+        """Check every given input, then its plausibility; derive BMI when allowed (and check it).
+
+        Unknown names fail only when ``strict``. Raises :class:`InputError` (a wrong type or name)
+        or :class:`care.clinical.plausibility.ImplausibleError` (every failed plausibility rule);
+        nothing is derived from an implausible value.
+        """
         checked: dict[str, InputValue] = {}
         for name, value in raw.items():
             spec = self.input_spec(name)
@@ -341,20 +447,52 @@ class RiskModel(ABC):
             if value is None:
                 continue
             checked[name] = check_input(spec, value)
+        plausibility.require_plausible(_numbers(checked))
+        derived: dict[str, InputValue] = {}
         for name, (sources, derive) in DERIVATIONS.items():
             if name not in checked and self.input_spec(name) is not None and all(s in checked for s in sources):
-                derived = derive(checked)
-                spec = INPUTS[name]
-                checked[name] = check_input(spec, derived)
-        return Values(checked)
+                derived[name] = check_input(INPUTS[name], derive(checked))
+        plausibility.require_plausible(_numbers(derived))
+        return Values({**checked, **derived})
+
+    def outside_population(self, values: Values, config: ClinicalConfig) -> tuple[str, Label] | None:
+        """Return ``(flag, reason)`` when the given inputs are outside the validated population."""
+        population = self.population(config)
+        if population is None:
+            return None
+        title = self.title
+        if "age" in values and not population.age_inside(values.number("age")):
+            ages = population.ages()
+            return "age_out_of_range", Label(
+                f"{title.zh}仅适用于{ages.zh}人群（模型的验证人群），该年龄超出范围，不计算。",
+                f"{title.en} is validated for {ages.en} only; this age is outside that range, so it is not computed.",
+            )
+        if "sex" in values and values.choice("sex") not in population.sexes:
+            return "sex_out_of_range", Label(
+                f"{title.zh}不适用于该性别。", f"{title.en} is not validated for this sex."
+            )
+        for limit in population.limits:
+            if limit.name in values and not limit.contains(values.number(limit.name)):
+                bound = limit.text()
+                return f"{limit.name}_out_of_range", Label(
+                    f"{title.zh}仅适用于{bound.zh}（模型的验证范围），该数值超出范围，不计算。",
+                    f"{title.en} is validated for {bound.en} only; this value is outside it, so it is not computed.",
+                )
+        return None
 
     def evaluate(
         self, raw: Mapping[str, object], *, config: ClinicalConfig | None = None, strict: bool = False
     ) -> RiskResult:
         """Evaluate the model on ``raw`` inputs (see the module docstring for the steps)."""
         chosen = config if config is not None else ClinicalConfig()
-        values = self.parse(raw, strict=strict)
+        try:
+            values = self.parse(raw, strict=strict)
+        except plausibility.ImplausibleError as failed:
+            return self.implausible(raw, failed.problems, config=chosen)
         missing = tuple(name for name in self.required_inputs(values, chosen) if name not in values)
+        outside = self.outside_population(values, chosen)
+        if outside is not None:
+            return self.out_of_range(values, *outside, missing=missing, config=chosen)
         if missing:
             return self.incomplete(values, missing, config=chosen)
         return self.compute(values, chosen)
@@ -368,7 +506,7 @@ class RiskModel(ABC):
 
         Used to say whether a later result improved or worsened.
         """
-        if category in (INCOMPLETE, NOT_APPLICABLE):
+        if category in NO_VALUE_CATEGORIES:
             return None
         return pack_for(self.scheme, config).severity(category)
 
@@ -416,6 +554,50 @@ class RiskModel(ABC):
             flags=tuple(flags),
             notes=tuple(staff_notes),
             inputs=MappingProxyType(values.as_dict()),
+        )
+
+    def implausible(
+        self, raw: Mapping[str, object], problems: Sequence[plausibility.Implausible], *, config: ClinicalConfig
+    ) -> RiskResult:
+        """Return the result for inputs that failed plausibility: no value, no category, the reasons."""
+        error = Label("；".join(p.message.zh for p in problems), "; ".join(p.message.en for p in problems))
+        return RiskResult(
+            model=self.name,
+            value=None,
+            unit=self.unit,
+            category=IMPLAUSIBLE,
+            category_label=IMPLAUSIBLE_LABEL,
+            citation=self.citation_for(config),
+            rule_pack=self.version_for(config),
+            flags=tuple(dict.fromkeys(f"implausible_{p.rule}" for p in problems)),
+            notes=(error,),
+            details=MappingProxyType(
+                {"implausible": [p.to_dict() for p in problems], "plausibility_rule_pack": plausibility.RULE_PACK}
+            ),
+            inputs=MappingProxyType({name: value for name, value in raw.items() if self.input_spec(name)}),
+            error=error,
+        )
+
+    def out_of_range(
+        self, values: Values, flag: str, reason: Label, *, missing: Sequence[str], config: ClinicalConfig
+    ) -> RiskResult:
+        """Return the result for a person outside the validated population (spec 10a)."""
+        population = self.population(config)
+        return RiskResult(
+            model=self.name,
+            value=None,
+            unit=self.unit,
+            category=OUT_OF_RANGE,
+            category_label=OUT_OF_RANGE_LABEL,
+            citation=self.citation_for(config),
+            rule_pack=self.version_for(config),
+            missing=tuple(missing),
+            flags=(flag, *self.safety_flags(values)),
+            notes=(reason,),
+            patient_notes=(reason,),
+            details=MappingProxyType({"population": None if population is None else population.to_dict()}),
+            inputs=MappingProxyType(values.as_dict()),
+            error=reason,
         )
 
     def not_applicable(self, values: Values, reason: str, note: Label, *, config: ClinicalConfig) -> RiskResult:

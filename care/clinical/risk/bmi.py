@@ -2,17 +2,19 @@
 
 Source: WS/T 428-2013《成人体重判定》 (clinical-spec.md 7.1); WHO categories as the configurable
 international option. BMI = kg / m², rounded to 1 decimal, then classified (spec section 0).
+Adults only (spec 10a: children use other standards): with an ``age`` under 18 the result is
+``out_of_range``; without an age the reading is taken as an adult's.
 
 Inputs (JSON)::
 
-    {"weight": 70, "height": 170}        or        {"bmi": 24.2}
+    {"weight": 70, "height": 170}        or        {"bmi": 24.2, "age": 45}
 """
 
 from __future__ import annotations
 
 from care.clinical.common import Label
 from care.clinical.config import ClinicalConfig
-from care.clinical.risk.base import INPUTS, RiskModel, RiskResult, Values, register
+from care.clinical.risk.base import INPUTS, Population, RiskModel, RiskResult, Values, register
 
 
 @register
@@ -26,8 +28,9 @@ class BodyMassIndex(RiskModel):
     category_only = True
     scheme = "bmi"
     unit = "kg/m2"
-    inputs = tuple(INPUTS[name] for name in ("weight", "height", "bmi"))
+    inputs = tuple(INPUTS[name] for name in ("weight", "height", "bmi", "age"))
     required = ("bmi",)
+    validated_population = Population(min_age=18)
 
     def compute(self, values: Values, config: ClinicalConfig) -> RiskResult:
         """Round BMI to 1 decimal and classify it."""

@@ -19,7 +19,7 @@ import math
 
 from care.clinical.common import Label, display_round
 from care.clinical.config import ClinicalConfig
-from care.clinical.risk.base import INPUTS, RiskModel, RiskResult, Values, register
+from care.clinical.risk.base import INPUTS, Population, RiskModel, RiskResult, Values, register
 from care.clinical.risk.points import PointTable, at_least, below, span
 
 AGES = (20, 74)
@@ -77,9 +77,6 @@ SBP = PointTable(
 FIRST_DEGREE_POINTS = 6
 SEX_POINTS = {"female": 0, "male": 2}
 
-AGE_NOTE = Label(
-    zh="中国糖尿病风险评分适用于20-74岁人群。", en="The Chinese Diabetes Risk Score applies to ages 20-74."
-)
 DIABETES_NOTE = Label(
     zh="已确诊糖尿病者无需做糖尿病风险筛查。", en="People already diagnosed with diabetes are not screened."
 )
@@ -103,14 +100,13 @@ class ChineseDiabetesRiskScore(RiskModel):
         for name in ("sex", "age", "bmi", "weight", "height", "waist", "sbp", "family_history_diabetes", "diabetes")
     )
     required = ("sex", "age", "bmi", "waist", "sbp", "family_history_diabetes")
+    validated_population = Population(min_age=AGES[0], max_age=AGES[1])
 
     def compute(self, values: Values, config: ClinicalConfig) -> RiskResult:
         """Sum the six items' points; >= 25 is high risk (OGTT advised)."""
         if values.flag_or("diabetes", False):
             return self.not_applicable(values, "known_diabetes", DIABETES_NOTE, config=config)
         age = math.floor(values.number("age"))
-        if not AGES[0] <= age <= AGES[1]:
-            return self.not_applicable(values, "age_out_of_range", AGE_NOTE, config=config)
         sex = values.choice("sex")
         items = {
             "age": AGE.points(age),

@@ -14,6 +14,11 @@ Inputs (JSON)::
 
 ``urban`` and ``family_history_ascvd`` enter the men's equation only, so women need not give them.
 ``known_ascvd: true`` means the model does not apply (primary prevention only, spec 1.4).
+
+Population (spec 10a): the derivation cohorts' ages 35-74; outside them the result is
+``out_of_range``. A clinic that configures ``china_par_age_policy="flag"`` gets values for ages
+20-34 and 75+ as well, flagged ``extrapolated`` (spec 1.4: the guideline and official tool accept
+adults from 20); under 20 is always ``out_of_range``.
 """
 
 from __future__ import annotations
@@ -22,16 +27,18 @@ import math
 
 from care.clinical.common import Label
 from care.clinical.config import ClinicalConfig
-from care.clinical.risk.base import INPUTS, RiskModel, RiskResult, Values, register
+from care.clinical.risk.base import INPUTS, Population, RiskModel, RiskResult, Values, register
 from care.clinical.risk.survival import Equation, linear_predictor, ten_year_risk
 
 #: China-PAR converts cholesterol with the paper's factor: mg/dL = mmol/L / 0.0259 (spec section 0).
 CHOLESTEROL_MMOLL_PER_MGDL = 0.0259
 
-#: Ages of the derivation cohorts; outside them the result is extrapolated (spec 1.4).
+#: Ages of the derivation cohorts (spec 1.4, 10a).
 COHORT_AGES = (35, 74)
-#: The guideline and the official tool accept adults from 20 (spec 1.4).
+#: The guideline and the official tool accept adults from 20 (spec 1.4): the "flag" policy's floor.
 MINIMUM_AGE = 20
+COHORT = Population(min_age=COHORT_AGES[0], max_age=COHORT_AGES[1])
+EXTRAPOLATING = Population(min_age=MINIMUM_AGE)
 
 
 #: Spec 1.2, "use the 3-decimal set". Terms absent for women are simply not listed.
@@ -88,11 +95,6 @@ EXTRAPOLATED_NOTE = Label(
     zh="年龄超出China-PAR研究人群(35-74岁)，结果为外推，仅供参考。",
     en="Age is outside the China-PAR cohorts (35-74 years); the result is extrapolated.",
 )
-REFUSED_NOTE = Label(
-    zh="年龄超出China-PAR研究人群(35-74岁)，本机构设置为不计算。",
-    en="Age is outside the China-PAR cohorts (35-74 years); this clinic does not compute it there.",
-)
-UNDER_20_NOTE = Label(zh="China-PAR适用于20岁及以上成人。", en="China-PAR applies to adults aged 20 and over.")
 KNOWN_ASCVD_NOTE = Label(
     zh="已有动脉粥样硬化性心血管病者不做一级预防风险评估，请遵医嘱管理。",
     en="People with known ASCVD are not assessed with this primary-prevention model; follow your doctor's plan.",
@@ -156,17 +158,15 @@ class ChinaPar(RiskModel):
             return self.required
         return (*self.required, "urban", "family_history_ascvd")
 
+    def population(self, config: ClinicalConfig) -> Population:
+        """Ages 35-74; from 20 when the clinic configured the ``flag`` (extrapolate) policy (spec 1.4)."""
+        return EXTRAPOLATING if config.china_par_age_policy == "flag" else COHORT
+
     def compute(self, values: Values, config: ClinicalConfig) -> RiskResult:
-        """Compute the 10-year risk; apply the exclusion and age rules of spec 1.4."""
+        """Compute the 10-year risk; apply the exclusion rule of spec 1.4 and flag extrapolation."""
         if values.flag_or("known_ascvd", False):
             return self.not_applicable(values, "known_ascvd", KNOWN_ASCVD_NOTE, config=config)
-        age = values.number("age")
-        if age < MINIMUM_AGE:
-            return self.not_applicable(values, "age_below_20", UNDER_20_NOTE, config=config)
-        whole_years = math.floor(age)
-        outside = not COHORT_AGES[0] <= whole_years <= COHORT_AGES[1]
-        if outside and config.china_par_age_policy == "refuse":
-            return self.not_applicable(values, "age_out_of_range", REFUSED_NOTE, config=config)
+        outside = not COHORT.age_inside(values.number("age"))
         sex = values.choice("sex")
         equation = EQUATIONS[sex]
         predictor = linear_predictor(equation, terms(values))

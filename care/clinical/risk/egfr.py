@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from care.clinical.common import Label
 from care.clinical.config import ClinicalConfig
-from care.clinical.risk.base import INPUTS, RiskModel, RiskResult, Values, register
+from care.clinical.risk.base import INPUTS, Population, RiskModel, RiskResult, Values, register
 from care.clinical.units import creatinine_mgdl
 
 MINIMUM_AGE = 18
@@ -43,9 +43,6 @@ TERMS = {
     "male": SexTerms(kappa=0.9, alpha=-0.302, factor=1.0),
 }
 
-ADULTS_NOTE = Label(
-    zh="CKD-EPI公式适用于18岁及以上成人。", en="The CKD-EPI equation applies to adults aged 18 and over."
-)
 
 
 def ckd_epi_2021(sex: str, age: float, creatinine_umol_per_l: float) -> float:
@@ -74,13 +71,12 @@ class Egfr(RiskModel):
     unit = "mL/min/1.73m2"
     inputs = tuple(INPUTS[name] for name in ("sex", "age", "creatinine"))
     required = ("sex", "age", "creatinine")
+    #: Adults only (spec 7.7, 10a); under 18 the result is ``out_of_range``.
+    validated_population = Population(min_age=MINIMUM_AGE)
 
     def compute(self, values: Values, config: ClinicalConfig) -> RiskResult:
         """Compute eGFR, round to 1 decimal, then classify G1-G5."""
-        age = values.number("age")
-        if age < MINIMUM_AGE:
-            return self.not_applicable(values, "age_below_18", ADULTS_NOTE, config=config)
-        egfr = ckd_epi_2021(values.choice("sex"), age, values.number("creatinine"))
+        egfr = ckd_epi_2021(values.choice("sex"), values.number("age"), values.number("creatinine"))
         classification = self.pack(config).classify(egfr)
         return self.categorised(
             values, classification, details={"egfr_unrounded": egfr}

@@ -4,7 +4,8 @@ Source: Lindström J, Tuomilehto J. The diabetes risk score: a practical tool to
 diabetes risk. Diabetes Care 2003;26(3):725-731, doi:10.2337/diacare.26.3.725; the published Finnish
 patient form (clinical-spec.md section 4). Not the German/Austrian FINDRISK variant. Boundaries are
 inclusive as printed: BMI 30.0 scores 1 and 30.1 scores 3; waist 102 scores 3 and 102.5 scores 4.
-BMI is rounded to 1 decimal first (spec section 0); age counts in whole years.
+BMI is rounded to 1 decimal first (spec section 0); age counts in whole years. Adults only (spec 10a):
+under 18 the result is ``out_of_range``.
 
 Inputs (JSON)::
 
@@ -19,7 +20,7 @@ import math
 
 from care.clinical.common import Label, display_round
 from care.clinical.config import ClinicalConfig
-from care.clinical.risk.base import INPUTS, RiskModel, RiskResult, Values, register
+from care.clinical.risk.base import INPUTS, Population, RiskModel, RiskResult, Values, register
 from care.clinical.risk.points import PointTable, above, at_least, below, closed, span
 
 AGE = PointTable("findrisc age", ((below(45), 0), (span(45, 55), 2), (span(55, 65), 3), (at_least(65), 4)))
@@ -56,6 +57,7 @@ class Findrisc(RiskModel):
         "sex", "age", "bmi", "waist", "physically_active", "daily_veg_fruit", "ever_bp_medication",
         "ever_high_glucose", "family_history_diabetes",
     )
+    validated_population = Population(min_age=18)
 
     def compute(self, values: Values, config: ClinicalConfig) -> RiskResult:
         """Sum the eight items' points and band the total."""

@@ -3,7 +3,8 @@
 Source: D'Agostino RB Sr, Vasan RS, Pencina MJ, et al. General Cardiovascular Risk Profile for Use in
 Primary Care: The Framingham Heart Study. Circulation 2008;117:743-753,
 doi:10.1161/CIRCULATIONAHA.107.699579 (clinical-spec.md section 2). Not clamped (CVrisk clamps to
-1-30%; we do not). Derived in ages 30-74; outside that the result is flagged ``extrapolated``.
+1-30%; we do not). Derived in ages 30-74 without CVD (spec 10a): outside those ages the result is
+``out_of_range`` and nothing is computed.
 The risk bands (< 10 / 10-19.9 / >= 20%) are not in the spec and are marked [U] in their rule pack.
 
 Inputs (JSON)::
@@ -19,11 +20,12 @@ from collections.abc import Mapping
 
 from care.clinical.common import Label
 from care.clinical.config import ClinicalConfig
-from care.clinical.risk.base import INPUTS, RiskModel, RiskResult, Values, register
+from care.clinical.risk.base import INPUTS, Population, RiskModel, RiskResult, Values, register
 from care.clinical.risk.survival import Equation, linear_predictor, ten_year_risk
 from care.clinical.units import cholesterol_mgdl
 
-COHORT_AGES = (30, 74)
+#: The derivation cohort's ages (spec 2 and 10a).
+POPULATION = Population(min_age=30, max_age=74)
 
 #: Spec section 2 table (men, women).
 EQUATIONS: dict[str, Equation] = {
@@ -55,12 +57,6 @@ EQUATIONS: dict[str, Equation] = {
     ),
 }
 
-EXTRAPOLATED_NOTE = Label(
-    zh="年龄超出Framingham研究人群(30-74岁)，结果为外推。",
-    en="Age is outside the Framingham derivation ages (30-74 years); the result is extrapolated.",
-)
-
-
 def terms(values: Values) -> Mapping[str, float]:
     """Return Xᵢ: ln age, ln TC and ln HDL in mg/dL (x 38.67), ln SBP by treatment, smoker, diabetes."""
     ln_sbp = math.log(values.number("sbp"))
@@ -88,18 +84,15 @@ class Framingham(RiskModel):
     unit = "%"
     inputs = tuple(INPUTS[name] for name in ("sex", "age", "tc", "hdl", "sbp", "bp_treated", "smoker", "diabetes"))
     required = ("sex", "age", "tc", "hdl", "sbp", "bp_treated", "smoker", "diabetes")
+    validated_population = POPULATION
 
     def compute(self, values: Values, config: ClinicalConfig) -> RiskResult:
         """Compute 1 - S0 ^ exp(Σβ·X - mean) with the sex's coefficients."""
         equation = EQUATIONS[values.choice("sex")]
         predictor = linear_predictor(equation, terms(values))
-        age = math.floor(values.number("age"))
-        outside = not COHORT_AGES[0] <= age <= COHORT_AGES[1]
         return self.percent(
             values,
             ten_year_risk(equation, predictor),
             config,
-            flags=("extrapolated",) if outside else (),
-            notes=(EXTRAPOLATED_NOTE,) if outside else (),
             details={"linear_predictor": predictor, "mean": equation.mean, "s10": equation.s10},
         )

@@ -12,7 +12,7 @@ Inputs (JSON)::
 from __future__ import annotations
 
 from care.clinical.common import Label
-from care.clinical.risk.base import questionnaire_items, register
+from care.clinical.risk.base import INPUTS, questionnaire_items, register
 from care.clinical.risk.questionnaire import Questionnaire
 
 
@@ -33,4 +33,4 @@ class Gad7(Questionnaire):
     item_loinc = ("69725-0", "68509-9", "69733-4", "69734-2", "69735-9", "69689-8", "69736-7")
     total_loinc = "70274-6"
     short_form = "gad2"
-    inputs = (questionnaire_items("items", 7),)
+    inputs = (questionnaire_items("items", 7), INPUTS["age"])

@@ -17,7 +17,7 @@ from __future__ import annotations
 from care.clinical.common import Label
 from care.clinical.config import ClinicalConfig
 from care.clinical.ranges import Classification, band_pack
-from care.clinical.risk.base import INPUTS, InputError, RiskModel, RiskResult, Values, register
+from care.clinical.risk.base import INPUTS, RiskModel, RiskResult, Values, register
 
 ANALYTES = ("tc", "ldl", "hdl", "tg", "non_hdl")
 #: Direct high-risk conditions of the 2023 guideline (spec 7.4, [V1]): analyte -> threshold (>=).
@@ -66,9 +66,8 @@ class Lipids(RiskModel):
 
     def compute(self, values: Values, config: ClinicalConfig) -> RiskResult:
         """Classify every analyte and combine them."""
+        # HDL-C and LDL-C below TC were checked before (care.clinical.plausibility), so non-HDL-C > 0.
         measured = {name: values.number(name) for name in ("tc", "ldl", "hdl", "tg")}
-        if measured["hdl"] >= measured["tc"]:
-            raise InputError("input 'hdl' must be lower than 'tc' (HDL cholesterol is part of the total)")
         measured["non_hdl"] = measured["tc"] - measured["hdl"]
         levels = {name: band_pack(name, config).classify(measured[name]) for name in ANALYTES}
         key = overall_key(levels)

@@ -2,10 +2,12 @@
 
 Source: Goff DC Jr, et al. 2013 ACC/AHA Guideline on the Assessment of Cardiovascular Risk.
 Circulation 2014;129(25 Suppl 2):S49-S73, doi:10.1161/01.cir.0000437741.48606.98, Appendix 7,
-Table A (clinical-spec.md section 3). Ages 40-79; outside them the result is flagged
-``extrapolated``. The guideline uses the white equations for other groups (``race: "other"``,
+Table A (clinical-spec.md section 3). The guideline's calculator population (spec 10a): ages 40-79,
+TC 130-320 mg/dL, HDL-C 20-100 mg/dL, SBP 90-200 mmHg; outside it the result is ``out_of_range``
+and nothing is computed. The guideline uses the white equations for other groups (``race: "other"``,
 flagged ``white_equations_for_other_race``); for Chinese users China-PAR is preferred (spec 3).
-Categories: 2019 ACC/AHA primary-prevention bands (not in the spec; rule pack marked [V1]).
+Categories: 2019 ACC/AHA primary-prevention bands, < 5 % low, 5-7.4 borderline, 7.5-19.9
+intermediate, >= 20 % high (spec 10a; rule pack PCE-CAT-2019).
 
 Inputs (JSON)::
 
@@ -19,11 +21,20 @@ import math
 
 from care.clinical.common import Label
 from care.clinical.config import ClinicalConfig
-from care.clinical.risk.base import INPUTS, RiskModel, RiskResult, Values, register
+from care.clinical.risk.base import INPUTS, InputLimit, Population, RiskModel, RiskResult, Values, register
 from care.clinical.risk.survival import Equation, linear_predictor, ten_year_risk
 from care.clinical.units import cholesterol_mgdl
 
-COHORT_AGES = (40, 79)
+#: The population of the guideline's calculator (spec 10a); cholesterol bounds are in mg/dL.
+POPULATION = Population(
+    min_age=40,
+    max_age=79,
+    limits=(
+        InputLimit("tc", 130, 320, "mg/dL", Label("总胆固醇", "total cholesterol"), cholesterol_mgdl),
+        InputLimit("hdl", 20, 100, "mg/dL", Label("高密度脂蛋白胆固醇", "HDL cholesterol"), cholesterol_mgdl),
+        InputLimit("sbp", 90, 200, "mmHg", Label("收缩压", "systolic BP")),
+    ),
+)
 
 #: (sex, equation set) -> equation; spec section 3 table. Terms absent from a column are not listed.
 EQUATIONS: dict[tuple[str, str], Equation] = {
@@ -99,10 +110,6 @@ OTHER_RACE_NOTE = Label(
     en="Other groups use the white equations per the guideline, which may overestimate risk in East Asians; "
     "prefer China-PAR for Chinese patients.",
 )
-EXTRAPOLATED_NOTE = Label(
-    zh="年龄超出PCE适用范围(40-79岁)，结果为外推。",
-    en="Age is outside the PCE range (40-79 years); the result is extrapolated.",
-)
 
 
 def terms(values: Values) -> dict[str, float]:
@@ -149,28 +156,23 @@ class PooledCohort(RiskModel):
         INPUTS[name] for name in ("sex", "race", "age", "tc", "hdl", "sbp", "bp_treated", "smoker", "diabetes")
     )
     required = ("sex", "race", "age", "tc", "hdl", "sbp", "bp_treated", "smoker", "diabetes")
+    validated_population = POPULATION
 
     def compute(self, values: Values, config: ClinicalConfig) -> RiskResult:
         """Compute the 10-year risk with the sex and race equation."""
         race = values.choice("race")
         equation = EQUATIONS[(values.choice("sex"), EQUATION_SET[race])]
         predictor = linear_predictor(equation, terms(values))
-        age = math.floor(values.number("age"))
         flags: list[str] = []
-        notes: list[Label] = []
         staff_notes: list[Label] = []
         if race == "other":
             flags.append("white_equations_for_other_race")
             staff_notes.append(OTHER_RACE_NOTE)
-        if not COHORT_AGES[0] <= age <= COHORT_AGES[1]:
-            flags.append("extrapolated")
-            notes.append(EXTRAPOLATED_NOTE)
         return self.percent(
             values,
             ten_year_risk(equation, predictor),
             config,
             flags=flags,
-            notes=notes,
             staff_notes=staff_notes,
             details={"linear_predictor": predictor, "mean": equation.mean, "s10": equation.s10},
         )

@@ -15,7 +15,7 @@ Inputs (JSON)::
 from __future__ import annotations
 
 from care.clinical.common import Label
-from care.clinical.risk.base import questionnaire_items, register
+from care.clinical.risk.base import INPUTS, questionnaire_items, register
 from care.clinical.risk.questionnaire import Questionnaire
 
 SUICIDE_ITEM = 9
@@ -44,7 +44,7 @@ class Phq9(Questionnaire):
     )
     total_loinc = "44261-6"
     short_form = "phq2"
-    inputs = (questionnaire_items("items", 9),)
+    inputs = (questionnaire_items("items", 9), INPUTS["age"])
 
     def item_flags(self, items: tuple[int | None, ...]) -> tuple[str, ...]:
         """Raise ``suicide_risk`` when item 9 is 1 or more (spec 6.2 trigger)."""

@@ -2,6 +2,8 @@
 
 Missing items are listed as ``items[N]`` (1-based) and the total is not reported: prorating is not
 in the original papers (clinical-spec.md 6.1), so a patient-facing product does not do it.
+Validated from age 12 (spec 10a): with an ``age`` under 12 the result is ``out_of_range``, but the
+flags of single items (PHQ-9 item 9) are raised all the same.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import ClassVar
 
 from care.clinical.common import Label
 from care.clinical.config import ClinicalConfig
-from care.clinical.risk.base import RiskModel, RiskResult, Values
+from care.clinical.risk.base import Population, RiskModel, RiskResult, Values
 
 #: Answer scores shared by PHQ-9 and GAD-7 with their LOINC answer codes (spec section 6).
 ANSWERS: tuple[tuple[int, Label, str], ...] = (
@@ -33,6 +35,11 @@ class Questionnaire(RiskModel):
     short_form: ClassVar[str]
     unit = "points"
     required = ("items",)
+    validated_population = Population(min_age=12)
+
+    def safety_flags(self, values: Values) -> tuple[str, ...]:
+        """The item flags, raised even when there is no total."""
+        return self.item_flags(values.items("items")) if "items" in values else ()
 
     def item_flags(self, items: tuple[int | None, ...]) -> tuple[str, ...]:
         """Return flags raised by single items, even when other items are missing."""

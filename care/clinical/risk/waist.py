@@ -1,18 +1,19 @@
 """Waist circumference and central obesity (Chinese adults).
 
 Source: WS/T 428-2013《成人体重判定》 (clinical-spec.md 7.1): men 85-89.9 cm pre-central obesity,
->= 90 central obesity; women 80-84.9 and >= 85.
+>= 90 central obesity; women 80-84.9 and >= 85. Adults only (spec 10a): with an ``age`` under 18
+the result is ``out_of_range``.
 
 Inputs (JSON)::
 
-    {"sex": "male", "waist": 92}
+    {"sex": "male", "waist": 92}        or        {"sex": "male", "waist": 92, "age": 45}
 """
 
 from __future__ import annotations
 
 from care.clinical.common import Label
 from care.clinical.config import ClinicalConfig
-from care.clinical.risk.base import INPUTS, RiskModel, RiskResult, Values, register
+from care.clinical.risk.base import INPUTS, Population, RiskModel, RiskResult, Values, register
 
 
 @register
@@ -26,8 +27,9 @@ class Waist(RiskModel):
     category_only = True
     scheme = "waist"
     unit = "cm"
-    inputs = tuple(INPUTS[name] for name in ("sex", "waist"))
+    inputs = tuple(INPUTS[name] for name in ("sex", "waist", "age"))
     required = ("sex", "waist")
+    validated_population = Population(min_age=18)
 
     def compute(self, values: Values, config: ClinicalConfig) -> RiskResult:
         """Classify the waist by sex."""

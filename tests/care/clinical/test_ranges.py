@@ -8,11 +8,13 @@ from hypothesis import strategies as st
 
 from care.clinical.common import RuleDataError, display_round
 from care.clinical.config import ClinicalConfig, ConfigError
+from care.clinical.plausibility import ImplausibleError
 from care.clinical.ranges import (
     LAB_SOURCE,
     SexRequiredError,
     classify,
     classify_bp,
+    hypoglycaemia,
     load_rule_packs,
     reference_range,
     rule_packs,
@@ -109,7 +111,7 @@ def test_waist_needs_sex() -> None:
         (159.5, 70, "grade2", True),  # displayed 160, rounded half up
         (179, 109, "grade2", False),
         (180, 60, "grade3", True),
-        (110, 110, "grade3", False),
+        (110, 109, "grade2", False),
     ],
 )
 def test_bp_cn_2018(sbp: float, dbp: float, expected: str, isolated: bool) -> None:
@@ -173,6 +175,83 @@ def test_fpg_cn(fpg: float, expected: str) -> None:
 )
 def test_fpg_ada_option(fpg: float, expected: str) -> None:
     assert key("fpg", fpg, config=ADA) == expected
+
+
+@pytest.mark.parametrize("config", [None, ADA])
+@pytest.mark.parametrize(
+    ("fpg", "expected"),
+    [
+        (1.0, "hypoglycaemia_level2"),  # the lowest plausible glucose (spec 10a)
+        (2.5, "hypoglycaemia_level2"),  # spec 7.3: "FPG 2.5 is hypoglycaemia level 2, never normal"
+        (2.94, "hypoglycaemia_level2"),
+        (2.95, "hypoglycaemia_level1"),  # displayed 3.0
+        (3.0, "hypoglycaemia_level1"),
+        (3.8, "hypoglycaemia_level1"),
+        (3.84, "hypoglycaemia_level1"),
+        (3.85, "normal"),  # displayed 3.9
+        (3.9, "normal"),
+    ],
+)
+def test_low_glucose_is_hypoglycaemia_level_1_or_2(fpg: float, expected: str, config: ClinicalConfig | None) -> None:
+    """中国2型糖尿病防治指南(2020年版) §低血糖: level 1 3.0-<3.9, level 2 < 3.0 mmol/L (spec 7.3)."""
+    found = classify("fpg", fpg, config=config)
+    assert found is not None
+    assert found.key == expected
+    low = expected.startswith("hypoglycaemia")
+    assert found.flag == ("low" if low else "normal")
+    assert ("hypoglycaemia_red_flag" in found.flags) is low
+
+
+def test_hypoglycaemia_labels_and_advice_in_both_languages() -> None:
+    level2, level1 = classify("fpg", 2.5), classify("fpg", 3.5)
+    assert level2 is not None
+    assert level1 is not None
+    assert (level2.label.zh, level2.label.en) == ("低血糖(2级)", "Hypoglycaemia level 2")
+    assert (level1.label.zh, level1.label.en) == ("低血糖(1级)", "Hypoglycaemia level 1")
+    assert "15克" in level2.messages[0].zh
+    assert "15 g" in level2.messages[0].en
+    assert "低血糖" in level2.citation
+
+
+@pytest.mark.parametrize(
+    ("code", "value", "unit", "expected"),
+    [
+        ("14771-0", 2.5, "mmol/L", "hypoglycaemia_level2"),
+        ("fpg", 3.5, "mmol/L", "hypoglycaemia_level1"),
+        ("FPG", 3.5, "mmol/L", "hypoglycaemia_level1"),
+        ("1558-6", 53, "mg/dL", "hypoglycaemia_level2"),  # 2.94 -> 2.9 mmol/L
+        ("2345-7", 54, "mg/dL", "hypoglycaemia_level1"),  # random serum glucose, 3.0 mmol/L
+        ("15074-8", 3.2, "mmol/L", "hypoglycaemia_level1"),  # blood
+        ("14743-9", 3.8, "mmol/L", "hypoglycaemia_level1"),  # capillary, glucometer
+        ("41653-7", 70, "mg/dL", None),  # 3.9 mmol/L: not low
+        ("14771-0", 6.0, "mmol/L", None),
+        ("14771-0", 0.5, "mmol/L", None),  # implausible: no category at all
+        ("14771-0", 2.5, "kg", None),  # an impossible unit: nothing is guessed
+        ("4548-4", 2.5, "%", None),  # HbA1c is not glucose
+        ("8480-6", 2.5, "mmHg", None),
+    ],
+)
+def test_hypoglycaemia_of_any_glucose_reading(code: str, value: float, unit: str, expected: str | None) -> None:
+    found = hypoglycaemia(code, value, unit)
+    assert (None if found is None else found.key) == expected
+
+
+def test_a_low_glucose_reading_is_flagged_low_against_the_guideline_range() -> None:
+    found = reference_range("fpg", "mmol/L")
+    assert found is not None
+    assert (found.flag(2.5), found.flag(3.9), found.flag(6.1)) == ("low", "normal", "high")
+
+
+@pytest.mark.parametrize(("sbp", "dbp"), [(80, 120), (120, 120)])
+def test_a_reversed_blood_pressure_gets_no_category(sbp: float, dbp: float) -> None:
+    with pytest.raises(ImplausibleError, match="sbp must be higher than dbp"):
+        classify_bp(sbp, dbp)
+
+
+@pytest.mark.parametrize(("code", "value"), [("sbp", 59), ("fpg", 0.9), ("tc", 21), ("bmi", 10), ("egfr", 251)])
+def test_an_impossible_value_gets_no_category(code: str, value: float) -> None:
+    with pytest.raises(ImplausibleError, match=rf"^{code} is outside the plausible range"):
+        classify(code, value)
 
 
 def test_diabetes_range_asks_for_confirmation() -> None:
@@ -348,8 +427,8 @@ def test_no_guessing_without_sex_or_outside_age_bands() -> None:
         ("sbp", BP_130, "<130", ("normal", 129), ("high", 130)),
         ("dbp", None, "<90", ("normal", 89), ("high", 90)),
         ("bmi", None, "18.5-<24.0", ("low", 18.4), ("high", 24.0)),
-        ("fpg", None, "<6.1", ("normal", 6.0), ("high", 6.1)),
-        ("fpg", ADA, "<5.6", ("normal", 5.5), ("high", 5.6)),
+        ("fpg", None, "3.9-<6.1", ("low", 3.8), ("high", 6.1)),
+        ("fpg", ADA, "3.9-<5.6", ("low", 3.8), ("high", 5.6)),
         ("tc", None, "<5.20", ("normal", 5.19), ("high", 5.2)),
         ("ldl", None, "<3.40", ("normal", 3.39), ("high", 3.4)),
         ("hdl", None, "≥1.00", ("low", 0.99), ("normal", 1.0)),
@@ -392,7 +471,7 @@ def test_every_pack_has_citation_version_and_bilingual_labels() -> None:
 
 # No deadline: the suite shares CI machines, and a slow first call is not a failure.
 @settings(deadline=None)
-@given(st.floats(min_value=0, max_value=80, allow_nan=False))
+@given(st.floats(min_value=10.05, max_value=80))
 def test_category_always_matches_the_displayed_value(bmi: float) -> None:
     shown = display_round(bmi, 1)
     assert key("bmi", bmi) == key("bmi", shown)

@@ -104,10 +104,10 @@ def test_lipid_overall(panel: dict[str, float], category: str, flag: str | None)
 
 
 def test_lipids_refuse_hdl_above_total() -> None:
-    from care.clinical.risk import InputError
-
-    with pytest.raises(InputError, match="'hdl' must be lower than 'tc'"):
-        evaluate("lipids", {"tc": 1.0, "ldl": 0.5, "hdl": 1.2, "tg": 1.0})
+    result = evaluate("lipids", {"tc": 1.0, "ldl": 0.5, "hdl": 1.2, "tg": 1.0})
+    assert (result.value, result.category) == (None, "implausible")
+    assert result.error is not None
+    assert "hdl must be lower than tc" in result.error.en
 
 
 @pytest.mark.parametrize(("value", "category"), [(420, "normal"), (421, "hyperuricaemia"), (450, "hyperuricaemia")])
@@ -152,5 +152,6 @@ def test_egfr_is_continuous_at_kappa() -> None:
 
 
 def test_egfr_adults_only() -> None:
-    result = evaluate("egfr", {"sex": "female", "age": 16, "creatinine": 60})
-    assert (result.value, result.category, result.flags) == (None, "not_applicable", ("age_below_18",))
+    result = evaluate("egfr", {"sex": "female", "age": 17, "creatinine": 60})
+    assert (result.value, result.category, result.flags) == (None, "out_of_range", ("age_out_of_range",))
+    assert evaluate("egfr", {"sex": "female", "age": 18, "creatinine": 60}).value is not None

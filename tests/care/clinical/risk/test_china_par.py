@@ -170,24 +170,36 @@ def test_treated_sbp_uses_the_treated_coefficients() -> None:
     assert treated.details["linear_predictor"] - untreated.details["linear_predictor"] == pytest.approx(delta)
 
 
-@pytest.mark.parametrize(("age", "extrapolated"), [(34, True), (35, False), (74, False), (74.9, False), (75, True)])
-def test_age_outside_cohorts_is_flagged_extrapolated(age: float, extrapolated: bool) -> None:
-    result = evaluate("china-par", {"sex": "male", "age": age, **PAPER_PROFILE})
+FLAG = ClinicalConfig(china_par_age_policy="flag")
+
+
+@pytest.mark.parametrize(("age", "extrapolated"), [(20, True), (34, True), (35, False), (74.9, False), (75, True)])
+def test_flag_policy_extrapolates_outside_the_cohorts(age: float, extrapolated: bool) -> None:
+    result = evaluate("china-par", {"sex": "male", "age": age, **PAPER_PROFILE}, config=FLAG)
     assert result.value is not None
     assert ("extrapolated" in result.flags) is extrapolated
 
 
-def test_refuse_policy_gives_no_value_outside_cohorts() -> None:
-    config = ClinicalConfig(china_par_age_policy="refuse")
-    result = evaluate("china-par", {"sex": "male", "age": 30, **PAPER_PROFILE}, config=config)
-    assert (result.value, result.category, result.flags) == (None, "not_applicable", ("age_out_of_range",))
-    inside = evaluate("china-par", {"sex": "male", "age": 60, **PAPER_PROFILE}, config=config)
-    assert inside.value == 10.8
+@pytest.mark.parametrize(
+    ("age", "inside"), [(34, False), (34.9, False), (35, True), (74, True), (74.9, True), (75, False)]
+)
+def test_default_gives_out_of_range_outside_the_cohorts(age: float, inside: bool) -> None:
+    """Spec 10a: ages 35-74; 20-34 and 75+ only as "extrapolated" when configured."""
+    result = evaluate("china-par", {"sex": "male", "age": age, **PAPER_PROFILE})
+    if inside:
+        assert result.value is not None
+        assert "extrapolated" not in result.flags
+    else:
+        assert (result.value, result.category, result.flags) == (None, "out_of_range", ("age_out_of_range",))
+        assert result.error is not None
+        assert "35-74" in result.error.en
+        assert "35-74岁" in result.error.zh
 
 
-def test_under_20_is_not_applicable() -> None:
-    result = evaluate("china-par", {"sex": "male", "age": 19, **PAPER_PROFILE})
-    assert (result.value, result.category, result.flags) == (None, "not_applicable", ("age_below_20",))
+def test_under_20_is_out_of_range_under_every_policy() -> None:
+    for config in (None, FLAG):
+        result = evaluate("china-par", {"sex": "male", "age": 19, **PAPER_PROFILE}, config=config)
+        assert (result.value, result.category, result.flags) == (None, "out_of_range", ("age_out_of_range",))
 
 
 def test_known_ascvd_is_excluded() -> None:

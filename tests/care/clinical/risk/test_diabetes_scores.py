@@ -213,7 +213,7 @@ def test_cdrs_applies_to_ages_20_to_74(age: float, applies: bool) -> None:
     result = evaluate("cdrs", {**CDRS_BASE, "age": age})
     assert (result.value is not None) is applies
     if not applies:
-        assert (result.category, result.flags) == ("not_applicable", ("age_out_of_range",))
+        assert (result.category, result.flags) == ("out_of_range", ("age_out_of_range",))
 
 
 def test_cdrs_not_for_known_diabetes() -> None:

@@ -52,11 +52,15 @@ def test_framingham_is_not_clamped() -> None:
     assert low.value < 1
 
 
-def test_framingham_age_outside_30_74_is_extrapolated() -> None:
+@pytest.mark.parametrize(
+    ("age", "inside"), [(0, False), (29, False), (30, True), (74, True), (74.9, True), (75, False)]
+)
+def test_framingham_only_for_ages_30_to_74(age: float, inside: bool) -> None:
     base = {"sex": "female", "tc": 5.0, "hdl": 1.3, "sbp": 120, "bp_treated": False, "smoker": False, "diabetes": False}
-    assert "extrapolated" in evaluate("framingham", {**base, "age": 29}).flags
-    assert "extrapolated" not in evaluate("framingham", {**base, "age": 30}).flags
-    assert "extrapolated" in evaluate("framingham", {**base, "age": 75}).flags
+    result = evaluate("framingham", {**base, "age": age})
+    assert (result.value is not None) is inside
+    if not inside:
+        assert (result.category, result.flags) == ("out_of_range", ("age_out_of_range",))
 
 
 # The guideline's Table A profile (spec section 3).
@@ -99,10 +103,39 @@ def test_pce_needs_race_and_never_assumes_it() -> None:
     assert (result.value, result.missing) == (None, ("race",))
 
 
-@pytest.mark.parametrize(("age", "flagged"), [(39, True), (40, False), (79, False), (80, True)])
-def test_pce_age_range(age: int, flagged: bool) -> None:
+@pytest.mark.parametrize(("age", "inside"), [(0, False), (39, False), (40, True), (79, True), (80, False)])
+def test_pce_age_range(age: int, inside: bool) -> None:
     result = evaluate("pce", {"sex": "male", "race": "white", **{**PROFILE, "age": age}})
-    assert ("extrapolated" in result.flags) is flagged
+    assert (result.value is not None) is inside
+    if not inside:
+        assert (result.category, result.flags) == ("out_of_range", ("age_out_of_range",))
+
+
+@pytest.mark.parametrize(
+    ("change", "inside", "flag"),
+    [
+        ({"tc": 130 / MG}, True, None),
+        ({"tc": 129.9 / MG}, False, "tc_out_of_range"),
+        ({"tc": 320 / MG}, True, None),
+        ({"tc": 320.1 / MG}, False, "tc_out_of_range"),
+        ({"hdl": 20 / MG}, True, None),
+        ({"hdl": 19.9 / MG}, False, "hdl_out_of_range"),
+        ({"hdl": 100 / MG}, True, None),
+        ({"hdl": 100.1 / MG}, False, "hdl_out_of_range"),
+        ({"sbp": 90}, True, None),
+        ({"sbp": 89}, False, "sbp_out_of_range"),
+        ({"sbp": 200}, True, None),
+        ({"sbp": 201}, False, "sbp_out_of_range"),
+    ],
+)
+def test_pce_calculator_ranges(change: dict[str, float], inside: bool, flag: str | None) -> None:
+    """Spec 10a: TC 130-320 mg/dL, HDL 20-100 mg/dL, SBP 90-200 mmHg as in the guideline's calculator."""
+    result = evaluate("pce", {"sex": "female", "race": "white", **PROFILE, **change})
+    assert (result.value is not None) is inside
+    if flag is not None:
+        assert (result.category, result.flags) == ("out_of_range", (flag,))
+        assert result.error is not None
+        assert "mg/dL" in result.error.en or "mmHg" in result.error.en
 
 
 @pytest.mark.parametrize(
