@@ -18,6 +18,7 @@ import webhooks
 from bot.context import SERVICES_KEY, SESSION_FACTORY_KEY, request_session
 from careloop import api
 from careloop.bot_runtime import bot_for
+from careloop.flow_library import tell_problems
 from careloop.runtime import Runtime, build_runtime
 from careloop.settings import Settings
 
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.extensions["careloop"] = runtime
     app.extensions[SESSION_FACTORY_KEY] = runtime.db.sessions
     bot = bot_for(runtime)
+    tell_problems(bot.services.library)
     app.extensions[SERVICES_KEY] = {"settings": settings, "runtime": runtime, "clock": runtime.clock,
                                     "bot": bot.services}
     if settings.trusted_proxies:

@@ -11,9 +11,8 @@ from bot.config import BotConfig
 from bot.conversations import BotServices
 from bot.dispatcher import Dispatcher
 from care.blobs import LocalBlobStore
-from care.profile_fields import PROFILE_FIELDS
+from careloop.flow_library import load_flow_library
 from careloop.runtime import Runtime
-from flows.registry import FlowLibrary
 
 # Each module registers its adapter factory under the channel's name when imported.
 CHANNEL_MODULES = {
@@ -66,7 +65,7 @@ def build_adapters(runtime: Runtime, config: BotConfig) -> dict[str, ChannelAdap
 def build_bot(runtime: Runtime, *, flow_directories: tuple[Path, ...] = ()) -> BotRuntime:
     config = bot_config(runtime)
     adapters = build_adapters(runtime, config)
-    library = FlowLibrary(flow_directories, profile_fields=PROFILE_FIELDS)
+    library = load_flow_library(runtime.settings, flow_directories)
     services = BotServices(config=config, library=library, clock=runtime.clock,
                            adapters=dict(adapters), blob_store=LocalBlobStore(runtime.settings.blob_dir))
     dispatcher = Dispatcher(runtime.db.unit_of_work, adapters, config)

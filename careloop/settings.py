@@ -46,6 +46,8 @@ class Settings:
     secret_key: str | None = None
     public_url: str = "http://127.0.0.1:5000"
     blob_dir: Path = Path("instance/blobs")
+    # The clinic's own flow folders, loaded besides the built-in library (CARELOOP_FLOWS_DIR, ``:``-separated).
+    flows_dirs: tuple[Path, ...] = ()
     channels: tuple[str, ...] = ("console",)
     wechat_token: str | None = None
     wechat_appid: str | None = None
@@ -81,6 +83,7 @@ class Settings:
         "secret_key": "CARELOOP_SECRET_KEY",
         "public_url": "CARELOOP_PUBLIC_URL",
         "blob_dir": "CARELOOP_BLOB_DIR",
+        "flows_dirs": "CARELOOP_FLOWS_DIR",
         "channels": "CARELOOP_CHANNELS",
         "wechat_token": "WECHAT_TOKEN",
         "wechat_appid": "WECHAT_APPID",
@@ -272,6 +275,9 @@ def _convert(attribute: str, raw: str) -> Any:
         return _clinic_value(attribute, Settings.ENVIRONMENT_NAMES[attribute], raw)
     if attribute in {"key_file", "blob_dir"}:
         return Path(raw)
+    if attribute == "flows_dirs":
+        # A folder that is missing is reported with the flows' problems at start, not refused here.
+        return tuple(Path(part.strip()) for part in raw.split(":") if part.strip())
     if attribute == "trusted_proxies":
         if not raw.isdigit() or int(raw) > 5:
             raise SettingsError("CARELOOP_TRUSTED_PROXIES must be the number of proxies in front (0-5)")

@@ -10,7 +10,8 @@ Definitions and the library::
 
     flows.definition.load_flow(path_or_yaml_text) -> FlowDefinition     # raises FlowValidationError
     flows.validate.validate_files(paths) -> list[Problem]               # Problem(file, node_id, reason, kind)
-    flows.registry.FlowLibrary(directories=(), include_builtin=True)   # raises FlowValidationError
+    flows.registry.FlowLibrary(directories=(), include_builtin=True, profile_fields=None)
+        .problems -> list[Problem]                                     # of the files left out (never raises)
         .get(flow_id, version=None) -> FlowDefinition                  # latest or pinned; FlowNotFoundError
         .list(all_versions=False) -> list[FlowDefinition]
     FlowLibrary.builtin()                                               # flows/library/*.yaml, loaded once

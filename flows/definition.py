@@ -24,7 +24,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -85,7 +85,15 @@ class _DuplicateKeyError(yaml.constructor.ConstructorError):
     """A key given twice in one mapping."""
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser when PyYAML was built with it: many times faster, and it refuses nesting deeper than
+# a thousand levels at once, where the pure-Python parser goes down to the recursion limit first.
+if TYPE_CHECKING:
+    _SafeBase = yaml.SafeLoader
+else:
+    _SafeBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_SafeBase):
     """Safe YAML loader that refuses a key given twice in one mapping, and reads booleans as YAML 1.2.
 
     In YAML 1.1 (PyYAML's default) ``yes``, ``no``, ``on`` and ``off`` are booleans, which would turn
@@ -144,7 +152,12 @@ def read_yaml(text: str, file: str, problems: list[Problem]) -> object:
 
 def _read_node(item: object, position: int, file: str, problems: list[Problem]) -> Node | None:
     raw_id = item.get("id") if isinstance(item, Mapping) else None
-    label = str(raw_id) if isinstance(raw_id, str | int) else f"nodes[{position}]"
+    label = f"nodes[{position}]"
+    if isinstance(raw_id, str | int) and not isinstance(raw_id, bool):
+        # Problems name the node by its id as written, unless that cannot stand on one line as a name.
+        written = str(raw_id)
+        if 0 < len(written) <= 64 and written.isprintable() and written == written.strip():
+            label = written
     reader = Reader(item, file=file, node_id=label, problems=problems)
     if not isinstance(item, Mapping):
         return None
@@ -215,8 +228,9 @@ def parse_flow(data: object, file: str = "<string>") -> tuple[FlowDefinition | N
     if raw_nodes and not nodes:
         problems.append(Problem(file, None, "the flow has no usable node", "schema"))
     # A node without ``next`` goes on to the following node in the list; after the last, the flow ends.
-    for here, after in zip(order, [*order[1:], None], strict=True):
+    for position, here in enumerate(order):
         node = nodes[here]
+        after = order[position + 1] if position + 1 < len(order) else None
         if node.has_next and not node.explicit_next:
             node.next_id = after
 

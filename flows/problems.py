@@ -6,13 +6,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 
+def printable(text: str) -> str:
+    """Return ``text`` with every character that cannot be shown on one line escaped (``\\n``, ``\\x1f``, ``\\udc80``).
+
+    Flow files may hold any text (keys with line breaks, control characters, lone surrogates from YAML
+    escapes); a problem is still one line, and printing it never fails on a UTF-8 terminal.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One thing wrong with a flow definition.
 
     ``file`` is the path (or ``"<string>"``), ``node_id`` the node concerned (``None`` for the flow
     as a whole), ``reason`` one sentence for the person who wrote the flow, and ``kind`` a stable
-    machine key (``unknown_target``, ``unreachable_node``, ``missing_translation``...).
+    machine key (``unknown_target``, ``unreachable_node``, ``missing_translation``...). The node id and
+    the reason are kept printable on one line (see :func:`printable`); ``file`` is the path as given,
+    and escaped when shown.
     """
 
     file: str
@@ -20,8 +33,13 @@ class Problem:
     reason: str
     kind: str = "schema"
 
+    def __post_init__(self) -> None:
+        if self.node_id is not None:
+            object.__setattr__(self, "node_id", printable(self.node_id))
+        object.__setattr__(self, "reason", printable(self.reason))
+
     def __str__(self) -> str:
-        return f"{self.file}:{self.node_id or '-'}: {self.reason}"
+        return f"{printable(self.file)}:{self.node_id or '-'}: {self.reason}"
 
     def sort_key(self) -> tuple[str, str, str, str]:
         """Order problems by file, then node, then kind."""

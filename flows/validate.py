@@ -14,18 +14,17 @@ from pathlib import Path
 from flows.checks import check_flow_refs, check_profile_fields
 from flows.definition import FlowDefinition
 from flows.problems import Problem
-from flows.registry import LIBRARY_DIR, flow_files, read_flow_file
+from flows.registry import builtin_files, flow_files, read_flow_file
 
 
 @functools.cache
-def _builtin_ids() -> frozenset[str]:
-    """Return the ids of the built-in flows that can be read (their own problems are not reported here)."""
-    ids: set[str] = set()
-    for path in flow_files([LIBRARY_DIR]):
-        definition, _problems = read_flow_file(path)
+def _builtin_keys() -> dict[tuple[str, int], str]:
+    """Return ``{(id, version): file}`` of the readable built-in flows (their problems are not reported here)."""
+    keys: dict[tuple[str, int], str] = {}
+    for path, definition, _problems in builtin_files():
         if definition is not None:
-            ids.add(definition.id)
-    return frozenset(ids)
+            keys[definition.key] = str(path.resolve())
+    return keys
 
 
 def validate_files(paths: Iterable[str | Path], *, known_flows: Iterable[str] = (),
@@ -34,7 +33,8 @@ def validate_files(paths: Iterable[str | Path], *, known_flows: Iterable[str] = 
 
     A flow may name (``start_flow``, ``schedule_followup``) any flow among the files given, the
     built-in library, or ``known_flows``; with ``profile_fields`` (the host's list), a ``set_profile``
-    node must name one of them.
+    node must name one of them. A flow outside the library with the id and version of a built-in
+    flow is a problem: the library would leave it out (a replacement needs a higher version).
     """
     problems: list[Problem] = []
     definitions: list[FlowDefinition] = []
@@ -44,12 +44,17 @@ def validate_files(paths: Iterable[str | Path], *, known_flows: Iterable[str] = 
         problems.extend(found)
         if definition is None:
             continue
+        shown = f"{definition.id} v{definition.version}"
         if definition.key in seen:
-            shown = f"{definition.id} v{definition.version}"
-            problems.append(Problem(str(path), None, f"{shown} is also defined in {seen[definition.key]}"))
+            problems.append(Problem(str(path), None, f"{shown} is also defined in {seen[definition.key]}",
+                                    "duplicate_flow"))
+        elif _builtin_keys().get(definition.key, str(path.resolve())) != str(path.resolve()):
+            problems.append(Problem(str(path), None, f"{shown} is also a built-in flow; give this one a higher "
+                                    "version to replace it", "duplicate_flow"))
         seen.setdefault(definition.key, str(path))
         definitions.append(definition)
-    known = _builtin_ids() | {definition.id for definition in definitions} | set(known_flows)
+    builtin_ids = {flow_id for flow_id, _version in _builtin_keys()}
+    known = builtin_ids | {definition.id for definition in definitions} | set(known_flows)
     for definition in definitions:
         problems.extend(check_flow_refs(definition, known))
         if profile_fields is not None:

@@ -10,6 +10,7 @@ from bot.console import send_as_patient
 from care.patients import get_patient
 from careloop.bot_runtime import bot_for
 from careloop.cli.base import CliContext, main, pass_cli
+from careloop.flow_library import tell_problems
 
 
 @main.command()
@@ -19,6 +20,7 @@ def console(cli: CliContext, patient_ref: str) -> None:
     """Talk to Careloop as the patient PATIENT_REF (card number or id); type 'exit' or end input to stop."""
     runtime = cli.runtime()
     bot = bot_for(runtime)
+    tell_problems(bot.services.library, lambda line: click.echo(line, err=True))
     with cli.unit_of_work() as session:
         card_no = get_patient(session, patient_ref).card_no or patient_ref
     if sys.stdin.isatty():

@@ -18,7 +18,8 @@ from typing import Any
 import click
 
 from care.profile_fields import PROFILE_FIELDS
-from careloop.cli.base import main
+from careloop.cli.base import CliContext, main, pass_cli
+from careloop.flow_library import load_flow_library, tell_problems
 from flows.engine import StepResult, TextInput, Timer, start, step
 from flows.events import Event
 from flows.facts import Facts
@@ -34,17 +35,21 @@ def flows_group() -> None:
 
 @flows_group.command("validate")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.pass_context
-def validate_command(ctx: click.Context, paths: tuple[Path, ...]) -> None:
-    """Check flow files (or directories of them); print each problem with file, node id and reason."""
+@pass_cli
+def validate_command(cli: CliContext, paths: tuple[Path, ...]) -> None:
+    """Check flow files (or directories of them); print each problem with file, node id and reason.
+
+    A flow may start or schedule any installed flow (the library and CARELOOP_FLOWS_DIR) or one of the files given.
+    """
     files = list(flow_files(paths))
-    problems = validate_files(paths, profile_fields=PROFILE_FIELDS)
+    installed = load_flow_library(cli.settings).ids()
+    problems = validate_files(paths, known_flows=installed, profile_fields=PROFILE_FIELDS)
     for problem in problems:
         click.echo(str(problem))
     if problems:
         broken = len({problem.file for problem in problems})
         click.echo(f"{_count(len(problems), 'problem')} in {_count(broken, 'file')}.", err=True)
-        ctx.exit(1)
+        raise click.exceptions.Exit(1)
     click.echo(f"ok: {_count(len(files), 'flow file')} checked, no problems.")
 
 
@@ -57,9 +62,10 @@ def validate_command(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     help="Also load the flows in this directory (repeatable).",
 )
 @click.option("--all-versions", is_flag=True, help="Show every installed version, not only the latest.")
-def list_command(directories: tuple[Path, ...], all_versions: bool) -> None:
-    """List the installed flows: id, version, title."""
-    library = _library(directories)
+@pass_cli
+def list_command(cli: CliContext, directories: tuple[Path, ...], all_versions: bool) -> None:
+    """List the installed flows (the library and CARELOOP_FLOWS_DIR): id, version, title."""
+    library = _library(cli, directories)
     rows = [
         (definition.id, str(definition.version), definition.title.plain("zh"), definition.title.plain("en"))
         for definition in library.list(all_versions=all_versions)
@@ -94,7 +100,9 @@ def list_command(directories: tuple[Path, ...], all_versions: bool) -> None:
 @click.option("--tag", "tags", multiple=True, help="Patient fact: a tag (repeatable).")
 @click.option("--obs", "observations", multiple=True, metavar="CODE=VALUE", help="Patient fact: latest observation.")
 @click.option("--now", "now_text", metavar="ISO-TIME", help="The clock at the start (default: the current time).")
+@pass_cli
 def simulate_command(
+    cli: CliContext,
     flow_id: str,
     lang: str,
     channel: str,
@@ -110,7 +118,7 @@ def simulate_command(
 
     Type /remind or /expire to fire the reminder or expiry timer, /quit to stop.
     """
-    definition = _library(directories).get(flow_id, version)
+    definition = _library(cli, directories).get(flow_id, version)
     facts = Facts.build(age=age, sex=sex, language=lang, tags=tags, observations=_observations(observations))
     now = _clock(now_text)
     events: list[Event] = []
@@ -148,8 +156,11 @@ def simulate_command(
     _summary(result, events)
 
 
-def _library(directories: Iterable[Path]) -> FlowLibrary:
-    return FlowLibrary(directories, profile_fields=PROFILE_FIELDS)
+def _library(cli: CliContext, directories: Iterable[Path]) -> FlowLibrary:
+    """Return the installed flows and those of ``directories``; each file left out is said on stderr."""
+    library = load_flow_library(cli.settings, directories)
+    tell_problems(library, lambda line: click.echo(line, err=True))
+    return library
 
 
 def _observations(items: Iterable[str]) -> dict[str, float]:

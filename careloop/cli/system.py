@@ -10,6 +10,7 @@ from care import staff
 from careloop import migrate
 from careloop.bot_runtime import bot_for
 from careloop.cli.base import CliContext, main, pass_cli
+from careloop.flow_library import tell_problems
 from careloop.jobs import all_jobs
 from careloop.runtime import Runtime
 from careloop.worker import Worker, single_worker_lock
@@ -67,6 +68,15 @@ def describe_channels(runtime: Runtime) -> None:
         click.echo(f"  channel {channel}: {'live' if why is None else 'off (' + why + ')'}")
 
 
+def describe_flows(runtime: Runtime) -> None:
+    """Say how many flows are installed, and each problem of a flow file left out (on stderr)."""
+    library = bot_for(runtime).services.library
+    left_out = len({problem.file for problem in library.problems})
+    more = f", {left_out} file(s) left out (see stderr)" if left_out else ""
+    click.echo(f"  flows: {len(library)} installed{more}")
+    tell_problems(library, lambda line: click.echo(line, err=True))
+
+
 @main.command()
 @click.option("--admin-email", default=DEFAULT_ADMIN_EMAIL, show_default=True,
               help="E-mail of the first administrator (created only when there is none).")
@@ -96,6 +106,7 @@ def serve(cli: CliContext, host: str, port: int) -> None:
     describe_clinic(runtime)
     click.echo(f"Careloop on http://{host}:{port} ({runtime.db.dialect})")
     describe_channels(runtime)
+    describe_flows(runtime)
     create_app(runtime=runtime).run(host=host, port=port, debug=False, use_reloader=False)
 
 
@@ -107,7 +118,9 @@ def worker(cli: CliContext, once: bool) -> None:
     runtime = cli.runtime()
     describe_clinic(runtime)
     with single_worker_lock(runtime):
-        runner = Worker(runtime, all_jobs(bot_for(runtime)))
+        bot = bot_for(runtime)
+        tell_problems(bot.services.library, lambda line: click.echo(line, err=True))
+        runner = Worker(runtime, all_jobs(bot))
         if once:
             for name, handled in runner.run_once().items():
                 click.echo(f"{name}: {handled}")
@@ -143,6 +156,7 @@ def demo(cli: CliContext, host: str, port: int, no_serve: bool) -> None:
     click.echo(f"Careloop demo on http://{host}:{port}  (health: http://{host}:{port}/healthz)")
     click.echo(f"Admin panel: http://{host}:{port}/admin/  (simulator: http://{host}:{port}/admin/simulator)")
     describe_channels(runtime)
+    describe_flows(runtime)
     create_app(runtime=runtime).run(host=host, port=port, debug=False, use_reloader=False)
 
 

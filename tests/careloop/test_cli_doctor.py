@@ -1,0 +1,75 @@
+"""``careloop doctor``: one line per check; exit 1 naming what failed, the clinic's broken flow files among them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from careloop.readiness import NOT_INITIALISED
+
+
+def checks(out: str) -> dict[str, str]:
+    """Return ``{check: "ok" | "FAIL"}`` from the doctor's report."""
+    found = {}
+    for line in out.splitlines():
+        if line.startswith(("ok ", "FAIL ")):
+            status, _, rest = line.partition("  ")
+            found[rest.split(":")[0].strip()] = status.strip()
+    return found
+
+
+@pytest.fixture
+def initialised(run_cli, fresh_settings):
+    code, _, err = run_cli("init")
+    assert code == 0, err
+    return fresh_settings
+
+
+def test_a_fresh_installation_passes_every_check(run_cli, initialised):
+    code, out, err = run_cli("doctor")
+    assert (code, err) == (0, "")
+    assert checks(out) == {name: "ok" for name in (
+        "settings", "key", "database", "channels", "blob store", "flows", "audit", "clock")}
+    assert "flows: 8 installed" in out
+
+
+def test_a_broken_flow_file_of_the_clinic_fails_the_flows_check_with_one_line_per_problem(
+        run_cli, initialised, tmp_path):
+    folder = tmp_path / "clinic_flows"
+    folder.mkdir()
+    (folder / "broken.yaml").write_text("id: broken\nversion: [1\n", encoding="utf-8")
+    (folder / "nodes.yaml").write_text("id: nodes\nversion: 1\ntitle: {zh: 坏, en: bad}\nnodes: [1, {kind: x}]\n",
+                                       encoding="utf-8")
+    code, out, err = run_cli("doctor", settings=initialised.with_overrides(flows_dirs=(folder,)))
+    assert code == 1
+    assert err == "error: 1 check failed: flows\n"
+    assert checks(out)["flows"] == "FAIL"
+    assert f"flows: 8 installed (with {folder}), 2 files left out" in out
+    told = [line.strip() for line in out.splitlines() if line.strip().startswith("flow left out: ")]
+    assert f"flow left out: {folder / 'nodes.yaml'}:nodes[1]: expected a mapping of fields, got the number 1" in told
+    assert f"flow left out: {folder / 'nodes.yaml'}:-: the flow has no usable node" in told
+    assert any(line.startswith(f"flow left out: {folder / 'broken.yaml'}:-: not valid YAML") for line in told)
+
+
+def test_a_key_file_others_can_read_fails(run_cli, initialised):
+    initialised.key_file.chmod(0o644)
+    code, out, err = run_cli("doctor")
+    assert code == 1
+    assert err == "error: 1 check failed: key\n"
+    assert f"FAIL  key: {initialised.key_file} is mode 644, readable by others: chmod 600 {initialised.key_file}" in out
+
+
+def test_a_channel_asked_for_without_its_settings_fails(run_cli, initialised):
+    code, out, err = run_cli("doctor", settings=initialised.with_overrides(channels=("console", "sms")))
+    assert code == 1
+    assert err == "error: 1 check failed: channels\n"
+    assert "FAIL  channels: console, sms off (not set: TWILIO_ACCOUNT_SID" in out
+
+
+def test_a_database_never_initialised_says_run_init_first(run_cli, fresh_settings):
+    code, out, err = run_cli("doctor")
+    assert (code, err) == (1, f"error: {NOT_INITIALISED}\n")
+    assert checks(out)["database"] == "FAIL"
+    assert checks(out)["flows"] == "ok"
+    assert not Path(fresh_settings.key_file).exists()
