@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
+from typing import Any
+from zoneinfo import ZoneInfo
 
 # Keywords that start a flow when no conversation is waiting (case-insensitive, whole message).
 DEFAULT_KEYWORDS: dict[str, str] = {
@@ -27,16 +30,66 @@ DEFAULT_KEYWORDS: dict[str, str] = {
 DEFAULT_RATE_LIMITS: dict[str, float] = {"sms": 1.0, "voice": 1.0, "wechat": 20.0, "console": 1000.0}
 
 
+# The contract's defaults for the clinic's clock (CONTRACT.md, configuration); the settings start from these.
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+DEFAULT_QUIET_HOURS = (time(21, 0), time(8, 0))
+DEFAULT_EMERGENCY_NUMBER = "120"
+
+#: The WeChat template a message of a purpose uses when the clinic names none for that purpose.
+FALLBACK_TEMPLATE_PURPOSE = "FOLLOWUP"
+
+
+@dataclass(frozen=True)
+class Localised:
+    """A text the clinic gives in both languages (its name, its address)."""
+
+    zh: str
+    en: str
+
+    def in_language(self, lang: str) -> str:
+        """The text in ``lang``; English falls back to the Chinese when the clinic gave none."""
+        return (self.en or self.zh) if lang == "en" else self.zh
+
+
+@dataclass(frozen=True)
+class Clinic:
+    """The clinic as patients meet it: what every reply, prompt and report names."""
+
+    name: Localised
+    phone: str
+    address: Localised = Localised("", "")
+    emergency_number: str = DEFAULT_EMERGENCY_NUMBER
+    sms_sender_name: str | None = None
+
+    def sms_sender(self, lang: str) -> str:
+        """The 【签名】 an SMS starts with: the one the clinic registered, else its name."""
+        return self.sms_sender_name or self.name.in_language(lang)
+
+    def placeholders(self) -> dict[str, Any]:
+        """The values texts name the clinic by (``{clinic}``, ``{phone}``, ...), for :func:`bot.texts.say`."""
+        return {"clinic": self.name, "phone": self.phone, "emergency": self.emergency_number,
+                "address": self.address, "sender": SmsSender(self)}
+
+
+@dataclass(frozen=True)
+class SmsSender:
+    """The clinic's SMS signature, resolved in the patient's language by :func:`bot.texts.say`."""
+
+    clinic: Clinic
+
+    def in_language(self, lang: str) -> str:
+        return self.clinic.sms_sender(lang)
+
+
 @dataclass(frozen=True)
 class BotConfig:
-    clinic_name: str = "Careloop 健康管理中心"
-    clinic_phone: str = "400-000-0000"
-    emergency_number: str = "120"
+    clinic: Clinic
     public_url: str = "http://127.0.0.1:5000"
-    quiet_start: time = time(21, 0)
-    quiet_end: time = time(8, 0)
+    timezone: str = DEFAULT_TIMEZONE
+    quiet_start: time = DEFAULT_QUIET_HOURS[0]
+    quiet_end: time = DEFAULT_QUIET_HOURS[1]
     wechat_window_hours: int = 48
-    wechat_template_id: str | None = None
+    wechat_templates: Mapping[str, str] = field(default_factory=dict)
     minimum_disclosure: bool = True
     keywords: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_KEYWORDS))
     rate_limits: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
@@ -48,3 +101,26 @@ class BotConfig:
     binding_code_attempts: int = 5
     passive_reply_seconds: float = 4.0
     followup_invite_hours: int = 24
+
+    @property
+    def clinic_name(self) -> Localised:
+        """The clinic's name in both languages (``say`` picks the patient's)."""
+        return self.clinic.name
+
+    @property
+    def clinic_phone(self) -> str:
+        return self.clinic.phone
+
+    @property
+    def emergency_number(self) -> str:
+        return self.clinic.emergency_number
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The clinic's time zone (the settings checked the name)."""
+        return ZoneInfo(self.timezone)
+
+    def wechat_template(self, purpose: str) -> str | None:
+        """The WeChat template id for a message of ``purpose`` (FOLLOWUP, REMINDER, RESULT, ...), falling back
+        to the FOLLOWUP one; None when the clinic configured neither."""
+        return self.wechat_templates.get(purpose.upper()) or self.wechat_templates.get(FALLBACK_TEMPLATE_PURPOSE)

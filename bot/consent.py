@@ -83,15 +83,17 @@ def channel_usable(patient: Patient, channel: str) -> bool:
     return True
 
 
-def patient_zone(patient: Patient) -> ZoneInfo:
+def patient_zone(config: BotConfig, patient: Patient) -> ZoneInfo:
+    """The patient's own time zone, else the clinic's (``CARELOOP_TIMEZONE``)."""
     try:
-        return ZoneInfo(patient.timezone or "Asia/Shanghai")
+        return ZoneInfo(patient.timezone) if patient.timezone else config.zone
     except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("Asia/Shanghai")
+        return config.zone
 
 
 def in_quiet_hours(config: BotConfig, patient: Patient, moment: datetime) -> bool:
-    local = moment.astimezone(patient_zone(patient)).time()
+    """Whether ``moment`` falls in the clinic's quiet hours (``CARELOOP_QUIET_HOURS``) where the patient lives."""
+    local = moment.astimezone(patient_zone(config, patient)).time()
     return _within(local, config.quiet_start, config.quiet_end)
 
 
@@ -105,7 +107,7 @@ def quiet_hours_end(config: BotConfig, patient: Patient, moment: datetime) -> da
     """The first moment at or after ``moment`` outside the patient's quiet hours."""
     if not in_quiet_hours(config, patient, moment):
         return moment
-    zone = patient_zone(patient)
+    zone = patient_zone(config, patient)
     local = moment.astimezone(zone)
     candidate = local.replace(hour=config.quiet_end.hour, minute=config.quiet_end.minute, second=0, microsecond=0)
     if candidate <= local:

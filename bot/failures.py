@@ -66,6 +66,6 @@ def leave_failed_turn(session: Session, services: BotServices, patient: Patient,
     create_task(session, patient, kind=TASK_KIND, priority="high", reason=TASK_KIND, details=details,
                 source_ref=source_ref, actor=actor)
     config = services.config
-    text = say("turn_failed", patient.language, clinic=config.clinic_name, phone=config.clinic_phone)
+    text = say("turn_failed", patient.language, channel=channel, **config.clinic.placeholders())
     log_message(session, patient=patient, conversation_id=None, channel=channel, direction=Direction.OUT, text=text)
     return text

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.config import BotConfig
 from bot.consent import channel_usable, in_quiet_hours, quiet_hours_end
 from bot.conversations import BotServices, ConversationError, as_now, close, invite, lock_patient, open_conversation
 from bot.models import ConversationMessage, ConversationSession, Direction, OutboxMessage, SessionStatus
@@ -28,6 +29,12 @@ from security.fields import clock_of
 
 WORKER = Actor("system", "followups")
 RETRY_WHEN_BUSY = timedelta(hours=2)
+
+# The WeChat template (``WECHAT_TEMPLATE_<PURPOSE>``) each kind of message uses outside the 48-hour
+# window; a purpose the clinic gave no template for falls back to FOLLOWUP's.
+INVITATION_TEMPLATE = "FOLLOWUP"
+REMINDER_TEMPLATE = "REMINDER"
+RESULT_TEMPLATE = "RESULT"
 
 
 def last_inbound_at(session: Session, patient: Patient, channel: str) -> datetime | None:
@@ -128,25 +135,25 @@ def _send_invitation(session: Session, services: BotServices, patient: Patient, 
 
 
 def neutral_notice(session: Session, services: BotServices, patient: Patient, channel: str,
-                   conversation: ConversationSession) -> tuple[str, str, dict[str, Any]]:
+                   conversation: ConversationSession, *, template_purpose: str = INVITATION_TEMPLATE,
+                   ) -> tuple[str, str, dict[str, Any]]:
     """The clinic's neutral "you have a follow-up, reply 1" for ``channel``: (outbox kind, address, payload).
 
     It carries no health content (minimum disclosure). On WeChat it is a customer-service text
-    inside the 48-hour window after the patient's last message, else a template message.
+    inside the 48-hour window after the patient's last message, else a template message: the
+    clinic's template for ``template_purpose`` (an invitation's FOLLOWUP, a reminder's REMINDER).
     """
     config = services.config
-    text = say("followup_invite", patient.language, clinic=config.clinic_name)
+    text = say("followup_invite", patient.language, channel=channel, **config.clinic.placeholders())
     if channel == "wechat":
         last = last_inbound_at(session, patient, "wechat")
         window = timedelta(hours=config.wechat_window_hours)
         inside_window = last is not None and clock_of(session).now() - last < window
-        if inside_window or not config.wechat_template_id:
+        template = config.wechat_template(template_purpose)
+        if inside_window or not template:
             return "text", patient.wechat_openid or "", {"text": text}
         # Outside the 48-hour customer-service window only a template message may start the conversation.
-        return "template", patient.wechat_openid or "", {
-            "template_id": config.wechat_template_id, "text": text,
-            "data": {"first": {"value": text}, "keyword1": {"value": config.clinic_name}},
-        }
+        return "template", patient.wechat_openid or "", template_payload(config, patient, template, text)
     if channel == "voice":
         voice = patient.consent_for("voice")
         return "call", patient.phone or "", {"record": bool(voice and voice.recording_consent),
@@ -154,6 +161,13 @@ def neutral_notice(session: Session, services: BotServices, patient: Patient, ch
     if channel == "sms":
         return "text", patient.phone or "", {"text": text}
     return "text", str(patient.card_no), {"text": text}
+
+
+def template_payload(config: BotConfig, patient: Patient, template: str, text: str) -> dict[str, Any]:
+    """A WeChat template message's payload: ``text`` first, the clinic's name in the patient's language."""
+    clinic = config.clinic_name.in_language(patient.language)
+    return {"template_id": template, "text": text,
+            "data": {"first": {"value": text}, "keyword1": {"value": clinic}}}
 
 
 RETRY_SAME_CHANNEL_AFTER = timedelta(minutes=30)

@@ -80,7 +80,7 @@ def wants_the_menu(text: str) -> bool:
 
 
 def _clinic(config: BotConfig) -> Mapping[str, Any]:
-    return {"clinic": config.clinic_name, "phone": config.clinic_phone, "emergency": config.emergency_number}
+    return config.clinic.placeholders()
 
 
 def answer_free_text(session: Session, config: BotConfig, patient: Patient, channel: str, text: str) -> list[str]:
@@ -93,9 +93,10 @@ def answer_free_text(session: Session, config: BotConfig, patient: Patient, chan
         create_task(session, patient, kind=RED_FLAG_TASK, priority="urgent", reason=f"red_flag:{flag.kind}",
                     details={"channel": channel, "message": kept}, actor=actor)
         advice = "red_flag_self_harm" if flag.advice == "self_harm" else "red_flag_emergency"
-        return [say(advice, lang, **_clinic(config)), say("red_flag_team_told", lang, **_clinic(config))]
+        return [say(advice, lang, channel=channel, **_clinic(config)),
+                say("red_flag_team_told", lang, channel=channel, **_clinic(config))]
     _queue_for_the_team(session, patient, channel, kept, actor)
-    return [say("message_for_the_team", lang, **_clinic(config))]
+    return [say("message_for_the_team", lang, channel=channel, **_clinic(config))]
 
 
 def _queue_for_the_team(session: Session, patient: Patient, channel: str, text: str, actor: Actor) -> None:

@@ -14,7 +14,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Select, Table, bindparam, select
 from sqlalchemy.orm import Session, joinedload
@@ -150,7 +150,7 @@ class BindingStep:
     """What happened to a message from an unbound WeChat user: a text key for the reply and its values."""
 
     reply_key: str
-    values: dict[str, str]
+    values: dict[str, Any]
     patient: Patient | None = None
 
 
@@ -169,7 +169,7 @@ def _pending_code(session: Session, openid: str) -> BindingCode | None:
 
 def continue_binding(session: Session, config: BotConfig, openid: str, text: str, *, actor: Actor) -> BindingStep:
     """Advance binding by card number then SMS code, for a WeChat user we do not know yet."""
-    values = {"clinic": config.clinic_name, "phone": config.clinic_phone}
+    values = config.clinic.placeholders()
     message = "".join(text.split())
     pending = _pending_code(session, openid)
     if pending is not None and message.isdigit() and len(message) == 6:
@@ -198,8 +198,8 @@ def continue_binding(session: Session, config: BotConfig, openid: str, text: str
     session.add(row)
     enqueue(
         session, idempotency_key=f"binding-code:{row.id}", channel="sms", kind="text", purpose="binding_code",
-        address=patient.phone, payload={"text": say("bind_code_sms", patient.language, clinic=config.clinic_name,
-                                                    code=code)},
+        address=patient.phone, payload={"text": say("bind_code_sms", patient.language, channel="sms",
+                                                    **config.clinic.placeholders(), code=code)},
         patient=patient,
     )
     log(session, actor=actor, action="identity.code_sent", resource_type="patient", resource_id=patient.id,

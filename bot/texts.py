@@ -1,8 +1,15 @@
-"""What the bot says outside flows, in zh and en: short and kind, for a 70-year-old on a phone."""
+"""What the bot says outside flows, in zh and en: short and kind, for a 70-year-old on a phone.
+
+A text names no channel it may not be read on: a WeChat message never says 短信/SMS and an SMS
+never says 微信/WeChat. Most texts are worded for every channel; where the wording must differ
+(an SMS starts with the clinic's 【签名】), :data:`CHANNEL_TEXTS` holds the channel's own variant.
+The clinic's name, phone and so on come from :meth:`bot.config.Clinic.placeholders`, in the
+patient's language.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 TEXTS: dict[str, dict[str, str]] = {
     "menu": {
@@ -11,7 +18,7 @@ TEXTS: dict[str, dict[str, str]] = {
               "HELP: contact us",
     },
     "help": {
-        "zh": "{clinic}：如需帮助请致电 {phone}。回复“退订”可停止接收短信。",
+        "zh": "{clinic}：如需帮助请致电 {phone}。回复“退订”可停止接收消息。",
         "en": "{clinic}: for help call {phone}. Reply STOP to stop messages.",
     },
     "opted_out": {
@@ -51,8 +58,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "All set, {name}! Your health follow-ups will come here.",
     },
     "bind_code_sms": {
-        "zh": "【{clinic}】您的微信绑定验证码是{code}，10分钟内有效。如非本人操作请忽略。",
-        "en": "[{clinic}] Your WeChat link code is {code}, valid for 10 minutes. Ignore if this wasn't you.",
+        "zh": "【{sender}】您的账号绑定验证码是{code}，10分钟内有效。如非本人操作请忽略。",
+        "en": "[{sender}] Your account link code is {code}, valid for 10 minutes. Ignore if this wasn't you.",
     },
     "followup_invite": {
         "zh": "{clinic}：您有一项健康随访，回复1开始。",
@@ -112,7 +119,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "We did not hear you. Here is the question again.",
     },
     "voice_continue_in_messages": {
-        "zh": "您好，您正在通过短信或微信回答我们的问题，请在那里继续回复。谢谢，再见。",
+        "zh": "您好，您正在用文字消息回答我们的问题，请在那里继续回复。谢谢，再见。",
         "en": "Hello. You are answering our questions by message. Please go on there. Thank you, goodbye.",
     },
     "voice_nothing_open": {
@@ -172,7 +179,31 @@ TEXTS: dict[str, dict[str, str]] = {
 }
 
 
-def say(key: str, lang: str, **values: Any) -> str:
-    """The text ``key`` in ``lang`` (falling back to zh), with ``{placeholders}`` filled."""
-    variants = TEXTS[key]
-    return variants.get(lang, variants["zh"]).format(**values)
+# A channel's own wording of a text, where the text for every channel will not do.
+CHANNEL_TEXTS: dict[str, dict[str, dict[str, str]]] = {
+    "sms": {
+        # China's carriers want every SMS to open with the sender's registered signature.
+        "followup_invite": {
+            "zh": "【{sender}】您有一项健康随访，回复1开始。",
+            "en": "[{sender}] You have a health follow-up. Reply 1 to begin.",
+        },
+    },
+}
+
+
+@runtime_checkable
+class InLanguages(Protocol):
+    """A value given in both languages (the clinic's name): ``say`` uses the patient's."""
+
+    def in_language(self, lang: str) -> str: ...
+
+
+def say(key: str, lang: str, *, channel: str | None = None, **values: Any) -> str:
+    """The text ``key`` in ``lang`` (falling back to zh) as ``channel`` carries it, ``{placeholders}`` filled.
+
+    A value given in both languages (:class:`InLanguages`) is filled in ``lang``.
+    """
+    variants = CHANNEL_TEXTS.get(channel or "", {}).get(key) or TEXTS[key]
+    filled = {name: value.in_language(lang) if isinstance(value, InLanguages) else value
+              for name, value in values.items()}
+    return variants.get(lang, variants["zh"]).format(**filled)

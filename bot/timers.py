@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from bot.consent import channel_usable, in_quiet_hours, quiet_hours_end
 from bot.conversations import BotServices, fire_timer, lock_patient
-from bot.followups import neutral_notice
+from bot.followups import REMINDER_TEMPLATE, neutral_notice
 from bot.models import ConversationSession, SessionStatus
 from bot.outbox import enqueue
 from bot.rendering import render_text
@@ -48,9 +48,10 @@ def due_timers(session: Session, services: BotServices, *, limit: int = 100) -> 
         not_before = quiet_hours_end(services.config, patient, now) if in_quiet_hours(services.config, patient,
                                                                                     now) else None
         stamp = now.strftime("%Y%m%d%H%M%S")
-        kind, address, notice = neutral_notice(session, services, patient, channel, conversation)
+        kind, address, notice = neutral_notice(session, services, patient, channel, conversation,
+                                               template_purpose=REMINDER_TEMPLATE)
         if turn.ended:
-            texts = [say("session_expired", patient.language)] if kind == "text" else []
+            texts = [say("session_expired", patient.language, channel=channel)] if kind == "text" else []
         elif services.config.minimum_disclosure or kind != "text":
             # A message the clinic starts carries no health content: a neutral nudge (a template
             # message outside WeChat's 48-hour window); the question follows the patient's reply.

@@ -110,9 +110,21 @@ def _questionnaire_items(session: Session, patient: Patient, on: date) -> dict[s
     return found
 
 
-def gather_risk_inputs(session: Session, patient: Patient, on: date) -> RiskInputs:
-    """Collect the model inputs the record holds on ``on`` (see the module docstring)."""
+#: Inputs a clinic may give for all its patients (``CARELOOP_REGION_NORTH``, ``CARELOOP_URBAN``).
+CLINIC_DEFAULT_INPUTS = frozenset({"region_north", "urban"})
+
+
+def gather_risk_inputs(session: Session, patient: Patient, on: date,
+                       defaults: Mapping[str, object] | None = None) -> RiskInputs:
+    """Collect the model inputs the record holds on ``on`` (see the module docstring).
+
+    ``defaults`` are the clinic's for its patients (``region_north``, ``urban``; None: not given);
+    the patient's own profile answer wins over them.
+    """
     inputs = RiskInputs()
+    for given, value in (defaults or {}).items():
+        if given in CLINIC_DEFAULT_INPUTS and value is not None:
+            inputs.values[given], inputs.sources[given] = check_input(INPUTS[given], value), "clinic"
     sex = sex_of(patient)
     if sex is not None:
         inputs.values["sex"], inputs.sources["sex"] = sex, "patient"
@@ -151,10 +163,14 @@ def _applicable(model: str, given: Mapping[str, object]) -> bool:
 
 def assess_risks(
     session: Session, patient: Patient, *, actor: Actor, on: date | None = None, config: ClinicalConfig | None = None,
+    defaults: Mapping[str, object] | None = None,
 ) -> list[RiskAssessment]:
-    """Evaluate every applicable model on the record as of ``on`` (default today) and store the results."""
+    """Evaluate every applicable model on the record as of ``on`` (default today) and store the results.
+
+    ``defaults``: the clinic's inputs for its patients (see :func:`gather_risk_inputs`).
+    """
     day = on or today_of(session, patient)
-    inputs = gather_risk_inputs(session, patient, day)
+    inputs = gather_risk_inputs(session, patient, day, defaults)
     now = clock_of(session).now()
     stored = {
         row.model: row
@@ -258,9 +274,10 @@ def assessment_is_current(session: Session, patient: Patient) -> bool:
     return all(moment <= assessed for moment in changes)
 
 
-def current_risk_results(session: Session, patient: Patient, *, actor: Actor) -> list[RiskResult]:
+def current_risk_results(session: Session, patient: Patient, *, actor: Actor,
+                         defaults: Mapping[str, object] | None = None) -> list[RiskResult]:
     """Return the latest results, assessing first when the record changed since the last assessment."""
     if not assessment_is_current(session, patient):
-        assess_risks(session, patient, actor=actor)
+        assess_risks(session, patient, actor=actor, defaults=defaults)
         session.flush()
     return latest_risk_results(session, patient)

@@ -10,6 +10,7 @@ was made, so the printed risk matches the printed results.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from typing import Literal, cast
 
@@ -54,13 +55,17 @@ def _trend_line(trend: Trend) -> Label:
 
 def report_data(
     session: Session, patient: Patient, *, clinic: ReportClinic, actor: Actor, lang: Lang | None = None,
-    today: date | None = None,
+    today: date | None = None, risk_defaults: Mapping[str, object] | None = None,
 ) -> ReportData:
-    """Gather the report of ``patient`` in ``lang`` (default: the patient's language)."""
+    """Gather the report of ``patient`` in ``lang`` (default: the patient's language).
+
+    ``clinic`` names the clinic in both languages; ``risk_defaults`` its risk inputs for
+    its patients (:func:`care.assessments.gather_risk_inputs`).
+    """
     language = cast(Lang, lang or (patient.language if patient.language in ("zh", "en") else "zh"))
     day = today or today_of(session, patient)
     trends = patient_trends(session, patient)
-    risks = current_risk_results(session, patient, actor=actor)
+    risks = current_risk_results(session, patient, actor=actor, defaults=risk_defaults)
     advice = patient_advice(session, patient, results=risks)
     signed = latest_signed_summary(session, patient)
     conclusion = None
@@ -91,10 +96,11 @@ def report_data(
 
 
 def print_health_report(
-    session: Session, patient: Patient, *, clinic: ReportClinic, actor: Actor, lang: Lang | None = None
+    session: Session, patient: Patient, *, clinic: ReportClinic, actor: Actor, lang: Lang | None = None,
+    risk_defaults: Mapping[str, object] | None = None,
 ) -> bytes:
     """Return the A4 PDF of the patient's report; the printing is audited."""
-    data = report_data(session, patient, clinic=clinic, actor=actor, lang=lang)
+    data = report_data(session, patient, clinic=clinic, actor=actor, lang=lang, risk_defaults=risk_defaults)
     pdf = render_report(data)
     log(session, actor=actor, action="report.print", resource_type="patient", resource_id=patient.id,
         patient_id=patient.id, details={"language": data.language, "results": len(data.results),

@@ -31,6 +31,8 @@ GENDERS = {"m": "M", "male": "M", "男": "M", "f": "F", "female": "F", "女": "F
 LANGUAGES = {"zh": "zh", "zh-cn": "zh", "中文": "zh", "en": "en", "english": "en", "英文": "en"}
 MAX_NAME = 64
 MAX_PACKAGE = 128
+# A new patient's time zone when the caller names none: CARELOOP_TIMEZONE's default (callers pass the clinic's).
+DEFAULT_PATIENT_TIMEZONE = "Asia/Shanghai"
 
 
 @dataclass(frozen=True)
@@ -243,10 +245,11 @@ def identifier_holders(session: Session, requests: Iterable[EnrolmentRequest]) -
 
 def enroll(
     session: Session, request: EnrolmentRequest, *, actor: Actor, existing: Patient | None = None,
-    look_up: bool = True, holders: IdentifierHolders | None = None,
+    look_up: bool = True, holders: IdentifierHolders | None = None, timezone: str = DEFAULT_PATIENT_TIMEZONE,
 ) -> Enrolment:
     """Enrol a patient, or bring an enrolled card's details up to date (idempotent by card number).
 
+    A new patient lives in ``timezone`` (the clinic's, ``CARELOOP_TIMEZONE``, from the caller).
     ``existing`` lets a bulk caller pass the patient it already looked up (or None with
     ``look_up=False`` when it knows the card is new), saving one query per row; ``holders``
     (from :func:`identifier_holders`, shared by a batch) saves the uniqueness queries too.
@@ -258,7 +261,7 @@ def enroll(
     patient = find_by_card(session, request.card_no) if look_up and existing is None else existing
     _check_unique(session, request, patient, holders)
     if patient is None:
-        patient = Patient(**_patient_values(request, now))
+        patient = Patient(**_patient_values(request, now, timezone))
         session.add(patient)
         if request.package:
             patient.cards.append(Card(**_card_values(request.package, now)))
@@ -313,7 +316,8 @@ def patients_by_card(session: Session, card_numbers: Iterable[str]) -> dict[str,
     return found
 
 
-def enroll_many(session: Session, requests: Sequence[EnrolmentRequest], *, actor: Actor) -> list[BatchEnrolment]:
+def enroll_many(session: Session, requests: Sequence[EnrolmentRequest], *, actor: Actor,
+                timezone: str = DEFAULT_PATIENT_TIMEZONE) -> list[BatchEnrolment]:
     """Enrol a batch of patients (the import): the rules and records of :func:`enroll`, written in bulk.
 
     Cards already enrolled are brought up to date by :func:`enroll`; new patients, their card and
@@ -351,7 +355,7 @@ def enroll_many(session: Session, requests: Sequence[EnrolmentRequest], *, actor
     cards: list[tuple[uuid.UUID, dict[str, Any]]] = []
     consents: list[tuple[uuid.UUID, dict[str, Any]]] = []
     for patient_id, request in created:
-        patients.append((patient_id, {"id": patient_id, **_patient_values(request, now)}))
+        patients.append((patient_id, {"id": patient_id, **_patient_values(request, now, timezone)}))
         if request.package:
             cards.append((patient_id, {"id": uuid.uuid4(), "patient_id": patient_id,
                                        **_card_values(request.package, now)}))
@@ -364,11 +368,11 @@ def enroll_many(session: Session, requests: Sequence[EnrolmentRequest], *, actor
     return results
 
 
-def _patient_values(request: EnrolmentRequest, now: datetime) -> dict[str, Any]:
+def _patient_values(request: EnrolmentRequest, now: datetime, timezone: str) -> dict[str, Any]:
     return {
         "card_no": request.card_no, "name": request.name, "gender": request.gender, "birth_date": request.birth_date,
         "phone": request.phone, "id_number": request.id_number, "wechat_openid": request.wechat_openid,
-        "language": request.language, "timezone": "Asia/Shanghai", "status": PatientStatus.ACTIVE.value,
+        "language": request.language, "timezone": timezone, "status": PatientStatus.ACTIVE.value,
         "created_at": now, "updated_at": now,
     }
 

@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
         JSON_AS_ASCII=False,
         CARELOOP_SIGN_IN_RATE_LIMIT=settings.sign_in_rate_limit,
+        BABEL_DEFAULT_TIMEZONE=settings.timezone,  # staff read times in the clinic's zone
     )
     app.session_interface = SigningSessionInterface()
     app.extensions["careloop"] = runtime

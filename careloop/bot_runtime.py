@@ -32,16 +32,20 @@ class BotRuntime:
 def bot_config(runtime: Runtime) -> BotConfig:
     settings = runtime.settings
     extra = dict(settings.extra)
+    quiet_start, quiet_end = settings.quiet_hours
     return BotConfig(
-        clinic_name=settings.clinic_name,
+        clinic=settings.clinic,
         public_url=settings.public_url,
-        wechat_template_id=extra.get("wechat_template_id"),
+        timezone=settings.timezone,
+        quiet_start=quiet_start,
+        quiet_end=quiet_end,
+        wechat_templates=dict(settings.wechat_templates),
         **{key: value for key, value in extra.items() if key in _TUNABLE},
     )
 
 
-_TUNABLE = {"outbox_lease_seconds", "retry_base_seconds", "retry_max_seconds", "rate_limits", "quiet_start",
-            "quiet_end", "clinic_phone", "minimum_disclosure", "passive_reply_seconds"}
+_TUNABLE = {"outbox_lease_seconds", "retry_base_seconds", "retry_max_seconds", "rate_limits",
+            "minimum_disclosure", "passive_reply_seconds"}
 
 
 def build_adapters(runtime: Runtime, config: BotConfig) -> dict[str, ChannelAdapter]:

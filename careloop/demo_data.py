@@ -13,7 +13,7 @@ from care.followups import schedule_followup
 from care.identifiers import id_number_check_character
 from care.models import Patient
 from care.observations import record_observation
-from care.patients import EnrolmentRequest, enroll
+from care.patients import DEFAULT_PATIENT_TIMEZONE, EnrolmentRequest, enroll
 from security.audit import Actor
 from security.fields import clock_of
 
@@ -71,8 +71,11 @@ HISTORY_SERIES = (
 DEMO_FOLLOWUPS = ("phq9", "hypertension_followup", "diabetes_followup")
 
 
-def seed_demo_clinic(session: Session, *, actor: Actor, count: int = DEMO_PATIENTS) -> int:
+def seed_demo_clinic(session: Session, *, actor: Actor, count: int = DEMO_PATIENTS,
+                     timezone: str = DEFAULT_PATIENT_TIMEZONE) -> int:
     """Enrol the demo patients with five yearly checkups each, and a few follow-ups due now.
+
+    The patients live in ``timezone`` (the clinic's, ``CARELOOP_TIMEZONE``).
 
     The follow-ups go to the console channel in the demo (WeChat and SMS are not configured), so
     the in-process worker invites those patients at once. Does nothing if already seeded.
@@ -83,7 +86,7 @@ def seed_demo_clinic(session: Session, *, actor: Actor, count: int = DEMO_PATIEN
     now = clock_of(session).now()
     this_year = now.year
     for index, request in enumerate(synthetic_patients(count)):
-        patient = enroll(session, request, actor=actor, look_up=False).patient
+        patient = enroll(session, request, actor=actor, look_up=False, timezone=timezone).patient
         for code, unit, mean, spread, drift in HISTORY_SERIES:
             start = rng.gauss(mean, spread / 2)
             for years_ago in range(YEARS_OF_HISTORY, 0, -1):

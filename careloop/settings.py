@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from datetime import time
 from pathlib import Path
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 from limits import parse_many
 
-from bot.config import DEFAULT_RATE_LIMITS
+from bot.config import (
+    DEFAULT_EMERGENCY_NUMBER,
+    DEFAULT_QUIET_HOURS,
+    DEFAULT_RATE_LIMITS,
+    DEFAULT_TIMEZONE,
+    Clinic,
+    Localised,
+)
 
 KNOWN_CHANNELS = ("console", "wechat", "sms", "voice")
+WECHAT_TEMPLATE_PREFIX = "WECHAT_TEMPLATE_"
+TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", "n", "f"})
+_PHONE = re.compile(r"^\+?[0-9][0-9 ()-]{1,23}[0-9]$")
+_EMERGENCY = re.compile(r"^[0-9]{2,8}$")
+_CLOCK = r"([01]?[0-9]|2[0-3]):([0-5][0-9])"
+_QUIET_HOURS = re.compile(rf"^{_CLOCK}\s*-\s*{_CLOCK}$")
+_TEMPLATE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_PURPOSE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
 class SettingsError(ValueError):
@@ -44,11 +63,25 @@ class Settings:
     twilio_auth_token: str | None = None
     twilio_from_number: str | None = None
     twilio_api_base: str | None = None
+    # The demo clinic (synthetic): a clinic sets its own; `careloop serve` and `worker` say which it did not.
     clinic_name: str = "Careloop 健康管理中心"
+    clinic_name_en: str = "Careloop Health Centre"
+    clinic_phone: str = "400-000-0000"
+    clinic_address: str = "上海市示例区健康路1号"
+    clinic_address_en: str = "1 Health Road, Example District, Shanghai"
+    emergency_number: str = DEFAULT_EMERGENCY_NUMBER
+    sms_sender_name: str | None = None
+    timezone: str = DEFAULT_TIMEZONE
+    quiet_hours: tuple[time, time] = DEFAULT_QUIET_HOURS
+    region_north: bool | None = None
+    urban: bool | None = None
+    wechat_templates: Mapping[str, str] = field(default_factory=dict)
     trusted_proxies: int = 0
     # Sign-in POSTs (and other anonymous panel POSTs) per client address, in Flask-Limiter's notation.
     sign_in_rate_limit: str = "20 per minute"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: The settings given (environment names), so that a start line can say which clinic settings are not.
+    given: frozenset[str] = frozenset()
 
     ENVIRONMENT_NAMES: ClassVar[dict[str, str]] = {
         "database_url": "CARELOOP_DATABASE_URL",
@@ -72,9 +105,24 @@ class Settings:
         "twilio_from_number": "TWILIO_FROM_NUMBER",
         "twilio_api_base": "TWILIO_API_BASE",
         "clinic_name": "CARELOOP_CLINIC_NAME",
+        "clinic_name_en": "CARELOOP_CLINIC_NAME_EN",
+        "clinic_phone": "CARELOOP_CLINIC_PHONE",
+        "clinic_address": "CARELOOP_CLINIC_ADDRESS",
+        "clinic_address_en": "CARELOOP_CLINIC_ADDRESS_EN",
+        "emergency_number": "CARELOOP_EMERGENCY_NUMBER",
+        "sms_sender_name": "CARELOOP_SMS_SENDER_NAME",
+        "timezone": "CARELOOP_TIMEZONE",
+        "quiet_hours": "CARELOOP_QUIET_HOURS",
+        "region_north": "CARELOOP_REGION_NORTH",
+        "urban": "CARELOOP_URBAN",
         "trusted_proxies": "CARELOOP_TRUSTED_PROXIES",
         "sign_in_rate_limit": "CARELOOP_SIGN_IN_RATE_LIMIT",
     }
+    #: The clinic's own settings, in the order a start line names them.
+    CLINIC_SETTINGS: ClassVar[tuple[str, ...]] = (
+        "clinic_name", "clinic_name_en", "clinic_phone", "clinic_address", "clinic_address_en", "emergency_number",
+        "sms_sender_name", "timezone", "quiet_hours", "region_north", "urban",
+    )
     # Bot knobs read from the environment into ``extra``: operators tune sending rates; tests shorten the lease.
     EXTRA_ENVIRONMENT_NAMES: ClassVar[dict[str, str]] = {
         "outbox_lease_seconds": "CARELOOP_OUTBOX_LEASE_SECONDS",
@@ -96,23 +144,57 @@ class Settings:
     def from_mapping(cls, values: Mapping[str, str]) -> Settings:
         settings = cls()
         changes: dict[str, Any] = {}
+        given: set[str] = set()
         for attribute, name in cls.ENVIRONMENT_NAMES.items():
             raw = values.get(name)
-            if raw is None or raw == "":
+            if raw is None or raw.strip() == "":
                 continue
-            changes[attribute] = _convert(attribute, raw)
+            changes[attribute] = _convert(attribute, raw.strip())
+            given.add(name)
         extra = {key: _convert_extra(name, values[name])
                  for key, name in cls.EXTRA_ENVIRONMENT_NAMES.items() if values.get(name)}
         if extra:
             changes["extra"] = {**settings.extra, **extra}
-        return replace(settings, **changes)
+        templates = _wechat_templates(values)
+        if templates:
+            changes["wechat_templates"] = templates
+            given.update(WECHAT_TEMPLATE_PREFIX + purpose for purpose in templates)
+        return replace(settings, **changes, given=frozenset(given))
 
     def with_overrides(self, **changes: Any) -> Settings:
         known = {f.name for f in fields(self)}
         unknown = set(changes) - known
         if unknown:
             raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
-        return replace(self, **changes)
+        named = {self.ENVIRONMENT_NAMES[name] for name in changes if name in self.ENVIRONMENT_NAMES}
+        named.update(WECHAT_TEMPLATE_PREFIX + purpose for purpose in changes.get("wechat_templates") or ())
+        return replace(self, **changes, given=self.given | named)
+
+    # -- the clinic ----------------------------------------------------------------------------
+    @property
+    def clinic(self) -> Clinic:
+        """The clinic as the bot and the reports name it."""
+        return Clinic(
+            name=Localised(self.clinic_name, self.clinic_name_en), phone=self.clinic_phone,
+            address=Localised(self.clinic_address, self.clinic_address_en), emergency_number=self.emergency_number,
+            sms_sender_name=self.sms_sender_name,
+        )
+
+    @property
+    def risk_defaults(self) -> dict[str, bool | None]:
+        """The clinic's China-PAR inputs for its patients (None: not given); a patient's own answer wins."""
+        return {"region_north": self.region_north, "urban": self.urban}
+
+    def unset_clinic_settings(self) -> list[str]:
+        """``NAME (default VALUE)`` for each clinic setting left unset, for the start line of serve and worker."""
+        unset: list[str] = []
+        for attribute in self.CLINIC_SETTINGS:
+            name = self.ENVIRONMENT_NAMES[attribute]
+            if name not in self.given:
+                unset.append(f"{name} (default {_shown(attribute, getattr(self, attribute))})")
+        if not any(name.startswith(WECHAT_TEMPLATE_PREFIX) for name in self.given):
+            unset.append(f"{WECHAT_TEMPLATE_PREFIX}<PURPOSE> (default none)")
+        return unset
 
     # -- the audit key and anchor -------------------------------------------------------------------
     @property
@@ -147,7 +229,72 @@ class Settings:
         return f"not set: {', '.join(missing)}" if missing else None
 
 
+def _shown(attribute: str, value: Any) -> str:
+    if attribute == "quiet_hours":
+        start, end = value
+        return f"{start:%H:%M}-{end:%H:%M}"
+    if attribute == "sms_sender_name" and value is None:
+        return "the clinic's name"
+    if value is None:
+        return "none: asked of each patient"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _wechat_templates(values: Mapping[str, str]) -> dict[str, str]:
+    """``WECHAT_TEMPLATE_FOLLOWUP=abc`` and the like: the template id per purpose."""
+    templates: dict[str, str] = {}
+    for name, raw in values.items():
+        if not name.startswith(WECHAT_TEMPLATE_PREFIX) or not raw.strip():
+            continue
+        purpose = name[len(WECHAT_TEMPLATE_PREFIX):]
+        if not _PURPOSE.match(purpose):
+            raise SettingsError(f"{name}: the purpose after {WECHAT_TEMPLATE_PREFIX} must be a name in capitals "
+                                "(FOLLOWUP, REMINDER, RESULT, ...)")
+        if not _TEMPLATE_ID.match(raw.strip()):
+            raise SettingsError(f"{name} must be a WeChat template id (letters, digits, - and _), "
+                                f"not {raw.strip()!r}")
+        templates[purpose] = raw.strip()
+    return templates
+
+
+def _boolean(name: str, raw: str) -> bool:
+    word = raw.lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise SettingsError(f"{name} must be true or false (also yes/no, 1/0, on/off), not {raw!r}")
+
+
+def _clinic_value(attribute: str, name: str, raw: str) -> Any:
+    if attribute == "clinic_phone" and not _PHONE.match(raw):
+        raise SettingsError(f"{name} must be a phone number (digits, spaces, '-', '()' and a leading '+'), "
+                            f"not {raw!r}")
+    if attribute == "emergency_number" and not _EMERGENCY.match(raw):
+        raise SettingsError(f"{name} must be the number to dial, 2 to 8 digits (such as 120), not {raw!r}")
+    if attribute == "sms_sender_name" and (any(c in raw for c in "【】[]") or len(raw) > 20):
+        raise SettingsError(f"{name} must be the signature's name without 【】, at most 20 characters")
+    if attribute == "timezone":
+        try:
+            ZoneInfo(raw)
+        except (ZoneInfoNotFoundError, ValueError) as unknown:
+            raise SettingsError(f"{name}: unknown time zone {raw!r} (an IANA name such as Asia/Shanghai)") \
+                from unknown
+    if attribute == "quiet_hours":
+        match = _QUIET_HOURS.match(raw)
+        if match is None:
+            raise SettingsError(f"{name} must be a range of local times HH:MM-HH:MM (such as 21:00-08:00), "
+                                f"not {raw!r}")
+        hour, minute, end_hour, end_minute = (int(part) for part in match.groups())
+        return time(hour, minute), time(end_hour, end_minute)
+    if attribute in {"region_north", "urban"}:
+        return _boolean(name, raw)
+    return raw
+
+
 def _convert(attribute: str, raw: str) -> Any:
+    if attribute in Settings.CLINIC_SETTINGS:
+        return _clinic_value(attribute, Settings.ENVIRONMENT_NAMES[attribute], raw)
     if attribute in {"key_file", "blob_dir", "audit_key_file", "audit_anchor_file"}:
         return Path(raw)
     if attribute == "flows_dirs":

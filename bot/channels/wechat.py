@@ -341,7 +341,7 @@ class WeChatAdapter:
     def send(self, message: OutgoingMessage) -> SendResult:
         if message.kind not in ("text", "template"):
             return SendResult("failed", error_code="kind", error=f"WeChat cannot send {message.kind!r} messages")
-        template_id = message.payload.get("template_id") or self.config.wechat_template_id
+        template_id = message.payload.get("template_id") or self.config.wechat_template(message.purpose)
         if message.kind == "template" and not template_id:
             return SendResult("failed", error_code="template", error="no WeChat template id configured")
         try:

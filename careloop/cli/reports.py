@@ -61,8 +61,9 @@ def report(cli: CliContext, patient_ref: str, out: Path, lang: str | None) -> No
         except NotFoundError as problem:
             click.echo(f"error: {problem}", err=True)
             raise click.exceptions.Exit(1) from None
-        pdf = print_health_report(session, patient, clinic=report_clinic(runtime.settings), actor=cli.actor,
-                                  lang=cast(Lang | None, lang))
+        settings = runtime.settings
+        pdf = print_health_report(session, patient, clinic=report_clinic(settings), actor=cli.actor,
+                                  lang=cast(Lang | None, lang), risk_defaults=settings.risk_defaults)
         try:
             out.write_bytes(pdf)
         except OSError as problem:

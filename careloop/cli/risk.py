@@ -128,7 +128,7 @@ def _record_inputs(cli: CliContext | None, model: str, patient_ref: str) -> tupl
             click.echo(f"error: {problem}", err=True)
             raise click.exceptions.Exit(NO_VALUE) from None
         today = clock_of(session).now().astimezone(zone_of(patient)).date()
-        gathered = gather_risk_inputs(session, patient, today)
+        gathered = gather_risk_inputs(session, patient, today, cli.settings.risk_defaults)
         log(session, actor=cli.actor, action="risk.compute", resource_type="patient", resource_id=patient.id,
             patient_id=patient.id, details={"model": spec.name})
     inputs = gathered.for_model(spec.name)

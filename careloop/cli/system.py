@@ -56,6 +56,13 @@ def print_new_account(account: staff.NewAccount, heading: str = "First administr
     click.echo(f"  recovery codes:     {' '.join(account.recovery_codes)}")
 
 
+def describe_clinic(runtime: Runtime) -> None:
+    """One line on stderr naming the clinic settings left unset and the default each takes."""
+    unset = runtime.settings.unset_clinic_settings()
+    if unset:
+        click.echo(f"clinic settings not set, using defaults: {'; '.join(unset)}", err=True)
+
+
 def describe_channels(runtime: Runtime) -> None:
     for channel, why in runtime.settings.channel_status().items():
         click.echo(f"  channel {channel}: {'live' if why is None else 'off (' + why + ')'}")
@@ -101,6 +108,7 @@ def serve(cli: CliContext, host: str, port: int) -> None:
     from careloop.app import create_app
 
     runtime = cli.runtime()
+    describe_clinic(runtime)
     click.echo(f"Careloop on http://{host}:{port} ({runtime.db.dialect})")
     describe_channels(runtime)
     describe_flows(runtime)
@@ -113,6 +121,7 @@ def serve(cli: CliContext, host: str, port: int) -> None:
 def worker(cli: CliContext, once: bool) -> None:
     """Run the scheduler and dispatcher (safe to run several on PostgreSQL)."""
     runtime = cli.runtime(sealing=True)
+    describe_clinic(runtime)
     with single_worker_lock(runtime):
         bot = bot_for(runtime)
         tell_problems(bot.services.library, lambda line: click.echo(line, err=True))
@@ -138,7 +147,7 @@ def demo(cli: CliContext, host: str, port: int, no_serve: bool) -> None:
     account = initialise(cli, DEFAULT_ADMIN_EMAIL)
     runtime = cli.runtime()
     with cli.unit_of_work() as session:
-        seeded = seed_demo_clinic(session, actor=cli.actor)
+        seeded = seed_demo_clinic(session, actor=cli.actor, timezone=runtime.settings.timezone)
     click.echo(f"Demo clinic: {seeded} synthetic patients added." if seeded else "Demo clinic already seeded.")
     if account is not None:
         print_new_account(account)
@@ -148,6 +157,7 @@ def demo(cli: CliContext, host: str, port: int, no_serve: bool) -> None:
         return
     runner = Worker(runtime, all_jobs(bot_for(runtime)))
     threading.Thread(target=_demo_worker_loop, args=(runner,), daemon=True, name="demo-worker").start()
+    describe_clinic(runtime)
     click.echo(f"Careloop demo on http://{host}:{port}  (health: http://{host}:{port}/healthz)")
     click.echo(f"Admin panel: http://{host}:{port}/admin/  (simulator: http://{host}:{port}/admin/simulator)")
     describe_channels(runtime)

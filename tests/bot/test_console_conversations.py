@@ -12,6 +12,7 @@ from bot.router import prune_receipts
 from bot.timers import due_timers
 from care.models import FlowResult, Observation, StaffTask
 from security.audit import AuditEntry
+from tests.clinic import with_clinic
 
 # Choices 1..4 score 0..3: points [1,2,1,2,1,1,1,0,1] -> total 10, moderate, item 9 positive (spec 6.3).
 PHQ9_ANSWERS = ["2", "3", "2", "3", "2", "2", "2", "1", "2"]
@@ -56,10 +57,36 @@ def test_a_repeated_delivery_is_processed_once_and_answered_identically(db, make
     assert len([r for r in results(db, patient) if r.startswith("phq9_q")]) == 1
 
 
+@pytest.fixture
+def settings(settings):
+    """This clinic's own name, phone, templates... (tests/clinic.py), as its operator set them."""
+    return with_clinic(settings)
+
+
 def test_an_unknown_word_gets_the_menu_and_help_gets_the_contact(db, make_patient, say_as):
     patient = make_patient()
     assert "血压" in say_as(patient.card_no, "你好").texts[0]
-    assert "400-000-0000" in say_as(patient.card_no, "帮助").texts[0]
+    assert "021-5550-0101" in say_as(patient.card_no, "帮助").texts[0]
+
+
+@pytest.mark.parametrize(("lang", "word", "name"), [("zh", "帮助", "幸福里健康管理中心"),
+                                                     ("en", "HELP", "Xingfuli Health Centre")])
+def test_help_names_the_configured_clinic_in_the_patients_language(make_patient, say_as, lang, word, name):
+    patient = make_patient(language=lang, name="Test Person")
+    reply = say_as(patient.card_no, word).texts[0]
+    assert name in reply
+    assert "021-5550-0101" in reply
+    assert "Careloop" not in reply
+
+
+@pytest.mark.parametrize(("lang", "name"), [("zh", "幸福里健康管理中心"), ("en", "Xingfuli Health Centre")])
+def test_free_text_and_red_flags_name_the_configured_phone_and_emergency_number(make_patient, say_as, lang, name):
+    patient = make_patient(language=lang, name="Test Person")
+    question = say_as(patient.card_no, "can I change my appointment please").texts
+    assert "021-5550-0101" in question[0]
+    urgent = say_as(patient.card_no, "我胸痛得厉害" if lang == "zh" else "I have chest pain").texts
+    assert "999" in urgent[0]
+    assert "120" not in urgent[0]
 
 
 def test_stop_turns_the_channel_off_at_once_and_start_turns_it_back_on(db, make_patient, say_as):
@@ -138,13 +165,18 @@ def test_a_picture_gets_a_kind_request_for_text_and_a_voice_note_counts_by_its_t
     assert results(db, patient)["phq9_q1"].value == 1
 
 
-def test_a_wechat_reminder_outside_the_48_hour_window_is_a_template_message(db, make_patient, services, clock):
+@pytest.mark.parametrize(("templates", "used"), [
+    ({"FOLLOWUP": "TPL-1", "REMINDER": "TPL-R"}, "TPL-R"),  # a reminder's own template
+    ({"FOLLOWUP": "TPL-1"}, "TPL-1"),  # none for reminders: the follow-up one
+])
+def test_a_wechat_reminder_outside_the_48_hour_window_is_a_template_message(db, make_patient, services, clock,
+                                                                            templates, used):
     from dataclasses import replace
 
     from bot.conversations import begin
     from tests.conftest import TEST_ACTOR
 
-    wechat = replace(services, config=replace(services.config, wechat_template_id="TPL-1"),
+    wechat = replace(services, config=replace(services.config, wechat_templates=templates),
                      adapters={**services.adapters, "wechat": object()})
     patient = make_patient(wechat_openid="o-window-test")
     begin(db, wechat, patient, "phq9", channel="wechat", actor=TEST_ACTOR)
@@ -153,7 +185,7 @@ def test_a_wechat_reminder_outside_the_48_hour_window_is_a_template_message(db, 
     due_timers(db, wechat)
     reminder = db.scalars(select(OutboxMessage).where(OutboxMessage.patient_id == patient.id)).one()
     assert reminder.kind == "template"
-    assert reminder.payload["template_id"] == "TPL-1"
+    assert reminder.payload["template_id"] == used
     assert "做事" not in str(reminder.payload)
 
 
@@ -304,12 +336,13 @@ def test_a_greeting_or_a_bare_number_outside_a_flow_gets_the_menu(db, make_patie
     assert db.scalar(select(func.count()).select_from(StaffTask).where(StaffTask.patient_id == patient.id)) == 0
 
 
+# The emergency number is the configured one (tests/clinic.py: 999), not a hard-coded 120.
 @pytest.mark.parametrize(("lang", "text", "advice", "kind"), [
-    ("zh", "我胸痛得厉害", "120", "chest_pain"),
-    ("zh", "突然呼吸困难", "120", "breathing"),
+    ("zh", "我胸痛得厉害", "999", "chest_pain"),
+    ("zh", "突然呼吸困难", "999", "breathing"),
     ("zh", "我不想活了，想死", "12356", "self_harm"),
-    ("zh", "我妈昏迷了", "120", "unconscious"),
-    ("en", "I have chest pain", "120", "chest_pain"),
+    ("zh", "我妈昏迷了", "999", "unconscious"),
+    ("en", "I have chest pain", "999", "chest_pain"),
     ("en", "I want to kill myself", "12356", "self_harm"),
 ])
 def test_a_red_flag_message_gets_the_emergency_advice_first_and_an_urgent_task(

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from bot.channels.base import OutgoingMessage, SendResult
-from bot.config import BotConfig
-from bot.consent import opt_out
+from bot.consent import in_quiet_hours, opt_out, quiet_hours_end
+from bot.conversations import BotServices
 from bot.dispatcher import Dispatcher, RateLimiter
 from bot.followups import due_followups
 from bot.models import ConversationSession, OutboxMessage
 from bot.outbox import advance_delivery, claim, enqueue
 from care.followups import schedule_followup
-from care.models import FollowUp, StaffTask
+from care.models import FollowUp, Patient, StaffTask
+from care.patients import EnrolmentRequest, enroll
+from careloop.bot_runtime import build_bot
+from careloop.runtime import Runtime
+from tests.clinic import with_clinic
 from tests.conftest import TEST_ACTOR
 
 
@@ -52,13 +56,13 @@ def provider() -> ScriptedProvider:
 
 
 @pytest.fixture
-def dispatcher(db, provider, clock) -> Dispatcher:
+def dispatcher(db, provider, clock, services) -> Dispatcher:
     @contextmanager
     def unit_of_work():
         yield db
         db.flush()
 
-    config = BotConfig(outbox_lease_seconds=60, retry_base_seconds=30)
+    config = replace(services.config, outbox_lease_seconds=60, retry_base_seconds=30)
     return Dispatcher(unit_of_work, {"sms": provider}, config, worker_id="w1",
                       limiter=RateLimiter({}, sleep=lambda _s: None))
 
@@ -111,6 +115,48 @@ def test_quiet_hours_make_the_invitation_wait_until_morning_in_the_patients_zone
     assert followup.status == "scheduled"
     assert followup.next_action_at == datetime(2026, 12, 2, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai
     assert db.scalars(select(OutboxMessage).where(OutboxMessage.followup_id == followup.id)).first() is None
+
+
+@pytest.fixture
+def clinic_services(settings, database, key_ring, clock) -> BotServices:
+    """The bot of a clinic with its own zone (Asia/Urumqi, UTC+6) and quiet hours (22:30-07:15)."""
+    return build_bot(Runtime(settings=with_clinic(settings), key_ring=key_ring, db=database, clock=clock)).services
+
+
+def enrol_in_the_clinics_zone(db, services) -> Patient:
+    """Enrol as the front desk does: the new patient lives in the clinic's zone (CARELOOP_TIMEZONE)."""
+    request = EnrolmentRequest(card_no="Z0000001", name="时区测试", gender="F", birth_date=date(1961, 2, 3),
+                               phone="+8613800000991", language="zh")
+    patient = enroll(db, request, actor=TEST_ACTOR, timezone=services.config.timezone).patient
+    db.flush()
+    return patient
+
+
+@pytest.mark.parametrize(("utc_hour", "waits_until"), [
+    (17, datetime(2026, 12, 2, 1, 15, tzinfo=UTC)),  # 23:00 in Urumqi: quiet until 07:15 there
+    (16, None),  # 22:00 there: the clinic's quiet hours start at 22:30 (not the default 21:00)
+    (1, datetime(2026, 12, 1, 1, 15, tzinfo=UTC)),  # 07:00 there: still quiet for a quarter of an hour
+])
+def test_quiet_hours_are_the_clinics_own_in_the_clinics_zone(db, clinic_services, clock, utc_hour, waits_until):
+    patient = enrol_in_the_clinics_zone(db, clinic_services)
+    assert patient.timezone == "Asia/Urumqi"
+    clock.set(datetime(2026, 12, 1, utc_hour, 0, tzinfo=UTC))
+    followup = schedule_followup(db, patient, flow_id="phq9", due_at=clock.now(), actor=TEST_ACTOR,
+                                 channel_order=["console"])
+    db.flush()
+    due_followups(db, clinic_services)
+    if waits_until is None:
+        assert followup.status == "invited"
+    else:
+        assert (followup.status, followup.next_action_at) == ("scheduled", waits_until)
+
+
+def test_a_patient_without_a_zone_of_their_own_keeps_the_clinics_quiet_hours(db, clinic_services, clock):
+    patient = enrol_in_the_clinics_zone(db, clinic_services)
+    patient.timezone = ""
+    clock.set(datetime(2026, 12, 1, 17, 0, tzinfo=UTC))  # 23:00 in Urumqi, 01:00 in Shanghai
+    assert in_quiet_hours(clinic_services.config, patient, clock.now())
+    assert quiet_hours_end(clinic_services.config, patient, clock.now()) == datetime(2026, 12, 2, 1, 15, tzinfo=UTC)
 
 
 def test_an_opted_out_channel_is_never_used(db, make_patient, services, clock):

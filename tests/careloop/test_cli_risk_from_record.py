@@ -75,3 +75,17 @@ def test_an_unknown_patient_or_both_sources_of_inputs_are_refused(
     code, _, err = run_cli("risk", "bp", "--patient", "C0001", "--input", '{"sbp": 120, "dbp": 80}')
     assert code == 2
     assert "either --input" in err
+
+
+def test_the_clinics_defaults_say_where_its_patients_live_and_the_patients_own_answer_wins(
+    run_cli: Cli, tmp_path: Path, fresh_settings: Settings
+) -> None:
+    enrol(run_cli, tmp_path, fresh_settings, {"bp_treated": False, "smoker": False, "diabetes": True,
+                                              "urban": True, "family_history_ascvd": False})
+    clinic = fresh_settings.with_overrides(region_north=True, urban=False)  # CARELOOP_REGION_NORTH, CARELOOP_URBAN
+    code, out, err = run_cli("risk", "china-par", "--patient", "C0001", settings=clinic)
+    assert (code, err) == (0, "")
+    answer = json.loads(out)
+    assert answer["sources"]["region_north"] == "clinic"
+    assert answer["sources"]["urban"] == "profile"  # the patient said city; the clinic's default is not used
+    assert answer["value"] == pytest.approx(10.82, abs=0.3)  # the inputs of the first test above

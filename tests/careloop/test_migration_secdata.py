@@ -113,7 +113,7 @@ def test_the_upgrade_reencrypts_existing_rows_and_the_downgrade_restores_them(at
     key_ring = KeyRing.generate()
     seeded = seed_revision_0001(engine, key_ring)
     migrate.upgrade(engine, key_ring=key_ring)
-    assert migrate.current_revision(engine) == "0002_secdata"
+    assert migrate.current_revision(engine) == migrate.head_revision()
 
     sealing = Sealing(b"\x07" * 32, tmp_path / "audit.anchor")
     database = Database(engine, key_ring=key_ring, clock=FixedClock(NOW), sealing=sealing)

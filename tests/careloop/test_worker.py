@@ -13,7 +13,7 @@ from careloop.runtime import build_runtime
 
 def test_worker_once_invites_the_demo_followups_and_sends_them(run_cli, fresh_settings):
     # The worker runs on the wall clock; without quiet hours the test does not depend on the time of day.
-    settings = fresh_settings.with_overrides(extra={"quiet_start": time(0, 0), "quiet_end": time(0, 0)})
+    settings = fresh_settings.with_overrides(quiet_hours=(time(0, 0), time(0, 0)))
     assert run_cli("demo", "--no-serve", settings=settings)[0] == 0
     code, out, _ = run_cli("worker", "--once", settings=settings)
     assert code == 0

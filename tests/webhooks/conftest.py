@@ -37,12 +37,14 @@ WECHAT_TEMPLATE_ID = "TPL-followup-neutral"
 
 
 def wechat_settings_for(settings: Settings, fake: FakeWeChat, *, safe_mode: bool = True,
-                        **extra: Any) -> Settings:
-    """``settings`` with the WeChat channel live against ``fake``."""
+                        templates: dict[str, str] | None = None, **extra: Any) -> Settings:
+    """``settings`` with the WeChat channel live against ``fake``; ``templates``: the template id per
+    purpose (default: a FOLLOWUP one)."""
     return settings.with_overrides(
         channels=("console", "wechat"), wechat_token=WECHAT_TOKEN, wechat_appid=WECHAT_APPID,
         wechat_secret=WECHAT_SECRET, wechat_aes_key=WECHAT_AES_KEY if safe_mode else None,
-        wechat_api_base=fake.base_url, extra={"wechat_template_id": WECHAT_TEMPLATE_ID, **extra},
+        wechat_api_base=fake.base_url, extra=extra,
+        wechat_templates={"FOLLOWUP": WECHAT_TEMPLATE_ID} if templates is None else templates,
     )
 
 
@@ -59,10 +61,17 @@ def wechat_extra() -> dict[str, Any]:
 
 
 @pytest.fixture
+def wechat_templates() -> dict[str, str] | None:
+    """The clinic's WeChat template ids per purpose (a test overrides this fixture; None: a FOLLOWUP one)."""
+    return None
+
+
+@pytest.fixture
 def wechat_runtime(settings: Settings, wechat_fake: FakeWeChat, database: Database, key_ring: KeyRing,
-                   clock: FixedClock, wechat_extra: dict[str, Any]) -> Runtime:
-    return Runtime(settings=wechat_settings_for(settings, wechat_fake, **wechat_extra), key_ring=key_ring,
-                   db=database, clock=clock)
+                   clock: FixedClock, wechat_extra: dict[str, Any],
+                   wechat_templates: dict[str, str] | None) -> Runtime:
+    return Runtime(settings=wechat_settings_for(settings, wechat_fake, templates=wechat_templates, **wechat_extra),
+                   key_ring=key_ring, db=database, clock=clock)
 
 
 @pytest.fixture

@@ -78,7 +78,8 @@ def matrix_runtime(settings: Settings, database: Database, key_ring: KeyRing,
             wechat_aes_key=WECHAT_AES_KEY, wechat_api_base=wechat.base_url,
             twilio_account_sid=TWILIO_ACCOUNT_SID, twilio_auth_token=TWILIO_AUTH_TOKEN,
             twilio_from_number=TWILIO_FROM, twilio_api_base=twilio.base_url,
-            extra={"wechat_template_id": WECHAT_TEMPLATE_ID, "rate_limits": {**DEFAULT_RATE_LIMITS, **TWILIO_FAST}},
+            wechat_templates={"FOLLOWUP": WECHAT_TEMPLATE_ID},
+            extra={"rate_limits": {**DEFAULT_RATE_LIMITS, **TWILIO_FAST}},
         )
         runtime = Runtime(settings=live, key_ring=key_ring, db=database, clock=clock)
         runtime.fakes = {"wechat": wechat, "twilio": twilio}  # type: ignore[attr-defined]

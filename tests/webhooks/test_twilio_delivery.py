@@ -26,7 +26,7 @@ from security.audit import AuditEntry
 from tests.conftest import TEST_ACTOR
 from tests.webhooks.conftest import TWILIO_FROM, twilio_settings_for
 
-INVITE = "Careloop 健康管理中心：您有一项健康随访，回复1开始。"
+INVITE = "【Careloop 健康管理中心】您有一项健康随访，回复1开始。"  # an SMS opens with the clinic's signature
 
 
 def outbox_of(db, patient):

@@ -11,6 +11,7 @@ from bot.outbox import enqueue
 from care.followups import schedule_followup
 from care.models import FlowResult, Observation, StaffTask
 from security.audit import AuditEntry
+from tests.clinic import with_clinic
 from tests.conftest import TEST_ACTOR
 from tests.webhooks.conftest import TWILIO_ACCOUNT_SID, TWILIO_FROM, twilio_signature
 
@@ -157,16 +158,23 @@ def test_start_turns_sms_back_on(db, make_patient, twilio_sms):
     assert count(db, AuditEntry, AuditEntry.action == "consent.opt_in", AuditEntry.patient_id == patient.id) == 1
 
 
+@pytest.fixture
+def settings(settings):
+    """This clinic's own name, phone, SMS signature... (tests/clinic.py), as its operator set them."""
+    return with_clinic(settings)
+
+
 def test_help_answers_with_the_clinics_contact(make_patient, twilio_sms):
     patient = make_patient(language="en", name="Test Person")
     reply = twilio_sms(patient.phone, "HELP")
-    assert "400-000-0000" in reply[0]
+    assert "021-5550-0101" in reply[0]
+    assert "Xingfuli Health Centre" in reply[0]
     assert "STOP" in reply[0]
 
 
 def test_an_unknown_number_is_told_once_that_it_is_not_registered(db, twilio_sms):
     first = twilio_sms("+8613912345678", "你好")
-    assert "还没有在Careloop 健康管理中心登记" in first[0]
+    assert "还没有在幸福里健康管理中心登记" in first[0]
     assert twilio_sms("+8613912345678", "你好") == []
     assert twilio_sms("+8613912345678", "问卷") == []
 
@@ -179,7 +187,8 @@ def test_a_follow_up_invitation_is_neutral_and_any_reply_starts_the_flow(db, clo
     due_followups(db, twilio_services)
     db.flush()
     dispatch()
-    assert twilio_fake.bodies_to(patient.phone) == ["Careloop 健康管理中心：您有一项健康随访，回复1开始。"]
+    # An SMS opens with the clinic's registered signature (CARELOOP_SMS_SENDER_NAME).
+    assert twilio_fake.bodies_to(patient.phone) == ["【幸福里健康】您有一项健康随访，回复1开始。"]
     assert "做事时提不起劲" in "\n".join(twilio_sms(patient.phone, "1"))
     row = db.scalars(select(OutboxMessage).where(OutboxMessage.patient_id == patient.id)).one()
     assert row.status == "sent"

@@ -12,13 +12,13 @@ from sqlalchemy import func, select
 
 from bot.channels.base import ChannelEnvironment, OutgoingMessage
 from bot.channels.wechat import WeChatAdapter
-from bot.config import BotConfig
 from bot.followups import due_followups
 from bot.models import OutboxMessage, ProviderCredential
 from bot.outbox import enqueue
 from bot.timers import due_timers
 from care.followups import schedule_followup
 from careloop import migrate
+from careloop.bot_runtime import bot_config
 from careloop.runtime import build_runtime
 from security.audit import AuditEntry
 from security.clock import FixedClock
@@ -28,9 +28,9 @@ from tests.webhooks.conftest import WECHAT_APPID, WECHAT_SECRET, WECHAT_TEMPLATE
 HEALTH_WORDS = ["PHQ", "问卷", "心情", "抑郁", "做事时", "情绪", "phq9", "血压", "血糖"]
 
 
-def outgoing(openid: str, *, kind: str = "text", payload=None) -> OutgoingMessage:
+def outgoing(openid: str, *, kind: str = "text", payload=None, purpose: str = "test") -> OutgoingMessage:
     return OutgoingMessage(id=uuid.uuid4(), idempotency_key=f"test:{uuid.uuid4()}", channel="wechat", kind=kind,
-                           purpose="test", address=openid, payload=payload or {"text": "您好"}, attempts=1,
+                           purpose=purpose, address=openid, payload=payload or {"text": "您好"}, attempts=1,
                            sending_started_at=None, patient_id=None)
 
 
@@ -96,7 +96,7 @@ def test_an_expired_token_42001_is_refreshed_once(adapter, wechat_fake):
 
 
 def test_a_second_process_seeing_40001_uses_the_token_the_first_one_refreshed(adapter, wechat_runtime, wechat_fake):
-    other = WeChatAdapter(ChannelEnvironment(config=BotConfig(), clock=wechat_runtime.clock,
+    other = WeChatAdapter(ChannelEnvironment(config=bot_config(wechat_runtime), clock=wechat_runtime.clock,
                                              open_session=wechat_runtime.db.sessions,
                                              settings={"wechat_appid": WECHAT_APPID, "wechat_secret": WECHAT_SECRET,
                                                        "wechat_api_base": wechat_fake.base_url}))
@@ -114,7 +114,8 @@ def test_two_processes_needing_a_token_at_once_make_one_stable_token_call(fresh_
     runtimes = [build_runtime(wechat_settings_for(fresh_settings, wechat_fake), clock=clock, create_key=True)
                 for _ in range(2)]
     migrate.upgrade(runtimes[0].db.engine)
-    adapters = [WeChatAdapter(ChannelEnvironment(config=BotConfig(), clock=clock, open_session=runtime.db.sessions,
+    adapters = [WeChatAdapter(ChannelEnvironment(config=bot_config(runtime), clock=clock,
+                                                 open_session=runtime.db.sessions,
                                                  settings={"wechat_appid": WECHAT_APPID,
                                                            "wechat_secret": WECHAT_SECRET,
                                                            "wechat_api_base": wechat_fake.base_url}))
@@ -157,7 +158,7 @@ def test_errors_map_to_the_dispatchers_outcomes(adapter, wechat_fake, failure, o
 
 
 def test_a_timeout_after_the_request_left_is_unknown(wechat_runtime, wechat_fake):
-    environment = ChannelEnvironment(config=BotConfig(), clock=wechat_runtime.clock,
+    environment = ChannelEnvironment(config=bot_config(wechat_runtime), clock=wechat_runtime.clock,
                                      open_session=wechat_runtime.db.sessions, http_timeout=0.3,
                                      settings={"wechat_appid": WECHAT_APPID, "wechat_secret": WECHAT_SECRET,
                                                "wechat_api_base": wechat_fake.base_url})
@@ -168,7 +169,7 @@ def test_a_timeout_after_the_request_left_is_unknown(wechat_runtime, wechat_fake
 
 
 def test_a_connection_refused_before_the_request_left_is_retried(wechat_runtime):
-    environment = ChannelEnvironment(config=BotConfig(), clock=wechat_runtime.clock,
+    environment = ChannelEnvironment(config=bot_config(wechat_runtime), clock=wechat_runtime.clock,
                                      open_session=wechat_runtime.db.sessions, http_timeout=0.5,
                                      settings={"wechat_appid": WECHAT_APPID, "wechat_secret": WECHAT_SECRET,
                                                "wechat_api_base": "http://127.0.0.1:9"})
@@ -252,6 +253,57 @@ def test_a_followup_outside_the_48_hour_window_goes_out_as_a_template_message(
     (call,) = wechat_fake.calls("message/template/send")
     assert call.body["touser"] == patient.wechat_openid
     assert call.body["template_id"] == WECHAT_TEMPLATE_ID
+
+
+# -- the clinic's template per purpose (WECHAT_TEMPLATE_<PURPOSE>) ------------------------------------------------
+PER_PURPOSE = {"FOLLOWUP": "TPL-followup-own", "REMINDER": "TPL-reminder-own", "RESULT": "TPL-result-own"}
+
+
+@pytest.mark.parametrize("wechat_templates", [PER_PURPOSE])
+def test_an_invitation_outside_the_window_uses_the_followup_template(db, wechat_bot, wechat_fake, wechat_patient):
+    invite(db, wechat_bot, wechat_patient())
+    (call,) = wechat_fake.calls("message/template/send")
+    assert call.body["template_id"] == "TPL-followup-own"
+
+
+@pytest.mark.parametrize(("wechat_templates", "used"), [
+    (PER_PURPOSE, "TPL-reminder-own"),
+    ({"FOLLOWUP": "TPL-followup-own"}, "TPL-followup-own"),  # no REMINDER template: FOLLOWUP's
+])
+def test_a_reminder_outside_the_window_uses_the_reminder_template(db, wechat_bot, wechat_fake, wechat_patient,
+                                                                   clock, used):
+    from bot.conversations import begin
+
+    patient = wechat_patient()
+    begin(db, wechat_bot.services, patient, "phq9", channel="wechat", actor=TEST_ACTOR)
+    db.flush()
+    clock.advance(hours=49)  # the reminder fell due at 24 h; the patient has not written for 49
+    assert due_timers(db, wechat_bot.services) == 1
+    db.flush()
+    dispatch(wechat_bot)
+    (call,) = wechat_fake.calls("message/template/send")
+    assert call.body["template_id"] == used
+
+
+@pytest.mark.parametrize(("wechat_templates", "purpose", "used"), [
+    (PER_PURPOSE, "result", "TPL-result-own"),
+    (PER_PURPOSE, "reminder", "TPL-reminder-own"),
+    ({"FOLLOWUP": "TPL-followup-own"}, "result", "TPL-followup-own"),
+])
+def test_a_template_message_without_an_id_takes_its_purposes_template(adapter, wechat_fake, purpose, used):
+    result = adapter.send(outgoing("oOpenIdOfSomebody000000000001", kind="template", purpose=purpose,
+                                   payload={"text": "您有一份新的报告。"}))
+    assert result.outcome == "sent"
+    (call,) = wechat_fake.calls("message/template/send")
+    assert call.body["template_id"] == used
+
+
+@pytest.mark.parametrize("wechat_templates", [{}])
+def test_a_template_message_without_any_template_configured_fails_plainly(adapter, wechat_fake):
+    result = adapter.send(outgoing("oOpenIdOfSomebody000000000001", kind="template", purpose="result",
+                                   payload={"text": "您有一份新的报告。"}))
+    assert (result.outcome, result.error_code) == ("failed", "template")
+    assert wechat_fake.calls("message/template/send") == []
 
 
 def test_what_reaches_wechat_for_a_followup_carries_no_health_content(
