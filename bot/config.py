@@ -99,6 +99,9 @@ class BotConfig:
     retry_max_seconds: float = 3600.0
     binding_code_minutes: int = 10
     binding_code_attempts: int = 5
+    # Card-number binding tries (card numbers sent and wrong codes) per WeChat user and per card
+    # number in any 24 hours; past it the care team gets a task and the user is told they will help.
+    binding_attempts_per_day: int = 5
     passive_reply_seconds: float = 4.0
     followup_invite_hours: int = 24
 

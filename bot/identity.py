@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, select
+from sqlalchemy import ColumnElement, Select, Table, bindparam, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from bot.config import BotConfig
@@ -24,8 +24,9 @@ from bot.models import BindingCode, BindingToken, ConversationSession
 from bot.outbox import enqueue
 from bot.texts import say
 from care.identifiers import IdentifierError, normalize_card_no
-from care.models import Patient, PatientStatus
+from care.models import Patient, PatientStatus, StaffTask, TaskPriority, TaskStatus
 from care.patients import find_by_card, find_by_openid
+from care.tasks import create_task
 from security.audit import Actor, log
 from security.fields import EncryptedField, cipher_of, clock_of
 
@@ -145,6 +146,21 @@ def _bind(session: Session, patient: Patient, openid: str, *, actor: Actor, meth
 
 
 # -- card number + SMS code -------------------------------------------------------------------------
+# What an unknown WeChat user is told never depends on whether the card number they sent names
+# anyone: every card number gets the same "if it is registered, we texted a code" answer and a
+# code row (with no patient, and a code nobody was sent, when there is no one we may text), so
+# the codes that follow are wrong or expired exactly as for a real card. The reply never shows
+# digits of the phone on file. Tries (card numbers sent, wrong codes) are counted per WeChat user
+# and per card number over a day; past the limit the care team gets a task.
+ATTEMPT_WINDOW = timedelta(days=1)
+LIMIT_TASK_KIND = "wechat_binding"
+LIMIT_TASK_NOTE = {
+    "zh": "有人在微信绑定这位患者的卡号时，今天的尝试次数已达上限。请先核实身份，再帮患者完成微信绑定。",
+    "en": "WeChat binding with this patient's card number reached today's limit of tries. "
+          "Check who is asking, then help the patient link WeChat.",
+}
+
+
 @dataclass(frozen=True)
 class BindingStep:
     """What happened to a message from an unbound WeChat user: a text key for the reply and its values."""
@@ -154,54 +170,122 @@ class BindingStep:
     patient: Patient | None = None
 
 
+def _card_index(session: Session, card: str) -> bytes:
+    return cipher_of(session).blind_index("binding_card", card)
+
+
 def _pending_code(session: Session, openid: str) -> BindingCode | None:
-    now = clock_of(session).now()
+    """The user's latest unused code of the last day, expired or not."""
+    since = clock_of(session).now() - ATTEMPT_WINDOW
     query = (
         select(BindingCode)
-        .where(BindingCode.openid.matches(session, openid), BindingCode.consumed_at.is_(None))
-        .order_by(BindingCode.created_at.desc())
+        .where(BindingCode.openid.matches(session, openid), BindingCode.consumed_at.is_(None),
+               BindingCode.created_at > since)
+        .order_by(BindingCode.created_at.desc()).limit(1)
     )
-    code = session.scalars(query).first()
-    if code is None or code.expires_at < now:
+    return session.scalars(query).first()
+
+
+def _tries_today(session: Session, condition: ColumnElement[bool]) -> int:
+    """Card numbers sent and wrong codes entered in the last day, among the codes ``condition`` picks."""
+    since = clock_of(session).now() - ATTEMPT_WINDOW
+    sent, wrong = session.execute(
+        select(func.count(), func.coalesce(func.sum(BindingCode.attempts), 0))
+        .where(condition, BindingCode.created_at > since)).one()
+    return int(sent) + int(wrong)
+
+
+def _over_limit(session: Session, config: BotConfig, openid: str, card_index: bytes | None) -> bool:
+    limit = config.binding_attempts_per_day
+    if _tries_today(session, BindingCode.openid.matches(session, openid)) >= limit:
+        return True
+    return card_index is not None and _tries_today(session, BindingCode.card_index == card_index) >= limit
+
+
+def _limited(session: Session, values: dict[str, Any], patient_id: uuid.UUID | None, *,
+             actor: Actor) -> BindingStep:
+    """Stop binding for today: the care team gets a task (once while it is open) for the card's patient."""
+    patient = session.get(Patient, patient_id) if patient_id is not None else None
+    if patient is not None and patient.status == PatientStatus.ACTIVE.value:
+        waiting = session.scalar(select(StaffTask.id).where(
+            StaffTask.patient_id == patient.id, StaffTask.kind == LIMIT_TASK_KIND,
+            StaffTask.status != TaskStatus.DONE.value).limit(1))
+        if waiting is None:
+            create_task(session, patient, kind=LIMIT_TASK_KIND, priority=TaskPriority.NORMAL.value,
+                        reason="wechat_binding_limit", details={"note": dict(LIMIT_TASK_NOTE)}, actor=actor)
+    log(session, actor=actor, action="identity.binding_limited", resource_type="patient",
+        resource_id=patient.id if patient else None, patient_id=patient.id if patient else None,
+        details={"channel": "wechat"})
+    return BindingStep("bind_limited", values)
+
+
+def _textable(patient: Patient | None) -> Patient | None:
+    """The patient if we may text them a code: active, a phone on file, SMS not opted out."""
+    if patient is None or patient.status != PatientStatus.ACTIVE.value or not patient.phone:
         return None
-    return code
+    consent = patient.consent_for("sms")
+    if consent is not None and consent.opted_out:
+        return None
+    return patient
 
 
 def continue_binding(session: Session, config: BotConfig, openid: str, text: str, *, actor: Actor) -> BindingStep:
-    """Advance binding by card number then SMS code, for a WeChat user we do not know yet."""
+    """Advance binding by card number then SMS code, for a WeChat user we do not know yet.
+
+    Answers never tell whether a card number exists; see the comment above.
+    """
     values = config.clinic.placeholders()
     message = "".join(text.split())
+    now = clock_of(session).now()
     pending = _pending_code(session, openid)
     if pending is not None and message.isdigit() and len(message) == 6:
-        if pending.attempts >= config.binding_code_attempts:
-            return BindingStep("bind_code_expired", values)
-        if hmac.compare_digest(pending.code_hash, _digest(session, "code", message)):
-            pending.consumed_at = clock_of(session).now()
-            patient = session.get(Patient, pending.patient_id)
-            if patient is None:
-                return BindingStep("bind_code_expired", values)
-            _bind(session, patient, openid, actor=actor, method="sms_code")
-            return BindingStep("bound", {**values, "name": patient.name or ""}, patient)
-        pending.attempts += 1
-        return BindingStep("bind_code_wrong", values)
+        return _check_code(session, config, values, pending, openid, message, actor=actor)
     try:
         card = normalize_card_no(message)
     except IdentifierError:
         return BindingStep("welcome_bind", values)
-    patient = find_by_card(session, card)
-    if patient is None or patient.status != PatientStatus.ACTIVE.value or not patient.phone:
-        return BindingStep("bind_card_unknown", values)
+    if not any(ch.isdigit() for ch in card):  # a greeting, not a card number: card numbers carry digits
+        return BindingStep("welcome_bind", values)
+    card_index = _card_index(session, card)
+    found = find_by_card(session, card)
+    if _over_limit(session, config, openid, card_index):
+        return _limited(session, values, found.id if found else None, actor=actor)
+    patient = _textable(found)
     code = f"{secrets.randbelow(1_000_000):06d}"
-    now = clock_of(session).now()
-    row = BindingCode(patient_id=patient.id, openid=openid, code_hash=_digest(session, "code", code), attempts=0,
+    row = BindingCode(patient_id=patient.id if patient else None, card_index=card_index, openid=openid,
+                      code_hash=_digest(session, "code", code), attempts=0,
                       expires_at=now + timedelta(minutes=config.binding_code_minutes), created_at=now)
     session.add(row)
-    enqueue(
-        session, idempotency_key=f"binding-code:{row.id}", channel="sms", kind="text", purpose="binding_code",
-        address=patient.phone, payload={"text": say("bind_code_sms", patient.language, channel="sms",
-                                                    **config.clinic.placeholders(), code=code)},
-        patient=patient,
-    )
-    log(session, actor=actor, action="identity.code_sent", resource_type="patient", resource_id=patient.id,
-        patient_id=patient.id, details={"channel": "sms"})
-    return BindingStep("bind_code_sent", {**values, "tail": patient.phone[-4:]})
+    if patient is not None and patient.phone:
+        enqueue(
+            session, idempotency_key=f"binding-code:{row.id}", channel="sms", kind="text", purpose="binding_code",
+            address=patient.phone, payload={"text": say("bind_code_sms", patient.language, channel="sms",
+                                                        **config.clinic.placeholders(), code=code)},
+            patient=patient,
+        )
+        log(session, actor=actor, action="identity.code_sent", resource_type="patient", resource_id=patient.id,
+            patient_id=patient.id, details={"channel": "sms"})
+    elif found is not None:
+        log(session, actor=actor, action="identity.code_withheld", resource_type="patient", resource_id=found.id,
+            patient_id=found.id, details={"channel": "sms"})
+    return BindingStep("bind_code_sent", values)
+
+
+def _check_code(session: Session, config: BotConfig, values: dict[str, Any], pending: BindingCode, openid: str,
+                message: str, *, actor: Actor) -> BindingStep:
+    """A 6-digit reply to the user's latest code: bound, wrong, expired, or past today's limit."""
+    now = clock_of(session).now()
+    if _over_limit(session, config, openid, pending.card_index):
+        return _limited(session, values, pending.patient_id, actor=actor)
+    if pending.expires_at <= now or pending.attempts >= config.binding_code_attempts:
+        pending.consumed_at = now  # spent: the user's next message may be their card number again
+        return BindingStep("bind_code_expired", values)
+    patient = session.get(Patient, pending.patient_id) if pending.patient_id is not None else None
+    if patient is not None and hmac.compare_digest(pending.code_hash, _digest(session, "code", message)):
+        pending.consumed_at = now
+        _bind(session, patient, openid, actor=actor, method="sms_code")
+        return BindingStep("bound", {**values, "name": patient.name or ""}, patient)
+    pending.attempts += 1
+    if _over_limit(session, config, openid, pending.card_index):
+        return _limited(session, values, pending.patient_id, actor=actor)
+    return BindingStep("bind_code_wrong", values)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from care.models import Base
@@ -143,11 +143,18 @@ class OutboxMessage(Base):
 
 
 class BindingCode(Base):
-    """A WeChat user binding by card number: the code sent by SMS to the phone on file."""
+    """A WeChat user binding by card number: the code sent by SMS to the phone on file.
+
+    A card number that names no one we may text (unknown, inactive, no phone, SMS opted out) gets a
+    row too, with no patient and a code nobody was sent, so the conversation goes on exactly as for a
+    real card. ``card_index`` (a blind index of the card number asked for) counts a card's attempts.
+    """
 
     __tablename__ = "binding_codes"
 
-    patient_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    patient_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("patients.id", ondelete="CASCADE"),
+                                                         index=True)
+    card_index: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True)
     openid = encrypted(TEXT, index="binding_openid", nullable=False)
     code_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -156,7 +163,7 @@ class BindingCode(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     def key_owner_id(self) -> uuid.UUID:
-        return self.patient_id
+        return self.patient_id or SYSTEM_OWNER
 
 
 class BindingToken(Base):
@@ -200,3 +207,17 @@ class UnknownSender(Base):
     channel: Mapped[str] = mapped_column(String(16))
     address_index: Mapped[bytes] = mapped_column(LargeBinary(32))
     first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class WeChatNonce(Base):
+    """A (timestamp, nonce) pair of a plain-mode WeChat request already accepted, with a keyed digest of
+    its body: the same pair with another body is a replayed signature. Kept only while the timestamp
+    is inside the replay window (``stamp`` is WeChat's, in seconds)."""
+
+    __tablename__ = "wechat_nonces"
+    __table_args__ = (UniqueConstraint("stamp", "nonce"),)
+
+    stamp: Mapped[int] = mapped_column(BigInteger, index=True)
+    nonce: Mapped[str] = mapped_column(String(64))
+    body_digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime)

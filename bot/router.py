@@ -57,7 +57,12 @@ class Delivery:
 
     @classmethod
     def of(cls, session: Session, message: InboundMessage) -> Delivery:
-        return cls(uuid.uuid4(), message.channel, message.provider_key[:160], clock_of(session).now())
+        """The delivery's claim; a provider key that carries the sender (an openid, a phone) is kept as its
+        keyed HMAC, so no receipt names anyone in clear and a redelivery still finds the same key."""
+        key = message.provider_key
+        if message.sender and message.sender in key:
+            key = "h:" + cipher_of(session).blind_index("inbound_receipt", f"{message.channel}:{key}").hex()
+        return cls(uuid.uuid4(), message.channel, key[:160], clock_of(session).now())
 
     def track(self, session: Session, patient_id: uuid.UUID | None) -> InboundReceipt:
         """The receipt (claimed for ``patient_id``) as an object of the session; the row is not read back."""

@@ -38,12 +38,15 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Welcome to {clinic}! Please reply with your card number to link your account.",
     },
     "bind_code_sent": {
-        "zh": "验证码已发送到您登记的手机（尾号{tail}），请在10分钟内回复6位验证码。",
-        "en": "We sent a code to your phone ending {tail}. Please reply with the 6-digit code within 10 minutes.",
+        "zh": "如果这个卡号已在{clinic}登记，我们已把6位验证码发到登记的手机，请在10分钟内回复验证码。"
+              "没有收到请致电 {phone}。",
+        "en": "If this card number is registered with {clinic}, we have texted a 6-digit code to the phone on "
+              "file. Please reply with it within 10 minutes. No code? Call {phone}.",
     },
-    "bind_card_unknown": {
-        "zh": "没有找到这个卡号，请核对后再发一次，或致电 {phone}。",
-        "en": "We could not find that card number. Please check it and try again, or call {phone}.",
+    "bind_limited": {
+        "zh": "今天的尝试次数已用完。我们的医护团队会帮您完成绑定，您也可以致电 {phone}。",
+        "en": "That was the last try for today. Our care team will help you link your account; "
+              "you can also call {phone}.",
     },
     "bind_code_wrong": {
         "zh": "验证码不对，请再试一次。",

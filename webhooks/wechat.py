@@ -5,21 +5,35 @@ rhythm is courier's: verify (signatures compared in constant time, a timestamp m
 minutes away refused as a replay), parse safely (size-limited, defusedxml with no DTDs and no
 entities, before wechatpy sees any XML), hand a neutral :class:`InboundMessage` to the bot, and
 answer with the passive reply (encrypted in safe mode) or ``success``. Refusals store nothing.
+
+Plain mode's signature covers only the timestamp and nonce, never the body, so plain mode is
+served only to an account configured for it (no ``WECHAT_AES_KEY``), and each (timestamp, nonce)
+pair is accepted with one body only: the same pair again with another body is a captured signature
+replayed and is refused (the same body again is WeChat redelivering, answered as the first time).
+Safe mode's ``msg_signature`` covers the ciphertext, so it needs no such record.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import struct
 import time
+import uuid
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
 from flask import Blueprint, Response, current_app, request
+from sqlalchemy import Connection, Table, bindparam, delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
@@ -30,12 +44,15 @@ from bot.channels.wechat import settle_passive_reply
 from bot.context import request_session, service
 from bot.conversations import BotServices
 from bot.messages import InboundMessage
+from bot.models import WeChatNonce
 from bot.router import handle_inbound
+from security.fields import cipher_of
 
 blueprint = Blueprint("wechat", __name__, url_prefix="/webhooks/wechat")
 
 MAX_BODY_BYTES = 64 * 1024  # WeChat's messages are a few KB; anything larger is not WeChat
 REPLAY_SECONDS = 300
+MAX_NONCE_CHARS = 64  # WeChat's nonces are a few digits
 ACCOUNT_KEY = "careloop.wechat.account"
 
 
@@ -132,7 +149,8 @@ def _open(account: Account, body: bytes, timestamp: str, nonce: str) -> tuple[El
     outer = _safe_xml(body)
     if request.args.get("encrypt_type", "raw").lower() != "aes":
         if account.crypto is not None:
-            raise RefusedError(400, "this account is in safe mode: messages must be encrypted")
+            # Plain mode signs no body: an account in safe mode never takes one.
+            raise RefusedError(403, "this account is in safe mode: messages must be encrypted")
         return outer, body
     if account.crypto is None:
         raise RefusedError(400, "encrypted message, but no WECHAT_AES_KEY is set")
@@ -146,7 +164,8 @@ def _open(account: Account, body: bytes, timestamp: str, nonce: str) -> tuple[El
         plain: str = account.crypto.decrypt_message({"Encrypt": encrypted}, msg_signature, timestamp, nonce)
     except InvalidAppIdException:
         raise RefusedError(403, "message for another account") from None
-    except (InvalidSignatureException, ValueError, TypeError, IndexError, UnicodeDecodeError):
+    except (InvalidSignatureException, ValueError, TypeError, IndexError, UnicodeDecodeError, struct.error):
+        # A ciphertext that is not base64, not whole AES blocks, or too short for wechatpy's frame.
         raise RefusedError(400, "undecryptable message") from None
     return _safe_xml(plain), plain
 
@@ -167,8 +186,63 @@ def _message(root: ElementTree.Element, xml: bytes | str) -> Any:
         raise RefusedError(400, "not a WeChat message") from None
 
 
-def to_inbound(message: Any, received_at: datetime) -> InboundMessage:
-    """A wechatpy message or event as the bot's neutral :class:`InboundMessage`."""
+# -- plain mode's replay guard ---------------------------------------------------------------------------
+NONCES = cast(Table, WeChatNonce.__table__)
+
+
+def _nonce_claim(dialect: str) -> Any:
+    """``INSERT ... ON CONFLICT (stamp, nonce) DO NOTHING RETURNING id``: a row back only for a new pair."""
+    values = {column: bindparam(column, type_=NONCES.c[column].type)
+              for column in ("id", "stamp", "nonce", "body_digest", "seen_at")}
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert  # the two supported engines
+    return (insert(NONCES).values(values).on_conflict_do_nothing(index_elements=["stamp", "nonce"])
+            .returning(NONCES.c.id))
+
+
+def _prune_nonces(connection: Connection, now: datetime) -> None:
+    """Forget pairs whose timestamp is out of the replay window (a replay of them is refused as stale).
+
+    A hundred at a time, skipping rows another request is deleting (PostgreSQL; SQLite has one writer).
+    """
+    stale = (select(NONCES.c.id).where(NONCES.c.stamp < int(now.timestamp()) - REPLAY_SECONDS).limit(100)
+             .with_for_update(skip_locked=True))
+    connection.execute(delete(NONCES).where(NONCES.c.id.in_(stale.scalar_subquery())))
+
+
+def _refuse_replayed_signature(session: Session, timestamp: str, nonce: str, body: bytes) -> None:
+    """Accept this plain-mode (timestamp, nonce) pair with this body only: 403 for the pair with another body."""
+    if not 0 < len(nonce) <= MAX_NONCE_CHARS:
+        raise RefusedError(403, "bad nonce")
+    now = service("clock").now()
+    digest = cipher_of(session).blind_index("wechat_plain_body", body.decode("latin-1"))
+    connection = session.connection()
+    _prune_nonces(connection, now)
+    stamp = int(timestamp)
+    claimed = connection.execute(_nonce_claim(connection.dialect.name), {
+        "id": uuid.uuid4(), "stamp": stamp, "nonce": nonce, "body_digest": digest, "seen_at": now}).scalar()
+    if claimed is not None:
+        return
+    seen = connection.execute(select(NONCES.c.body_digest).where(
+        NONCES.c.stamp == stamp, NONCES.c.nonce == nonce)).scalar()
+    if seen is None or not hmac.compare_digest(bytes(seen), digest):
+        raise RefusedError(403, "signature already used")
+
+
+# -- the neutral message -----------------------------------------------------------------------------------
+def content_key(data: dict[str, Any]) -> str:
+    """Every field of a message or event, canonically: what keys a delivery that has no MsgId."""
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def to_inbound(message: Any, received_at: datetime, *,
+               keyed: Callable[[str], str] = str) -> InboundMessage:
+    """A wechatpy message or event as the bot's neutral :class:`InboundMessage`.
+
+    A message is keyed by its MsgId; an event (or a message without one) by ``keyed`` of its whole
+    content, so two events of one user in the same second are two deliveries and a redelivery of
+    one is the same. :func:`receive` passes a keyed HMAC, so the key names no one (the router
+    would hash a key that holds the sender anyway).
+    """
     data: dict[str, Any] = message._data
     sender = str(data.get("FromUserName") or "")
     common: dict[str, Any] = {"channel": "wechat", "sender": sender, "recipient": str(data.get("ToUserName") or ""),
@@ -182,9 +256,9 @@ def to_inbound(message: Any, received_at: datetime) -> InboundMessage:
             extra["ticket"] = str(data["Ticket"])
         if message.event == "templatesendjobfinish":
             extra.update(msg_id=str(data.get("MsgID") or data.get("MsgId") or ""), status=str(data.get("Status", "")))
-        return InboundMessage(provider_key=f"{sender}:{data.get('CreateTime', '')}", kind="event", event=event,
+        return InboundMessage(provider_key="event:" + keyed(content_key(data)), kind="event", event=event,
                               event_key=str(key).removeprefix("qrscene_") if key else None, extra=extra, **common)
-    provider_key = str(data.get("MsgId") or f"{sender}:{data.get('CreateTime', '')}")
+    provider_key = str(data.get("MsgId") or "content:" + keyed(content_key(data)))
     if message.type == "text":
         return InboundMessage(provider_key=provider_key, kind="text", text=str(data.get("Content") or ""), **common)
     media = {"media": message.type, "media_id": str(data.get("MediaId") or "")}
@@ -199,12 +273,17 @@ def receive() -> Response:
     started = time.monotonic()
     account = _account()
     timestamp, nonce = _verify_request(account)
-    message = _message(*_open(account, _body(), timestamp, nonce))
+    body = _body()
+    message = _message(*_open(account, body, timestamp, nonce))
     if message is None or not message._data.get("FromUserName"):
         raise RefusedError(400, "not a WeChat message")
-    inbound = to_inbound(message, service("clock").now())
-    services: BotServices = service("bot")
     session = request_session()
+    if account.crypto is None:
+        _refuse_replayed_signature(session, timestamp, nonce, body)
+    cipher = cipher_of(session)
+    inbound = to_inbound(message, service("clock").now(),
+                         keyed=lambda content: cipher.blind_index("wechat_delivery", content).hex())
+    services: BotServices = service("bot")
     reply = handle_inbound(session, services, inbound, settle=lambda fresh: settle_passive_reply(
         session, services.config, inbound, fresh, time.monotonic() - started))
     if not reply.texts:

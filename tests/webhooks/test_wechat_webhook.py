@@ -164,7 +164,7 @@ def test_a_plain_message_is_refused_when_the_account_is_in_safe_mode(db, wechat_
     plain = WeChatPeer(WECHAT_TOKEN, WECHAT_APPID, now=lambda: clock.now().timestamp())
     query, body = plain.signed(plain.text_xml(patient.wechat_openid, "问卷"))
     before = stored(db)
-    assert wechat_client.post("/webhooks/wechat", query_string=query, data=body).status_code == 400
+    assert wechat_client.post("/webhooks/wechat", query_string=query, data=body).status_code == 403
     assert stored(db) == before
 
 
