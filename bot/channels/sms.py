@@ -170,6 +170,7 @@ class SmsAdapter:
 
     name = "sms"
     kind = "text"
+    looks_up = True
 
     def __init__(self, environment: ChannelEnvironment) -> None:
         self.environment = environment

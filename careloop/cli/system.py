@@ -8,9 +8,8 @@ import click
 
 from care import staff
 from careloop import migrate
-from careloop.bot_runtime import bot_for
 from careloop.cli.base import CliContext, main, pass_cli
-from careloop.jobs import all_jobs
+from careloop.jobs import worker_for
 from careloop.runtime import Runtime
 from careloop.worker import Worker, single_worker_lock
 from security import audit
@@ -91,7 +90,7 @@ def worker(cli: CliContext, once: bool) -> None:
     runtime = cli.runtime()
     _require_schema(runtime)
     with single_worker_lock(runtime):
-        runner = Worker(runtime, all_jobs(bot_for(runtime)))
+        runner = worker_for(runtime)
         if once:
             for name, handled in runner.run_once().items():
                 click.echo(f"{name}: {handled}")
@@ -121,7 +120,7 @@ def demo(cli: CliContext, host: str, port: int, no_serve: bool) -> None:
         click.echo(f"Admin: {DEFAULT_ADMIN_EMAIL} (password and TOTP were printed when it was created).")
     if no_serve:
         return
-    runner = Worker(runtime, all_jobs(bot_for(runtime)))
+    runner = worker_for(runtime)
     threading.Thread(target=_demo_worker_loop, args=(runner,), daemon=True, name="demo-worker").start()
     click.echo(f"Careloop demo on http://{host}:{port}  (health: http://{host}:{port}/healthz)")
     click.echo(f"Admin panel: http://{host}:{port}/admin/  (simulator: http://{host}:{port}/admin/simulator)")
@@ -131,9 +130,10 @@ def demo(cli: CliContext, host: str, port: int, no_serve: bool) -> None:
 
 def _demo_worker_loop(runner: Worker) -> None:
     stop = threading.Event()
-    while not stop.wait(5.0):
-        for job in runner.jobs:
-            runner.run_guarded(job)
+    with runner.alive():
+        while not stop.wait(5.0):
+            for job in runner.jobs:
+                runner.run_guarded(job)
 
 
 @main.group(name="audit")
