@@ -27,6 +27,7 @@ from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from security.crypto import SecurityBase
+from security.dialects import lock_rows
 from security.keys import KeyRing
 from security.storage import BigIntegerPK, UtcDateTime, Uuid
 
@@ -184,8 +185,7 @@ def seal(session: Session, keys: AuditKeys, *, now: datetime, limit: int = 5000)
     stops there, so a forged row never gets a valid place in the chain.
     """
     head_query = select(AuditChainHead).where(AuditChainHead.id == 1)
-    if session.get_bind().dialect.name == "postgresql":
-        head_query = head_query.with_for_update()
+    head_query = lock_rows(session, head_query)
     head = session.scalars(head_query).one_or_none()
     if head is None:
         seq, chain = 0, GENESIS
