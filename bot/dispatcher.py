@@ -31,6 +31,7 @@ from security.audit import Actor
 logger = logging.getLogger("careloop.dispatcher")
 
 UnitOfWork = Callable[[], AbstractContextManager[Session]]
+BATCH_SECONDS = 2.0  # a tick claims, per channel, what its sending rate lets out in this time
 
 
 class RateLimiter:
@@ -73,15 +74,28 @@ class Dispatcher:
         self.limiter = limiter or RateLimiter(config.rate_limits)
 
     def tick(self, limit: int = 50) -> int:
-        """Claim and handle up to ``limit`` due messages; return how many were handled."""
+        """Claim and handle up to ``limit`` due messages per channel; return how many were handled.
+
+        A channel's batch holds no more than its sending rate lets out in :data:`BATCH_SECONDS`:
+        a worker never sits on rows it cannot send soon (which others could send, and which it
+        would leave behind if it died).
+        """
         lookup = [name for name, adapter in self.adapters.items() if adapter.looks_up]
+        batch: list[OutgoingMessage] = []
         with self.unit_of_work() as session:
             beat(session, self.worker_id)
-            batch = claim(session, worker_id=self.worker_id, limit=limit, config=self.config,
-                          channels=list(self.adapters), lookup_channels=lookup)
+            for channel in self.adapters:
+                batch += claim(session, worker_id=self.worker_id, limit=self.batch_size(channel, limit),
+                               config=self.config, channels=[channel], lookup_channels=lookup)
         for message in batch:
             self._handle(message)
         return len(batch)
+
+    def batch_size(self, channel: str, limit: int) -> int:
+        rate = self.limiter.rates.get(channel)
+        if not rate or rate <= 0:
+            return limit
+        return max(1, min(limit, int(rate * BATCH_SECONDS)))
 
     def _handle(self, message: OutgoingMessage) -> None:
         adapter = self.adapters[message.channel]
@@ -89,24 +103,23 @@ class Dispatcher:
             # A previous attempt may have reached the provider before its worker died.
             found = self._safely(adapter.reconcile, message)
             if found.outcome == "unconfirmed":
+                self.limiter.acquire(message.channel)
                 with self.unit_of_work() as session:
                     resend = settle_unconfirmed(session, message.id, self.worker_id, self.config)
                 if resend:
                     logger.info("outbox row %s on %s: outcome unknown; resent once (%s)", message.id,
                                 message.channel, message.purpose)
-                    self._send(adapter, message)
+                    self._record(message, self._safely(adapter.send, message))
                 return
             if found.outcome in ("sent", "failed", "unknown"):
                 self._record(message, found)
                 return
             # "retry": it never reached the provider; send it now.
+        # The sending rate's wait comes before the mark, so that the mark is the provider call's moment.
+        self.limiter.acquire(message.channel)
         with self.unit_of_work() as session:
             if not mark_attempt_started(session, message.id, self.worker_id, self.config):
                 return  # the row went to another worker (this one was taken for dead)
-        self._send(adapter, message)
-
-    def _send(self, adapter: ChannelAdapter, message: OutgoingMessage) -> None:
-        self.limiter.acquire(message.channel)
         self._record(message, self._safely(adapter.send, message))
 
     @staticmethod

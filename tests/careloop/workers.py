@@ -42,11 +42,11 @@ def daytime_zone() -> str:
 
 
 def worker_env(settings: Settings, *, channels: str, wechat_base: str | None = None, twilio_base: str | None = None,
-               lease_seconds: float | None = None) -> dict[str, str]:
+               lease_seconds: float | None = None, rate: float = 100000.0) -> dict[str, str]:
     """The environment of a worker on ``settings``' database, its channels pointed at the local fakes.
 
-    Sending rates are lifted (the providers' 1/s would make the tests crawl); every other
-    setting is the default unless given.
+    Sending rates are ``rate`` a second per channel (the providers' 1/s would make the tests crawl);
+    every other setting is the default unless given.
     """
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("CARELOOP_", "TWILIO_", "WECHAT_"))}
@@ -56,7 +56,7 @@ def worker_env(settings: Settings, *, channels: str, wechat_base: str | None = N
         "CARELOOP_BLOB_DIR": str(settings.blob_dir),
         "CARELOOP_PUBLIC_URL": "https://clinic.example.test",
         "CARELOOP_CHANNELS": channels,
-        "CARELOOP_RATE_LIMITS": "sms=100000,voice=100000,wechat=100000",
+        "CARELOOP_RATE_LIMITS": f"sms={rate:g},voice={rate:g},wechat={rate:g}",
     })
     if wechat_base is not None:
         env.update({"WECHAT_TOKEN": WECHAT_TOKEN, "WECHAT_APPID": WECHAT_APPID, "WECHAT_SECRET": WECHAT_SECRET,
