@@ -146,6 +146,7 @@ class Death:
     held: str | None = None
     released_after: float | None = None  # death -> the first of its unattempted rows at a provider
     last_sent_after: float | None = None  # death -> the last of them
+    in_flight_settled_after: float | None = None  # death -> the last attempt under way settled (looked up, resent)
 
 
 @dataclass(frozen=True)
@@ -208,8 +209,10 @@ class Outcome:
             how = f"holding {death.kill.channel} #{death.kill.at}" if death.kill.hold else "at a random moment"
             released = "-" if death.released_after is None else f"{death.released_after:.1f} s"
             last = "-" if death.last_sent_after is None else f"{death.last_sent_after:.1f} s"
+            settled = "-" if death.in_flight_settled_after is None else f"{death.in_flight_settled_after:.1f} s"
             lines.append(f"kill {number} ({how}): {len(death.unattempted)} unattempted, {len(death.in_flight)} "
-                         f"in flight; death -> first of its rows sent {released}, -> last {last}")
+                         f"in flight; death -> first of its rows sent {released}, -> last {last}; "
+                         f"attempt under way settled {settled}")
         lines.append(f"stray deliveries: {len(self.stray)}; run took {self.seconds:.1f} s")
         return "\n".join(lines)
 
@@ -226,6 +229,8 @@ class FaultRun:
         self.twilio = twilio
         self.rng = random.Random(seed)
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.deaths: list[Death] = []
+        self._settled_at: dict[str, float] = {}
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-6000:] if self.log.exists() else ""
@@ -254,6 +259,14 @@ class FaultRun:
         return mine[kill.at - 1]
 
     def _rows(self) -> list[RowState]:
+        rows = self._read_rows()
+        now = time.monotonic()
+        for row in rows:  # when each row a dead worker had under way was settled (as often as rows are read)
+            if row.status in SETTLED and row.key not in self._settled_at:
+                self._settled_at[row.key] = now
+        return rows
+
+    def _read_rows(self) -> list[RowState]:
         with self.runtime.db.unit_of_work() as session:
             return [RowState(row.idempotency_key, row.channel, row.purpose, row.status, row.resends, row.error_code,
                              row.leased_by, row.sending_started_at is not None,
@@ -310,7 +323,7 @@ class FaultRun:
         """Start ``workers`` workers, kill at each of ``kills`` (replacing the dead), and wait until all
         ``expected_rows`` rows are settled; return what reached the providers, matched to the rows."""
         started = time.monotonic()
-        deaths: list[Death] = []
+        deaths = self.deaths
         try:
             for _ in range(workers):
                 self.start()
@@ -318,7 +331,7 @@ class FaultRun:
                 held: Delivery | None = None
                 # A held message not yet reached: the next few if the run is already past the one asked for.
                 spec = replace(wanted, at=max(wanted.at, self.count(wanted.channel) + self.rng.randint(1, 5)))
-                if spec.hold and self._unsettled(spec.channel) < spec.at - self.count(spec.channel) + 2:
+                if spec.hold and self._short_of(spec.channel, spec.at - self.count(spec.channel) + 2):
                     spec = replace(spec, hold=False, after=1.0)  # too few left to hold one: a random moment
                 if spec.hold:
                     hold = self._hold(spec)
@@ -340,8 +353,11 @@ class FaultRun:
             self.stop_all()
         return self._outcome(deaths, time.monotonic() - started)
 
-    def _unsettled(self, channel: str) -> int:
-        return sum(1 for row in self._rows() if row.channel == channel and row.status not in SETTLED)
+    def _short_of(self, channel: str, needed: int) -> bool:
+        """Whether ``channel`` has rows, but fewer than ``needed`` still to send (rows made by the
+        workers themselves, follow-up invitations, do not exist yet at the start)."""
+        rows = [row for row in self._rows() if row.channel == channel]
+        return bool(rows) and sum(1 for row in rows if row.status not in SETTLED) < needed
 
     def _settled(self, expected_rows: int) -> bool:
         rows = self._rows()
@@ -361,6 +377,9 @@ class FaultRun:
             received[row.key] += 1
             times.setdefault(row.key, []).append(delivery.at)
         for death in deaths:
+            settled = [self._settled_at[key] - death.at for key in death.in_flight if key in self._settled_at]
+            if settled and len(settled) == len(death.in_flight):
+                death.in_flight_settled_after = max(settled)
             after = [min(t for t in times.get(key, []) if t >= death.at) - death.at
                      for key in death.unattempted if any(t >= death.at for t in times.get(key, []))]
             if after:

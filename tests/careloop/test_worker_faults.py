@@ -166,7 +166,7 @@ def test_wechat_killed_twice_loses_no_reminder_and_repeats_no_reply(clinic, fres
 
 def test_followup_invitations_go_once_per_channel_attempt_and_never_to_sms_because_of_a_crash(
         clinic, fresh_settings, wechat, twilio, tmp_path, seed):
-    patients = enrol(clinic, 60, prefix="F", wechat=True)
+    patients = enrol(clinic, 150, prefix="F", wechat=True)
     schedule(clinic, patients, ["wechat", "sms"])
     run = fault_run(clinic, fresh_settings, tmp_path, seed, wechat=wechat, twilio=twilio, lease=WECHAT_LEASE)
     kills = two_kills("wechat", seed, first_between=(5, 20))
