@@ -192,9 +192,9 @@ def test_several_workers_on_postgresql_one_killed(clinic, fresh_settings, wechat
     patients = enrol(clinic, 20, prefix="M", wechat=True)
     queue(clinic, "sms", MESSAGES // 2, patients)
     queue(clinic, "wechat", MESSAGES // 2, patients)
-    # 6 a second per channel in all: the run lasts long enough for a kill on each channel.
+    # 8 a second per channel in all: the run lasts long enough for a kill on each channel.
     run = fault_run(clinic, fresh_settings, tmp_path, seed, wechat=wechat, twilio=twilio, lease=WECHAT_LEASE,
-                    rate=6.0 / workers)
+                    rate=8.0 / workers)
     rng = random.Random(seed)
     kills = [Kill("wechat", at=rng.randint(8, 20)), Kill("sms", at=rng.randint(60, 80))]
     outcome = run.run(kills, workers=workers, expected_rows=MESSAGES)

@@ -3,15 +3,14 @@ PostgreSQL) with WeChat and Twilio live against the local fakes, and none waits 
 
 On SQLite every transaction begins IMMEDIATE (it holds the database's one write lock), so a job that
 opened a second connection while its own transaction was open (the binding-QR job fetching the
-WeChat access_token did) would wait for itself until the busy timeout and fail with "database is
-locked". Each job here is one unit of work at a time, and the run is timed well below that timeout.
+WeChat access_token did) would wait for itself until the busy timeout (15 s) and fail with
+"database is locked": the run would exit 1 saying so, after at least that long.
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -38,8 +37,6 @@ from tests.webhooks.conftest import TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILI
 
 JOBS = ("due_followups", "conversation_timers", "dispatch_outbox", "prune_receipts", "store_recordings",
         "binding_qr_codes", "rewrap_keys", "seal_audit")
-# SQLite's busy timeout is 15 s: a run that waited for a lock even once would take longer than this.
-WITHIN_SECONDS = 14.0
 
 
 @pytest.fixture
@@ -113,15 +110,12 @@ def test_every_job_of_worker_once_does_its_work_without_waiting_for_a_lock(clini
     reopened.close()
     env = worker_env(fresh_settings, channels="console,wechat,sms,voice", wechat_base=wechat.base_url,
                      twilio_base=twilio.base_url)
-    started = time.monotonic()
     done = subprocess.run(careloop_command("worker", "--once"), env=env, cwd=tmp_path, capture_output=True,
                           text=True, timeout=120, check=False)
-    elapsed = time.monotonic() - started
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "database is locked" not in output
     assert "Traceback" not in output
-    assert elapsed < WITHIN_SECONDS, f"worker --once took {elapsed:.1f} s:\n{output}"
     handled = {name: int(count) for name, count in re.findall(r"^(\w+): (\d+)$", done.stdout, re.MULTILINE)}
     assert set(handled) >= set(JOBS), done.stdout
     assert all(handled[name] >= 1 for name in JOBS), handled
