@@ -93,7 +93,15 @@ class BotConfig:
     minimum_disclosure: bool = True
     keywords: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_KEYWORDS))
     rate_limits: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    # A started attempt whose worker died is settled (looked up, or resent) when this lease runs out...
     outbox_lease_seconds: float = 120.0
+    # ...or, on a channel whose provider can be asked (SMS, voice), as soon as its worker is known dead
+    # and the attempt is older than the longest a live provider call can take (the HTTP timeout).
+    outbox_attempt_seconds: float = 10.0
+    # A worker beats this often; one silent for ``worker_dead_after_seconds`` is dead, and the rows it
+    # claimed but never attempted go to the next worker at once.
+    worker_heartbeat_seconds: float = 2.0
+    worker_dead_after_seconds: float = 6.0
     outbox_max_attempts: int = 6
     retry_base_seconds: float = 30.0
     retry_max_seconds: float = 3600.0

@@ -30,6 +30,7 @@ from flows.outputs import Output
 from flows.registry import FlowLibrary, FlowNotFound
 from security.audit import Actor
 from security.clock import Clock
+from security.dialects import has_row_locks
 from security.fields import clock_of
 
 
@@ -69,7 +70,7 @@ def lock_patient(session: Session, patient: Patient, *, wait: bool = True) -> bo
     them again (:func:`as_now`) before deciding anything by them. With ``wait=False`` the lock is
     only taken when no one holds it; returns whether it was taken.
     """
-    if session.get_bind().dialect.name != "postgresql":
+    if not has_row_locks(session):
         return True
     return session.execute(_LOCK if wait else _LOCK_IF_FREE, {"id": patient.id}).first() is not None
 

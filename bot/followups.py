@@ -25,6 +25,7 @@ from bot.texts import say
 from care.models import FollowUp, FollowUpStatus, Patient
 from care.tasks import create_task
 from security.audit import Actor, log
+from security.dialects import claim_rows
 from security.fields import clock_of
 
 WORKER = Actor("system", "followups")
@@ -54,8 +55,7 @@ def due_followups(session: Session, services: BotServices, *, limit: int = 100) 
                FollowUp.next_action_at <= now)
         .order_by(FollowUp.next_action_at).limit(limit)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+    query = claim_rows(session, query)
     handled = 0
     for followup in list(session.scalars(query)):
         patient = session.get(Patient, followup.patient_id)

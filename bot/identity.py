@@ -102,14 +102,19 @@ def find_patient(session: Session, channel: str, sender: str) -> Patient | None:
 
 
 # -- QR tokens ------------------------------------------------------------------------------------
-def issue_binding_token(session: Session, patient: Patient) -> tuple[str, BindingToken]:
-    """A fresh one-time token for the patient's QR code: the scene string ``bind:<token>`` and its row."""
-    token = secrets.token_urlsafe(24)
+def new_binding_scene() -> str:
+    """A fresh one-time scene key ``bind:<token>`` for a patient's QR code (kept only as a digest)."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(24)
+
+
+def issue_binding_token(session: Session, patient: Patient, scene: str | None = None) -> tuple[str, BindingToken]:
+    """The patient's one-time QR token row for ``scene`` (a fresh scene when none is given): (scene, row)."""
+    scene = scene or new_binding_scene()
     now = clock_of(session).now()
-    row = BindingToken(patient_id=patient.id, token_hash=_digest(session, "token", token),
+    row = BindingToken(patient_id=patient.id, token_hash=_digest(session, "token", scene.removeprefix(TOKEN_PREFIX)),
                        expires_at=now + timedelta(days=TOKEN_DAYS), created_at=now)
     session.add(row)
-    return TOKEN_PREFIX + token, row
+    return scene, row
 
 
 def bind_by_scene(session: Session, openid: str, scene: str, *, actor: Actor) -> Patient | None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from bot.channels.wechat import WeChatAdapter, issue_binding_qr_codes
+from bot.channels.wechat import BindingQrJob, WeChatAdapter
 from bot.conversations import BotServices
 from bot.dispatcher import Dispatcher
 from bot.followups import due_followups
@@ -36,6 +36,5 @@ def bot_jobs(services: BotServices, dispatcher: Dispatcher) -> tuple[BotJob, ...
     ]
     wechat = services.adapters.get("wechat")
     if isinstance(wechat, WeChatAdapter):
-        jobs.append(BotJob("binding_qr_codes", 300,
-                           run_batch=lambda session: issue_binding_qr_codes(session, wechat)))
+        jobs.append(BotJob("binding_qr_codes", 300, run_tick=BindingQrJob(wechat, dispatcher.unit_of_work).tick))
     return tuple(jobs)

@@ -101,11 +101,14 @@ class OutboxStatus(StrEnum):
     SENDING = "sending"      # claimed; the provider call may be under way (never blindly resent)
     SENT = "sent"            # the provider accepted it
     DELIVERED = "delivered"
-    FAILED = "failed"        # permanent failure or retries exhausted
+    UNCONFIRMED = "unconfirmed"  # it may or may not have reached the patient; the provider cannot tell us
+    FAILED = "failed"        # the provider said no (or retries ran out): nothing reached the patient
     CANCELLED = "cancelled"  # no longer wanted (opted out, conversation over)
 
 
-OUTBOX_PROGRESS = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "failed": 3, "cancelled": 3}
+# An unconfirmed row stands beside ``sent``: a later delivery report may still move it to delivered.
+OUTBOX_PROGRESS = {"queued": 0, "sending": 1, "sent": 2, "unconfirmed": 2, "delivered": 3, "failed": 3,
+                   "cancelled": 3}
 
 
 class OutboxMessage(Base):
@@ -128,7 +131,10 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     leased_by: Mapped[str | None] = mapped_column(String(64))
+    # The "attempt started" mark: set (committed) just before the provider call, cleared when a row is queued again.
     sending_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Sends repeated because an earlier attempt's outcome could not be known (at most one: see bot.outbox).
+    resends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     provider_id: Mapped[str | None] = mapped_column(String(64), index=True)
     error_code: Mapped[str | None] = mapped_column(String(32))
     last_error: Mapped[str | None] = mapped_column(String(255))
@@ -140,6 +146,22 @@ class OutboxMessage(Base):
 
     def key_owner_id(self) -> uuid.UUID:
         return self.patient_id or SYSTEM_OWNER
+
+
+class WorkerHeartbeat(Base):
+    """A running worker process, as its heartbeat shows: the rows it claimed are its own while it beats.
+
+    A worker whose heartbeat is older than ``BotConfig.worker_dead_after_seconds`` (or that has no
+    row) is dead: the outbox rows it claimed and never attempted are claimable again at once.
+    """
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(64), unique=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class BindingCode(Base):

@@ -42,6 +42,7 @@ from care.blobs import BlobStore, put_encrypted
 from care.models import FollowUp, Patient, Recording
 from care.tasks import create_task
 from security.audit import Actor, log
+from security.dialects import claim_rows
 from security.fields import clock_of
 
 logger = logging.getLogger("careloop.recordings")
@@ -203,8 +204,7 @@ class RecordingJob:
         now = clock_of(session).now()
         query = (select(Recording).where(Recording.status.in_([*FETCHABLE, STORED]), Recording.next_attempt_at <= now)
                  .order_by(Recording.next_attempt_at).limit(self.batch))
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
+        query = claim_rows(session, query)
         claimed = []
         for row in session.scalars(query):
             row.attempts += 1

@@ -14,6 +14,7 @@ from bot.rendering import render_text
 from bot.texts import say
 from care.models import Patient
 from security.audit import Actor
+from security.dialects import claim_rows
 from security.fields import clock_of
 
 TIMERS = Actor("system", "timers")
@@ -28,8 +29,7 @@ def due_timers(session: Session, services: BotServices, *, limit: int = 100) -> 
         .where(ConversationSession.status == SessionStatus.WAITING.value, ConversationSession.next_timer_at <= now)
         .order_by(ConversationSession.next_timer_at).limit(limit)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+    query = claim_rows(session, query)
     handled = 0
     for conversation in list(session.scalars(query)):
         patient = session.get(Patient, conversation.patient_id)

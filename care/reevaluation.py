@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from care.models import TagReevaluation
+from security.dialects import upsert
 from security.fields import clock_of
 
 #: Patients per statement (well under every engine's parameter limit).
@@ -30,20 +30,15 @@ def request_tag_reevaluation(session: Session, patient_ids: Iterable[uuid.UUID],
     if not ids:
         return 0
     now = clock_of(session).now()
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(TagReevaluation)
-    upsert = statement.on_conflict_do_update(
-        index_elements=[TagReevaluation.patient_id],
-        set_={"reason": statement.excluded.reason, "requested_at": statement.excluded.requested_at},
-    )
+    statement = upsert(session, TagReevaluation, index_elements=[TagReevaluation.patient_id],
+                       update=["reason", "requested_at"])
     rows = [
         {"id": uuid.uuid4(), "patient_id": patient_id, "reason": reason[:MAX_REASON], "requested_at": now}
         for patient_id in ids
     ]
     for start in range(0, len(rows), CHUNK):
         # One statement, many parameter sets: compiled once, sent as executemany.
-        session.execute(upsert, rows[start : start + CHUNK])
+        session.execute(statement, rows[start : start + CHUNK])
     return len(ids)
 
 

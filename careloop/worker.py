@@ -6,6 +6,12 @@ until it reports none left (or its time budget is spent), committing after every
 worker killed mid-tick loses at most one uncommitted batch, which the next tick redoes.
 On PostgreSQL any number of workers may run (rows are claimed with SKIP LOCKED or a row lock);
 on SQLite one worker holds a lock file and a second one refuses to start.
+
+While it runs, a worker beats (:class:`Heartbeat`, a thread of its own, every couple of seconds):
+that is how the others know that the outbox rows it claimed are still its own. A worker killed
+mid-batch stops beating, and the rows it never attempted go to the next worker within seconds
+instead of waiting out the lease (:mod:`bot.outbox`). A worker that stops cleanly retires its
+heartbeat at once.
 """
 
 from __future__ import annotations
@@ -14,17 +20,19 @@ import fcntl
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Any
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from bot.outbox import beat, retire
 from careloop.runtime import Runtime
 from security import audit
 from security.fields import cipher_of, clock_of
@@ -90,12 +98,66 @@ def single_worker_lock(runtime: Runtime) -> Iterator[None]:
         handle.close()
 
 
-class Worker:
-    """Runs jobs once (``--once``) or on a schedule."""
+class Heartbeat:
+    """This worker's heartbeat, written every ``seconds`` by a thread of its own while the worker runs.
 
-    def __init__(self, runtime: Runtime, jobs: tuple[Job, ...]) -> None:
+    Each beat is one short transaction of its own (no job's transaction is ever open around it);
+    a failed beat is logged and the next one tried. Leaving the context retires the worker.
+    """
+
+    def __init__(self, runtime: Runtime, worker_id: str, seconds: float) -> None:
+        self.runtime = runtime
+        self.worker_id = worker_id
+        self.seconds = seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def beat(self) -> None:
+        with self.runtime.db.unit_of_work() as session:
+            beat(session, self.worker_id)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.seconds):
+            try:
+                self.beat()
+            except Exception:
+                logger.exception("worker %s: heartbeat not written; trying again", self.worker_id)
+
+    def __enter__(self) -> Heartbeat:
+        self.beat()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="worker-heartbeat")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.seconds + 5)
+        try:
+            with self.runtime.db.unit_of_work() as session:
+                retire(session, self.worker_id)
+        except Exception:  # its heartbeat then simply goes stale
+            logger.exception("worker %s: could not retire its heartbeat", self.worker_id)
+
+
+class Worker:
+    """Runs jobs once (``--once``) or on a schedule, beating while it does when it has a ``worker_id``."""
+
+    def __init__(self, runtime: Runtime, jobs: tuple[Job, ...], *, worker_id: str | None = None,
+                 heartbeat_seconds: float = 2.0) -> None:
         self.runtime = runtime
         self.jobs = jobs
+        self.worker_id = worker_id
+        self.heartbeat_seconds = heartbeat_seconds
+
+    @contextmanager
+    def alive(self) -> Iterator[None]:
+        """Beat for as long as the block runs (nothing to beat for without a worker id)."""
+        if self.worker_id is None:
+            yield
+            return
+        with Heartbeat(self.runtime, self.worker_id, self.heartbeat_seconds):
+            yield
 
     def run_job(self, job: Job) -> int:
         """Run batches of ``job`` until it has nothing due or its budget is spent; return items handled."""
@@ -117,13 +179,17 @@ class Worker:
 
     def run_once(self) -> dict[str, int]:
         """Run every job's due work once (cron and tests)."""
-        return {job.name: self.run_job(job) for job in self.jobs}
+        with self.alive():
+            return {job.name: self.run_job(job) for job in self.jobs}
 
     def run_forever(self) -> None:
         """Tick every job on its interval until SIGTERM or SIGINT."""
         from apscheduler.schedulers.blocking import BlockingScheduler
 
-        scheduler = BlockingScheduler(timezone="UTC")
+        with self.alive():
+            self._schedule(BlockingScheduler(timezone="UTC"))
+
+    def _schedule(self, scheduler: Any) -> None:
         for job in self.jobs:
             scheduler.add_job(
                 self.run_guarded, "interval", seconds=job.every_seconds, args=[job], id=job.name,

@@ -46,6 +46,7 @@ from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from security.crypto import SecurityBase
+from security.dialects import lock_rows
 from security.keys import KEY_BYTES, KeyRing, derive
 from security.storage import BigIntegerPK, UtcDateTime, Uuid
 
@@ -460,8 +461,7 @@ def seal(session: Session, keys: AuditKeys, *, now: datetime, limit: int = 5000)
     to the anchor file once the transaction commits (:func:`after_commit`).
     """
     head_query = select(AuditChainHead).where(AuditChainHead.id == 1)
-    if session.get_bind().dialect.name == "postgresql":
-        head_query = head_query.with_for_update()
+    head_query = lock_rows(session, head_query)
     head = session.scalars(head_query).one_or_none()
     seq, chain, position_problem = _position(session, keys, head)
     pending = list(session.scalars(

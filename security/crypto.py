@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Integer, LargeBinary, Table, func, insert, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from security.dialects import claim_rows
 from security.keys import KeyRing
 from security.storage import UtcDateTime, Uuid, metadata
 
@@ -197,8 +198,7 @@ class FieldCipher:
         query = (
             select(DataKey).where(DataKey.kek_version != primary).order_by(DataKey.owner_id).limit(limit)
         )
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
+        query = claim_rows(session, query)
         rows = list(session.scalars(query))
         for row in rows:
             data_key = self._unwrap(row)

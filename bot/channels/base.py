@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from bot.config import BotConfig
 from security.clock import Clock
 
-Outcome = Literal["sent", "retry", "failed", "unknown"]
+Outcome = Literal["sent", "retry", "failed", "unknown", "unconfirmed"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class OutgoingMessage:
     sending_started_at: datetime | None
     patient_id: uuid.UUID | None
     lang: str = "zh"
+    resends: int = 0
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,9 @@ class SendResult:
     ``sent``: the provider accepted it (``provider_id`` set when it gives one). ``retry``: a
     transient failure, nothing went out. ``failed``: permanent (``opted_out`` when the recipient
     blocked us at the provider). ``unknown``: we cannot tell (timeout after the request left);
-    the dispatcher reconciles later instead of sending again.
+    the dispatcher reconciles later instead of sending again. ``unconfirmed`` (from ``reconcile``
+    only): the provider has no way to look the message up, so its fate will never be known; the
+    dispatcher then applies the purpose's delivery guarantee (``bot.outbox.Delivery``).
     """
 
     outcome: Outcome
@@ -58,11 +61,17 @@ class SendResult:
 class ChannelAdapter(Protocol):
     name: str
     kind: str  # "text" or "voice"
+    # Whether ``reconcile`` can ask the provider what became of a send (Twilio can; WeChat cannot).
+    looks_up: bool
 
     def send(self, message: OutgoingMessage) -> SendResult: ...
 
     def reconcile(self, message: OutgoingMessage) -> SendResult:
-        """Find out whether a send whose outcome was unknown reached the provider."""
+        """Find out whether a send whose outcome was unknown reached the provider.
+
+        ``sent`` (found), ``retry`` (it never arrived: send it now), ``unknown`` (the look-up
+        failed: ask again later) or ``unconfirmed`` (the provider cannot be asked).
+        """
         ...
 
 

@@ -10,6 +10,7 @@ class ConsoleAdapter:
 
     name = "console"
     kind = "text"
+    looks_up = True
 
     def send(self, message: OutgoingMessage) -> SendResult:
         return SendResult("sent", provider_id=f"console-{message.id}")

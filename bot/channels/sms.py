@@ -2,8 +2,9 @@
 
 Twilio's ``messages.create`` takes no idempotency key, so a request that timed out after it left
 may or may not have created a message. The dispatcher marks the attempt started before the call
-and reports a read timeout as ``unknown``; when the row's lease runs out, :meth:`SmsAdapter.reconcile`
-asks Twilio instead of sending again.
+and reports a read timeout as ``unknown``; once no live call can still be under way (its worker
+dead or done with it, the attempt older than the HTTP timeout: :mod:`bot.outbox`),
+:meth:`SmsAdapter.reconcile` asks Twilio instead of sending again.
 
 Reconciliation policy: list the messages to the same number from our number sent since the
 attempt started (less :data:`CLOCK_SKEW` for the two clocks' disagreement), keep those whose
@@ -170,6 +171,7 @@ class SmsAdapter:
 
     name = "sms"
     kind = "text"
+    looks_up = True
 
     def __init__(self, environment: ChannelEnvironment) -> None:
         self.environment = environment

@@ -52,6 +52,7 @@ class VoiceAdapter:
 
     name = "voice"
     kind = "voice"
+    looks_up = True
 
     def __init__(self, environment: ChannelEnvironment) -> None:
         self.environment = environment

@@ -18,11 +18,13 @@ refresher at a time (a lease in ``refreshing_until``), before it expires, and a 
 refreshed only if nobody refreshed it since it was read (its ``generation``).
 
 **Reconciling an unknown outcome.** WeChat offers no way to look a sent customer-service or
-template message up. A row whose outcome is unknown (the worker died after the call started, or
-the answer timed out after the request left) is therefore never sent again: ``reconcile`` marks it
-``failed`` with error code ``unconfirmed``. A duplicate on WeChat cannot be recalled; a missed
-invitation is not lost either, because the follow-up then moves on to its next channel (and an
-invitation is neutral, so a second one on SMS discloses nothing).
+template message up. For a row whose outcome is unknown (the worker died after the call started,
+or the answer timed out after the request left) ``reconcile`` therefore answers ``unconfirmed``,
+and the dispatcher applies the purpose's delivery guarantee (:mod:`bot.outbox`): the clinic's own
+messages (invitations, reminders, results, staff messages) are resent once after the lease unless
+the patient has written since; replies inside a conversation are never resent. Either way the row
+says ``unconfirmed`` when its fate stays unknown, never ``failed``, so a follow-up does not fall
+back to another channel (and invite the same patient twice) because of a crash.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,7 +49,7 @@ from wechatpy.exceptions import WeChatClientException
 
 from bot.channels.base import ChannelAdapter, ChannelEnvironment, OutgoingMessage, SendResult, register_channel
 from bot.config import BotConfig
-from bot.identity import issue_binding_token
+from bot.identity import issue_binding_token, new_binding_scene
 from bot.messages import InboundMessage, Reply
 from bot.models import BindingToken, ProviderCredential
 from bot.outbox import enqueue
@@ -333,6 +335,7 @@ class WeChatAdapter:
 
     name = "wechat"
     kind = "text"
+    looks_up = False  # WeChat offers no look-up of a sent message
 
     def __init__(self, environment: ChannelEnvironment) -> None:
         self.config = environment.config
@@ -356,9 +359,8 @@ class WeChatAdapter:
         return SendResult("sent")
 
     def reconcile(self, message: OutgoingMessage) -> SendResult:
-        """WeChat cannot look a message up: never resend; mark it unconfirmed (see the module's docstring)."""
-        return SendResult("failed", error_code="unconfirmed",
-                          error="outcome unknown and WeChat has no message lookup; not sent again")
+        """WeChat cannot look a message up: its fate stays unknown (see the module's docstring)."""
+        return SendResult("unconfirmed", error_code="no_lookup", error="WeChat has no message lookup")
 
 
 @register_channel("wechat")
@@ -374,16 +376,26 @@ class BindingQr:
     expires_at: datetime
 
 
-def make_binding_qr(session: Session, adapter: WeChatAdapter, patient: Patient) -> BindingQr:
-    """Make the patient's own parametrised QR code (30 days) and keep its ticket on the binding token.
+@dataclass(frozen=True)
+class IssuedQr:
+    """A QR code WeChat made for a scene, not yet kept on a binding token."""
 
-    Scanning it subscribes (or, for a follower, sends a SCAN event) with the scene ``bind:<token>``,
-    which binds the scanning WeChat user to this patient once. The caller commits.
+    scene: str
+    ticket: str
+    expire_seconds: int
+
+
+def request_binding_qr(adapter: WeChatAdapter, scene: str | None = None) -> IssuedQr:
+    """Ask WeChat for a parametrised QR code (30 days) carrying a fresh one-time ``bind:<token>`` scene.
+
+    It touches no database transaction of the caller's (the access_token comes through the shared
+    store's own short sessions), so call it with no transaction open: on SQLite an open write
+    transaction would make the token store wait for it.
 
     Raises:
         WeChatApiError: WeChat would not make the code (or no token could be had).
     """
-    scene, row = issue_binding_token(session, patient)
+    scene = scene or new_binding_scene()
     body = {"expire_seconds": QR_EXPIRE_SECONDS, "action_name": "QR_STR_SCENE",
             "action_info": {"scene": {"scene_str": scene}}}
     try:
@@ -391,23 +403,26 @@ def make_binding_qr(session: Session, adapter: WeChatAdapter, patient: Patient) 
     except (WeChatClientException, requests.RequestException) as error:
         code = _errcode(error) if isinstance(error, WeChatClientException) else None
         raise WeChatApiError(f"WeChat would not make the QR code ({type(error).__name__})", errcode=code) from error
-    ticket = str(result["ticket"])
-    row.qr_ticket = ticket
-    expires_at = row.created_at + timedelta(seconds=int(result.get("expire_seconds") or QR_EXPIRE_SECONDS))
-    row.expires_at = min(row.expires_at, expires_at)
-    return BindingQr(ticket=ticket, url=SHOW_QR_URL.format(ticket=quote(ticket, safe="")),
+    return IssuedQr(scene=scene, ticket=str(result["ticket"]),
+                    expire_seconds=int(result.get("expire_seconds") or QR_EXPIRE_SECONDS))
+
+
+def keep_binding_qr(session: Session, patient: Patient, issued: IssuedQr) -> BindingQr:
+    """Keep a QR code WeChat made as the patient's binding token: scanning it binds the scanner to this
+    patient once (subscribe, or SCAN for a follower). The caller commits."""
+    _scene, row = issue_binding_token(session, patient, issued.scene)
+    row.qr_ticket = issued.ticket
+    row.expires_at = min(row.expires_at, row.created_at + timedelta(seconds=issued.expire_seconds))
+    return BindingQr(ticket=issued.ticket, url=SHOW_QR_URL.format(ticket=quote(issued.ticket, safe="")),
                      expires_at=row.expires_at)
 
 
 QR_RENEW_BEFORE = timedelta(days=3)
 
 
-def issue_binding_qr_codes(session: Session, adapter: WeChatAdapter, *, limit: int = 20) -> int:
-    """Give each enrolled patient not yet bound on WeChat a live binding QR code (made at enrolment,
-    renewed before its 30 days run out); return how many were made.
-
-    Patients who opted out of WeChat get none. A WeChat failure stops the batch; the next tick retries.
-    """
+def patients_needing_binding_qr(session: Session, *, limit: int) -> list[uuid.UUID]:
+    """Enrolled patients not bound on WeChat and not opted out of it, without a code that lives on
+    for more than three days (made at enrolment, renewed before its 30 days run out)."""
     now = clock_of(session).now()
     live_code = (
         select(BindingToken.id)
@@ -422,20 +437,53 @@ def issue_binding_qr_codes(session: Session, adapter: WeChatAdapter, *, limit: i
         .exists()
     )
     query = (
-        select(Patient)
+        select(Patient.id)
         .where(Patient.status == PatientStatus.ACTIVE.value, Patient.wechat_openid.index_column().is_(None),
                ~live_code, ~opted_out)
         .order_by(Patient.created_at).limit(limit)
     )
-    made = 0
-    for patient in session.scalars(query):
-        try:
-            make_binding_qr(session, adapter, patient)
-        except WeChatApiError as error:
-            logger.warning("binding QR for patient %s not made: %s", patient.id, error)
-            break
-        made += 1
-    return made
+    return list(session.scalars(query))
+
+
+UnitOfWork = Callable[[], AbstractContextManager[Session]]
+
+
+class BindingQrJob:
+    """The worker's tick that gives every unbound patient a live binding QR code (self-committing).
+
+    Three steps, none inside another: a read of who needs a code; WeChat's calls, with no
+    transaction open (the access_token store opens its own short ones); one write of the codes
+    made. A WeChat failure stops the batch (the next tick retries); a code made for a patient who
+    was bound meanwhile is simply not kept.
+    """
+
+    def __init__(self, adapter: WeChatAdapter, unit_of_work: UnitOfWork, *, limit: int = 20) -> None:
+        self.adapter = adapter
+        self.unit_of_work = unit_of_work
+        self.limit = limit
+
+    def tick(self) -> int:
+        """Make the codes that are due; return how many were kept."""
+        with self.unit_of_work() as session:
+            patient_ids = patients_needing_binding_qr(session, limit=self.limit)
+        issued: list[tuple[uuid.UUID, IssuedQr]] = []
+        for patient_id in patient_ids:
+            try:
+                issued.append((patient_id, request_binding_qr(self.adapter)))
+            except WeChatApiError as error:
+                logger.warning("binding QR for patient %s not made: %s", patient_id, error)
+                break
+        if not issued:
+            return 0
+        with self.unit_of_work() as session:
+            still = set(patients_needing_binding_qr(session, limit=max(self.limit, len(issued))))
+            kept = 0
+            for patient_id, qr in issued:
+                patient = session.get(Patient, patient_id)
+                if patient is not None and patient_id in still:
+                    keep_binding_qr(session, patient, qr)
+                    kept += 1
+        return kept
 
 
 # -- the 5-second rule ----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from careloop import migrate
 from careloop.bot_runtime import bot_for
 from careloop.cli.base import CliContext, main, pass_cli
 from careloop.flow_library import tell_problems
-from careloop.jobs import all_jobs
+from careloop.jobs import worker_for
 from careloop.runtime import Runtime
 from careloop.worker import Worker, single_worker_lock
 from security import audit
@@ -123,9 +123,8 @@ def worker(cli: CliContext, once: bool) -> None:
     runtime = cli.runtime(sealing=True)
     describe_clinic(runtime)
     with single_worker_lock(runtime):
-        bot = bot_for(runtime)
-        tell_problems(bot.services.library, lambda line: click.echo(line, err=True))
-        runner = Worker(runtime, all_jobs(bot))
+        tell_problems(bot_for(runtime).services.library, lambda line: click.echo(line, err=True))
+        runner = worker_for(runtime)
         if once:
             for name, handled in runner.run_once().items():
                 click.echo(f"{name}: {handled}")
@@ -155,7 +154,7 @@ def demo(cli: CliContext, host: str, port: int, no_serve: bool) -> None:
         click.echo(f"Admin: {DEFAULT_ADMIN_EMAIL} (password and TOTP were printed when it was created).")
     if no_serve:
         return
-    runner = Worker(runtime, all_jobs(bot_for(runtime)))
+    runner = worker_for(runtime)
     threading.Thread(target=_demo_worker_loop, args=(runner,), daemon=True, name="demo-worker").start()
     describe_clinic(runtime)
     click.echo(f"Careloop demo on http://{host}:{port}  (health: http://{host}:{port}/healthz)")
@@ -167,9 +166,10 @@ def demo(cli: CliContext, host: str, port: int, no_serve: bool) -> None:
 
 def _demo_worker_loop(runner: Worker) -> None:
     stop = threading.Event()
-    while not stop.wait(5.0):
-        for job in runner.jobs:
-            runner.run_guarded(job)
+    with runner.alive():
+        while not stop.wait(5.0):
+            for job in runner.jobs:
+                runner.run_guarded(job)
 
 
 @main.group(name="audit")

@@ -18,7 +18,8 @@ Everything is recorded (:attr:`FakeTwilio.requests`) so tests count what reached
 Tests steer it: :meth:`fail_next` (an HTTP status and Twilio error code for the next N calls of
 one operation), :meth:`time_out_next` (accept and record, then answer too late), :meth:`opt_out`
 (messages to a number get 21610), :meth:`hold_at` (record the Nth message, then hold its answer
-until :meth:`release`, so a test can kill the sender while the provider has the message).
+until :meth:`release`, so a test can kill the sender while the provider has the message; calls
+too). Messages and calls keep the moment they arrived (``_at``, the test's monotonic clock).
 """
 
 from __future__ import annotations
@@ -37,9 +38,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.wechat_server import QuietServer
 
 API = "/2010-04-01/Accounts/"
 _PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)/(?P<rest>.+)$")
@@ -112,8 +115,9 @@ class FakeTwilio:
         self.opted_out_numbers: set[str] = set()
         self._failures: dict[str, deque[Failure]] = {}
         self._hold: Hold | None = None
+        self._hold_calls = False
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: QuietServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- life --------------------------------------------------------------------------------------
@@ -136,7 +140,7 @@ class FakeTwilio:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="fake-twilio")
         self._thread.start()
@@ -181,9 +185,11 @@ class FakeTwilio:
         """The recipient replied STOP at Twilio: messages to ``number`` answer 400 with code 21610."""
         self.opted_out_numbers.add(number)
 
-    def hold_at(self, nth_message: int) -> Hold:
-        """Keep the ``nth_message`` created, but hold its answer until :meth:`release`."""
+    def hold_at(self, nth_message: int, *, calls: bool = False) -> Hold:
+        """Keep the ``nth_message`` (or, with ``calls``, the nth call) created, but hold its answer until
+        :meth:`release`."""
         self._hold = Hold(nth_message)
+        self._hold_calls = calls
         return self._hold
 
     def release(self) -> None:
@@ -225,6 +231,10 @@ class FakeTwilio:
         with self._lock:
             return list(self.messages.values())
 
+    def placed_calls(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.calls.values())
+
     def bodies_to(self, number: str) -> list[str]:
         return [m["body"] for m in self.sent_messages() if m["to"] == number]
 
@@ -258,7 +268,7 @@ class FakeTwilio:
         status, answer, content_type = self._operate(operation, match.group("rest"), form, query)
         if failure is not None and failure.delay:
             time.sleep(failure.delay)  # the provider acted; its answer is late (the client has given up)
-        if operation == "messages.create" and status == 201:
+        if status == 201 and operation == ("calls.create" if self._hold_calls else "messages.create"):
             self._maybe_hold()
         self._answer(handler, recorded, status, answer, content_type)
 
@@ -267,7 +277,7 @@ class FakeTwilio:
         if hold is None:
             return
         with self._lock:
-            count = len(self.messages)
+            count = len(self.calls if self._hold_calls else self.messages)
         if count == hold.at and not hold.reached.is_set():
             hold.reached.set()
             hold.release.wait(timeout=120)
@@ -319,7 +329,7 @@ class FakeTwilio:
             message = {"sid": _sid("SM"), "account_sid": self.account_sid, "to": to, "from": sender, "body": body,
                        "status": "queued", "date_created": _rfc2822(now), "date_sent": _rfc2822(now),
                        "date_updated": _rfc2822(now), "num_segments": "1", "direction": "outbound-api",
-                       "status_callback": one("StatusCallback"), "_created": now}
+                       "status_callback": one("StatusCallback"), "_created": now, "_at": time.monotonic()}
             with self._lock:
                 self.messages[message["sid"]] = message
             return 201, _public(message), ""
@@ -347,7 +357,7 @@ class FakeTwilio:
             call = {"sid": _sid("CA"), "account_sid": self.account_sid, "to": to, "from": sender,
                     "status": "queued", "direction": "outbound-api", "date_created": _rfc2822(now),
                     "date_updated": _rfc2822(now), "_form": {k: v if len(v) > 1 else v[0] for k, v in form.items()},
-                    "_created": now}
+                    "_created": now, "_at": time.monotonic()}
             with self._lock:
                 self.calls[call["sid"]] = call
             return 201, _public(call), ""

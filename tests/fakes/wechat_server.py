@@ -10,14 +10,17 @@ It speaks the few endpoints Careloop calls, as WeChat documents them:
 
 Tests steer it: :meth:`FakeWeChat.expire_tokens`, :meth:`reject_token_once` (the next call gets
 40001 and that token dies), :meth:`fail_next` (an errcode, an HTTP status or a delay for one
-path), :meth:`unsubscribed`/:meth:`out_of_window` openids, and :attr:`stable_token_delay`. Every
-request is recorded (:attr:`requests`, :meth:`calls`).
+path), :meth:`unsubscribed`/:meth:`out_of_window` openids, :attr:`stable_token_delay`, and
+:meth:`hold_at` (accept the Nth message, then hold the answer until :meth:`release`, so a test can
+kill the sender while WeChat has the message). Every request is recorded with the moment it
+arrived (:attr:`requests`, :meth:`calls`, :meth:`delivered`).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import sys
 import threading
 import time
 from collections import deque
@@ -29,6 +32,9 @@ from urllib.parse import parse_qs, urlsplit
 OK = {"errcode": 0, "errmsg": "ok"}
 
 
+SEND_PATHS = ("/cgi-bin/message/custom/send", "/cgi-bin/message/template/send")
+
+
 @dataclass
 class RecordedRequest:
     method: str
@@ -36,6 +42,14 @@ class RecordedRequest:
     query: dict[str, str]
     body: dict[str, Any]
     answer: dict[str, Any] = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)  # when it arrived (the test's monotonic clock)
+
+
+@dataclass
+class Hold:
+    at: int
+    reached: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -43,6 +57,15 @@ class Failure:
     errcode: int | None = None
     status: int | None = None
     delay: float = 0.0
+
+
+class QuietServer(ThreadingHTTPServer):
+    """A threading server that says nothing when a client drops its connection (a killed sender)."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class FakeWeChat:
@@ -63,6 +86,8 @@ class FakeWeChat:
         self._msgids = itertools.count(1_000_001)
         self._reject_once = False
         self._failures: dict[str, deque[Failure]] = {}
+        self._accepted = 0
+        self._hold: Hold | None = None
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -81,7 +106,7 @@ class FakeWeChat:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-wechat",
                                         daemon=True)
@@ -89,6 +114,7 @@ class FakeWeChat:
         return self
 
     def stop(self) -> None:
+        self.release()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -124,6 +150,21 @@ class FakeWeChat:
         with self._lock:
             queue = self._failures.setdefault(path.strip("/"), deque())
             queue.extend(Failure(errcode, status, delay) for _ in range(times))
+
+    def hold_at(self, nth_message: int) -> Hold:
+        """Accept the ``nth_message`` sent (custom or template) and hold its answer until :meth:`release`."""
+        self._hold = Hold(nth_message)
+        return self._hold
+
+    def release(self) -> None:
+        if self._hold is not None:
+            self._hold.release.set()
+
+    def delivered(self) -> list[RecordedRequest]:
+        """Every custom-service and template message WeChat accepted, in order of arrival."""
+        with self._lock:
+            return [request for request in self.requests
+                    if request.path in SEND_PATHS and request.answer.get("errcode") == 0]
 
     def calls(self, path: str) -> list[RecordedRequest]:
         """The recorded requests to ``path`` (``stable_token``, ``message/custom/send``, ...)."""
@@ -163,17 +204,28 @@ class FakeWeChat:
             answer = {"errcode": planned.errcode, "errmsg": "fake failure"}
         else:
             answer = self._api(parts.path, query, body)
-        record.answer = answer
+        with self._lock:
+            record.answer = answer
+            accepted = parts.path in SEND_PATHS and answer.get("errcode") == 0
+            if accepted:
+                self._accepted += 1
+            hold = self._hold if accepted and self._hold is not None and self._accepted == self._hold.at else None
+        if hold is not None and not hold.reached.is_set():
+            hold.reached.set()
+            hold.release.wait(timeout=120)
         self._answer(handler, 200, answer)
 
     @staticmethod
     def _answer(handler: BaseHTTPRequestHandler, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json; charset=utf-8")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/json; charset=utf-8")
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+        except OSError:
+            pass  # the client gave up (timeout, or its process was killed)
 
     def _stable_token(self, body: dict[str, Any]) -> dict[str, Any]:
         if self.stable_token_delay:

@@ -177,10 +177,10 @@ def test_a_connection_refused_before_the_request_left_is_retried(wechat_runtime)
     assert result.outcome == "retry"
 
 
-def test_an_unknown_outcome_is_never_sent_again(adapter, wechat_fake):
+def test_an_unknown_outcome_cannot_be_looked_up_at_wechat(adapter, wechat_fake):
     result = adapter.reconcile(outgoing("oOpenIdOfSomebody000000000001"))
-    assert (result.outcome, result.error_code) == ("failed", "unconfirmed")
-    assert wechat_fake.requests == []
+    assert (result.outcome, result.error_code) == ("unconfirmed", "no_lookup")
+    assert wechat_fake.requests == []  # nothing asked, nothing sent: the dispatcher applies the guarantee
 
 
 def test_a_43004_from_the_dispatcher_opts_the_patient_out(db, wechat_bot, wechat_fake, wechat_patient):

@@ -3,9 +3,11 @@ encrypted messages built as WeChat sends them, read the encrypted passive replie
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from sqlalchemy import select
 
-from bot.channels.wechat import issue_binding_qr_codes, make_binding_qr
+from bot.channels.wechat import BindingQrJob, keep_binding_qr, request_binding_qr
 from bot.consent import opt_out
 from bot.models import BindingToken
 from care.models import Observation, StaffTask
@@ -24,7 +26,7 @@ OPENID = "oPatientScansTheirOwnCode0001"
 
 def bind_by_qr(db, wechat_bot, wechat_fake, wechat_post, wechat_peer, patient, *, event="subscribe"):
     """Make the patient's QR code at the fake, then scan it as WeChat reports it; returns the reply text."""
-    qr = make_binding_qr(db, wechat_bot.services.adapters["wechat"], patient)
+    qr = keep_binding_qr(db, patient, request_binding_qr(wechat_bot.services.adapters["wechat"]))
     db.flush()
     scene = wechat_fake.calls("qrcode/create")[-1].body["action_info"]["scene"]["scene_str"]
     key = f"qrscene_{scene}" if event == "subscribe" else scene
@@ -97,17 +99,22 @@ def test_a_menu_click_starts_the_questionnaire(wechat_post, wechat_peer, wechat_
 
 
 def test_every_unbound_patient_gets_a_binding_qr_code_once(db, wechat_bot, wechat_fake, make_patient, clock):
-    adapter = wechat_bot.services.adapters["wechat"]
+    @contextmanager
+    def unit_of_work():
+        yield db
+        db.flush()
+
+    job = BindingQrJob(wechat_bot.services.adapters["wechat"], unit_of_work)
     waiting = make_patient()
     make_patient(wechat_openid="o-already-bound")
     refused = make_patient()
     opt_out(db, refused, "wechat", actor=TEST_ACTOR, reason="test")
     db.flush()
-    assert issue_binding_qr_codes(db, adapter) == 1
+    assert job.tick() == 1
     tokens = list(db.scalars(select(BindingToken)))
     assert [token.patient_id for token in tokens] == [waiting.id]
     assert tokens[0].qr_ticket
-    assert issue_binding_qr_codes(db, adapter) == 0  # a live code is not made again
+    assert job.tick() == 0  # a live code is not made again
     clock.advance(days=28)  # within three days of its 30-day end: renewed
-    assert issue_binding_qr_codes(db, adapter) == 1
+    assert job.tick() == 1
     assert len(wechat_fake.calls("qrcode/create")) == 2
