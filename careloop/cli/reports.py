@@ -15,7 +15,8 @@ from careloop.cli.base import CliContext, main, pass_cli
 from careloop.settings import Settings
 
 #: The English name printed when the clinic has set only a Chinese one.
-DEFAULT_CLINIC_NAME_EN = "Careloop Health Management Centre"
+#: The demo clinic's English name (the settings' default), for a clinic that gave only a Chinese one.
+DEFAULT_CLINIC_NAME_EN = Settings().clinic_name_en
 
 
 def _has_cjk(text: str) -> bool:

@@ -213,7 +213,7 @@ def test_the_clinic_lines_come_from_the_settings_in_each_language(fresh_settings
     # Without English settings the English report never prints the Chinese name or address.
     bare = report_clinic(_Bare())  # type: ignore[arg-type]
     assert bare.name.zh == "幸福里健康管理中心"
-    assert bare.name.en == "Careloop Health Management Centre"
+    assert bare.name.en == Settings().clinic_name_en
     assert bare.lines("en") == []
     default = report_clinic(fresh_settings)
-    assert default.name.en == "Careloop Health Management Centre"
+    assert default.name.en == Settings().clinic_name_en
