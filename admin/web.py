@@ -60,6 +60,8 @@ def _limit_anonymous_posts(app: Flask) -> None:
     """
     limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", default_limits=[],
                       headers_enabled=False)
+    # The webhooks and the rest of the app are never limited here: leave them at the first check.
+    limiter.request_filter(lambda: request.blueprint != blueprint.name)
     rate = str(app.config.get("CARELOOP_SIGN_IN_RATE_LIMIT") or "20 per minute")
     # A blueprint limit is checked before the request's hooks (a view's decorated limit only when the
     # view runs, after the CSRF check). Sign-ins have a count of their own; other POSTs count only

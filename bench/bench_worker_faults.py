@@ -110,7 +110,7 @@ def run_scenario(scenario: str, url: str, args: argparse.Namespace, seed: int,
                  report: Callable[[str], None]) -> list[str]:
     folder = Path(tempfile.mkdtemp(prefix=f"careloop-faults-{scenario}-"))
     settings = Settings(database_url=url, key_file=folder / "master.key", blob_dir=folder / "blobs")
-    runtime = build_runtime(settings, create_key=True)
+    runtime = build_runtime(settings, create_key=True, sealing=True)
     migrate.upgrade(runtime.db.engine)
     rng = random.Random(seed)
     with FakeWeChat(WECHAT_APPID, WECHAT_SECRET) as wechat, \

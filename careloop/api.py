@@ -63,6 +63,8 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(blueprint)
     limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", default_limits=[],
                       headers_enabled=False)
+    # The webhooks and the rest of the app are never limited here: leave them at the first check.
+    limiter.request_filter(lambda: request.blueprint != blueprint.name)
     rate = str(app.config.get("CARELOOP_SIGN_IN_RATE_LIMIT") or "20 per minute")
     limiter.shared_limit(rate, scope="api-refused", methods=["POST"], deduct_when=_refused)(blueprint)
 

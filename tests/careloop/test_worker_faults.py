@@ -68,7 +68,7 @@ def twilio() -> Iterator[FakeTwilio]:
 
 @pytest.fixture
 def clinic(fresh_settings: Settings) -> Iterator[Runtime]:
-    runtime = build_runtime(fresh_settings, create_key=True)
+    runtime = build_runtime(fresh_settings, create_key=True, sealing=True)  # the worker seals: it needs the audit key
     migrate.upgrade(runtime.db.engine)
     yield runtime
     runtime.close()
