@@ -85,10 +85,17 @@ def results(rows: int, patients: Sequence[str], seed: int = 5) -> Iterator[Resul
         year = 2015 + (report // len(patients)) % 11
         day = f"{year}-{1 + report % 12:02d}-{1 + report % 28:02d}"
         mass = report % 3 == 0
+        drawn: dict[str, float] = {}
         for code, loinc, mass_loinc, unit, mean, spread, factor in INDICATORS:
             if produced >= rows:
                 break
             value = max(mean + rng.gauss(0, spread), mean * 0.5)
+            # One person's report: diastolic below systolic, HDL-C and LDL-C below total cholesterol.
+            if code == "dbp" and "sbp" in drawn:
+                value = min(value, drawn["sbp"] - 20)
+            elif code in ("ldl", "hdl") and "tc" in drawn:
+                value = min(value, drawn["tc"] * (0.8 if code == "ldl" else 0.5))
+            drawn[code] = value
             if mass and factor is not None and mass_loinc is not None:
                 yield Result(card, f"BR{report:08d}", day, code, mass_loinc, round(value * factor, 1), "mg/dL")
             else:
