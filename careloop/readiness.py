@@ -145,11 +145,11 @@ def open_runtime(settings: Settings, *, clock: Clock | None = None, sealing: boo
         key_ring = open_key(settings, state)
         check_key(engine, key_ring, state)
         check_schema(state)
+        chain = open_sealing(settings) if sealing else None
     except BaseException:
-        engine.dispose()
+        engine.dispose()  # also when the audit key is missing: no connection is left to the collector
         raise
-    return assemble_runtime(settings, key_ring, engine, clock=clock,
-                            sealing=open_sealing(settings) if sealing else None)
+    return assemble_runtime(settings, key_ring, engine, clock=clock, sealing=chain)
 
 
 def open_for_init(settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -171,7 +171,8 @@ def open_for_init(settings: Settings, *, clock: Clock | None = None) -> Runtime:
                                          create=True)
             except KeyRingError as problem:
                 raise NotReadyError(f"the master key cannot be used: {problem}") from problem
+        chain = open_sealing(settings, create=True)
     except BaseException:
         engine.dispose()
         raise
-    return assemble_runtime(settings, key_ring, engine, clock=clock, sealing=open_sealing(settings, create=True))
+    return assemble_runtime(settings, key_ring, engine, clock=clock, sealing=chain)
