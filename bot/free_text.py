@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 from sqlalchemy import select
@@ -79,10 +77,6 @@ def wants_the_menu(text: str) -> bool:
     return len(squeezed) <= 1 or squeezed.isdigit() or squeezed in {_squeeze(word) for word in GREETINGS}
 
 
-def _clinic(config: BotConfig) -> Mapping[str, Any]:
-    return config.clinic.placeholders()
-
-
 def answer_free_text(session: Session, config: BotConfig, patient: Patient, channel: str, text: str) -> list[str]:
     """Queue the message for the care team and return what the patient is told (the advice first)."""
     kept = text.strip()[:KEPT_CHARACTERS]
@@ -93,10 +87,10 @@ def answer_free_text(session: Session, config: BotConfig, patient: Patient, chan
         create_task(session, patient, kind=RED_FLAG_TASK, priority="urgent", reason=f"red_flag:{flag.kind}",
                     details={"channel": channel, "message": kept}, actor=actor)
         advice = "red_flag_self_harm" if flag.advice == "self_harm" else "red_flag_emergency"
-        return [say(advice, lang, channel=channel, **_clinic(config)),
-                say("red_flag_team_told", lang, channel=channel, **_clinic(config))]
+        return [say(advice, lang, channel=channel, **config.clinic.placeholders()),
+                say("red_flag_team_told", lang, channel=channel, **config.clinic.placeholders())]
     _queue_for_the_team(session, patient, channel, kept, actor)
-    return [say("message_for_the_team", lang, channel=channel, **_clinic(config))]
+    return [say("message_for_the_team", lang, channel=channel, **config.clinic.placeholders())]
 
 
 def _queue_for_the_team(session: Session, patient: Patient, channel: str, text: str, actor: Actor) -> None:
