@@ -7,8 +7,6 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import TooManyRequests
 
@@ -16,6 +14,7 @@ from admin.auth import actor_of, current_user, has_live_session, here, load_sign
 from admin.i18n import HTML_LANG, LANGUAGE_NAMES, LANGUAGES, current_language
 from bot.context import audit_refusal
 from security.audit import Actor
+from security.rate_limits import blueprint_limiter
 from security.roles import Permission
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates",
@@ -58,10 +57,8 @@ def _limit_anonymous_posts(app: Flask) -> None:
     nothing: no failed sign-in, no CSRF refusal in the audit trail. The counts are kept in memory
     per process (each web worker counts its own); the rate is ``CARELOOP_SIGN_IN_RATE_LIMIT``.
     """
-    limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", default_limits=[],
-                      headers_enabled=False)
-    # The webhooks and the rest of the app are never limited here: leave them at the first check.
-    limiter.request_filter(lambda: request.blueprint != blueprint.name)
+    # The webhooks and the rest of the app never enter the limiter: its hooks run for the panel only.
+    limiter = blueprint_limiter(app, blueprint)
     rate = str(app.config.get("CARELOOP_SIGN_IN_RATE_LIMIT") or "20 per minute")
     # A blueprint limit is checked before the request's hooks (a view's decorated limit only when the
     # view runs, after the CSRF check). Sign-ins have a count of their own; other POSTs count only

@@ -24,8 +24,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import RequestEntityTooLarge, TooManyRequests
 
@@ -34,6 +32,7 @@ from care.api_keys import KeyCheck, authenticate
 from care.imports.report_formats import UnknownFormatError, format_for_media_type, media_types
 from care.imports.reports import receive_pushed_reports
 from security.audit import Actor
+from security.rate_limits import blueprint_limiter
 
 REPORT_MAX_BYTES = 20 * 1024 * 1024
 
@@ -61,10 +60,8 @@ def init_app(app: Flask) -> None:
     while a source with a valid key pushes as often as it needs.
     """
     app.register_blueprint(blueprint)
-    limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", default_limits=[],
-                      headers_enabled=False)
-    # The webhooks and the rest of the app are never limited here: leave them at the first check.
-    limiter.request_filter(lambda: request.blueprint != blueprint.name)
+    # The webhooks and the rest of the app never enter the limiter: its hooks run for the API only.
+    limiter = blueprint_limiter(app, blueprint)
     rate = str(app.config.get("CARELOOP_SIGN_IN_RATE_LIMIT") or "20 per minute")
     limiter.shared_limit(rate, scope="api-refused", methods=["POST"], deduct_when=_refused)(blueprint)
 
