@@ -57,14 +57,15 @@ from bot.conversations import (
     log_inbound,
     open_conversation,
 )
-from bot.effects import log_message
 from bot.followups import invitation_failed
 from bot.messages import InboundMessage, Reply
 from bot.models import ConversationSession, Direction, InboundReceipt, OutboxMessage, SessionStatus
 from bot.outbox import advance_delivery
 from bot.recordings import active_recording, recording_started, recording_stopped
-from bot.router import claim_delivery
 from bot.texts import say
+from bot.turns.delivery import claim_delivery
+from bot.turns.effects import log_message
+from bot.turns.scene import Scene
 from care.models import FollowUp, FollowUpStatus, Patient, PatientStatus
 from flows.outputs import Output
 from flows.render import SPEECH_LANGUAGES, render
@@ -322,8 +323,8 @@ def _start_by_voice(session: Session, services: BotServices, patient: Patient, c
         return _begin_call(session, services, patient, conversation, call_sid, [notice])
     greeting = say("voice_consent_no_recording", lang, clinic=clinic)
     question = say("voice_recording_ask", lang)
-    log_message(session, patient=patient, conversation_id=conversation.id, channel=CHANNEL, direction=Direction.OUT,
-                text=f"{greeting} {question}")
+    log_message(Scene.of(session, patient.id), conversation_id=conversation.id, channel=CHANNEL,
+                direction=Direction.OUT, text=f"{greeting} {question}")
     ask = _ask(question, lang, step=CONSENT_STEP, listen="dtmf speech", finish_on_key="#", num_digits=1,
                hints=CONSENT_HINTS.get(lang, CONSENT_HINTS["zh"]))
     reply.voice = _voice(lang, conversation.id, [{"kind": "say", "text": greeting}, *ask])
@@ -336,7 +337,7 @@ def _begin_call(session: Session, services: BotServices, patient: Patient, conve
     lang = conversation.lang or patient.language
     reply = Reply(patient_id=str(patient.id), session_id=str(conversation.id))
     for text in lead:
-        log_message(session, patient=patient, conversation_id=conversation.id, channel=CHANNEL,
+        log_message(Scene.of(session, patient.id), conversation_id=conversation.id, channel=CHANNEL,
                     direction=Direction.OUT, text=text)
     said = [{"kind": "say", "text": text} for text in lead]
     actor = Actor("patient", str(patient.id), CHANNEL)
@@ -501,8 +502,8 @@ def _withdraw_recording(session: Session, services: BotServices, patient: Patien
             return reply
         recording_stopped(session, running, actor=actor)
     notice = say("voice_recording_stopped" if consented or running is not None else "voice_not_recording", lang)
-    log_message(session, patient=patient, conversation_id=conversation.id, channel=CHANNEL, direction=Direction.OUT,
-                text=notice)
+    log_message(Scene.of(session, patient.id), conversation_id=conversation.id, channel=CHANNEL,
+                direction=Direction.OUT, text=notice)
     again = _asked_again(session, call.call_sid, step, lang)
     if again is None:
         logger.warning("call %s: prompt %d could not be found to ask again", call.call_sid, step)

@@ -15,13 +15,13 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from bot.config import BotConfig
-from bot.effects import EffectContext, apply_events, log_message
 from bot.models import ConversationSession, Direction, SessionStatus
+from bot.turns.effects import EffectContext, Where, apply_events, log_message
+from bot.turns.scene import Scene
 from care.blobs import BlobStore
 from care.followups import schedule_followup
-from care.models import PROFILE_SECTIONS, FollowUp, FollowUpStatus, HealthProfile, Patient
+from care.models import PROFILE_SECTIONS, FollowUp, FollowUpStatus, Patient
 from care.observations import latest_values
-from care.pending import flushing_only_for
 from care.tags import tags_of
 from flows import engine
 from flows.definition import FlowDefinition
@@ -87,8 +87,7 @@ def gather_facts(session: Session, patient: Patient, lang: str | None = None) ->
     age = patient.age_on(today) if isinstance(patient.birth_date, date) else None
     observations = {code: obs.value for code, obs in latest_values(session, patient).items() if obs.value is not None}
     profile: dict[str, Any] = {}
-    with flushing_only_for(session, HealthProfile):
-        stored_profile = patient.profile
+    stored_profile = patient.profile
     if stored_profile is not None:
         for section in PROFILE_SECTIONS:
             for key, value in (getattr(stored_profile, section) or {}).items():
@@ -104,11 +103,6 @@ def facts_from(snapshot: dict[str, Any]) -> Facts:
                        profile=snapshot.get("profile") or {})
 
 
-def build_facts(session: Session, patient: Patient, lang: str | None = None) -> Facts:
-    """The patient's facts as the engine takes them (read fresh from the record)."""
-    return facts_from(gather_facts(session, patient, lang))
-
-
 def _conversation_facts(session: Session, patient: Patient, conversation: ConversationSession) -> Facts:
     snapshot = conversation.facts
     if not snapshot:
@@ -121,8 +115,7 @@ def open_conversation(session: Session, patient: Patient) -> ConversationSession
     query = select(ConversationSession).where(ConversationSession.active_patient_id == patient.id)
     # A pending patient is flushed too: the conversation a caller opens next must follow its row,
     # and no relationship tells the unit of work so.
-    with flushing_only_for(session, ConversationSession, Patient):
-        return session.scalars(query).one_or_none()
+    return session.scalars(query).one_or_none()
 
 
 def _definition(services: BotServices, flow_id: str, version: int | None = None) -> FlowDefinition:
@@ -231,8 +224,13 @@ def close(session: Session, conversation: ConversationSession, status: str) -> N
 
 def _finish_step(session: Session, services: BotServices, patient: Patient, conversation: ConversationSession,
                  result: engine.StepResult, actor: Actor) -> Turn:
-    context = EffectContext(session=session, patient=patient, conversation=conversation, actor=actor)
+    """Apply the step's events (their rows written with the turn's scene at the end) and move the conversation."""
+    where = Where(conversation.id, conversation.flow_id, conversation.flow_version, conversation.channel)
+    scene = Scene.of(session, patient.id)
+    context = EffectContext(scene=scene, conversation=where, actor=actor, patient=patient)
     apply_events(context, list(result.events))
+    if context.timers is not None:
+        conversation.expires_at, conversation.next_timer_at = context.timers
     now = clock_of(session).now()
     conversation.state = result.state
     conversation.updated_at = now
@@ -246,7 +244,10 @@ def _finish_step(session: Session, services: BotServices, patient: Patient, conv
     if result.ended:
         close(session, conversation, context.ended or str(result.state.get("end_status") or "completed"))
         if context.flows_to_start:
-            session.flush()  # the closed conversation frees the patient's one open slot for the next flow
+            # The closed conversation frees the patient's one open slot for the next flow, and the next
+            # flow's facts see what this one recorded.
+            scene.write()
+            session.flush()
             first, *rest = context.flows_to_start
             follow_on = begin(session, services, patient, first, channel=conversation.channel, actor=actor)
             outputs.extend(follow_on.outputs)
@@ -254,14 +255,17 @@ def _finish_step(session: Session, services: BotServices, patient: Patient, conv
                 schedule_followup(session, patient, flow_id=flow_id, due_at=now,
                                   channel_order=[conversation.channel], source="flow", actor=actor)
             return Turn(follow_on.conversation, outputs, follow_on.ended, conversation.lang)
+        scene.write()
         return Turn(conversation, outputs, True, conversation.lang)
+    scene.write()
     return Turn(conversation, outputs, False, conversation.lang)
 
 
 def log_inbound(session: Session, patient: Patient, conversation: ConversationSession | None, channel: str,
                 message_text: str) -> None:
-    log_message(session, patient=patient, conversation_id=conversation.id if conversation else None, channel=channel,
-                direction=Direction.IN, text=message_text)
+    """Log what the patient said (written with the turn's scene)."""
+    log_message(Scene.of(session, patient.id), conversation_id=conversation.id if conversation else None,
+                channel=channel, direction=Direction.IN, text=message_text)
 
 
 __all__ = [
@@ -272,7 +276,6 @@ __all__ = [
     "answer",
     "as_now",
     "begin",
-    "build_facts",
     "close",
     "fire_timer",
     "invite",

@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session
 
 from bot import identity
 from bot.conversations import BotServices, close
-from bot.effects import log_message
 from bot.messages import InboundMessage, Reply
 from bot.models import ConversationSession, Direction, SessionStatus
 from bot.texts import say
+from bot.turns.effects import log_message
+from bot.turns.scene import Scene
 from care.models import Patient
 from care.tasks import create_task
 from security.audit import Actor
@@ -67,5 +68,6 @@ def leave_failed_turn(session: Session, services: BotServices, patient: Patient,
                 source_ref=source_ref, actor=actor)
     config = services.config
     text = say("turn_failed", patient.language, channel=channel, **config.clinic.placeholders())
-    log_message(session, patient=patient, conversation_id=None, channel=channel, direction=Direction.OUT, text=text)
+    log_message(Scene.of(session, patient.id), conversation_id=None, channel=channel, direction=Direction.OUT,
+                text=text)
     return text

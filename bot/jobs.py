@@ -12,8 +12,8 @@ from bot.conversations import BotServices
 from bot.dispatcher import Dispatcher
 from bot.followups import due_followups
 from bot.recordings import recording_job
-from bot.router import prune_receipts
 from bot.timers import due_timers
+from bot.turns.delivery import prune_receipts
 
 
 @dataclass(frozen=True)

@@ -1,29 +1,22 @@
 """From one inbound message to the reply: dedupe, identify, opt-out words, the conversation, the menu.
 
-Every provider delivery is claimed in ``inbound_receipts`` by its provider key before anything
-else happens; a repeated delivery (also a concurrent one) finds the claim and gets the reply that
-was given the first time, and nothing is processed twice.
+A turn: claim the delivery and lock the patient (:mod:`bot.turns.delivery`), step the conversation
+(the plain turn, or the general one that loads the record), apply the engine's events as the
+turn's rows (:mod:`bot.turns.effects`), fit the reply to the channel and write the rows once
+(:mod:`bot.turns.scene`); the entry point commits.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from typing import Any, cast
+from collections.abc import Callable
+from dataclasses import replace
 
-from sqlalchemy import BindParameter, Select, Table, bindparam, delete, literal, null, select, true
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, make_transient_to_detached
-from sqlalchemy.sql.dml import ReturningInsert
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from bot import consent, driver_statements, failures, free_text, identity, plain_turns
+from bot import consent, failures, free_text, identity, plain_turns
 from bot.conversations import (
     BotServices,
     ConversationError,
@@ -33,145 +26,20 @@ from bot.conversations import (
     log_inbound,
     open_conversation,
 )
-from bot.effects import log_message
 from bot.messages import InboundMessage, Reply
 from bot.models import ConversationSession, Direction, InboundReceipt, UnknownSender
 from bot.outbox import advance_delivery, enqueue
 from bot.rendering import render_text, split_reply
 from bot.texts import say
+from bot.turns.delivery import claim_and_lock, claim_delivery
+from bot.turns.effects import log_message
+from bot.turns.scene import Scene, write_scenes
 from care.models import Patient
 from security.audit import Actor
+from security.dialects import GuardFailedError
 from security.fields import cipher_of, clock_of
 
 logger = logging.getLogger("careloop.bot")
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """A claimed delivery's receipt row, as inserted (its reply comes when the message is handled)."""
-
-    id: uuid.UUID
-    channel: str
-    provider_key: str
-    received_at: datetime
-
-    @classmethod
-    def of(cls, session: Session, message: InboundMessage) -> Delivery:
-        """The delivery's claim; a provider key that carries the sender (an openid, a phone) is kept as its
-        keyed HMAC, so no receipt names anyone in clear and a redelivery still finds the same key."""
-        key = message.provider_key
-        if message.sender and message.sender in key:
-            key = "h:" + cipher_of(session).blind_index("inbound_receipt", f"{message.channel}:{key}").hex()
-        return cls(uuid.uuid4(), message.channel, key[:160], clock_of(session).now())
-
-    def track(self, session: Session, patient_id: uuid.UUID | None) -> InboundReceipt:
-        """The receipt (claimed for ``patient_id``) as an object of the session; the row is not read back."""
-        receipt = InboundReceipt(id=self.id, channel=self.channel, provider_key=self.provider_key,
-                                 patient_id=patient_id, received_at=self.received_at)
-        make_transient_to_detached(receipt)
-        session.add(receipt)
-        return receipt
-
-
-RECEIPTS = cast(Table, InboundReceipt.__table__)
-
-
-def _bound(table: Table, column: str) -> BindParameter[Any]:
-    return bindparam(column, type_=table.c[column].type)
-
-
-@functools.lru_cache(maxsize=8)
-def _claim_statement(dialect: str, patient: ColumnElement[Any] | None = None) -> ReturningInsert[tuple[uuid.UUID]]:
-    """``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` of a receipt (PostgreSQL and SQLite both have it).
-
-    The receipt names its patient from the start (``patient``: an expression; default a bound
-    ``patient_id``), so the reply written later changes no indexed column.
-    """
-    values: dict[str, Any] = {column: _bound(RECEIPTS, column)
-                              for column in ("id", "channel", "provider_key", "received_at")}
-    values["patient_id"] = patient if patient is not None else _bound(RECEIPTS, "patient_id")
-    unique = ["channel", "provider_key"]
-    statement: postgresql.Insert | sqlite.Insert
-    if dialect == "postgresql":
-        statement = postgresql_insert(RECEIPTS).values(values).on_conflict_do_nothing(index_elements=unique)
-    else:  # SQLite, the other supported engine
-        statement = sqlite_insert(RECEIPTS).values(values).on_conflict_do_nothing(index_elements=unique)
-    return statement.returning(RECEIPTS.c.id)
-
-
-@functools.lru_cache(maxsize=8)
-def _claim_and_lock_statement(column: str | None) -> Select[Any]:
-    """PostgreSQL, one statement: lock the patient's row (a ``FOR UPDATE`` CTE), claim the delivery for them
-    (a data-modifying CTE); answer both ids, and what a plain turn reads of the patient."""
-    if column is None:
-        claim = _claim_statement("postgresql", null()).cte("claim")
-        return select(select(claim.c.id).scalar_subquery(), null()).add_cte(claim)
-    locked = identity.sender_patient_statement(column).with_for_update().cte("locked")
-    claim = _claim_statement("postgresql", select(locked.c.id).scalar_subquery()).cte("claim")
-    one = select(literal(1).label("one")).subquery("one")
-    ids = (select(select(claim.c.id).scalar_subquery(), locked.c.id)
-           .select_from(one.outerjoin(locked, true())).add_cte(claim))
-    return plain_turns.read_alongside(ids, locked.c.id, "postgresql")
-
-
-def claim_delivery(session: Session, message: InboundMessage) -> tuple[InboundReceipt | None, Reply | None]:
-    """Claim this delivery by its provider key: (its new receipt, None), or (None, the reply given to it before).
-
-    A new delivery costs one statement and no savepoint. On PostgreSQL a concurrent claim of the
-    same key waits for the first one's transaction and then finds its committed receipt; SQLite
-    serialises writers.
-    """
-    delivery = Delivery.of(session, message)
-    connection = session.connection()
-    claimed = connection.execute(_claim_statement(connection.dialect.name),
-                                 {**vars(delivery), "patient_id": None}).scalar_one_or_none()
-    if claimed is None:
-        return None, _previous_reply(session, delivery.channel, delivery.provider_key)
-    return delivery.track(session, None), None
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """What claiming a delivery found: the new receipt or the reply given before, the sender's patient,
-    and (PostgreSQL) what a plain turn reads of them, read by the statement that took the lock."""
-
-    delivery: Delivery | None
-    previous: Reply | None
-    patient_id: uuid.UUID | None
-    read: Sequence[Any] | None = None
-
-
-def _claim_and_lock(session: Session, message: InboundMessage) -> Claimed:
-    """Claim the delivery and lock the active patient behind its sender.
-
-    PostgreSQL does both in one statement, so one patient's messages are handled one at a time;
-    the statement's snapshot may predate the previous holder's commit, so what it read is
-    written back only if still current (:class:`plain_turns.StaleTurnError`), and every other
-    read is a later statement. SQLite's ``BEGIN IMMEDIATE`` already serialises writers: a lookup,
-    then a claim.
-    """
-    delivery = Delivery.of(session, message)
-    connection = session.connection()
-    found = identity.sender_index(session, message.channel, message.sender)
-    column, index = found if found is not None else (None, None)
-    parameters = {**vars(delivery), "sender_index": index, "channel": message.channel}
-    read: Sequence[Any] | None = None
-    if connection.dialect.name == "postgresql":
-        (row,) = driver_statements.fetch_all(connection, _claim_and_lock_statement(column), parameters)
-        claimed, patient_id, read = row[0], row[1], tuple(row[2:]) if column else None
-    else:
-        patient_id = (connection.execute(identity.sender_patient_statement(column), parameters).scalar() if column
-                      else None)
-        claimed = connection.execute(_claim_statement("sqlite"), {**parameters, "patient_id": patient_id}).scalar()
-    if claimed is None:
-        return Claimed(None, _previous_reply(session, delivery.channel, delivery.provider_key), patient_id)
-    return Claimed(delivery, None, patient_id, read)
-
-
-def _previous_reply(session: Session, channel: str, key: str) -> Reply:
-    existing = session.scalars(select(InboundReceipt).where(
-        InboundReceipt.channel == channel, InboundReceipt.provider_key == key)).one()
-    return Reply.from_dict(existing.reply or {})
 
 
 def _as_is(reply: Reply) -> Reply:
@@ -188,7 +56,7 @@ def handle_inbound(session: Session, services: BotServices, message: InboundMess
     try:
         try:
             return _handle(session, services, message, settle, plain=True)
-        except plain_turns.StaleTurnError:
+        except GuardFailedError:
             # Another message of the patient's was committed while this one waited for the lock.
             session.rollback()
             return _handle(session, services, message, settle, plain=False)
@@ -208,12 +76,13 @@ def _after_failure(session: Session, services: BotServices, message: InboundMess
     reply = settle(failures.apologise(session, services, message, receipt.id))
     receipt.patient_id = uuid.UUID(reply.patient_id) if reply.patient_id else None
     receipt.reply = reply.to_dict()
+    write_scenes(session)
     return reply
 
 
 def _handle(session: Session, services: BotServices, message: InboundMessage, settle: Callable[[Reply], Reply], *,
             plain: bool) -> Reply:
-    claimed = _claim_and_lock(session, message)
+    claimed = claim_and_lock(session, message)
     delivery, patient_id = claimed.delivery, claimed.patient_id
     if delivery is None:
         assert claimed.previous is not None  # noqa: S101 - a claim holds one or the other
@@ -244,6 +113,7 @@ def _handle(session: Session, services: BotServices, message: InboundMessage, se
     reply = settle(reply)
     receipt.patient_id = patient.id if patient else (uuid.UUID(reply.patient_id) if reply.patient_id else None)
     receipt.reply = reply.to_dict()
+    write_scenes(session)
     return reply
 
 
@@ -288,7 +158,7 @@ def _from_patient(session: Session, services: BotServices, message: InboundMessa
 
 def _texts(session: Session, patient: Patient, channel: str, texts: list[str]) -> Reply:
     for text in texts:
-        log_message(session, patient=patient, conversation_id=None, channel=channel, direction=Direction.OUT,
+        log_message(Scene.of(session, patient.id), conversation_id=None, channel=channel, direction=Direction.OUT,
                     text=text)
     return Reply(texts=texts, patient_id=str(patient.id))
 
@@ -314,7 +184,7 @@ def _stranger(session: Session, services: BotServices, message: InboundMessage, 
         reply = Reply(texts=[say(step.reply_key, lang, **step.values)])
         if step.patient is not None:
             reply.patient_id = str(step.patient.id)
-            log_message(session, patient=step.patient, conversation_id=None, channel="wechat",
+            log_message(Scene.of(session, step.patient.id), conversation_id=None, channel="wechat",
                         direction=Direction.OUT, text=reply.texts[0])
         return reply
     if message.channel == "sms":
@@ -363,14 +233,3 @@ def _event(session: Session, services: BotServices, message: InboundMessage, pat
         return Reply()
     return Reply()
 
-
-RECEIPT_DAYS = 7
-
-
-def prune_receipts(session: Session, *, limit: int = 5000) -> int:
-    """Forget delivery claims older than a week (providers retry within minutes); return how many."""
-    cutoff = clock_of(session).now() - timedelta(days=RECEIPT_DAYS)
-    ids = list(session.scalars(select(InboundReceipt.id).where(InboundReceipt.received_at < cutoff).limit(limit)))
-    if ids:
-        session.execute(delete(InboundReceipt).where(InboundReceipt.id.in_(ids)))
-    return len(ids)

@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from care.errors import Problem, ValidationFailedError
 from care.models import Channel, ConsentEntry, ConsentPurpose, ConsentSource, Patient
-from care.pending import flushing_only_for
 from security.audit import Actor, log
 from security.fields import clock_of
 
@@ -51,8 +50,7 @@ def record_consent(session: Session, patient: Patient, *, channel: str, purpose:
         raise ValidationFailedError(problems)
     now = clock_of(session).now()
     # A patient enrolled in this unit of work is flushed first: no relationship tells it the new row needs it.
-    with flushing_only_for(session, ConsentEntry, Patient):
-        last = session.scalar(select(func.max(ConsentEntry.seq)).where(*_stream(patient.id, channel, purpose)))
+    last = session.scalar(select(func.max(ConsentEntry.seq)).where(*_stream(patient.id, channel, purpose)))
     entry = ConsentEntry(patient_id=patient.id, channel=channel, purpose=purpose, seq=int(last or 0) + 1,
                          granted=granted, wording_version=wording_version, source=source, source_ref=source_ref,
                          recorded_at=now)
@@ -71,9 +69,8 @@ def record_consent(session: Session, patient: Patient, *, channel: str, purpose:
 
 def current_consent(session: Session, patient_id: uuid.UUID, *, channel: str, purpose: str) -> ConsentEntry | None:
     """The latest decision of the stream, or None when the patient was never asked."""
-    with flushing_only_for(session, ConsentEntry):
-        return session.scalars(select(ConsentEntry).where(*_stream(patient_id, channel, purpose))
-                               .order_by(ConsentEntry.seq.desc()).limit(1)).first()
+    return session.scalars(select(ConsentEntry).where(*_stream(patient_id, channel, purpose))
+                           .order_by(ConsentEntry.seq.desc()).limit(1)).first()
 
 
 def consent_stands(session: Session, patient_id: uuid.UUID, *, channel: str, purpose: str) -> bool:
@@ -90,8 +87,7 @@ def consent_history(session: Session, patient_id: uuid.UUID, *, channel: str | N
         query = query.where(ConsentEntry.channel == channel)
     if purpose is not None:
         query = query.where(ConsentEntry.purpose == purpose)
-    with flushing_only_for(session, ConsentEntry):
-        return list(session.scalars(query.order_by(ConsentEntry.channel, ConsentEntry.purpose, ConsentEntry.seq)))
+    return list(session.scalars(query.order_by(ConsentEntry.channel, ConsentEntry.purpose, ConsentEntry.seq)))
 
 
 def _stream(patient_id: uuid.UUID, channel: str, purpose: str) -> tuple[ColumnElement[bool], ...]:

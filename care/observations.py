@@ -23,8 +23,7 @@ from sqlalchemy.orm import Session
 from care.clinical.ranges import Classification, hypoglycaemia
 from care.errors import Problem, ValidationFailedError
 from care.models import Observation, Patient, StaffTask, TaskPriority
-from care.pending import flushing_only_for
-from care.tasks import create_task
+from care.tasks import task_audit, task_record
 from security.audit import Actor, log
 from security.fields import clock_of
 
@@ -90,7 +89,7 @@ def record_observation(
     session.add(observation)
     if audit:
         log(session, actor=actor, **observation_audit(record))
-    open_red_flag_tasks(session, [Reading.of(record)], actor=actor, patients={patient.id: patient})
+    open_red_flag_tasks(session, [Reading.of(record)], actor=actor)
     return observation
 
 
@@ -151,35 +150,44 @@ def red_flag_of(code: str, value: float | None, unit: str) -> Classification | N
     return hypoglycaemia(code, value, unit)
 
 
-def open_red_flag_tasks(
-    session: Session, readings: Iterable[Reading], *, actor: Actor, patients: Mapping[uuid.UUID, Patient] | None = None
-) -> list[StaffTask]:
-    """Open one urgent staff task for each red-flag reading, never a second one for the same reading.
+def red_flag_tasks(session: Session, readings: Iterable[Reading]) -> list[dict[str, Any]]:
+    """The urgent staff tasks (records, see :func:`care.tasks.task_record`) that red-flag ``readings`` open.
 
-    Only red-flag readings cost a query (whether the reading already has its task); ``patients``
-    saves loading the patient when the caller holds it. Flushes nothing itself; the caller commits.
+    One per red-flag reading that has none yet, never a second for the same reading (also within
+    ``readings``). Only red-flag readings cost a query; nothing is written here.
     """
-    opened: list[StaffTask] = []
+    records: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for reading in readings:
         found = red_flag_of(reading.code, reading.value, reading.unit)
         if found is None:
             continue
         key = reading.key()
-        with flushing_only_for(session, StaffTask):
-            exists = session.scalar(select(StaffTask.id).where(
-                StaffTask.patient_id == reading.patient_id, StaffTask.kind == RED_FLAG_TASK,
-                StaffTask.source_ref == key).limit(1))
+        if key in seen:
+            continue
+        seen.add(key)
+        # Red flags are rare: this query may flush what the unit of work holds (a task opened earlier in it).
+        exists = session.scalar(select(StaffTask.id).where(
+            StaffTask.patient_id == reading.patient_id, StaffTask.kind == RED_FLAG_TASK,
+            StaffTask.source_ref == key).limit(1))
         if exists is not None:
             continue
-        patient = (patients or {}).get(reading.patient_id) or session.get(Patient, reading.patient_id)
-        if patient is None:
-            continue
-        opened.append(create_task(
-            session, patient, kind=RED_FLAG_TASK, priority=TaskPriority.URGENT.value, reason=found.key,
+        records.append(task_record(
+            reading.patient_id, kind=RED_FLAG_TASK, priority=TaskPriority.URGENT.value, reason=found.key,
             details={"note": dict(_RED_FLAG_NOTES[found.key]), "category": found.key, "rule_pack": found.rule_pack,
                      "observation_id": str(reading.observation_id), "code": reading.code, "source": reading.source},
-            source_ref=key, actor=actor,
-        ))
+            source_ref=key, now=clock_of(session).now()))
+    return records
+
+
+def open_red_flag_tasks(session: Session, readings: Iterable[Reading], *, actor: Actor) -> list[StaffTask]:
+    """Open one urgent staff task for each red-flag reading (see :func:`red_flag_tasks`); the caller commits."""
+    opened: list[StaffTask] = []
+    for record in red_flag_tasks(session, readings):
+        task = StaffTask(**record)
+        session.add(task)
+        log(session, actor=actor, **task_audit(record))
+        opened.append(task)
     return opened
 
 
@@ -213,5 +221,4 @@ def latest_values(session: Session, patient: Patient) -> dict[str, Observation]:
         .where(Observation.patient_id == patient.id, Observation.recognised.is_(True)).subquery()
     )
     query = select(Observation).join(ranked, Observation.id == ranked.c.id).where(ranked.c.rank == 1)
-    with flushing_only_for(session, Observation):
-        return {observation.code: observation for observation in session.scalars(query)}
+    return {observation.code: observation for observation in session.scalars(query)}

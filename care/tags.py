@@ -7,7 +7,6 @@ from sqlalchemy.orm import Session
 
 from care.errors import Problem, ValidationFailedError
 from care.models import Patient, PatientTag
-from care.pending import flushing_only_for
 from security.audit import Actor, log
 from security.fields import clock_of
 
@@ -22,15 +21,13 @@ def _clean(tag: str) -> str:
 
 
 def tags_of(session: Session, patient: Patient) -> set[str]:
-    with flushing_only_for(session, PatientTag):
-        rows = session.scalars(select(PatientTag).where(PatientTag.patient_id == patient.id))
+    rows = session.scalars(select(PatientTag).where(PatientTag.patient_id == patient.id))
     return {row.tag for row in rows if row.tag}
 
 
 def _find(session: Session, patient: Patient, tag: str) -> PatientTag | None:
     query = select(PatientTag).where(PatientTag.patient_id == patient.id, PatientTag.tag.matches(session, tag))
-    with flushing_only_for(session, PatientTag):
-        return session.scalars(query).one_or_none()
+    return session.scalars(query).one_or_none()
 
 
 def add_tag(session: Session, patient: Patient, tag: str, *, source: str, actor: Actor) -> bool:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, select
@@ -17,20 +19,38 @@ from security.fields import clock_of
 PRIORITY_ORDER = {TaskPriority.URGENT.value: 0, TaskPriority.HIGH.value: 1, TaskPriority.NORMAL.value: 2}
 
 
+def task_record(
+    patient_id: uuid.UUID, *, kind: str, priority: str, reason: str, details: Mapping[str, Any] | None = None,
+    source_ref: str | None = None, now: datetime,
+) -> dict[str, Any]:
+    """A new open :class:`StaffTask`'s attribute values (its id made here), for an object or a turn's rows.
+
+    Raises:
+        ValueError: ``priority`` is not one of the queue's priorities.
+    """
+    if priority not in PRIORITY_ORDER:
+        raise ValueError(f"unknown priority {priority!r}")
+    return {"id": uuid.uuid4(), "patient_id": patient_id, "kind": kind, "priority": priority,
+            "status": TaskStatus.OPEN.value, "reason": reason, "details": dict(details or {}),
+            "source_ref": source_ref, "created_at": now}
+
+
+def task_audit(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What the audit trail says of a new task (its kind and priority, never the reason or the note)."""
+    return {"action": "task.create", "resource_type": "staff_task", "resource_id": record["id"],
+            "patient_id": record["patient_id"], "details": {"kind": record["kind"], "priority": record["priority"]}}
+
+
 def create_task(
     session: Session, patient: Patient, *, kind: str, priority: str, reason: str,
     details: dict[str, Any] | None = None, source_ref: str | None = None, actor: Actor,
 ) -> StaffTask:
     """Put a task on the work queue (never delayed, never batched)."""
-    if priority not in PRIORITY_ORDER:
-        raise ValueError(f"unknown priority {priority!r}")
-    task = StaffTask(
-        patient_id=patient.id, kind=kind, priority=priority, status=TaskStatus.OPEN.value, reason=reason,
-        details=details or {}, source_ref=source_ref, created_at=clock_of(session).now(),
-    )
+    record = task_record(patient.id, kind=kind, priority=priority, reason=reason, details=details,
+                         source_ref=source_ref, now=clock_of(session).now())
+    task = StaffTask(**record)
     session.add(task)
-    log(session, actor=actor, action="task.create", resource_type="staff_task", resource_id=task.id,
-        patient_id=patient.id, details={"kind": kind, "priority": priority})
+    log(session, actor=actor, **task_audit(record))
     return task
 
 

@@ -409,6 +409,23 @@ def record(
     return entry
 
 
+_ENTRY_COLUMNS = ("entry_id", "occurred_at", "actor_kind", "actor_id", "action", "resource_type", "resource_id",
+                  "patient_id", "source", "details", "prev_entry_id", "mac")
+
+
+def take_pending_entries(session: Session) -> list[dict[str, Any]]:
+    """Take the entries added to ``session`` and not yet flushed out of it, as rows for a batched insert.
+
+    A writer that inserts a unit of work's rows in one statement per table takes the entries the
+    care services added as objects too, so the trail is written once per unit of work.
+    """
+    pending = [instance for instance in session.new if isinstance(instance, AuditEntry)]
+    rows = [{column: getattr(entry, column) for column in _ENTRY_COLUMNS} for entry in pending]
+    for entry in pending:
+        session.expunge(entry)
+    return rows
+
+
 # -- sealing -----------------------------------------------------------------------------------------------
 #: What an incident says, by its code (``details.problem``).
 INCIDENTS = {

@@ -6,10 +6,11 @@ here once; services then find what they need on the session they are given.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from security import audit
 from security.audit import AuditKeys
@@ -35,6 +36,46 @@ def configure_factory(
     event.listen(factory, "before_flush", seal_pending_fields)
     event.listen(factory, "after_commit", audit.after_commit)
     event.listen(factory, "after_soft_rollback", audit.after_rollback)
+    event.listen(factory, "before_commit", _run_before_commit)
+    event.listen(factory, "after_soft_rollback", _forget_before_commit)
+
+
+_BEFORE_COMMIT = "careloop.before_commit"
+_STATE = "careloop.unit_of_work_state"
+
+
+def unit_of_work_state(session: Session) -> dict[object, Any]:
+    """A dict that lives as long as ``session``'s current transaction: emptied at commit and at rollback."""
+    state: dict[object, Any] = session.info.setdefault(_STATE, {})
+    return state
+
+
+def before_commit(session: Session, key: object, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once when ``session``'s transaction commits, before its last flush (one per ``key``).
+
+    What a unit of work collects to write in one go (a turn's rows) is written then if its owner
+    has not written it already; a rollback forgets the callback.
+    """
+    session.info.setdefault(_BEFORE_COMMIT, {})[key] = callback
+
+
+def cancel_before_commit(session: Session, key: object) -> None:
+    """Forget the callback registered under ``key`` (its work was done)."""
+    session.info.get(_BEFORE_COMMIT, {}).pop(key, None)
+
+
+def _run_before_commit(session: Session) -> None:
+    callbacks: dict[object, Callable[[], None]] = session.info.pop(_BEFORE_COMMIT, {})
+    for callback in callbacks.values():
+        callback()
+    session.info.pop(_STATE, None)
+
+
+def _forget_before_commit(session: Session, previous: SessionTransaction | None = None) -> None:
+    # A savepoint rolled back inside the unit of work leaves the rest of it (and its pending work) standing.
+    if previous is None or not previous.nested:
+        session.info.pop(_BEFORE_COMMIT, None)
+        session.info.pop(_STATE, None)
 
 
 def configure_session(

@@ -31,8 +31,6 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy import Connection, Table, bindparam, delete, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
@@ -46,6 +44,7 @@ from bot.conversations import BotServices
 from bot.messages import InboundMessage
 from bot.models import WeChatNonce
 from bot.router import handle_inbound
+from security.dialects import dialect_name, insert_ignoring
 from security.fields import cipher_of
 
 blueprint = Blueprint("wechat", __name__, url_prefix="/webhooks/wechat")
@@ -194,9 +193,7 @@ def _nonce_claim(dialect: str) -> Any:
     """``INSERT ... ON CONFLICT (stamp, nonce) DO NOTHING RETURNING id``: a row back only for a new pair."""
     values = {column: bindparam(column, type_=NONCES.c[column].type)
               for column in ("id", "stamp", "nonce", "body_digest", "seen_at")}
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert  # the two supported engines
-    return (insert(NONCES).values(values).on_conflict_do_nothing(index_elements=["stamp", "nonce"])
-            .returning(NONCES.c.id))
+    return insert_ignoring(dialect, NONCES, ("stamp", "nonce"), ("id",)).values(values)
 
 
 def _prune_nonces(connection: Connection, now: datetime) -> None:
@@ -218,7 +215,7 @@ def _refuse_replayed_signature(session: Session, timestamp: str, nonce: str, bod
     connection = session.connection()
     _prune_nonces(connection, now)
     stamp = int(timestamp)
-    claimed = connection.execute(_nonce_claim(connection.dialect.name), {
+    claimed = connection.execute(_nonce_claim(dialect_name(connection)), {
         "id": uuid.uuid4(), "stamp": stamp, "nonce": nonce, "body_digest": digest, "seen_at": now}).scalar()
     if claimed is not None:
         return

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
 from sqlalchemy import func, select
 
 from bot.models import ConversationMessage, ConversationSession, InboundReceipt, OutboxMessage
-from bot.router import prune_receipts
 from bot.timers import due_timers
+from bot.turns.delivery import prune_receipts
 from care.models import FlowResult, Observation, StaffTask
 from security.audit import AuditEntry
 from tests.clinic import with_clinic
@@ -243,9 +244,9 @@ def _table_writes(statements):
     rows of one flush; SQLite's driver may take them one statement each)."""
     writes: list[str] = []
     for statement in statements:
-        words = statement.split()
-        if words and words[0].upper() in ("INSERT", "UPDATE", "DELETE"):
-            table = " ".join(words[:3])
+        # A batched write on PostgreSQL is one statement whose data-modifying CTEs write each table.
+        for found in re.finditer(r"\b(INSERT INTO \S+|UPDATE \S+ SET|DELETE FROM \S+)", statement):
+            table = found.group(1)
             if not writes or writes[-1] != table:
                 writes.append(table)
     return writes

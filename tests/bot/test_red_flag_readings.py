@@ -105,8 +105,8 @@ def plain_calls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     return calls
 
 
-@pytest.mark.parametrize(("answer", "plain", "reasons"), [("6.0", True, []), ("2.5", False, ["hypoglycaemia_level2"])])
-def test_a_coded_low_glucose_answer_leaves_the_plain_path_for_its_task(
+@pytest.mark.parametrize(("answer", "plain", "reasons"), [("6.0", True, []), ("2.5", True, ["hypoglycaemia_level2"])])
+def test_a_coded_low_glucose_answer_opens_its_task_on_the_plain_path(
     db: Session, make_patient: Callable[..., Patient], services: BotServices, clock: FixedClock, tmp_path: Path,
     plain_calls: list[bool], answer: str, plain: bool, reasons: list[str],
 ) -> None:  # fmt: skip

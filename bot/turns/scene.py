@@ -1,0 +1,117 @@
+"""What one turn writes, collected as rows per table and written once at its end.
+
+The flow engine's events are applied by handlers (:mod:`bot.turns.effects`) that add rows to the
+patient's scene in the unit of work: the conversation log, results, observations, staff tasks and
+the audit entries of each. Rows are sealed as they are added (the encrypted fields under the
+patient's data key, by the same field declarations and record builders the care services use).
+:meth:`Scene.write` hands every table's rows to one batched writer
+(:func:`security.dialects.write_batch`: one statement on PostgreSQL, one per table on SQLite), as
+mailroom's runner writes a turn's scene. The turn's owner writes it when the turn ends; rows still
+unwritten at commit are written then, and a rollback forgets them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table
+from sqlalchemy.orm import Session
+
+from security.audit import Actor, AuditEntry, entry_row, take_pending_entries
+from security.dialects import Guard, TableRows, write_batch
+from security.fields import cipher_of, clock_of, sealed_row
+from security.session import audit_keys_of, before_commit, cancel_before_commit, unit_of_work_state
+
+
+def table_of(model: type[Any]) -> Table:
+    return cast(Table, model.__table__)
+
+
+AUDIT = table_of(AuditEntry)
+_SCENES = "careloop.turn_scenes"
+
+
+@dataclass
+class Scene:
+    """The rows one unit of work writes for one patient, in the order their tables were first written.
+
+    ``key`` is the patient's data key (what the encrypted fields of their rows are sealed with);
+    ``now`` the turn's time (every row of a turn carries the same).
+    """
+
+    session: Session
+    patient_id: uuid.UUID
+    key: bytes
+    now: datetime
+    _inserts: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
+    # One entry per updated row, its values merged: PostgreSQL may not write a row twice in one statement.
+    _updates: dict[tuple[Table, uuid.UUID], dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, session: Session, patient_id: uuid.UUID, *, key: bytes | None = None) -> Scene:
+        """The patient's scene in ``session``'s unit of work, begun on first use (``key``: their data key, if
+        the caller has it already)."""
+        # The scene belongs to the session's transaction (begun here if it was not): a rollback ends it.
+        session.connection()
+        scenes: dict[uuid.UUID, Scene] = unit_of_work_state(session).setdefault(_SCENES, {})
+        scene = scenes.get(patient_id)
+        if scene is None:
+            now = clock_of(session).now()
+            if key is None:
+                key = cipher_of(session).data_key(session, patient_id, create=True, now=now)
+            scene = scenes[patient_id] = cls(session, patient_id, key, now)
+            before_commit(session, (_SCENES, patient_id), scene.write)
+        return scene
+
+    def add(self, model: type[Any], record: Mapping[str, Any]) -> None:
+        """Add a new ``model`` row (``record``: attribute values with its ``id``), sealed as assigning would."""
+        row = sealed_row(cipher_of(self.session), self.key, model, record)
+        self._inserts.setdefault(table_of(model), []).append(row)
+
+    def audit(self, *, actor: Actor, **entry: Any) -> None:
+        """Add an audit entry (``action``, ``resource_type``, ...; see :func:`security.audit.entry_row`)."""
+        row = entry_row(audit_keys_of(self.session), session=self.session, actor=actor, now=self.now, **entry)
+        self._inserts.setdefault(AUDIT, []).append(row)
+
+    def update(self, model: type[Any], row_id: uuid.UUID, values: Mapping[str, Any]) -> None:
+        """Set ``values`` (attribute values; encrypted fields sealed here) on the existing ``model`` row ``row_id``."""
+        sealed = sealed_row(cipher_of(self.session), self.key, model, {"id": row_id, **values})
+        self._updates.setdefault((table_of(model), row_id), {"id": row_id}).update(sealed)
+
+    def rows(self, model: type[Any]) -> list[dict[str, Any]]:
+        """The new rows of ``model``'s table so far (stored column values)."""
+        return list(self._inserts.get(table_of(model), []))
+
+    def write(self, *, guard: Guard | None = None) -> None:
+        """Write every row of the scene in the session's transaction; the scene ends (a later one begins afresh).
+
+        What the unit of work holds as objects is flushed first (a patient enrolled in it, say, whose
+        rows these reference). New rows go first, table by table, then the updates; with ``guard``,
+        the last update only applies if its condition holds (else
+        :class:`security.dialects.GuardFailedError`, and the caller rolls back).
+        """
+        scenes: dict[uuid.UUID, Scene] = unit_of_work_state(self.session).get(_SCENES, {})
+        if scenes.get(self.patient_id) is self:
+            del scenes[self.patient_id]
+            cancel_before_commit(self.session, (_SCENES, self.patient_id))
+        if AUDIT in self._inserts:
+            # The entries the care services added as objects in this unit of work join the scene's.
+            self._inserts[AUDIT][:0] = take_pending_entries(self.session)
+        writes = [TableRows(table, rows) for table, rows in self._inserts.items()]
+        writes += [TableRows(table, [row], update=True) for (table, _row_id), row in self._updates.items()]
+        self._inserts, self._updates = {}, {}
+        if not writes:
+            return
+        self.session.flush()
+        write_batch(self.session.connection(), writes, guard=guard)
+
+
+def write_scenes(session: Session) -> None:
+    """Write every scene of ``session``'s unit of work that is not written yet (a turn's end)."""
+    scenes: dict[uuid.UUID, Scene] = unit_of_work_state(session).get(_SCENES, {})
+    for scene in list(scenes.values()):
+        scene.write()
