@@ -20,10 +20,10 @@ from admin.auth import (
 from admin.forms import LanguageForm, LoginForm, PasswordForm
 from admin.i18n import LANGUAGE_KEY
 from admin.web import blueprint
-from bot.context import request_session
 from care import staff
 from care.errors import ValidationFailedError
 from security import passwords
+from web.context import request_session
 
 
 @blueprint.route("/login", methods=["GET", "POST"])

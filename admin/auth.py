@@ -20,11 +20,11 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from admin.i18n import LANGUAGE_KEY
-from bot.context import audit_refusal, request_session, service
 from care import staff
 from care.models import User
 from security.audit import Actor
 from security.roles import Permission
+from web.context import audit_refusal, request_session, service
 
 IDLE_TIMEOUT = staff.IDLE_TIMEOUT
 ABSOLUTE_LIFETIME = staff.ABSOLUTE_LIFETIME

@@ -10,10 +10,10 @@ from flask_babel import gettext as _
 
 from admin.auth import actor_of, require, signed_in_user
 from admin.web import blueprint
-from bot.context import request_session
 from care import tasks
 from care.errors import ConflictError, NotFoundError
 from security.roles import Permission
+from web.context import request_session
 
 
 @blueprint.get("/")

@@ -15,11 +15,11 @@ from flask_babel import gettext as _
 
 from admin.auth import actor_of, now, require, signed_in_user
 from admin.web import blueprint
-from bot.console import send_as_patient
-from bot.context import request_session, service
+from bot.channels.console.inbound import send_as_patient
 from care.errors import NotFoundError
 from care.identifiers import IdentifierError, normalize_card_no
 from security.roles import Permission
+from web.context import request_session, service
 
 MAX_TEXT = 1000
 

@@ -12,10 +12,10 @@ from werkzeug.exceptions import TooManyRequests
 
 from admin.auth import actor_of, current_user, has_live_session, here, load_signed_in_user, wants_json
 from admin.i18n import HTML_LANG, LANGUAGE_NAMES, LANGUAGES, current_language
-from bot.context import audit_refusal
 from security.audit import Actor
-from security.rate_limits import blueprint_limiter
 from security.roles import Permission
+from web.context import audit_refusal
+from web.rate_limits import blueprint_limiter
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates",
                       static_folder="static", static_url_path="/static")

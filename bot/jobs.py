@@ -1,4 +1,4 @@
-"""The bot's scheduled work, for the worker to run: follow-ups, timers, the outbox."""
+"""The bot's scheduled work, for the worker to run: follow-ups, timers, the outbox; and the shape of a job."""
 
 from __future__ import annotations
 
@@ -17,24 +17,30 @@ from bot.turns.delivery import prune_receipts
 
 
 @dataclass(frozen=True)
-class BotJob:
-    """Either a batch over one session (the worker commits) or a self-committing tick."""
+class Job:
+    """A recurring piece of due work: a batch in one session (committed by the worker), or a
+    self-committing ``run_tick`` (the dispatcher, which must send between its transactions).
+
+    The worker (``careloop.worker``) runs a job's batches until one reports nothing handled or
+    ``budget_seconds`` is spent.
+    """
 
     name: str
     every_seconds: float
     run_batch: Callable[[Session], int] | None = None
     run_tick: Callable[[], int] | None = None
+    budget_seconds: float = 30.0
 
 
-def bot_jobs(services: BotServices, dispatcher: Dispatcher) -> tuple[BotJob, ...]:
+def bot_jobs(services: BotServices, dispatcher: Dispatcher) -> tuple[Job, ...]:
     jobs = [
-        BotJob("due_followups", 30, run_batch=lambda session: due_followups(session, services)),
-        BotJob("conversation_timers", 30, run_batch=lambda session: due_timers(session, services)),
-        BotJob("dispatch_outbox", 2, run_tick=dispatcher.tick),
-        BotJob("prune_receipts", 3600, run_batch=prune_receipts),
-        BotJob("store_recordings", 10, run_tick=recording_job(services, dispatcher.unit_of_work)),
+        Job("due_followups", 30, run_batch=lambda session: due_followups(session, services)),
+        Job("conversation_timers", 30, run_batch=lambda session: due_timers(session, services)),
+        Job("dispatch_outbox", 2, run_tick=dispatcher.tick),
+        Job("prune_receipts", 3600, run_batch=prune_receipts),
+        Job("store_recordings", 10, run_tick=recording_job(services, dispatcher.unit_of_work)),
     ]
     wechat = services.adapters.get("wechat")
     if isinstance(wechat, WeChatAdapter):
-        jobs.append(BotJob("binding_qr_codes", 300, run_tick=BindingQrJob(wechat, dispatcher.unit_of_work).tick))
+        jobs.append(Job("binding_qr_codes", 300, run_tick=BindingQrJob(wechat, dispatcher.unit_of_work).tick))
     return tuple(jobs)

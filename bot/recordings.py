@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
 
-from bot.channels.sms import TwilioAccount
+from bot.channels.twilio_rest import TwilioAccount
 from bot.conversations import BotServices
 from bot.models import ConversationSession
 from care.blobs import BlobStore, put_encrypted

@@ -27,12 +27,12 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import RequestEntityTooLarge, TooManyRequests
 
-from bot.context import audit_refusal, request_session
 from care.api_keys import KeyCheck, authenticate
 from care.imports.report_formats import UnknownFormatError, format_for_media_type, media_types
 from care.imports.reports import receive_pushed_reports
 from security.audit import Actor
-from security.rate_limits import blueprint_limiter
+from web.context import audit_refusal, request_session
+from web.rate_limits import blueprint_limiter
 
 REPORT_MAX_BYTES = 20 * 1024 * 1024
 

@@ -15,12 +15,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import admin
 import webhooks
-from bot.context import SERVICES_KEY, SESSION_FACTORY_KEY, request_session
 from careloop import api
 from careloop.bot_runtime import bot_for
 from careloop.flow_library import tell_problems
 from careloop.runtime import Runtime, build_runtime
 from careloop.settings import Settings
+from web.context import SERVICES_KEY, SESSION_FACTORY_KEY, request_session
 
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
 

@@ -22,9 +22,8 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -32,28 +31,15 @@ from typing import IO, Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from bot.jobs import Job, bot_jobs
 from bot.outbox import beat, retire
+from careloop.bot_runtime import BotRuntime, bot_for
 from careloop.runtime import Runtime
 from security import audit
 from security.fields import cipher_of, clock_of
 from security.session import audit_keys_of
 
 logger = logging.getLogger("careloop.worker")
-
-JobFunction = Callable[[Session], int]
-
-
-@dataclass(frozen=True)
-class Job:
-    """A recurring piece of due work: a batch in one session (committed by the worker), or a
-    self-committing ``run_tick`` (the dispatcher, which must send between its transactions)."""
-
-    name: str
-    every_seconds: float
-    run_batch: JobFunction | None = None
-    run_tick: Callable[[], int] | None = None
-    budget_seconds: float = 30.0
-
 
 def seal_audit_batch(session: Session) -> int:
     """Seal the next batch of audit entries into the hash chain."""
@@ -69,6 +55,13 @@ FOUNDATION_JOBS: tuple[Job, ...] = (
     Job("rewrap_keys", 30, run_batch=rewrap_keys_batch),
     Job("seal_audit", 10, run_batch=seal_audit_batch),
 )
+
+
+def all_jobs(bot: BotRuntime | None = None) -> tuple[Job, ...]:
+    """Every job the worker runs: the bot's (when there is a bot) and the foundation's."""
+    if bot is None:
+        return FOUNDATION_JOBS
+    return (*bot_jobs(bot.services, bot.dispatcher), *FOUNDATION_JOBS)
 
 
 class WorkerLockedError(RuntimeError):
@@ -210,3 +203,10 @@ class Worker:
         except Exception:
             # One failing job must not stop the others; the row stays due and is retried next tick.
             logger.exception("job %s failed; it will be retried", job.name)
+
+
+def worker_for(runtime: Runtime) -> Worker:
+    """The worker process's runner: every job, beating under its dispatcher's id (the id its claims carry)."""
+    bot = bot_for(runtime)
+    return Worker(runtime, all_jobs(bot), worker_id=bot.dispatcher.worker_id,
+                  heartbeat_seconds=bot.services.config.worker_heartbeat_seconds)

@@ -266,11 +266,6 @@ def _fields_by_name(instance_type: type[Any]) -> dict[str, EncryptedField[Any]]:
     return found
 
 
-def encrypted_fields(instance_type: type[Any]) -> list[EncryptedField[Any]]:
-    """The encrypted fields declared on a model class (including inherited ones)."""
-    return list(_fields_by_name(instance_type).values())
-
-
 def seal_pending_fields(session: Session, _context: object, _instances: object) -> None:
     """Encrypt values assigned before the object joined the session (a ``before_flush`` hook).
 

@@ -78,16 +78,6 @@ def _forget_before_commit(session: Session, previous: SessionTransaction | None 
         session.info.pop(_STATE, None)
 
 
-def configure_session(
-    session: Session, *, cipher: FieldCipher, audit_keys: AuditKeys, clock: Clock | None = None
-) -> None:
-    """Give one already-made session the security context."""
-    session.info.update(_context(cipher, audit_keys, clock))
-    event.listen(session, "before_flush", seal_pending_fields)
-    event.listen(session, "after_commit", audit.after_commit)
-    event.listen(session, "after_soft_rollback", audit.after_rollback)
-
-
 def audit_keys_of(session: Session) -> AuditKeys:
     keys = session.info.get("audit_keys")
     if not isinstance(keys, AuditKeys):

@@ -71,7 +71,3 @@ def use_recovery_code(key: bytes, code: str, stored_hashes: list[str]) -> list[s
         if hmac.compare_digest(stored, candidate):
             return stored_hashes[:index] + stored_hashes[index + 1 :]
     return None
-
-
-def random_token(nbytes: int = 16) -> str:
-    return secrets.token_urlsafe(nbytes)

@@ -22,10 +22,10 @@ from werkzeug.datastructures import MultiDict
 
 from bot.calls import CallEvent, CallRefusedError, call_answered, call_input, call_status
 from bot.channels.sms import message_status
-from bot.context import request_session, service
 from bot.messages import InboundMessage, Reply
 from bot.recordings import UnknownCallError, recording_completed
 from bot.router import handle_inbound
+from web.context import request_session, service
 
 logger = logging.getLogger("careloop.webhooks.twilio")
 

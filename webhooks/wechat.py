@@ -39,13 +39,13 @@ from wechatpy.messages import MESSAGE_TYPES
 from wechatpy.replies import TextReply
 
 from bot.channels.wechat import settle_passive_reply
-from bot.context import request_session, service
 from bot.conversations import BotServices
 from bot.messages import InboundMessage
 from bot.models import WeChatNonce
 from bot.router import handle_inbound
 from security.dialects import dialect_name, insert_ignoring
 from security.fields import cipher_of
+from web.context import request_session, service
 
 blueprint = Blueprint("wechat", __name__, url_prefix="/webhooks/wechat")
 

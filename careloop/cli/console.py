@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from bot.console import send_as_patient
+from bot.channels.console.inbound import send_as_patient
 from care.patients import get_patient
 from careloop.bot_runtime import bot_for
 from careloop.cli.base import CliContext, main, pass_cli

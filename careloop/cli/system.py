@@ -11,9 +11,8 @@ from careloop import migrate
 from careloop.bot_runtime import bot_for
 from careloop.cli.base import CliContext, main, pass_cli
 from careloop.flow_library import tell_problems
-from careloop.jobs import worker_for
 from careloop.runtime import Runtime
-from careloop.worker import Worker, single_worker_lock
+from careloop.worker import Worker, single_worker_lock, worker_for
 from security import audit
 from security.audit import log
 from security.key_identity import record_key_id

@@ -1,188 +1,29 @@
-"""The WeChat channel outward: customer-service and template messages, the shared access_token, errors,
-the 48-hour window, minimum disclosure and unsubscribe, all counted at the fake WeChat API."""
+"""The WeChat channel through the dispatcher and the webhook: an opt-out at send, a template's delivery report,
+the 48-hour window, minimum disclosure and unsubscribe, all counted at the fake WeChat API. The adapter, its
+client, token, errors, QR codes and passive replies have their own tests in tests/bot/channels/wechat/."""
 
 from __future__ import annotations
-
-import threading
-import uuid
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
 
-from bot.channels.base import ChannelEnvironment, OutgoingMessage
-from bot.channels.wechat import WeChatAdapter
 from bot.followups import due_followups
-from bot.models import OutboxMessage, ProviderCredential
+from bot.models import OutboxMessage
 from bot.outbox import enqueue
 from bot.timers import due_timers
 from care.followups import schedule_followup
-from careloop import migrate
-from careloop.bot_runtime import bot_config
-from careloop.runtime import build_runtime
 from security.audit import AuditEntry
-from security.clock import FixedClock
 from tests.conftest import TEST_ACTOR
-from tests.webhooks.conftest import WECHAT_APPID, WECHAT_SECRET, WECHAT_TEMPLATE_ID, wechat_settings_for
+from tests.webhooks.conftest import WECHAT_TEMPLATE_ID
 
 HEALTH_WORDS = ["PHQ", "问卷", "心情", "抑郁", "做事时", "情绪", "phq9", "血压", "血糖"]
-
-
-def outgoing(openid: str, *, kind: str = "text", payload=None, purpose: str = "test") -> OutgoingMessage:
-    return OutgoingMessage(id=uuid.uuid4(), idempotency_key=f"test:{uuid.uuid4()}", channel="wechat", kind=kind,
-                           purpose=purpose, address=openid, payload=payload or {"text": "您好"}, attempts=1,
-                           sending_started_at=None, patient_id=None)
-
-
-@pytest.fixture
-def adapter(wechat_bot) -> WeChatAdapter:
-    return wechat_bot.services.adapters["wechat"]
 
 
 def dispatch(wechat_bot) -> int:
     return wechat_bot.dispatcher.tick()
 
 
-# -- sending ---------------------------------------------------------------------------------------------
-def test_a_text_goes_out_as_a_customer_service_message_with_a_fetched_token(adapter, wechat_fake):
-    result = adapter.send(outgoing("oOpenIdOfSomebody000000000001", payload={"text": "您好，测试"}))
-    assert result.outcome == "sent"
-    (token_call,) = wechat_fake.calls("stable_token")
-    assert token_call.body == {"grant_type": "client_credential", "appid": WECHAT_APPID, "secret": WECHAT_SECRET,
-                               "force_refresh": False}
-    (call,) = wechat_fake.calls("message/custom/send")
-    assert call.body == {"touser": "oOpenIdOfSomebody000000000001", "msgtype": "text",
-                         "text": {"content": "您好，测试"}}
-    assert call.query["access_token"] == token_call.answer["access_token"]
-
-
-def test_the_token_is_stored_encrypted_and_reused(db, adapter, wechat_fake):
-    for _ in range(3):
-        assert adapter.send(outgoing("oOpenIdOfSomebody000000000001")).outcome == "sent"
-    assert len(wechat_fake.calls("stable_token")) == 1
-    row = db.scalars(select(ProviderCredential)).one()
-    assert row.value == wechat_fake.calls("stable_token")[0].answer["access_token"]
-    raw = db.execute(select(ProviderCredential.__table__.c.value)).scalar_one()
-    assert row.value.encode() not in raw
-
-
-def test_a_token_is_refreshed_before_it_expires(adapter, wechat_fake, clock):
-    adapter.send(outgoing("oOpenIdOfSomebody000000000001"))
-    clock.advance(seconds=7200 - 240)  # inside the five-minute margin
-    adapter.send(outgoing("oOpenIdOfSomebody000000000001"))
-    assert len(wechat_fake.calls("stable_token")) == 2
-
-
-def test_a_40001_causes_exactly_one_refresh_and_one_resend(adapter, wechat_fake):
-    adapter.send(outgoing("oOpenIdOfSomebody000000000001"))
-    wechat_fake.reject_token_once()
-    result = adapter.send(outgoing("oOpenIdOfSomebody000000000002"))
-    assert result.outcome == "sent"
-    tokens = wechat_fake.calls("stable_token")
-    assert len(tokens) == 2
-    assert tokens[1].body["force_refresh"] is True
-    sends = [call for call in wechat_fake.calls("message/custom/send")
-             if call.body["touser"] == "oOpenIdOfSomebody000000000002"]
-    assert [call.answer["errcode"] for call in sends] == [40001, 0]
-    assert sends[1].query["access_token"] == tokens[1].answer["access_token"]
-
-
-def test_an_expired_token_42001_is_refreshed_once(adapter, wechat_fake):
-    adapter.send(outgoing("oOpenIdOfSomebody000000000001"))
-    wechat_fake.expire_tokens()
-    assert adapter.send(outgoing("oOpenIdOfSomebody000000000001")).outcome == "sent"
-    assert len(wechat_fake.calls("stable_token")) == 2
-    assert [call.answer["errcode"] for call in wechat_fake.calls("message/custom/send")] == [0, 42001, 0]
-
-
-def test_a_second_process_seeing_40001_uses_the_token_the_first_one_refreshed(adapter, wechat_runtime, wechat_fake):
-    other = WeChatAdapter(ChannelEnvironment(config=bot_config(wechat_runtime), clock=wechat_runtime.clock,
-                                             open_session=wechat_runtime.db.sessions,
-                                             settings={"wechat_appid": WECHAT_APPID, "wechat_secret": WECHAT_SECRET,
-                                                       "wechat_api_base": wechat_fake.base_url}))
-    adapter.send(outgoing("oOpenIdOfSomebody000000000001"))
-    other.send(outgoing("oOpenIdOfSomebody000000000001"))  # reads the shared token, fetches none
-    stale = other.api.tokens.current()
-    wechat_fake.reject_token_once()
-    adapter.send(outgoing("oOpenIdOfSomebody000000000001"))  # 40001: refreshes (generation 2)
-    assert other.api.tokens.after_rejection(stale).generation == stale.generation + 1
-    assert len(wechat_fake.calls("stable_token")) == 2  # the second process did not refresh again
-
-
-def test_two_processes_needing_a_token_at_once_make_one_stable_token_call(fresh_settings, wechat_fake):
-    clock = FixedClock(datetime(2026, 11, 29, 2, 0, tzinfo=UTC))
-    runtimes = [build_runtime(wechat_settings_for(fresh_settings, wechat_fake), clock=clock, create_key=True)
-                for _ in range(2)]
-    migrate.upgrade(runtimes[0].db.engine)
-    adapters = [WeChatAdapter(ChannelEnvironment(config=bot_config(runtime), clock=clock,
-                                                 open_session=runtime.db.sessions,
-                                                 settings={"wechat_appid": WECHAT_APPID,
-                                                           "wechat_secret": WECHAT_SECRET,
-                                                           "wechat_api_base": wechat_fake.base_url}))
-                for runtime in runtimes for _ in range(2)]  # two "processes" with two threads each
-    wechat_fake.stable_token_delay = 0.3  # the first fetch is still under way when the others ask
-    barrier = threading.Barrier(len(adapters))
-    results = []
-
-    def send(adapter: WeChatAdapter) -> None:
-        barrier.wait()
-        results.append(adapter.send(outgoing("oOpenIdOfSomebody000000000001")).outcome)
-
-    threads = [threading.Thread(target=send, args=(adapter,)) for adapter in adapters]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    for runtime in runtimes:
-        runtime.close()
-    assert results == ["sent"] * 4
-    assert len(wechat_fake.calls("stable_token")) == 1
-    assert len(wechat_fake.calls("message/custom/send")) == 4
-
-
 # -- errors ------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("failure", "outcome", "code", "opted_out"), [
-    ({"errcode": 45015}, "failed", "45015", False),   # outside the 48-hour window
-    ({"errcode": 43004}, "failed", "43004", True),    # unsubscribed
-    ({"errcode": 40003}, "failed", "40003", False),   # bad openid
-    ({"errcode": -1}, "retry", "-1", False),          # system busy
-    ({"errcode": 45009}, "retry", "45009", False),    # API quota
-    ({"status": 502}, "retry", "http_502", False),
-    ({"status": 503}, "retry", "http_503", False),
-])
-def test_errors_map_to_the_dispatchers_outcomes(adapter, wechat_fake, failure, outcome, code, opted_out):
-    adapter.send(outgoing("oOpenIdOfSomebody000000000001"))  # a token first
-    wechat_fake.fail_next("message/custom/send", **failure)
-    result = adapter.send(outgoing("oOpenIdOfSomebody000000000001"))
-    assert (result.outcome, result.error_code, result.opted_out) == (outcome, code, opted_out)
-
-
-def test_a_timeout_after_the_request_left_is_unknown(wechat_runtime, wechat_fake):
-    environment = ChannelEnvironment(config=bot_config(wechat_runtime), clock=wechat_runtime.clock,
-                                     open_session=wechat_runtime.db.sessions, http_timeout=0.3,
-                                     settings={"wechat_appid": WECHAT_APPID, "wechat_secret": WECHAT_SECRET,
-                                               "wechat_api_base": wechat_fake.base_url})
-    adapter = WeChatAdapter(environment)
-    adapter.send(outgoing("oOpenIdOfSomebody000000000001"))
-    wechat_fake.fail_next("message/custom/send", delay=1.0)
-    assert adapter.send(outgoing("oOpenIdOfSomebody000000000001")).outcome == "unknown"
-
-
-def test_a_connection_refused_before_the_request_left_is_retried(wechat_runtime):
-    environment = ChannelEnvironment(config=bot_config(wechat_runtime), clock=wechat_runtime.clock,
-                                     open_session=wechat_runtime.db.sessions, http_timeout=0.5,
-                                     settings={"wechat_appid": WECHAT_APPID, "wechat_secret": WECHAT_SECRET,
-                                               "wechat_api_base": "http://127.0.0.1:9"})
-    result = WeChatAdapter(environment).send(outgoing("oOpenIdOfSomebody000000000001"))
-    assert result.outcome == "retry"
-
-
-def test_an_unknown_outcome_cannot_be_looked_up_at_wechat(adapter, wechat_fake):
-    result = adapter.reconcile(outgoing("oOpenIdOfSomebody000000000001"))
-    assert (result.outcome, result.error_code) == ("unconfirmed", "no_lookup")
-    assert wechat_fake.requests == []  # nothing asked, nothing sent: the dispatcher applies the guarantee
-
-
 def test_a_43004_from_the_dispatcher_opts_the_patient_out(db, wechat_bot, wechat_fake, wechat_patient):
     patient = wechat_patient()
     wechat_fake.unsubscribed_openids.add(patient.wechat_openid)
@@ -283,27 +124,6 @@ def test_a_reminder_outside_the_window_uses_the_reminder_template(db, wechat_bot
     dispatch(wechat_bot)
     (call,) = wechat_fake.calls("message/template/send")
     assert call.body["template_id"] == used
-
-
-@pytest.mark.parametrize(("wechat_templates", "purpose", "used"), [
-    (PER_PURPOSE, "result", "TPL-result-own"),
-    (PER_PURPOSE, "reminder", "TPL-reminder-own"),
-    ({"FOLLOWUP": "TPL-followup-own"}, "result", "TPL-followup-own"),
-])
-def test_a_template_message_without_an_id_takes_its_purposes_template(adapter, wechat_fake, purpose, used):
-    result = adapter.send(outgoing("oOpenIdOfSomebody000000000001", kind="template", purpose=purpose,
-                                   payload={"text": "您有一份新的报告。"}))
-    assert result.outcome == "sent"
-    (call,) = wechat_fake.calls("message/template/send")
-    assert call.body["template_id"] == used
-
-
-@pytest.mark.parametrize("wechat_templates", [{}])
-def test_a_template_message_without_any_template_configured_fails_plainly(adapter, wechat_fake):
-    result = adapter.send(outgoing("oOpenIdOfSomebody000000000001", kind="template", purpose="result",
-                                   payload={"text": "您有一份新的报告。"}))
-    assert (result.outcome, result.error_code) == ("failed", "template")
-    assert wechat_fake.calls("message/template/send") == []
 
 
 def test_what_reaches_wechat_for_a_followup_carries_no_health_content(

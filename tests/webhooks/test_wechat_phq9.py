@@ -3,16 +3,12 @@ encrypted messages built as WeChat sends them, read the encrypted passive replie
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 from sqlalchemy import select
 
-from bot.channels.wechat import BindingQrJob, keep_binding_qr, request_binding_qr
-from bot.consent import opt_out
+from bot.channels.wechat import keep_binding_qr, request_binding_qr
 from bot.models import BindingToken
 from care.models import Observation, StaffTask
 from care.results import results_of
-from tests.conftest import TEST_ACTOR
 
 # Choices 1..4 score 0..3: points [1,2,1,2,1,1,1,0,1] -> total 10, moderate, item 9 positive (spec 6.3).
 PHQ9_ANSWERS = ["2", "3", "2", "3", "2", "2", "2", "1", "2"]
@@ -96,25 +92,3 @@ def test_a_menu_click_starts_the_questionnaire(wechat_post, wechat_peer, wechat_
     patient = wechat_patient()
     response = wechat_post(wechat_peer.event_xml(patient.wechat_openid, "CLICK", key="问卷"))
     assert QUESTIONS[0] in wechat_peer.read_reply(response.data)["Content"]
-
-
-def test_every_unbound_patient_gets_a_binding_qr_code_once(db, wechat_bot, wechat_fake, make_patient, clock):
-    @contextmanager
-    def unit_of_work():
-        yield db
-        db.flush()
-
-    job = BindingQrJob(wechat_bot.services.adapters["wechat"], unit_of_work)
-    waiting = make_patient()
-    make_patient(wechat_openid="o-already-bound")
-    refused = make_patient()
-    opt_out(db, refused, "wechat", actor=TEST_ACTOR, reason="test")
-    db.flush()
-    assert job.tick() == 1
-    tokens = list(db.scalars(select(BindingToken)))
-    assert [token.patient_id for token in tokens] == [waiting.id]
-    assert tokens[0].qr_ticket
-    assert job.tick() == 0  # a live code is not made again
-    clock.advance(days=28)  # within three days of its 30-day end: renewed
-    assert job.tick() == 1
-    assert len(wechat_fake.calls("qrcode/create")) == 2

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 from sqlalchemy import func, select
 from wechatpy import parse_message
 
-from bot.channels.wechat import settle_passive_reply
-from bot.messages import InboundMessage, Reply
 from bot.models import ConversationMessage, InboundReceipt, OutboxMessage
-from bot.router import handle_inbound
 from security.audit import AuditEntry
 from tests.fakes.wechat_server import WeChatPeer
 from tests.webhooks.conftest import WECHAT_AES_KEY, WECHAT_APPID, WECHAT_TOKEN
@@ -263,29 +258,3 @@ class TestALateReply:
         assert again.get_data(as_text=True) == "success"
         assert db.scalar(select(func.count()).select_from(OutboxMessage)
                          .where(OutboxMessage.patient_id == patient.id)) == 1
-
-
-def test_a_reply_of_several_texts_passes_the_first_and_queues_the_rest(db, wechat_services, wechat_patient, clock):
-    patient = wechat_patient()
-    message = InboundMessage(channel="wechat", provider_key="several-1", sender=patient.wechat_openid, kind="text",
-                             text="你好", received_at=clock.now())
-    several = Reply(texts=["第一条", "第二条", "第三条"], patient_id=str(patient.id))
-
-    def settle_after(seconds: float) -> Callable[[Reply], Reply]:
-        # The turn's own reply is replaced by three texts, to see how a long turn is settled and kept.
-        return lambda _reply: settle_passive_reply(db, wechat_services.config, message, several,
-                                                   elapsed_seconds=seconds)
-
-    settled = handle_inbound(db, wechat_services, message, settle=settle_after(0.1))
-    assert settled.texts == ["第一条"]
-    assert settled.deferred == 2
-    queued = db.scalars(select(OutboxMessage).where(OutboxMessage.patient_id == patient.id)
-                        .order_by(OutboxMessage.idempotency_key))
-    assert [(row.kind, row.purpose, row.payload["text"]) for row in queued] == [
-        ("text", "reply", "第二条"), ("text", "reply", "第三条")]
-    # The same delivery again: the kept reply, unchanged (not settled again), and nothing more queued.
-    again = handle_inbound(db, wechat_services, message, settle=settle_after(9.0))
-    assert again.texts == ["第一条"]
-    assert again.deferred == 2
-    assert db.scalar(select(func.count()).select_from(OutboxMessage)
-                     .where(OutboxMessage.patient_id == patient.id)) == 2

@@ -1,11 +1,11 @@
-"""Rate limits guard the panel's and the API's blueprints only; the webhooks never meet them."""
+"""A blueprint's limiter guards that blueprint and adds no hook to any other request."""
 
 from __future__ import annotations
 
 import pytest
 from flask import Blueprint, Flask
 
-from security.rate_limits import blueprint_limiter
+from web.rate_limits import blueprint_limiter
 
 
 def _app_with(guarded: Blueprint, free: Blueprint) -> tuple[Flask, object]:
@@ -45,24 +45,3 @@ def test_a_blueprint_must_be_registered_before_it_is_limited():
     guarded, _free = _blueprints()
     with pytest.raises(ValueError, match="not registered"):
         blueprint_limiter(Flask(__name__), guarded)
-
-
-def test_the_webhooks_are_never_rate_limited(limited_app_client):
-    # WeChat and Twilio retry a refused delivery: a 429 would only multiply the traffic.
-    answers = {limited_app_client.post("/webhooks/twilio/sms", data={"Body": "1"}).status_code for _ in range(10)}
-    assert 429 not in answers
-
-
-def test_the_app_runs_no_limiter_hook_for_a_webhook(limited_app_client):
-    app = limited_app_client.application
-    for table in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs):
-        hooks = [getattr(hook, "__qualname__", repr(hook)) for hook in table.get(None, [])]
-        assert not [name for name in hooks if "Limiter" in name]
-
-
-@pytest.fixture
-def limited_app_client(settings, runtime):
-    from tests.conftest import flask_app_for
-
-    runtime.settings = settings.with_overrides(sign_in_rate_limit="3 per minute")
-    return flask_app_for(runtime).test_client()

@@ -23,7 +23,7 @@ import requests
 from twilio.base.exceptions import TwilioException
 
 from bot.channels.base import ChannelAdapter, ChannelEnvironment, OutgoingMessage, SendResult, register_channel
-from bot.channels.sms import (
+from bot.channels.twilio_rest import (
     CLOCK_SKEW,
     RECONCILE_LIMIT,
     STATUS_PATH,

@@ -1,0 +1,1 @@
+"""Tests of bot/channels/wechat/, one file per module."""

@@ -1,0 +1,1 @@
+"""Tests of the Flask request plumbing shared by the HTTP edges."""
