@@ -2,18 +2,16 @@
 
 Most messages a patient sends answer the question their waiting conversation asked: one engine
 step that logs the exchange, saves the answer as a result (a coded score also as an
-observation), moves the conversation's timers and asks the next question. Such a turn touches
-nothing but the conversation's own rows, so it is read with one statement (the channel's
-consent, the open conversation) and written with one more (PostgreSQL: the log, the results,
-observations and their audit entries, the conversation and the delivery's receipt as one
-statement of data-modifying CTEs, each table's rows in one JSON parameter; SQLite: a statement
-per table). Rows are sealed by the same field declarations and row builders the ORM path uses,
-so they read back identically.
+observation, a red-flag reading with its urgent task), raises staff alerts, moves the
+conversation's timers and asks the next question. Every event of such a step lands in the
+turn's scene (:func:`bot.turns.effects.lands_in_the_scene`), so the turn is read with one
+statement (the channel's consent, the open conversation, the data key) and written with one more
+by the scene's batched writer, the conversation's update and the delivery's receipt included.
 
 Anything else (a keyword, a consent word, an invitation, an opted-out channel, a step that
-ends the flow, records a reading of its own, tags or alerts, a reply too long for WeChat's
-passive answer) is left to the router's general path, which loads the record:
-:func:`answer_plainly` returns None and writes nothing.
+ends the flow or changes the record beyond the conversation's own rows: profile fields, tags,
+follow-ups) is left to the router's general path, which loads the record and applies the same
+handlers: :func:`answer_plainly` returns None and writes nothing.
 """
 
 from __future__ import annotations
@@ -32,8 +30,9 @@ from bot import consent
 from bot.conversations import BotServices, facts_from
 from bot.messages import InboundMessage, Reply
 from bot.models import ConversationSession, Direction, InboundReceipt, SessionStatus
-from bot.rendering import render_text, split_reply
+from bot.rendering import render_text
 from bot.turns.effects import EffectContext, Where, apply_events, lands_in_the_scene, log_message
+from bot.turns.replies import fit_reply
 from bot.turns.scene import Scene, table_of
 from care.models import ChannelConsent, Patient
 from flows import engine
@@ -103,14 +102,14 @@ class Waiting:
 
 
 def answer_plainly(session: Session, services: BotServices, message: InboundMessage, patient_id: uuid.UUID,
-                   receipt_id: uuid.UUID, settle: Callable[[Reply], Reply], *,
+                   receipt_id: uuid.UUID, late: Callable[[], bool], *,
                    read: Sequence[Any] | None = None) -> Reply | None:
     """Answer ``message`` as the next step of the patient's waiting conversation, if it is a plain turn.
 
     The router has claimed the delivery (``receipt_id``) and locked the patient; ``read`` is what
-    :func:`read_alongside` added to that statement (PostgreSQL), else it is read here. ``settle``
-    fits the reply to the channel (WeChat's passive-reply deadline) before it is stored on the
-    receipt. Returns None, having written nothing, when the turn is not plain.
+    :func:`read_alongside` added to that statement (PostgreSQL), else it is read here. The reply is fitted to
+    the channel (``late``: its deadline has passed) before it is stored on the receipt. Returns None,
+    having written nothing, when the turn is not plain.
 
     Raises:
         GuardFailedError: the conversation or the consent changed under a read made before the lock
@@ -140,10 +139,9 @@ def answer_plainly(session: Session, services: BotServices, message: InboundMess
     events = list(result.events)
     if result.ended or not lands_in_the_scene(events):
         return None
-    texts, overflow = split_reply(message.channel, render_text(result.outputs, waiting.lang))
-    if overflow:
-        return None
-    reply = settle(Reply(texts=texts, patient_id=str(patient_id), session_id=str(waiting.id)))
+    reply = fit_reply(session, message, Reply(texts=render_text(result.outputs, waiting.lang),
+                                              patient_id=str(patient_id), session_id=str(waiting.id)),
+                      receipt_id=receipt_id, late=late())
     actor = Actor("patient", str(patient_id), message.channel)
     scene = Scene.of(session, patient_id, key=key)
     log_message(scene, conversation_id=waiting.id, channel=message.channel, direction=Direction.IN, text=message.text)

@@ -27,12 +27,13 @@ from bot.conversations import (
     open_conversation,
 )
 from bot.messages import InboundMessage, Reply
-from bot.models import ConversationSession, Direction, InboundReceipt, UnknownSender
-from bot.outbox import advance_delivery, enqueue
-from bot.rendering import render_text, split_reply
+from bot.models import ConversationSession, Direction, UnknownSender
+from bot.outbox import advance_delivery
+from bot.rendering import render_text
 from bot.texts import say
 from bot.turns.delivery import claim_and_lock, claim_delivery
 from bot.turns.effects import log_message
+from bot.turns.replies import fit_reply
 from bot.turns.scene import Scene, write_scenes
 from care.models import Patient
 from security.audit import Actor
@@ -42,45 +43,48 @@ from security.fields import cipher_of, clock_of
 logger = logging.getLogger("careloop.bot")
 
 
-def _as_is(reply: Reply) -> Reply:
-    return reply
+def _never() -> bool:
+    return False
 
 
 def handle_inbound(session: Session, services: BotServices, message: InboundMessage, *,
-                   settle: Callable[[Reply], Reply] = _as_is) -> Reply:
+                   late: Callable[[], bool] = _never) -> Reply:
     """Process one inbound text or event once and return the reply for the same channel.
 
-    ``settle`` fits a new reply to its channel (WeChat's passive-reply deadline) before it is kept
-    on the delivery's receipt; a repeated delivery gets the kept reply as it is.
+    A new reply is fitted to its channel (:func:`bot.turns.replies.fit_reply`) before it is kept on
+    the delivery's receipt; ``late`` says whether the channel's deadline for answering has passed
+    (WeChat's 5 seconds), and then every text follows by the outbox. A repeated delivery gets the
+    kept reply as it is.
     """
     try:
         try:
-            return _handle(session, services, message, settle, plain=True)
+            return _handle(session, services, message, late, plain=True)
         except GuardFailedError:
             # Another message of the patient's was committed while this one waited for the lock.
             session.rollback()
-            return _handle(session, services, message, settle, plain=False)
+            return _handle(session, services, message, late, plain=False)
     except Exception as failure:  # noqa: BLE001 - a failed turn is answered, never turned into a redelivery
         session.rollback()
         failures.log_failure(failure, channel=message.channel, what="a turn")
-        return _after_failure(session, services, message, settle)
+        return _after_failure(session, services, message, late)
 
 
 def _after_failure(session: Session, services: BotServices, message: InboundMessage,
-                   settle: Callable[[Reply], Reply]) -> Reply:
+                   late: Callable[[], bool]) -> Reply:
     """Claim the delivery again (the failed turn's claim was rolled back) and answer it with the apology."""
     receipt, previous = claim_delivery(session, message)
     if receipt is None:
         assert previous is not None  # noqa: S101 - a claim holds one or the other
         return previous
-    reply = settle(failures.apologise(session, services, message, receipt.id))
+    reply = fit_reply(session, message, failures.apologise(session, services, message, receipt.id),
+                      receipt_id=receipt.id, late=late())
     receipt.patient_id = uuid.UUID(reply.patient_id) if reply.patient_id else None
     receipt.reply = reply.to_dict()
     write_scenes(session)
     return reply
 
 
-def _handle(session: Session, services: BotServices, message: InboundMessage, settle: Callable[[Reply], Reply], *,
+def _handle(session: Session, services: BotServices, message: InboundMessage, late: Callable[[], bool], *,
             plain: bool) -> Reply:
     claimed = claim_and_lock(session, message)
     delivery, patient_id = claimed.delivery, claimed.patient_id
@@ -93,7 +97,7 @@ def _handle(session: Session, services: BotServices, message: InboundMessage, se
         if recognised:
             message = replace(message, kind="text", text=recognised)
     if plain and patient_id is not None and message.kind == "text":
-        answered = plain_turns.answer_plainly(session, services, message, patient_id, delivery.id, settle,
+        answered = plain_turns.answer_plainly(session, services, message, patient_id, delivery.id, late,
                                               read=claimed.read)
         if answered is not None:
             return answered
@@ -109,8 +113,8 @@ def _handle(session: Session, services: BotServices, message: InboundMessage, se
     elif patient is None:
         reply = _stranger(session, services, message, actor)
     else:
-        reply = _from_patient(session, services, message, patient, conversation, actor, receipt)
-    reply = settle(reply)
+        reply = _from_patient(session, services, message, patient, conversation, actor)
+    reply = fit_reply(session, message, reply, receipt_id=receipt.id, late=late())
     receipt.patient_id = patient.id if patient else (uuid.UUID(reply.patient_id) if reply.patient_id else None)
     receipt.reply = reply.to_dict()
     write_scenes(session)
@@ -118,7 +122,7 @@ def _handle(session: Session, services: BotServices, message: InboundMessage, se
 
 
 def _from_patient(session: Session, services: BotServices, message: InboundMessage, patient: Patient,
-                  conversation: ConversationSession | None, actor: Actor, receipt: InboundReceipt) -> Reply:
+                  conversation: ConversationSession | None, actor: Actor) -> Reply:
     config = services.config
     word = consent.keyword(message.text)
     lang = patient.language
@@ -153,7 +157,7 @@ def _from_patient(session: Session, services: BotServices, message: InboundMessa
             return _texts(session, patient, message.channel, texts)
         return _texts(session, patient, message.channel, [say("menu", lang)])
     texts = render_text(turn.outputs, turn.lang)
-    return _deliver(session, services, patient, message.channel, texts, receipt, turn)
+    return Reply(texts=texts, patient_id=str(patient.id), session_id=str(turn.conversation.id))
 
 
 def _texts(session: Session, patient: Patient, channel: str, texts: list[str]) -> Reply:
@@ -161,19 +165,6 @@ def _texts(session: Session, patient: Patient, channel: str, texts: list[str]) -
         log_message(Scene.of(session, patient.id), conversation_id=None, channel=channel, direction=Direction.OUT,
                     text=text)
     return Reply(texts=texts, patient_id=str(patient.id))
-
-
-def _deliver(session: Session, services: BotServices, patient: Patient, channel: str, texts: list[str],
-             receipt: InboundReceipt, turn: Turn) -> Reply:
-    """Answer in the channel's passive reply; on WeChat what does not fit goes through the outbox."""
-    kept, overflow = split_reply(channel, texts)
-    reply = Reply(texts=kept, patient_id=str(patient.id), session_id=str(turn.conversation.id))
-    for index, text in enumerate(overflow, start=len(kept)):
-        enqueue(session, idempotency_key=f"reply:{receipt.id}:{index}", channel="wechat", kind="text",
-                purpose="reply", address=patient.wechat_openid or "", payload={"text": text}, patient=patient,
-                session_id=turn.conversation.id)
-        reply.deferred += 1
-    return reply
 
 
 def _stranger(session: Session, services: BotServices, message: InboundMessage, actor: Actor) -> Reply:
@@ -221,7 +212,7 @@ def _event(session: Session, services: BotServices, message: InboundMessage, pat
         flow_id = config.keywords.get(message.event_key.lower())
         if flow_id is not None and open_conversation(session, patient) is None:
             turn = begin(session, services, patient, flow_id, channel="wechat", actor=actor)
-            return Reply(texts=["\n\n".join(render_text(turn.outputs, turn.lang))], patient_id=str(patient.id),
+            return Reply(texts=render_text(turn.outputs, turn.lang), patient_id=str(patient.id),
                          session_id=str(turn.conversation.id))
         return Reply(texts=[say("menu", patient.language)], patient_id=str(patient.id))
     if event == "templatesendjobfinish":

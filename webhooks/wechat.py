@@ -38,7 +38,6 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.messages import MESSAGE_TYPES
 from wechatpy.replies import TextReply
 
-from bot.channels.wechat import settle_passive_reply
 from bot.conversations import BotServices
 from bot.messages import InboundMessage
 from bot.models import WeChatNonce
@@ -281,8 +280,8 @@ def receive() -> Response:
     inbound = to_inbound(message, service("clock").now(),
                          keyed=lambda content: cipher.blind_index("wechat_delivery", content).hex())
     services: BotServices = service("bot")
-    reply = handle_inbound(session, services, inbound, settle=lambda fresh: settle_passive_reply(
-        session, services.config, inbound, fresh, time.monotonic() - started))
+    deadline = started + services.config.passive_reply_seconds
+    reply = handle_inbound(session, services, inbound, late=lambda: time.monotonic() > deadline)
     if not reply.texts:
         return Response("success", mimetype="text/plain")
     passive = TextReply(source=inbound.recipient, target=inbound.sender, content=reply.texts[0],

@@ -23,7 +23,6 @@ from bot.channels.wechat.binding_qr import (
 )
 from bot.channels.wechat.client import WeChatApi
 from bot.channels.wechat.errors import WeChatApiError, send_result_of
-from bot.channels.wechat.replies import settle_passive_reply
 from bot.channels.wechat.token import AccessToken, SharedAccessToken
 
 __all__ = [
@@ -40,5 +39,4 @@ __all__ = [
     "patients_needing_binding_qr",
     "request_binding_qr",
     "send_result_of",
-    "settle_passive_reply",
 ]
