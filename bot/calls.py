@@ -269,10 +269,10 @@ def _answer_call(session: Session, services: BotServices, call: CallEvent) -> Re
     return _finish(_start_by_voice(session, services, patient, conversation, call.call_sid), receipt, patient)
 
 
-def _cannot_start(services: BotServices, patient: Patient, conversation: ConversationSession,
+def _cannot_start(session: Session, services: BotServices, patient: Patient, conversation: ConversationSession,
                   lang: str) -> list[dict[str, Any]] | None:
     """The goodbye of a call whose conversation cannot begin by voice now, or None when it can."""
-    if not consent.channel_usable(patient, CHANNEL):
+    if not consent.channel_usable(session, patient, CHANNEL, "followup_invite"):
         return _goodbye(services, lang)
     if conversation.status == SessionStatus.WAITING.value and conversation.channel != CHANNEL:
         # The patient is already answering by message; the call must not ask the same questions twice.
@@ -308,7 +308,7 @@ def _start_by_voice(session: Session, services: BotServices, patient: Patient, c
                     call_sid: str) -> Reply:
     lang = conversation.lang or patient.language
     reply = Reply(patient_id=str(patient.id), session_id=str(conversation.id))
-    refusal = _cannot_start(services, patient, conversation, lang)
+    refusal = _cannot_start(session, services, patient, conversation, lang)
     if refusal is not None:
         reply.voice = _voice(lang, conversation.id, refusal)
         return reply
@@ -455,7 +455,7 @@ def _consent_answer(session: Session, services: BotServices, patient: Patient, c
     Silence (not ``heard``) refuses too, but is no answer: nothing is written, and the next call asks again.
     """
     lang = conversation.lang or patient.language
-    refusal = _cannot_start(services, patient, conversation, lang)
+    refusal = _cannot_start(session, services, patient, conversation, lang)
     if refusal is not None:  # the conversation went on by message meanwhile, or calls were turned off
         return Reply(patient_id=str(patient.id), session_id=str(conversation.id),
                      voice=_voice(lang, conversation.id, refusal))

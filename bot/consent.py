@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from bot.config import BotConfig
 from bot.outbox import cancel_pending
 from bot.texts import TEXTS
-from care.consents import consent_stands, record_consent
+from care.consents import ContactRefusal, consent_stands, contact_refusal, record_consent
 from care.models import ChannelConsent, ConsentEntry, ConsentPurpose, ConsentSource, Patient
 from security.audit import Actor, log
 from security.fields import clock_of
@@ -48,7 +48,7 @@ def opt_out(session: Session, patient: Patient, channel: str, *, actor: Actor, r
     consent.opted_out = True
     consent.opted_out_at = now
     consent.updated_at = now
-    cancelled = cancel_pending(session, patient_id=patient.id, channel=channel)
+    cancelled = cancel_pending(session, patient_id=patient.id, channel=channel, reason=ContactRefusal.OPTED_OUT)
     log(session, actor=actor, action="consent.opt_out", resource_type="patient", resource_id=patient.id,
         patient_id=patient.id, details={"channel": channel, "reason": reason, "cancelled": cancelled})
     return True
@@ -69,12 +69,11 @@ def opt_in(session: Session, patient: Patient, channel: str, *, actor: Actor) ->
     return True
 
 
-def channel_usable(patient: Patient, channel: str) -> bool:
-    """Consented, not opted out, and reachable (bound openid for WeChat, a phone for SMS and voice)."""
-    consent = patient.consent_for(channel)
-    if consent is None:
-        return channel == "console"  # the demo channel needs no consent of its own
-    if not consent.usable:
+def channel_usable(session: Session, patient: Patient, channel: str, purpose: str) -> bool:
+    """Whether a message of ``purpose`` may be queued for the patient on ``channel``: the consent rule
+    (:func:`care.consents.contact_refusal`, asked again when it is sent) lets it, and the patient is
+    reachable there (a bound openid for WeChat, a phone for SMS and voice)."""
+    if contact_refusal(session, patient, channel, purpose) is not None:
         return False
     if channel == "wechat":
         return bool(patient.wechat_openid)

@@ -1,8 +1,9 @@
 """The dispatcher: claims due outbox rows, sends them through their channel, records the outcome.
 
 Each row goes through three short transactions: the claim (with this worker's heartbeat), the
-"attempt started" mark just before the provider call, and the outcome; no transaction is open
-while a provider is called. A row whose earlier attempt's outcome is unknown (its worker died
+"attempt started" mark just before the provider call (where consent and opt-outs are checked
+again: a refused row is cancelled, not sent), and the outcome; no transaction is open while a
+provider is called. A row whose earlier attempt's outcome is unknown (its worker died
 after the mark, or the answer never came) is first reconciled with the provider (``reconcile``)
 and sent again only if it never arrived; where the provider cannot be asked (WeChat) the
 purpose's delivery guarantee decides (:mod:`bot.outbox`). Which rows a tick may take, and when,

@@ -92,7 +92,7 @@ def attempt(session: Session, services: BotServices, followup: FollowUp) -> None
     order = list(followup.channel_order or [])
     while followup.channel_index < len(order):
         channel = order[followup.channel_index]
-        if channel not in services.adapters or not channel_usable(patient, channel):
+        if channel not in services.adapters or not channel_usable(session, patient, channel, "followup_invite"):
             followup.channel_index += 1
             continue
         if in_quiet_hours(services.config, patient, now):

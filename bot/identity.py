@@ -23,6 +23,7 @@ from bot.config import BotConfig
 from bot.models import BindingCode, BindingToken, ConversationSession
 from bot.outbox import enqueue
 from bot.texts import say
+from care.consents import contact_refusal
 from care.identifiers import IdentifierError, normalize_card_no
 from care.models import Patient, PatientStatus, StaffTask, TaskPriority, TaskStatus
 from care.patients import find_by_card, find_by_openid
@@ -158,6 +159,7 @@ def _bind(session: Session, patient: Patient, openid: str, *, actor: Actor, meth
 # digits of the phone on file. Tries (card numbers sent, wrong codes) are counted per WeChat user
 # and per card number over a day; past the limit the care team gets a task.
 ATTEMPT_WINDOW = timedelta(days=1)
+BINDING_CODE = "binding_code"  # the outbox purpose of the SMS code (exempt from consent: care.consents)
 LIMIT_TASK_KIND = "wechat_binding"
 LIMIT_TASK_NOTE = {
     "zh": "有人在微信绑定这位患者的卡号时，今天的尝试次数已达上限。请先核实身份，再帮患者完成微信绑定。",
@@ -224,12 +226,12 @@ def _limited(session: Session, values: dict[str, Any], patient_id: uuid.UUID | N
     return BindingStep("bind_limited", values)
 
 
-def _textable(patient: Patient | None) -> Patient | None:
-    """The patient if we may text them a code: active, a phone on file, SMS not opted out."""
+def _textable(session: Session, patient: Patient | None) -> Patient | None:
+    """The patient if we may text them a code: active, a phone on file, and the consent rule lets a binding
+    code go by SMS (it needs no consent of its own, but an opt-out stops it; the same rule is asked at send)."""
     if patient is None or patient.status != PatientStatus.ACTIVE.value or not patient.phone:
         return None
-    consent = patient.consent_for("sms")
-    if consent is not None and consent.opted_out:
+    if contact_refusal(session, patient, "sms", BINDING_CODE) is not None:
         return None
     return patient
 
@@ -255,7 +257,7 @@ def continue_binding(session: Session, config: BotConfig, openid: str, text: str
     found = find_by_card(session, card)
     if _over_limit(session, config, openid, card_index):
         return _limited(session, values, found.id if found else None, actor=actor)
-    patient = _textable(found)
+    patient = _textable(session, found)
     code = f"{secrets.randbelow(1_000_000):06d}"
     row = BindingCode(patient_id=patient.id if patient else None, card_index=card_index, openid=openid,
                       code_hash=_digest(session, "code", code), attempts=0,
@@ -263,7 +265,7 @@ def continue_binding(session: Session, config: BotConfig, openid: str, text: str
     session.add(row)
     if patient is not None and patient.phone:
         enqueue(
-            session, idempotency_key=f"binding-code:{row.id}", channel="sms", kind="text", purpose="binding_code",
+            session, idempotency_key=f"binding-code:{row.id}", channel="sms", kind="text", purpose=BINDING_CODE,
             address=patient.phone, payload={"text": say("bind_code_sms", patient.language, channel="sms",
                                                         **config.clinic.placeholders(), code=code)},
             patient=patient,

@@ -31,6 +31,13 @@ provider cannot be asked (WeChat); SMS and calls are looked up, never sent twice
 ``unconfirmed`` is not ``failed``: nothing tells a follow-up to move to its next channel while a
 send is unconfirmed. Only a definite failure (the provider said no, retries ran out, or the resend
 was refused) does.
+
+**Consent at the moment of sending.** The rule that let a message be queued
+(:func:`care.consents.contact_refusal`: opt-outs, the channel's consent, the consent ledger) is asked
+again in the transaction that writes the "attempt started" mark, the row locked: a message whose
+consent was withdrawn, or whose channel the patient opted out of, after it was queued (even after a
+worker claimed it) ends ``cancelled`` with the reason in ``error_code`` and never reaches the
+provider. A resend after an unknown outcome asks it too (refused: ``unconfirmed``, the reason kept).
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ from bot.models import (
     SessionStatus,
     WorkerHeartbeat,
 )
+from care.consents import contact_refusal
 from care.models import Patient
 from security.dialects import claim_rows, get_locked
 from security.fields import clock_of
@@ -172,18 +180,38 @@ def mark_attempt_started(session: Session, message_id: uuid.UUID, worker_id: str
     """Write the row's "attempt started" mark just before the provider call; its lease runs from now.
 
     A crash after this is reconciled (or, where the provider cannot be asked, settled by the
-    purpose's guarantee), never blindly resent. Returns False if the row is no longer this
-    worker's (another worker took it, believing this one dead): then it must not be sent.
+    purpose's guarantee), never blindly resent. Returns False when the row must not be sent: it is
+    no longer this worker's (another worker took it, believing this one dead), or the consent rule
+    refuses it now (:func:`refusal`; the row is then cancelled, the reason in ``error_code``). The
+    rule is asked here, with the row locked in the transaction that writes the mark, so a withdrawal
+    or opt-out committed before it is seen, and no two workers decide about one row.
     """
+    row = get_locked(session, OutboxMessage, message_id)
+    if row is None or row.leased_by != worker_id or row.status != OutboxStatus.SENDING.value:
+        return False
+    refused = refusal(session, row)
+    if refused is not None:
+        row.status = OutboxStatus.CANCELLED.value
+        row.error_code = refused
+        row.last_error = f"not sent: {refused}"
+        row.lease_until = None
+        row.leased_by = None
+        return False
     now = clock_of(session).now()
-    result = session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id, OutboxMessage.leased_by == worker_id,
-               OutboxMessage.status == OutboxStatus.SENDING.value)
-        .values(sending_started_at=now, attempts=OutboxMessage.attempts + 1,
-                lease_until=now + timedelta(seconds=config.outbox_lease_seconds))
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    row.sending_started_at = now
+    row.attempts += 1
+    row.lease_until = now + timedelta(seconds=config.outbox_lease_seconds)
+    return True
+
+
+def refusal(session: Session, row: OutboxMessage) -> str | None:
+    """Why the consent rule (:func:`care.consents.contact_refusal`, the one asked when messages are queued)
+    refuses ``row`` now, or None when it may go (a message to nobody we know, a stranger's reply, may)."""
+    patient = session.get(Patient, row.patient_id) if row.patient_id is not None else None
+    if patient is None:
+        return None
+    refused = contact_refusal(session, patient, row.channel, row.purpose)
+    return refused.value if refused is not None else None
 
 
 def patient_wrote_since(session: Session, patient_id: uuid.UUID | None, moment: datetime) -> bool:
@@ -217,6 +245,8 @@ def settle_unconfirmed(session: Session, message_id: uuid.UUID, worker_id: str, 
         conversation = session.get(ConversationSession, row.session_id)
         if conversation is not None and conversation.status == SessionStatus.ENDED.value:
             reason = "conversation_over"
+    if reason is None:
+        reason = refusal(session, row)  # a resend is a send: consent and opt-outs decide again
     if reason is not None:
         row.status = OutboxStatus.UNCONFIRMED.value
         row.error_code = reason
@@ -313,13 +343,16 @@ def advance_delivery(session: Session, provider_id: str, status: str, *, error_c
     return row
 
 
-def cancel_pending(session: Session, *, patient_id: uuid.UUID, channel: str) -> int:
-    """Cancel messages still queued for a patient on a channel (after an opt-out)."""
+def cancel_pending(session: Session, *, patient_id: uuid.UUID, channel: str, reason: str) -> int:
+    """Cancel messages still queued for a patient on a channel (after an opt-out), saying why in ``error_code``.
+
+    Rows a worker has claimed already are stopped just before their send (:func:`mark_attempt_started`).
+    """
     result = session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.patient_id == patient_id, OutboxMessage.channel == channel,
                OutboxMessage.status == OutboxStatus.QUEUED.value)
-        .values(status=OutboxStatus.CANCELLED.value, last_error="channel opted out")
+        .values(status=OutboxStatus.CANCELLED.value, error_code=reason, last_error=f"not sent: {reason}")
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 

@@ -43,7 +43,8 @@ def due_timers(session: Session, services: BotServices, *, limit: int = 100) -> 
         turn = fire_timer(session, services, patient, conversation, actor=TIMERS)
         handled += 1
         channel = conversation.channel
-        if not turn.outputs or channel not in TEXT_CHANNELS or not channel_usable(patient, channel):
+        if (not turn.outputs or channel not in TEXT_CHANNELS
+                or not channel_usable(session, patient, channel, "expiry" if turn.ended else "reminder")):
             continue  # nothing to say, or the call is over, or the patient opted out meanwhile
         not_before = quiet_hours_end(services.config, patient, now) if in_quiet_hours(services.config, patient,
                                                                                     now) else None

@@ -1,4 +1,6 @@
-"""The consent ledger's service: write down a decision, and read what stands.
+"""The consent ledger's service: write down a decision, and read what stands; and whether the clinic may
+contact a patient on a channel for a purpose now (:func:`contact_refusal`, the one rule asked when a
+message is queued and again just before it is sent).
 
 Every decision is a new row (:class:`care.models.ConsentEntry`), audited; what stands is the
 latest row of the stream (patient, channel, purpose). Nothing given is nothing granted: a stream
@@ -9,6 +11,7 @@ cannot be taken twice; the unique constraint refuses it if it were) and commits.
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
@@ -21,6 +24,24 @@ from security.fields import clock_of
 CHANNELS = frozenset(channel.value for channel in Channel)
 PURPOSES = frozenset(purpose.value for purpose in ConsentPurpose)
 SOURCES = frozenset(source.value for source in ConsentSource)
+MESSAGES = ConsentPurpose.MESSAGES.value
+
+# Message purposes (the outbox's ``purpose``) that need no consent to contact, each with its reason.
+# An opt-out of the channel stops them all the same.
+CONSENT_EXEMPT_PURPOSES: dict[str, str] = {
+    # The SMS code proves a WeChat account is the patient's: it is how consent is asked for at all.
+    "binding_code": "obtains consent",
+    # The answer to what the patient has just written to us (within the conversation they started).
+    "reply": "answers the patient",
+}
+
+
+class ContactRefusal(StrEnum):
+    """Why a message may not go out (kept on a cancelled outbox row; names a rule, never PHI)."""
+
+    OPTED_OUT = "opted_out"                  # the patient opted out of the channel (STOP, unsubscribe)
+    NO_CONSENT = "no_consent"                # the channel was never consented to
+    CONSENT_WITHDRAWN = "consent_withdrawn"  # the ledger's latest decision for the channel's messages is "no"
 
 
 def record_consent(session: Session, patient: Patient, *, channel: str, purpose: str, granted: bool,
@@ -92,3 +113,31 @@ def consent_history(session: Session, patient_id: uuid.UUID, *, channel: str | N
 
 def _stream(patient_id: uuid.UUID, channel: str, purpose: str) -> tuple[ColumnElement[bool], ...]:
     return (ConsentEntry.patient_id == patient_id, ConsentEntry.channel == channel, ConsentEntry.purpose == purpose)
+
+
+def contact_refusal(session: Session, patient: Patient, channel: str, purpose: str) -> ContactRefusal | None:
+    """Say why the clinic may not send ``patient`` a message of ``purpose`` on ``channel`` now, or None if it may.
+
+    The one rule, asked when a message is queued and again just before it is sent (the outbox's
+    dispatcher), so that a decision taken in between counts:
+
+    - an opt-out of the channel refuses every purpose;
+    - a purpose in :data:`CONSENT_EXEMPT_PURPOSES` needs no consent beyond that;
+    - any other needs the channel's consent (given at enrolment; the console, the demo's channel,
+      needs none of its own), and the consent ledger's latest decision about messages on the
+      channel, when there is one, must not be a withdrawal. A decision about another purpose (call
+      recording) or another channel does not count.
+
+    Reachability (a phone, a bound openid) is the channel's business, not this rule's.
+    """
+    consent = patient.consent_for(channel)
+    if consent is not None and consent.opted_out:
+        return ContactRefusal.OPTED_OUT
+    if purpose in CONSENT_EXEMPT_PURPOSES:
+        return None
+    if (consent is None and channel != Channel.CONSOLE.value) or (consent is not None and not consent.consented):
+        return ContactRefusal.NO_CONSENT
+    latest = current_consent(session, patient.id, channel=channel, purpose=MESSAGES)
+    if latest is not None and not latest.granted:
+        return ContactRefusal.CONSENT_WITHDRAWN
+    return None

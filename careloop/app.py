@@ -18,7 +18,7 @@ import webhooks
 from careloop import api
 from careloop.bot_runtime import bot_for
 from careloop.flow_library import tell_problems
-from careloop.runtime import Runtime, build_runtime
+from careloop.runtime import KEY_RING_CHECK_SECONDS, Runtime, build_runtime
 from careloop.settings import Settings
 from web.context import SERVICES_KEY, SESSION_FACTORY_KEY, request_session
 
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     _install_unit_of_work(app)
+    _follow_key_rotations(app, runtime)
     _register_health(app)
     webhooks.init_app(app)
     api.init_app(app)
@@ -105,6 +106,13 @@ def _install_unit_of_work(app: Flask) -> None:
         if session is not None:
             session.rollback()
             session.close()
+
+
+def _follow_key_rotations(app: Flask, runtime: Runtime) -> None:
+    @app.before_request
+    def refresh_key_ring() -> None:
+        # A request reads the time of the last look; the key file itself is looked at every few seconds.
+        runtime.refresh_key_ring(every_seconds=KEY_RING_CHECK_SECONDS)
 
 
 def _register_health(app: Flask) -> None:

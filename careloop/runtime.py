@@ -6,7 +6,9 @@ server or a scheduler.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,13 @@ from careloop.db import Database, make_engine
 from careloop.settings import Settings
 from security.audit import Sealing, open_audit_secret
 from security.clock import Clock, SystemClock
-from security.keys import KeyRing, open_key_ring
+from security.keys import KeyRing, KeyRingError, open_key_ring
+
+logger = logging.getLogger("careloop.runtime")
+
+# How long a web process may go on with the key ring it holds after ``careloop keys rotate`` elsewhere:
+# the first request after this many seconds looks at the key file (a ``stat``; read only if it changed).
+KEY_RING_CHECK_SECONDS = 10.0
 
 
 @dataclass
@@ -27,10 +35,35 @@ class Runtime:
     clock: Clock
     # The bot's wiring (careloop.bot_runtime.BotRuntime), built on first use by ``bot_for``.
     bot: Any = field(default=None, repr=False)
+    # When the key file was last looked at (:meth:`refresh_key_ring`).
+    _key_ring_looked_at: datetime | None = field(default=None, repr=False)
 
     @property
     def blob_dir(self) -> Path:
         return self.settings.blob_dir
+
+    def refresh_key_ring(self, *, every_seconds: float = 0.0) -> bool:
+        """Pick up a key rotation made by another process; True when the ring was read again.
+
+        Looks at the key file (one ``stat``) unless it looked less than ``every_seconds`` ago by the
+        runtime's clock; reads it only if it changed. The ring is one object shared by everything of
+        this runtime (the field cipher wraps new data keys under its primary), so a reload reaches all.
+        A file that cannot be read or holds another root is logged, and the running ring kept.
+        """
+        now = self.clock.now()
+        looked = self._key_ring_looked_at
+        if looked is not None and looked <= now < looked + timedelta(seconds=every_seconds):
+            return False
+        self._key_ring_looked_at = now
+        before = self.key_ring.primary
+        try:
+            reloaded = self.key_ring.refresh()
+        except KeyRingError as problem:
+            logger.error("key ring not reloaded: %s (primary version stays %d)", problem, before)
+            return False
+        if reloaded and self.key_ring.primary != before:
+            logger.info("key ring reloaded: master key version %d is primary (was %d)", self.key_ring.primary, before)
+        return reloaded
 
     def close(self) -> None:
         self.db.engine.dispose()

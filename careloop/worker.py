@@ -153,7 +153,12 @@ class Worker:
             yield
 
     def run_job(self, job: Job) -> int:
-        """Run batches of ``job`` until it has nothing due or its budget is spent; return items handled."""
+        """Run batches of ``job`` until it has nothing due or its budget is spent; return items handled.
+
+        Each tick first picks up a key rotation made by another process (a ``stat`` of the key file),
+        so that new data keys, and the re-wrapping job, use the primary version ``keys rotate`` made.
+        """
+        self.runtime.refresh_key_ring()
         started = time.monotonic()
         handled = 0
         while True:

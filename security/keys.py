@@ -8,6 +8,11 @@ rotation, so blind indexes and the audit chain stay valid.
 
 The ring lives in a JSON file (mode 0600) or, for containers, in ``CARELOOP_MASTER_KEY``: either
 that same JSON, or a single base64 32-byte key that becomes the root of a one-version ring.
+
+A running process holds its ring in memory; a rotation by another process (``careloop keys
+rotate``) rewrites the file, and :meth:`KeyRing.refresh` picks it up: one ``stat`` of the file tells
+whether it changed since it was read, and only then is it read again. The processes decide how
+often to look (the web process every few seconds, the worker at every tick).
 """
 
 from __future__ import annotations
@@ -54,16 +59,32 @@ def derive(root: bytes, purpose: str, length: int = KEY_BYTES) -> bytes:
     ).derive(root)
 
 
+FileStamp = tuple[int, int, int]
+
+
+def _file_stamp(path: Path) -> FileStamp | None:
+    """What tells a rewritten key file from the one read before: inode, modification time, size (None: absent)."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as problem:
+        raise KeyRingError(f"key file {path} cannot be read: {problem.strerror}") from problem
+    return found.st_ino, found.st_mtime_ns, found.st_size
+
+
 @dataclass
 class KeyRing:
     """Versioned master keys plus the root secret; thread-safe for reads and reloads."""
 
-    root: bytes
-    master_keys: dict[int, bytes]
+    root: bytes = field(repr=False)
+    master_keys: dict[int, bytes] = field(repr=False)
     primary: int
     path: Path | None = None
     from_environment: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    # The key file as it was when last read or written (None: not from a file, or not read yet).
+    _stamp: FileStamp | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.primary not in self.master_keys:
@@ -119,13 +140,16 @@ class KeyRing:
     @classmethod
     def load(cls, path: Path) -> KeyRing:
         """Read the ring from its file."""
+        stamp = _file_stamp(path)  # before the read: a file replaced meanwhile is read again at the next look
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError as problem:
             raise KeyRingError(f"key file {path} does not exist (run `careloop init`)") from problem
         except OSError as problem:
             raise KeyRingError(f"key file {path} cannot be read: {problem.strerror}") from problem
-        return cls.from_json(text, path=path)
+        ring = cls.from_json(text, path=path)
+        ring._stamp = stamp
+        return ring
 
     def to_json(self) -> str:
         return json.dumps(
@@ -151,6 +175,7 @@ class KeyRing:
             os.fsync(handle.fileno())
         os.chmod(temporary, 0o600)
         os.replace(temporary, self.path)
+        self._stamp = _file_stamp(self.path)
 
     # -- use ----------------------------------------------------------------------------------
     def master_key(self, version: int) -> bytes:
@@ -164,18 +189,44 @@ class KeyRing:
         return key
 
     def primary_key(self) -> tuple[int, bytes]:
-        return self.primary, self.master_keys[self.primary]
+        """The primary version and its key, read together (a reload in another thread swaps both at once)."""
+        with self._lock:
+            return self.primary, self.master_keys[self.primary]
 
     def reload(self) -> None:
-        """Pick up versions added by a rotation in another process."""
+        """Pick up versions added by a rotation in another process.
+
+        Raises:
+            KeyRingError: the file cannot be read, or holds another root (the running ring is kept).
+        """
         if self.path is None or not self.path.exists():
             return
         fresh = KeyRing.load(self.path)
         if fresh.root != self.root:
-            raise KeyRingError("key file root changed underneath a running process")
+            self._stamp = fresh._stamp  # said once for this file, not again at every look
+            raise KeyRingError("key file root changed underneath a running process; keeping the ring it started with")
         with self._lock:
             self.master_keys = dict(fresh.master_keys)
             self.primary = fresh.primary
+            self._stamp = fresh._stamp
+
+    def refresh(self) -> bool:
+        """Read the ring's file again if it changed since it was read (a rotation elsewhere); True when it did.
+
+        Costs one ``stat`` when nothing changed. A ring without a file (``CARELOOP_MASTER_KEY``) never
+        changes underneath a process.
+
+        Raises:
+            KeyRingError: the file changed but cannot be read, or holds another root; the running ring is
+                kept, and the same file is not reported again.
+        """
+        if self.path is None:
+            return False
+        stamp = _file_stamp(self.path)
+        if stamp is None or stamp == self._stamp:
+            return False
+        self.reload()
+        return True
 
     def rotate(self) -> int:
         """Add a new master key version, make it primary and save; return the new version."""
