@@ -93,7 +93,8 @@ def test_a_refused_report_names_where_but_no_card_date_id_or_report_id(run_cli, 
         ]),
         "msg.hl7": (hl7_message(card="C0001", report_id="H1", when="20241341", results=[SBP_150])
                     + hl7_message(card="C9982", report_id="H2", control="MSG2", results=[SBP_150])).encode(),
-        "doc.json": fhir_bundle(card="C9983", observations=[quantity("8480-6", 120, "mmHg")]),
+        "doc.json": fhir_bundle(card="C9983", observations=[quantity("8480-6", 120, "mmHg")]).replace(
+            b'"id": "patient-1"', b'"id": "C9983"'),  # a sender that makes the card number the resource id
         "ref.json": fhir_bundle(card="C0001", observations=[quantity("8480-6", 120, "mmHg")]).replace(
             b'"subject": {"reference": "urn:uuid:patient-1"}, "effectiveDateTime"',
             b'"subject": {"reference": "Patient?identifier=urn:oid:2.16.156.10011.1.3|110101199003077777"}, '
@@ -110,7 +111,7 @@ def test_a_refused_report_names_where_but_no_card_date_id_or_report_id(run_cli, 
     assert [line.split(": ", 1)[1].split(":")[0] for line in problems] == [
         "row 3, date", "row 4, date", "row 5, date", "row 2, card_no", "row 6, report_id",
         "message 1 (line 1), OBR 1, OBR-7", "message 1 (line 1), OBX 1, OBX-14", "message 2 (line 5), PID, PID-3",
-        "entry 1 (Patient/patient-1), identifier", "entry 2 (DiagnosticReport/report-1), subject"]
+        "entry 1 (Patient), identifier", "entry 2 (DiagnosticReport/report-1), subject"]
     secrets = ["C9981", "2024-13-27", "2091-07-19", "1899-11-23", "R-TAKEN-77", "20241341", "C9982", "C9983",
                "110101199003077777"]
     assert [value for value in secrets if value in out + err] == []

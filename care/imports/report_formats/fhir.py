@@ -126,7 +126,8 @@ class _Entry:
 
 
 def _label(kind: str, ident: object) -> str:
-    return f"{kind}/{str(ident)[:64]}" if ident else kind
+    # A Patient's id is left out: some senders use the card or record number as the resource id.
+    return f"{kind}/{str(ident)[:64]}" if ident and kind != "Patient" else kind
 
 
 def _validation_problems(where: str, error: ValidationError) -> list[ReportProblem]:

@@ -321,7 +321,7 @@ def test_fhir_problems_name_the_entry_and_field(
 def test_fhir_unknown_patient_is_named(db: Session) -> None:
     tally = run(db, "fhir", fhir_bundle(card="NOSUCH", observations=[quantity("8480-6", 120, "mmHg")]))
     assert [str(problem) for problem in tally.problems] == [
-        "entry 1 (Patient/patient-1), identifier: no enrolled patient has this card number"
+        "entry 1 (Patient), identifier: no enrolled patient has this card number"
     ]
 
 
