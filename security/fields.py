@@ -268,7 +268,7 @@ class EncryptedField(Generic[T]):
             else:
                 owner_id, raw = None, bytes.fromhex(str(stored_owner))
             if stored_index is not None and hmac.digest(trapdoor, raw, "sha256") == stored_index:
-                found.append(owner_id or uuid.UUID(bytes=raw))
+                found.append(owner_id if owner_id is not None else uuid.UUID(bytes=raw))
         return found
 
     def stored_index(self, instance: object) -> bytes | None:
