@@ -224,7 +224,8 @@ class RecordingJob:
                     self._later(item, "download: twilio 404")
                 return
             except (requests.RequestException, ValueError) as failure:
-                self._later(item, f"download: {type(failure).__name__}: {failure}"[:255])
+                # The kind of failure only: requests' own message names the recording's URL.
+                self._later(item, f"download: {type(failure).__name__}")
                 return
             if not self._store(store, item, audio, content_type):
                 return

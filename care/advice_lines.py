@@ -88,7 +88,7 @@ def _editable(line_id: str) -> None:
 def _override(session: Session, patient: Patient, line_id: str, actor: Actor) -> AdviceOverride:
     found = session.scalars(
         select(AdviceOverride).where(AdviceOverride.patient_id == patient.id,
-                                     AdviceOverride.line_id.matches(session, line_id))
+                                     AdviceOverride.line_id.matches(session, line_id, owner_id=patient.id))
     ).one_or_none()
     now = clock_of(session).now()
     if found is None:
@@ -140,7 +140,7 @@ def restore_advice_line(session: Session, patient: Patient, line_id: str, *, act
     """Undo the clinician's edits of line ``line_id`` for this patient; False when there were none."""
     found = session.scalars(
         select(AdviceOverride).where(AdviceOverride.patient_id == patient.id,
-                                     AdviceOverride.line_id.matches(session, line_id))
+                                     AdviceOverride.line_id.matches(session, line_id, owner_id=patient.id))
     ).one_or_none()
     if found is None:
         return False

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from security.crypto import field_aad
 from security.fields import cipher_of, clock_of
+from security.files import open_private, private_folder
 
 _SAFE_KEY = re.compile(r"^[a-z0-9][a-z0-9/_.-]{0,127}$")
 
@@ -36,7 +37,7 @@ class BlobNotFoundError(KeyError):
 
 
 class LocalBlobStore:
-    """Blobs as files under one folder (mode 0600), written atomically."""
+    """Blobs as files (mode 0600) under one folder (it and the folders in it 0700), written atomically."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -48,9 +49,9 @@ class LocalBlobStore:
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_folder(path.parent)
         temporary = path.with_name(path.name + f".{uuid.uuid4().hex}.tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        descriptor = open_private(temporary, os.O_WRONLY | os.O_EXCL)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()

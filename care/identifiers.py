@@ -31,9 +31,9 @@ def normalize_phone(raw: str, region: str = DEFAULT_REGION) -> str:
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as problem:
-        raise IdentifierError(f"phone number {text!r} cannot be read") from problem
+        raise IdentifierError("phone number cannot be read") from problem
     if not phonenumbers.is_valid_number(number):
-        raise IdentifierError(f"phone number {text!r} is not a valid number")
+        raise IdentifierError("phone number is not a valid number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

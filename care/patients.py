@@ -80,17 +80,17 @@ def parse_enrolment(values: Mapping[str, object]) -> EnrolmentRequest:
     gender_text = required("gender")
     gender = GENDERS.get(gender_text.lower(), "")
     if gender_text and not gender:
-        problems.append(Problem("gender", f"{gender_text!r} is not M/F or 男/女"))
+        problems.append(Problem("gender", "is not M/F or 男/女"))
     birth_text = required("birth_date")
     birth: date | None = None
     if birth_text:
         try:
             birth = date.fromisoformat(birth_text)
         except ValueError:
-            problems.append(Problem("birth_date", f"{birth_text!r} is not a date in YYYY-MM-DD form"))
+            problems.append(Problem("birth_date", "is not a date in YYYY-MM-DD form"))
         else:
             if birth > date.today() or birth.year < 1900:
-                problems.append(Problem("birth_date", f"{birth_text} is not a plausible birth date"))
+                problems.append(Problem("birth_date", "is not a plausible birth date"))
     phone = required("phone")
     if phone:
         try:
@@ -114,7 +114,7 @@ def parse_enrolment(values: Mapping[str, object]) -> EnrolmentRequest:
     language_text = _text(values, "language") or "zh"
     language = LANGUAGES.get(language_text.lower(), "")
     if not language:
-        problems.append(Problem("language", f"{language_text!r} is not zh or en"))
+        problems.append(Problem("language", "is not zh or en"))
     openid: str | None = _text(values, "wechat_openid") or None
     if openid:
         try:
@@ -185,7 +185,7 @@ def get_patient(session: Session, reference: str) -> Patient:
     if patient is None:
         patient = find_by_card(session, reference)
     if patient is None or patient.status == PatientStatus.ERASED:
-        raise NotFoundError(f"no patient with card number or id {reference!r}")
+        raise NotFoundError("no patient has this card number or id")
     return patient
 
 

@@ -1,6 +1,13 @@
-"""Patient tags (added by flows, rules or staff)."""
+"""Patient tags (added by flows, rules or staff).
+
+A tag's index is per patient (``PatientTag.tag``), so a patient's own tag is found through the
+patient, and the patients who have a tag by one query over the tags' ``(patient, index)`` pairs,
+each checked against the tag's trapdoor (:func:`patient_ids_with_tag`).
+"""
 
 from __future__ import annotations
+
+import uuid
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -11,6 +18,8 @@ from security.audit import Actor, log
 from security.fields import clock_of
 
 MAX_TAG = 64
+#: Patients loaded per query by :func:`patients_with_tag` (well under every engine's parameter limit).
+LOAD_CHUNK = 500
 
 
 def _clean(tag: str) -> str:
@@ -26,8 +35,14 @@ def tags_of(session: Session, patient: Patient) -> set[str]:
 
 
 def _find(session: Session, patient: Patient, tag: str) -> PatientTag | None:
-    query = select(PatientTag).where(PatientTag.patient_id == patient.id, PatientTag.tag.matches(session, tag))
+    query = select(PatientTag).where(PatientTag.patient_id == patient.id,
+                                     PatientTag.tag.matches(session, tag, owner_id=patient.id))
     return session.scalars(query).one_or_none()
+
+
+def source_kind(source: str) -> str:
+    """What kind of thing added a tag (``flow``, ``rule``, ``staff``): ``flow:phq9`` says which screening did."""
+    return source.split(":", 1)[0][:32]
 
 
 def add_tag(session: Session, patient: Patient, tag: str, *, source: str, actor: Actor) -> bool:
@@ -36,8 +51,9 @@ def add_tag(session: Session, patient: Patient, tag: str, *, source: str, actor:
     if _find(session, patient, tag) is not None:
         return False
     session.add(PatientTag(patient_id=patient.id, tag=tag, source=source, added_at=clock_of(session).now()))
+    # The audit trail is in clear: it names the kind of source, not the flow whose answers set the tag.
     log(session, actor=actor, action="tag.add", resource_type="patient", resource_id=patient.id,
-        patient_id=patient.id, details={"source": source})
+        patient_id=patient.id, details={"source": source_kind(source)})
     return True
 
 
@@ -52,8 +68,19 @@ def remove_tag(session: Session, patient: Patient, tag: str, *, actor: Actor) ->
     return True
 
 
+def patient_ids_with_tag(session: Session, tag: str) -> list[uuid.UUID]:
+    """Return the ids of the patients who have ``tag``, in one query.
+
+    The query reads each tag row's patient and index (the unique index on both covers it); the
+    tag's trapdoor, computed once, tells which rows hold ``tag``, at one HMAC a row.
+    """
+    return PatientTag.tag.owners_with(session, _clean(tag), PatientTag.patient_id)
+
+
 def patients_with_tag(session: Session, tag: str) -> list[Patient]:
-    query = select(Patient).join(PatientTag, PatientTag.patient_id == Patient.id).where(
-        PatientTag.tag.matches(session, _clean(tag))
-    )
-    return list(session.scalars(query))
+    """Return the patients who have ``tag`` (found by :func:`patient_ids_with_tag`, then loaded by id)."""
+    ids = patient_ids_with_tag(session, tag)
+    found: list[Patient] = []
+    for start in range(0, len(ids), LOAD_CHUNK):
+        found.extend(session.scalars(select(Patient).where(Patient.id.in_(ids[start:start + LOAD_CHUNK]))))
+    return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,15 @@ import admin
 import webhooks
 from careloop import api
 from careloop.bot_runtime import bot_for
+from careloop.file_modes import loose_file_lines
 from careloop.flow_library import tell_problems
 from careloop.runtime import KEY_RING_CHECK_SECONDS, Runtime, build_runtime
 from careloop.settings import Settings
 from web.context import SERVICES_KEY, SESSION_FACTORY_KEY, request_session
 
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
+
+logger = logging.getLogger(__name__)
 
 
 class SigningSessionInterface(SecureCookieSessionInterface):
@@ -53,6 +57,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     """Build the web application (webhooks and admin panel). Starts nothing by itself."""
     if runtime is None:
         runtime = build_runtime(settings or Settings.from_environment())
+        # The web process of the Procfile (gunicorn) starts here: it warns as ``careloop serve`` does.
+        for line in loose_file_lines(runtime.settings):
+            logger.warning("%s", line)
     settings = runtime.settings
     app = Flask(__name__, root_path=str(Path(__file__).resolve().parent))
     secret = settings.secret_key or base64.b64encode(runtime.key_ring.purpose_key("flask-session")).decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from security.audit import AuditKeys, Sealing
 from security.clock import Clock
 from security.crypto import FieldCipher
 from security.fields import track_loaded_records
+from security.files import open_private, private_folder
 from security.keys import KeyRing
 from security.session import configure_factory
 
@@ -36,12 +38,24 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _private_sqlite_file(path: Path) -> None:
+    """Make the database file (empty: SQLite takes it for a new database) and its folder private.
+
+    SQLite gives the ``-wal`` and ``-shm`` files it makes the mode of the database file, so they are
+    0600 too; left to itself it would make all three 0644.
+    """
+    if path.exists():
+        return
+    private_folder(path.parent)
+    os.close(open_private(path, os.O_WRONLY))
+
+
 def make_engine(url: str, **options: Any) -> Engine:
-    """Create an engine; a SQLite file's folder is created and its connection tuned."""
+    """Create an engine; a SQLite file is created private (0600, in a 0700 folder) and its connection tuned."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+            _private_sqlite_file(Path(parsed.database))
         engine = create_engine(url, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)

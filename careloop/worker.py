@@ -37,6 +37,7 @@ from careloop.bot_runtime import BotRuntime, bot_for
 from careloop.runtime import Runtime
 from security import audit
 from security.fields import cipher_of, clock_of
+from security.files import open_private
 from security.session import audit_keys_of
 
 logger = logging.getLogger("careloop.worker")
@@ -76,7 +77,7 @@ def single_worker_lock(runtime: Runtime) -> Iterator[None]:
         yield
         return
     lock_path = Path(url.database + ".worker.lock")
-    handle: IO[str] = lock_path.open("w")
+    handle: IO[str] = os.fdopen(open_private(lock_path, os.O_WRONLY | os.O_TRUNC), "w")
     try:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

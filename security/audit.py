@@ -47,6 +47,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from security.crypto import SecurityBase
 from security.dialects import lock_rows
+from security.files import append_private, write_private
 from security.keys import KEY_BYTES, KeyRing, derive
 from security.storage import BigIntegerPK, UtcDateTime, Uuid
 
@@ -122,14 +123,7 @@ class AuditKeyError(Exception):
 
 # -- the audit key and the anchor file (the sealing process only) ------------------------------------------
 def _private_append(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(descriptor, text.encode("utf-8"))
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-    os.chmod(path, 0o600)
+    append_private(path, text.encode("utf-8"))
 
 
 def read_audit_secret(text: str, *, what: str) -> bytes:
@@ -163,15 +157,7 @@ def open_audit_secret(*, key_file: Path, environment_value: str | None, create: 
     if create and not key_file.exists():
         secret = os.urandom(KEY_BYTES)
         document = json.dumps({"format": AUDIT_KEY_FORMAT, "key": base64.b64encode(secret).decode("ascii")})
-        key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        temporary = key_file.with_name(key_file.name + ".tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(document)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, key_file)
+        write_private(key_file, document.encode("utf-8"))
         return secret
     try:
         text = key_file.read_text(encoding="utf-8")

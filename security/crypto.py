@@ -82,6 +82,7 @@ class FieldCipher:
     def __init__(self, key_ring: KeyRing, *, cache_size: int = 50_000) -> None:
         self.key_ring = key_ring
         self._index_key = key_ring.purpose_key("blind-index")
+        self._owner_index_key = key_ring.purpose_key("owner-blind-index")
         self._cache: OrderedDict[uuid.UUID, bytes] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -230,3 +231,21 @@ class FieldCipher:
         """HMAC-SHA-256 of a normalised value under the index key, separated by kind."""
         message = kind.encode() + b"\x00" + normalized.encode()
         return hmac.new(self._index_key, message, hashlib.sha256).digest()
+
+    # An owner-scoped index is one value's index on one owner's rows only: the same value has another
+    # index on every patient, so a copy of the database cannot group or count the patients by it. It is
+    # ``HMAC(trapdoor, owner id)``, the value's trapdoor being ``HMAC(owner-index key, blind index)``: a
+    # query for the value on every owner computes the trapdoor once and checks each row with one HMAC.
+    def owner_trapdoor(self, kind: str, normalized: str) -> bytes:
+        """The trapdoor of a value: what finds its owner-scoped index on any owner's rows."""
+        return self.trapdoor_of(self.blind_index(kind, normalized))
+
+    def trapdoor_of(self, blind_index: bytes) -> bytes:
+        """The trapdoor of the value whose (global) blind index is ``blind_index``."""
+        return hmac.new(self._owner_index_key, blind_index, hashlib.sha256).digest()
+
+    @staticmethod
+    def owner_index(trapdoor: bytes, owner_id: uuid.UUID) -> bytes:
+        """The owner-scoped index of the value of ``trapdoor`` on the rows of ``owner_id``
+        (``security.fields.EncryptedField.owners_with`` computes it inline, row by row)."""
+        return hmac.digest(trapdoor, owner_id.bytes, "sha256")

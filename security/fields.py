@@ -5,7 +5,11 @@
         phone = encrypted(TEXT, index="phone", normalize=normalize_phone)
 
 ``encrypted()`` adds the ciphertext column (named like the field) and, with ``index=``, a blind
-index column ``<field>_bidx`` for equality search. Reading the attribute decrypts; assigning
+index column ``<field>_bidx`` for equality search. With ``per_owner=True`` the index is scoped to
+the row's key owner (the patient): the same value has another index on every patient, so the
+column cannot be used to group or count patients by value; a row is found through the owner
+(:meth:`EncryptedField.matches` with ``owner_id``) or, over every owner, by
+:meth:`EncryptedField.owners_with`. Reading the attribute decrypts; assigning
 encrypts, immediately when the object is in a session, else at flush. The session must be made
 by a factory passed through :func:`bind_cipher`, which holds the :class:`FieldCipher`.
 
@@ -15,6 +19,7 @@ Models using encrypted fields provide ``id`` (a UUID assigned at construction) a
 
 from __future__ import annotations
 
+import hmac
 import json
 import uuid
 import weakref
@@ -24,7 +29,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Generic, Protocol, TypeVar, overload
 
-from sqlalchemy import LargeBinary, event, insert, inspect
+from sqlalchemy import LargeBinary, String, event, insert, inspect, select, type_coerce
 from sqlalchemy.orm import Session, mapped_column, object_session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -96,12 +101,16 @@ class EncryptedField(Generic[T]):
         normalize: Callable[[T], str] | None,
         unique: bool,
         nullable: bool,
+        per_owner: bool = False,
     ) -> None:
+        if per_owner and index is None:
+            raise TypeError("an index per owner needs an index kind")
         self.codec = codec
         self.index = index
         self.normalize = normalize
         self.unique = unique
         self.nullable = nullable
+        self.per_owner = per_owner
         self.name = ""
         self.storage = ""
         self.index_storage = ""
@@ -184,18 +193,20 @@ class EncryptedField(Generic[T]):
         setattr(instance, self.storage, ciphertext)
         instance.__dict__.setdefault(_CACHE, {})[self.name] = (ciphertext, value)
         if self.index_storage:
-            setattr(instance, self.index_storage, self.index_value(cipher, value))
+            setattr(instance, self.index_storage, self.index_value(cipher, value, owner_id=instance.key_owner_id()))
 
     def _ciphertext(self, cipher: FieldCipher, key: bytes, table: str, row_id: object, value: T) -> bytes:
         return cipher.seal(key, field_aad(table, self.name, row_id), self.codec.encode(value))
 
     def column_values(
-        self, cipher: FieldCipher, key: bytes | None, table: str, row_id: object, value: T | None
+        self, cipher: FieldCipher, key: bytes | None, table: str, row_id: object, value: T | None, *,
+        owner_id: uuid.UUID | None = None,
     ) -> dict[str, bytes | None]:
         """The stored columns (ciphertext, blind index) of ``value`` in row ``row_id`` of ``table``.
 
         What assigning the field stores, for rows written without an object (:func:`insert_new`);
-        ``key`` is the row owner's data key (unused, and may be None, when ``value`` is None).
+        ``key`` is the row owner's data key (unused, and may be None, when ``value`` is None), and
+        ``owner_id`` that owner (needed by an index per owner).
         """
         if value is None:
             if not self.nullable:
@@ -205,23 +216,60 @@ class EncryptedField(Generic[T]):
             raise ValueError(f"{table}.{self.name} needs its owner's data key")
         stored: dict[str, bytes | None] = {self.name: self._ciphertext(cipher, key, table, row_id, value)}
         if self.index_storage:
-            stored[self.index_storage] = self.index_value(cipher, value)
+            stored[self.index_storage] = self.index_value(cipher, value, owner_id=owner_id)
         return stored
 
     def value_of(self, cipher: FieldCipher, key: bytes, table: str, row_id: object, ciphertext: bytes) -> T:
         """The value stored as ``ciphertext`` in row ``row_id`` of ``table``, for rows read without an object."""
         return self.codec.decode(cipher.open(key, field_aad(table, self.name, row_id), ciphertext))
 
-    def index_value(self, cipher: FieldCipher, value: T) -> bytes:
-        """The blind index of ``value`` (normalised the way the field normalises)."""
+    def _indexed(self, value: T) -> tuple[str, str]:
+        """The index kind and ``value`` normalised the way the field normalises."""
         if self.index is None:
             raise TypeError(f"{self.name} has no blind index")
-        normalized = self.normalize(value) if self.normalize is not None else str(value)
-        return cipher.blind_index(self.index, normalized)
+        return self.index, self.normalize(value) if self.normalize is not None else str(value)
 
-    def matches(self, session: Session, value: T) -> ColumnElement[bool]:
-        """A WHERE clause that finds rows whose field equals ``value`` (through the blind index)."""
-        return self.index_column() == self.index_value(cipher_of(session), value)  # type: ignore[no-any-return]
+    def index_value(self, cipher: FieldCipher, value: T, *, owner_id: uuid.UUID | None = None) -> bytes:
+        """The blind index of ``value`` (normalised the way the field normalises); on the rows of ``owner_id``
+        for an index per owner."""
+        kind, normalized = self._indexed(value)
+        if not self.per_owner:
+            return cipher.blind_index(kind, normalized)
+        if owner_id is None:
+            raise TypeError(f"the index of {self.name} is per owner: name the owner")
+        return cipher.owner_index(cipher.owner_trapdoor(kind, normalized), owner_id)
+
+    def matches(self, session: Session, value: T, *, owner_id: uuid.UUID | None = None) -> ColumnElement[bool]:
+        """A WHERE clause that finds rows whose field equals ``value`` (through the blind index); an index
+        per owner finds the rows of ``owner_id`` only (the clause should also name that owner)."""
+        index = self.index_value(cipher_of(session), value, owner_id=owner_id)
+        return self.index_column() == index  # type: ignore[no-any-return]
+
+    def owners_with(self, session: Session, value: T, owner: Any) -> list[uuid.UUID]:
+        """Return the owners of the rows whose field equals ``value``, in one query (an index per owner).
+
+        ``owner`` is the mapped column that names each row's owner. The query reads every row's
+        owner and index; the trapdoor of ``value`` is computed once, each row then costs one HMAC.
+        The owner is read as stored (a UUID from PostgreSQL, its 32 hex digits from SQLite), which
+        spares making a UUID object of every row.
+        """
+        if not self.per_owner:
+            raise TypeError(f"the index of {self.name} is not per owner: use matches()")
+        trapdoor = cipher_of(session).owner_trapdoor(*self._indexed(value))
+        # Typed as text and bytes so that no result processor runs: each row comes as the driver reads it.
+        query = select(type_coerce(owner, String()), type_coerce(self.index_column(), LargeBinary()))
+        found = []
+        for row in session.execute(query):
+            stored_owner: object = row[0]
+            stored_index: object = row[1]
+            if isinstance(stored_owner, uuid.UUID):
+                owner_id: uuid.UUID | None = stored_owner
+                raw = stored_owner.bytes
+            else:
+                owner_id, raw = None, bytes.fromhex(str(stored_owner))
+            if stored_index is not None and hmac.digest(trapdoor, raw, "sha256") == stored_index:
+                found.append(owner_id if owner_id is not None else uuid.UUID(bytes=raw))
+        return found
 
     def stored_index(self, instance: object) -> bytes | None:
         """The blind index currently stored on ``instance``."""
@@ -245,9 +293,12 @@ def encrypted(
     normalize: Callable[[T], str] | None = None,
     unique: bool = False,
     nullable: bool = True,
+    per_owner: bool = False,
 ) -> EncryptedField[T]:
-    """Declare an encrypted field (and, with ``index``, its blind index column)."""
-    return EncryptedField(codec, index=index, normalize=normalize, unique=unique, nullable=nullable)
+    """Declare an encrypted field (and, with ``index``, its blind index column, scoped to the row's owner
+    with ``per_owner``)."""
+    return EncryptedField(codec, index=index, normalize=normalize, unique=unique, nullable=nullable,
+                          per_owner=per_owner)
 
 
 # Per model class, its encrypted fields by name (classes do not change once declared).
@@ -286,11 +337,13 @@ def seal_pending_fields(session: Session, _context: object, _instances: object) 
             fields[name].seal(session, instance, value)
 
 
-def sealed_row(cipher: FieldCipher, key: bytes | None, model: type[Any], record: Mapping[str, Any]) -> dict[str, Any]:
+def sealed_row(cipher: FieldCipher, key: bytes | None, model: type[Any], record: Mapping[str, Any], *,
+               owner_id: uuid.UUID | None = None) -> dict[str, Any]:
     """The stored column values of one new ``model`` record, its encrypted fields sealed as assigning them would.
 
     ``record`` maps attribute names to values and carries the row's ``id``; ``key`` is the data key
-    of the record's owner (what its ``key_owner_id()`` names; None when no encrypted field holds a value).
+    of the record's owner (what its ``key_owner_id()`` names; None when no encrypted field holds a value),
+    ``owner_id`` that owner (needed when a field's index is per owner).
 
     Raises:
         ValueError: a required encrypted field is None, or a value needs a key and none was given.
@@ -305,7 +358,7 @@ def sealed_row(cipher: FieldCipher, key: bytes | None, model: type[Any], record:
         if field is None:
             row[columns[name]] = value
         else:
-            row.update(field.column_values(cipher, key, table, record["id"], value))
+            row.update(field.column_values(cipher, key, table, record["id"], value, owner_id=owner_id))
     return row
 
 
@@ -349,7 +402,7 @@ def insert_new(
     cipher.load_keys(session, keyed, create=True, now=now)
     rows = [
         sealed_row(cipher, cipher.data_key(session, owner_id, create=True, now=now) if needs_key(record) else None,
-                   model, record)
+                   model, record, owner_id=owner_id)
         for record, owner_id in zip(records, owners, strict=True)
     ]
     session.execute(insert(inspect(model).local_table), rows)

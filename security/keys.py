@@ -29,6 +29,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from security.files import write_private
+
 KEY_BYTES = 32
 KEY_ID_BYTES = 8
 FILE_FORMAT = "careloop-keyring/1"
@@ -166,15 +168,7 @@ class KeyRing:
         """Write the ring to its file atomically, readable by the owner only (0600)."""
         if self.path is None:
             raise KeyRingError("this key ring has no file to save to")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(self.to_json())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, self.path)
+        write_private(self.path, self.to_json().encode("utf-8"))
         self._stamp = _file_stamp(self.path)
 
     # -- use ----------------------------------------------------------------------------------

@@ -48,6 +48,10 @@ class SendResult:
     the dispatcher reconciles later instead of sending again. ``unconfirmed`` (from ``reconcile``
     only): the provider has no way to look the message up, so its fate will never be known; the
     dispatcher then applies the purpose's delivery guarantee (``bot.outbox.Delivery``).
+
+    ``error_code`` is the provider's code (or one of ours), ``error`` a sentence of ours: both are
+    stored in plain columns of the outbox, so neither ever holds the provider's own text, which
+    can name the recipient (a phone number, an openid).
     """
 
     outcome: Outcome

@@ -206,7 +206,7 @@ class _Holder:
 
 def _describe(ref: PatientRef) -> str:
     if ref.kind == "card_no":
-        return f"no enrolled patient has card number {ref.value}"
+        return "no enrolled patient has this card number"
     return "no enrolled patient has this resident ID number"
 
 
@@ -258,7 +258,7 @@ class ReportImport:
             if found is not None and found.patient_id != holder.patient_id:
                 self.tally.reject(report, [ReportProblem(
                     report.where, "report_id",
-                    f"report {report.report_ref!r} from {self.source} already belongs to another patient",
+                    f"this report id from {self.source} already belongs to another patient",
                 )])
                 continue
             if found is not None and found.content_mac == mac:

@@ -111,14 +111,16 @@ class AdviceOverride(Base):
     """A clinician's choice about one advice line for one patient: suppress it, or replace its text.
 
     The line id names the patient's condition (``mental.depression_assessment``), so it is
-    encrypted and found by its blind index; one row per patient and line.
+    encrypted and found by its blind index, which is per patient (the same line has another index
+    on every patient: the rows cannot be counted by line); one row per patient and line.
     """
 
     __tablename__ = "advice_overrides"
     __table_args__ = (UniqueConstraint("patient_id", "line_id_bidx"),)
 
     patient_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("patients.id", ondelete="CASCADE"))
-    line_id = encrypted(TEXT, index="advice_line", normalize=lambda value: value.strip(), nullable=False)
+    line_id = encrypted(TEXT, index="advice_line", normalize=lambda value: value.strip(), nullable=False,
+                        per_owner=True)
     suppressed: Mapped[bool] = mapped_column(Boolean, default=False)
     #: the replacement text ``{"zh": ..., "en": ...}``, or None when the line is only suppressed
     text = encrypted(ENCRYPTED_JSON)

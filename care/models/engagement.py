@@ -46,14 +46,20 @@ class FlowResult(Base):
 
 
 class PatientTag(Base):
-    """A tag on a patient (e.g. ``hypertension``). The tag is encrypted, searchable by blind index."""
+    """A tag on a patient (e.g. ``hypertension``), and what added it (``flow:phq9``, ``rule:...``, ``staff``).
+
+    Both are encrypted: the tag names a condition, and its source a screening it came out of. The
+    tag's blind index is per patient (``security.fields``), so the rows of a copy of the database
+    cannot be grouped or counted by tag; ``care.tags`` finds a patient's tag through the patient,
+    and the patients with a tag by checking every row against the tag's trapdoor.
+    """
 
     __tablename__ = "patient_tags"
     __table_args__ = (UniqueConstraint("patient_id", "tag_bidx"),)
 
     patient_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("patients.id", ondelete="CASCADE"), index=True)
-    tag = encrypted(TEXT, index="tag", normalize=lambda value: value.strip().lower(), nullable=False)
-    source: Mapped[str] = mapped_column(String(32))
+    tag = encrypted(TEXT, index="tag", normalize=lambda value: value.strip().lower(), nullable=False, per_owner=True)
+    source = encrypted(TEXT, nullable=False)
     added_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     patient: Mapped[Patient] = relationship()

@@ -3,6 +3,7 @@
     ok    settings: read (channels: console)
     ok    key: instance/master.key (mode 600)
     ok    database: sqlite, schema at revision 0002
+    ok    files: key, audit, database and blob files private (0600, folders 0700)
     FAIL  flows: 9 installed, 1 file left out
             flow left out: /srv/flows/typo.yaml:nps_got: 'cases[2].next' names the node 'sory', which does not exist
 
@@ -24,6 +25,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from careloop.cli.base import CliContext, main, pass_cli
+from careloop.file_modes import loose_file_lines
 from careloop.flow_library import load_flow_library, problem_lines
 from careloop.readiness import NotReadyError
 from careloop.runtime import Runtime
@@ -86,6 +88,14 @@ def check_database(scene: Scene) -> Finding:
         revision = MigrationContext.configure(connection).get_current_revision()
     return Finding("database", True, f"{runtime.db.dialect}, schema at revision {revision}, "
                                      f"master key {runtime.key_ring.key_id} matches")
+
+
+def check_files(scene: Scene) -> Finding:
+    # The key file has its own check above; every other file and blob folder is told here.
+    loose = loose_file_lines(scene.settings, leave_out=frozenset({scene.settings.key_file}))
+    if loose:
+        return Finding("files", False, f"{len(loose)} readable by group or others", loose)
+    return Finding("files", True, "key, audit, database and blob files private (0600, folders 0700)")
 
 
 def check_channels(scene: Scene) -> Finding:
@@ -161,14 +171,14 @@ def _as_utc(value: object) -> datetime | None:
 
 
 CHECKS: tuple[Callable[[Scene], Finding], ...] = (
-    check_key, check_database, check_channels, check_blob_store, check_flows, check_audit, check_clock,
+    check_key, check_database, check_files, check_channels, check_blob_store, check_flows, check_audit, check_clock,
 )
 
 
 @main.command()
 @pass_cli
 def doctor(cli: CliContext) -> None:
-    """Check settings, key file, database and schema, channels, blob store, flows, audit trail and clock."""
+    """Check settings, key file, database and schema, file modes, channels, blob store, flows, audit and clock."""
     try:
         settings = cli.settings
     except SettingsError as bad:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
@@ -16,6 +17,7 @@ from care.models import Patient, PatientStatus
 from care.patients import get_patient
 from care.record_results import export_rows
 from careloop.cli.base import CliContext, main, pass_cli, progress_enabled
+from security.files import open_private
 
 
 @main.group(name="export")
@@ -63,7 +65,8 @@ def export_observations(cli: CliContext, out: Path, patient_ref: str | None, lan
                 sheet.append(list(row))
                 rows += 1
         try:
-            workbook.save(out)
+            with os.fdopen(open_private(out, os.O_WRONLY | os.O_TRUNC), "wb") as handle:  # 0600: it is PHI
+                workbook.save(handle)
         except OSError as problem:
             click.echo(f"error: cannot write {out}: {problem.strerror or problem}", err=True)
             raise click.exceptions.Exit(1) from None

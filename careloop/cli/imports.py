@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -36,6 +37,15 @@ from security.audit import log
 
 # Rows per committed batch: large enough that each commit writes an index page once for many rows.
 BATCH_ROWS = 2000
+
+
+def file_digest(path: Path) -> str:
+    """Return the SHA-256 of a file's bytes (hex): what an import's audit entry holds instead of its name.
+
+    A file's name can be PHI ("zhang_san.xlsx"); its digest ties the entry to the file for whoever holds it.
+    """
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 @main.group(name="import")
@@ -89,7 +99,7 @@ def _import_patient_files(cli: CliContext, runtime: Runtime, files: tuple[Path, 
         tally = job.tally
         with runtime.db.unit_of_work() as session:
             log(session, actor=cli.actor, action="import.patients", resource_type="file",
-                details={"file": path.name, "created": tally.created, "updated": tally.updated,
+                details={"file_sha256": file_digest(path), "created": tally.created, "updated": tally.updated,
                          "unchanged": tally.unchanged, "rejected": tally.rejected})
         click.echo(f"{path}: {tally.created} created, {tally.updated} updated, {tally.unchanged} unchanged, "
                    f"{tally.rejected} rejected")
@@ -171,7 +181,8 @@ def _import_report_files(
         tally = job.tally
         with runtime.db.unit_of_work() as session:
             log(session, actor=cli.actor, action="import.reports", resource_type="file",
-                details={"format": fmt.name, "source": source_name, "patients": len(tally.patients),
+                details={"file_sha256": file_digest(path), "format": fmt.name, "source": source_name,
+                         "patients": len(tally.patients),
                          **{f"reports_{name}": count for name, count in tally.reports.to_dict().items()},
                          **{f"rows_{name}": count for name, count in tally.rows.to_dict().items()},
                          **{f"rows_kept_{reason}": count.rows for reason, count in tally.kept.items()}})

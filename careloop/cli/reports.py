@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import cast
 
@@ -13,6 +14,7 @@ from care.errors import NotFoundError
 from care.patients import get_patient
 from careloop.cli.base import CliContext, main, pass_cli
 from careloop.settings import Settings
+from security.files import open_private
 
 #: The English name printed when the clinic has set only a Chinese one.
 #: The demo clinic's English name (the settings' default), for a clinic that gave only a Chinese one.
@@ -66,7 +68,8 @@ def report(cli: CliContext, patient_ref: str, out: Path, lang: str | None) -> No
         pdf = print_health_report(session, patient, clinic=report_clinic(settings), actor=cli.actor,
                                   lang=cast(Lang | None, lang), risk_defaults=settings.risk_defaults)
         try:
-            out.write_bytes(pdf)
+            with os.fdopen(open_private(out, os.O_WRONLY | os.O_TRUNC), "wb") as handle:  # 0600: it is PHI
+                handle.write(pdf)
         except OSError as problem:
             click.echo(f"error: cannot write {out}: {problem.strerror or problem}", err=True)
             raise click.exceptions.Exit(1) from None

@@ -10,6 +10,7 @@ from care import staff
 from careloop import migrate
 from careloop.bot_runtime import bot_for
 from careloop.cli.base import CliContext, main, pass_cli
+from careloop.file_modes import loose_file_lines
 from careloop.flow_library import tell_problems
 from careloop.runtime import Runtime
 from careloop.worker import Worker, single_worker_lock, worker_for
@@ -67,6 +68,12 @@ def describe_channels(runtime: Runtime) -> None:
         click.echo(f"  channel {channel}: {'live' if why is None else 'off (' + why + ')'}")
 
 
+def describe_file_modes(runtime: Runtime) -> None:
+    """Warn (on stderr) of each key, database or blob file the group or others can read."""
+    for line in loose_file_lines(runtime.settings):
+        click.echo(f"warning: {line}", err=True)
+
+
 def describe_flows(runtime: Runtime) -> None:
     """Say how many flows are installed, and each problem of a flow file left out (on stderr)."""
     library = bot_for(runtime).services.library
@@ -108,6 +115,7 @@ def serve(cli: CliContext, host: str, port: int) -> None:
 
     runtime = cli.runtime()
     describe_clinic(runtime)
+    describe_file_modes(runtime)
     click.echo(f"Careloop on http://{host}:{port} ({runtime.db.dialect})")
     describe_channels(runtime)
     describe_flows(runtime)
@@ -156,6 +164,7 @@ def demo(cli: CliContext, host: str, port: int, no_serve: bool) -> None:
     runner = worker_for(runtime)
     threading.Thread(target=_demo_worker_loop, args=(runner,), daemon=True, name="demo-worker").start()
     describe_clinic(runtime)
+    describe_file_modes(runtime)
     click.echo(f"Careloop demo on http://{host}:{port}  (health: http://{host}:{port}/healthz)")
     click.echo(f"Admin panel: http://{host}:{port}/admin/  (simulator: http://{host}:{port}/admin/simulator)")
     describe_channels(runtime)

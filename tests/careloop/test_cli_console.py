@@ -21,7 +21,7 @@ def test_console_refuses_an_unknown_patient_with_one_line(run_cli, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO("你好\n"))
     code, _, err = run_cli("console", "NOPE-404")
     assert code == 1
-    assert err.strip() == "error: no patient with card number or id 'NOPE-404'"
+    assert err.strip() == "error: no patient has this card number or id"
 
 
 @pytest.mark.parametrize("argv", [["console"], ["console", "a", "b"]])

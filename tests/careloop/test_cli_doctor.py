@@ -30,7 +30,7 @@ def test_a_fresh_installation_passes_every_check(run_cli, initialised):
     code, out, err = run_cli("doctor")
     assert (code, err) == (0, "")
     assert checks(out) == {name: "ok" for name in (
-        "settings", "key", "database", "channels", "blob store", "flows", "audit", "clock")}
+        "settings", "key", "database", "files", "channels", "blob store", "flows", "audit", "clock")}
     assert "flows: 8 installed" in out
 
 

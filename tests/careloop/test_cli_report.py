@@ -124,5 +124,5 @@ def test_an_unknown_patient_is_one_line_and_exit_1(run_cli: Cli, tmp_path: Path)
     assert run_cli("init")[0] == 0
     code, _, err = run_cli("report", "NOSUCH", "--out", str(tmp_path / "x.pdf"))
     assert code == 1
-    assert err.strip() == "error: no patient with card number or id 'NOSUCH'"
+    assert err.strip() == "error: no patient has this card number or id"
     assert not (tmp_path / "x.pdf").exists()

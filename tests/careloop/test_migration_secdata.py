@@ -122,7 +122,8 @@ def test_the_upgrade_reencrypts_existing_rows_and_the_downgrade_restores_them(at
         assert [by_id[rid].category for rid in seeded["results"]] == CATEGORIES
         for pid in seeded["patients"]:
             found = session.scalars(select(AdviceOverride).where(AdviceOverride.patient_id == pid,
-                                                                 AdviceOverride.line_id.matches(session, LINE))).one()
+                                                                 AdviceOverride.line_id.matches(session, LINE,
+                                                                                            owner_id=pid))).one()
             assert found.line_id == LINE
         # The old seals are gone; the worker seals every entry again under the audit key, and it verifies.
         assert session.scalar(select(sa.func.count()).where(AuditEntry.seq.is_not(None))) == 0

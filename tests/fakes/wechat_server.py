@@ -57,6 +57,7 @@ class Failure:
     errcode: int | None = None
     status: int | None = None
     delay: float = 0.0
+    errmsg: str = "fake failure"
 
 
 class QuietServer(ThreadingHTTPServer):
@@ -145,11 +146,12 @@ class FakeWeChat:
             self._reject_once = True
 
     def fail_next(self, path: str, *, errcode: int | None = None, status: int | None = None, delay: float = 0.0,
-                  times: int = 1) -> None:
-        """The next ``times`` calls to ``path`` (e.g. ``message/custom/send``) fail as told."""
+                  times: int = 1, errmsg: str = "fake failure") -> None:
+        """The next ``times`` calls to ``path`` (e.g. ``message/custom/send``) fail as told (``errmsg``: the
+        text beside ``errcode``, which WeChat fills with hints such as the openid it was sent)."""
         with self._lock:
             queue = self._failures.setdefault(path.strip("/"), deque())
-            queue.extend(Failure(errcode, status, delay) for _ in range(times))
+            queue.extend(Failure(errcode, status, delay, errmsg) for _ in range(times))
 
     def hold_at(self, nth_message: int) -> Hold:
         """Accept the ``nth_message`` sent (custom or template) and hold its answer until :meth:`release`."""
@@ -201,7 +203,7 @@ class FakeWeChat:
         if parts.path == "/cgi-bin/stable_token":
             answer = self._stable_token(body)
         elif planned is not None and planned.errcode is not None and self._token_ok(query)[0]:
-            answer = {"errcode": planned.errcode, "errmsg": "fake failure"}
+            answer = {"errcode": planned.errcode, "errmsg": planned.errmsg}
         else:
             answer = self._api(parts.path, query, body)
         with self._lock:

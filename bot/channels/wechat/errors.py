@@ -51,7 +51,11 @@ def _before_request_left(error: requests.RequestException) -> bool:
 
 
 def send_result_of(error: Exception) -> SendResult:
-    """Map a failed WeChat call to the dispatcher's outcome."""
+    """Map a failed WeChat call to the dispatcher's outcome: WeChat's errcode and words of ours.
+
+    WeChat's ``errmsg`` is never passed on: it carries hints such as the openid the call named
+    (``invalid openid hint: [o6_bm...] rid: ...``), and the outcome is stored in plain columns.
+    """
     if isinstance(error, WeChatClientException):
         code = errcode(error)
         response = getattr(error, "response", None)
@@ -62,9 +66,11 @@ def send_result_of(error: Exception) -> SendResult:
             if status is not None and int(status) == 429:
                 return SendResult("retry", error_code="http_429", error="rate limited")
             return SendResult("failed", error_code=f"http_{status}", error="WeChat refused the request")
-        if code in RETRYABLE or code in TOKEN_REJECTED:
-            return SendResult("retry", error_code=str(code), error=str(getattr(error, "errmsg", "")))
-        reason = PERMANENT.get(code) or str(getattr(error, "errmsg", ""))
+        if code in RETRYABLE:
+            return SendResult("retry", error_code=str(code), error="WeChat busy or over its quota")
+        if code in TOKEN_REJECTED:
+            return SendResult("retry", error_code=str(code), error="WeChat refused the access_token")
+        reason = PERMANENT.get(code) or "WeChat refused the message"
         return SendResult("failed", error_code=str(code), error=reason, opted_out=code in OPTED_OUT)
     if isinstance(error, WeChatApiError):
         return SendResult("retry", error_code=str(error.errcode or "token"), error=str(error))

@@ -161,10 +161,10 @@ class ParseContext:
     def check_day(self, day: date) -> str | None:
         """Return why ``day`` cannot be a result's date, or None."""
         if day < EARLIEST_DATE:
-            return f"{day.isoformat()} is before {EARLIEST_DATE.year}"
+            return f"is before {EARLIEST_DATE.year}"
         # One day of slack: a sender east of the clinic may already be on tomorrow's date.
         if day > self.today + timedelta(days=1):
-            return f"{day.isoformat()} is in the future"
+            return "is in the future"
         return None
 
 

@@ -52,7 +52,9 @@ outside the clinic's mapping and the indicator table is kept as it came, with it
 from __future__ import annotations
 
 import functools
+import itertools
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -88,6 +90,10 @@ FINAL_REPORT = frozenset({"final", "amended", "corrected", "appended"})
 TOP_LEVEL = frozenset({"Bundle", "DiagnosticReport", "Observation"})
 MAX_REPORT_ID = 128
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
+#: How deep arrays and objects may be nested in a document. A real Bundle goes about 15 levels deep
+#: (entry, resource, contained, component, code, coding, extensions of extensions); the limit keeps
+#: the JSON reader and the models from running out of stack on a hostile one.
+MAX_JSON_DEPTH = 100
 #: How deep panels of panels are followed (``hasMember``).
 MAX_PANEL_DEPTH = 8
 #: value[x] fields of an Observation (and of its components), in the order they are looked at.
@@ -120,7 +126,8 @@ class _Entry:
 
 
 def _label(kind: str, ident: object) -> str:
-    return f"{kind}/{str(ident)[:64]}" if ident else kind
+    # A Patient's id is left out: some senders use the card or record number as the resource id.
+    return f"{kind}/{str(ident)[:64]}" if ident and kind != "Patient" else kind
 
 
 def _validation_problems(where: str, error: ValidationError) -> list[ReportProblem]:
@@ -310,8 +317,8 @@ class _Document:
         key = reference.reference or ""
         entry = self.resolve(key, origin)
         if entry is None or entry.kind != "Patient":
-            report.refuse(where, "subject", f"{key[:80]!r} is not a Patient in this document and carries no "
-                                            "identifier")
+            # The reference itself is not repeated: a conditional one (Patient?identifier=...) holds an ID number.
+            report.refuse(where, "subject", "is not a Patient in this document and carries no identifier")
             return []
         if entry.problems:
             report.problems.extend(entry.problems)
@@ -524,6 +531,38 @@ class _Document:
                 report.add_result(line, moment)
 
 
+#: A JSON string (brackets inside one do not nest), written so that matching it never backtracks.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+#: Opening brackets become 1 and closing ones -1 (255 read as a signed byte).
+_DEPTH_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+
+
+def json_depth(raw: bytes) -> int:
+    """Return how deep arrays and objects nest in the JSON text ``raw``, without parsing it.
+
+    Linear and without recursion, so it can be asked of any document before :func:`json.loads`
+    (whose reader recurses once per level). UTF-8 never puts a quote, a backslash or a bracket
+    inside a multi-byte character, so the bytes can be scanned as they are.
+    """
+    skeleton = _JSON_STRING.sub(b"", raw).translate(_DEPTH_STEPS, _NOT_BRACKETS)
+    return max(itertools.accumulate(memoryview(skeleton).cast("b")), default=0)
+
+
+def _read_json(raw: bytes, name: str) -> Any:
+    """Parse a document's bytes, or say in one line why they cannot be read as JSON."""
+    if json_depth(raw) > MAX_JSON_DEPTH:
+        raise ReportFileError(f"{name} is nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as problem:
+        raise ReportFileError(f"{name} is not UTF-8 text") from problem
+    except json.JSONDecodeError as problem:
+        raise ReportFileError(f"{name} is not valid JSON: {problem.msg} at line {problem.lineno}") from None
+    except ValueError:  # an integer longer than Python converts (sys.get_int_max_str_digits())
+        raise ReportFileError(f"{name} is not valid JSON: a number is too long") from None
+
+
 @register
 class FhirFormat(ReportFormat):
     """FHIR R4: a Bundle of any type, a DiagnosticReport, or an Observation."""
@@ -539,12 +578,7 @@ class FhirFormat(ReportFormat):
             raw = handle.read(MAX_BUNDLE_BYTES + 1)
         if len(raw) > MAX_BUNDLE_BYTES:
             raise ReportFileError(f"{source.name} is larger than {MAX_BUNDLE_BYTES // (1024 * 1024)} MB")
-        try:
-            data = json.loads(raw.decode("utf-8-sig"))
-        except UnicodeDecodeError as problem:
-            raise ReportFileError(f"{source.name} is not UTF-8 text") from problem
-        except json.JSONDecodeError as problem:
-            raise ReportFileError(f"{source.name} is not valid JSON: {problem.msg} at line {problem.lineno}") from None
+        data = _read_json(raw, source.name)
         if not isinstance(data, dict) or data.get("resourceType") not in TOP_LEVEL:
             raise ReportFileError(f"{source.name} is not a FHIR Bundle, DiagnosticReport or Observation "
                                   "(resourceType)")

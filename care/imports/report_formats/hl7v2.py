@@ -78,7 +78,7 @@ def parse_ts(text: str) -> Moment | str:
     """Read an HL7 TS/DTM value (``YYYYMMDD[HHMM[SS[.S]]][+/-ZZZZ]``); return why when it is not one."""
     match = _TS.match(text.strip())
     if match is None:
-        return f"{text[:40]!r} is not a date/time of the form YYYYMMDD[HHMM[SS]][+ZZZZ]"
+        return "is not a date/time of the form YYYYMMDD[HHMM[SS]][+ZZZZ]"
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     try:
         if hour is None:
@@ -86,7 +86,7 @@ def parse_ts(text: str) -> Moment | str:
         micro = int((fraction or "0").ljust(6, "0"))
         moment = datetime(int(year), int(month), int(day), int(hour), int(minute or 0), int(second or 0), micro)
     except ValueError as problem:
-        return f"{text[:40]!r} is not a valid date/time ({problem})"
+        return f"is not a valid date/time ({problem})"
     if offset:
         sign = 1 if offset[0] == "+" else -1
         delta = timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5]))

@@ -72,7 +72,7 @@ def _day(raw: Any) -> date | str:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        return f"{text[:40]!r} is not a date in YYYY-MM-DD form"
+        return "is not a date in YYYY-MM-DD form"
 
 
 @dataclass

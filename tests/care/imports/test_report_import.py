@@ -140,7 +140,7 @@ def test_a_bad_row_refuses_its_whole_report_and_spares_the_others(
 @pytest.mark.parametrize(
     ("card", "report_date", "column", "reason"),
     [
-        ("NOSUCHCARD", "2024-03-05", "card_no", "no enrolled patient has card number NOSUCHCARD"),
+        ("NOSUCHCARD", "2024-03-05", "card_no", "no enrolled patient has this card number"),
         ("", "2024-03-05", "card_no", "is required"),
         ("{card}", "2024-13-05", "date", "is not a date in YYYY-MM-DD form"),
         ("{card}", "2027-01-01", "date", "is in the future"),
@@ -257,7 +257,7 @@ def test_hl7_messages_match_by_card_or_resident_id_and_skip_non_final_results(
         (dict(when="2024-03-05", results=[("8480-6", "130", "mm[Hg]", "F")]), "message 1 (line 1), OBR 1",
          "OBR-7", "is not a date/time"),
         (dict(card="NOSUCH", results=[("8480-6", "130", "mm[Hg]", "F")]), "message 1 (line 1), PID", "PID-3",
-         "no enrolled patient has card number NOSUCH"),
+         "no enrolled patient has this card number"),
         (dict(message_type="ADT^A01", results=[("8480-6", "130", "mm[Hg]", "F")]), "message 1 (line 1)", "MSH-9",
          "is not ORU^R01"),
     ],
@@ -321,7 +321,7 @@ def test_fhir_problems_name_the_entry_and_field(
 def test_fhir_unknown_patient_is_named(db: Session) -> None:
     tally = run(db, "fhir", fhir_bundle(card="NOSUCH", observations=[quantity("8480-6", 120, "mmHg")]))
     assert [str(problem) for problem in tally.problems] == [
-        "entry 1 (Patient/patient-1), identifier: no enrolled patient has card number NOSUCH"
+        "entry 1 (Patient), identifier: no enrolled patient has this card number"
     ]
 
 
