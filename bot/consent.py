@@ -70,7 +70,12 @@ def opt_in(session: Session, patient: Patient, channel: str, *, actor: Actor) ->
 
 
 def channel_usable(patient: Patient, channel: str) -> bool:
-    """Consented, not opted out, and reachable (bound openid for WeChat, a phone for SMS and voice)."""
+    """Consented, not opted out, and reachable (bound openid for WeChat, a phone for SMS and voice).
+
+    A test patient (the simulator's) is reachable on the console only, whatever its record says.
+    """
+    if patient.is_test and channel != "console":
+        return False
     consent = patient.consent_for(channel)
     if consent is None:
         return channel == "console"  # the demo channel needs no consent of its own
