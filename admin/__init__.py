@@ -1,4 +1,4 @@
-"""The staff panel, under ``/admin``: sign-in with password and TOTP, the work queue, the simulator.
+"""The staff panel, under ``/admin``: sign-in with password and TOTP, the work queue, patients, the simulator.
 
 Every view is guarded by :func:`admin.auth.require` (signed in, holding a permission); every
 state-changing request carries a CSRF token; every response carries strict security headers.
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from admin import account, i18n, queue, simulator, web
+from admin import account, i18n, patients, queue, simulator, web
 
 # The view modules register their routes on the blueprint when imported.
-VIEW_MODULES = (account, queue, simulator)
+VIEW_MODULES = (account, patients, queue, simulator)
 
 
 def init_app(app: Flask) -> None:

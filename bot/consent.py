@@ -72,7 +72,12 @@ def opt_in(session: Session, patient: Patient, channel: str, *, actor: Actor) ->
 def channel_usable(session: Session, patient: Patient, channel: str, purpose: str) -> bool:
     """Whether a message of ``purpose`` may be queued for the patient on ``channel``: the consent rule
     (:func:`care.consents.contact_refusal`, asked again when it is sent) lets it, and the patient is
-    reachable there (a bound openid for WeChat, a phone for SMS and voice)."""
+    reachable there (a bound openid for WeChat, a phone for SMS and voice).
+
+    A test patient (the simulator's) is reachable on the console only, whatever its record says.
+    """
+    if patient.is_test and channel != "console":
+        return False
     if contact_refusal(session, patient, channel, purpose) is not None:
         return False
     if channel == "wechat":

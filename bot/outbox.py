@@ -87,6 +87,10 @@ DELIVERY_BY_PURPOSE: dict[str, Delivery] = {
 }
 
 
+# The only channel a test patient is ever reached on.
+TEST_PATIENT_CHANNEL = "console"
+
+
 def delivery_of(purpose: str) -> Delivery:
     """The guarantee a message of ``purpose`` is sent with (the clinic's own messages: at least once)."""
     return DELIVERY_BY_PURPOSE.get(purpose, Delivery.AT_LEAST_ONCE)
@@ -107,7 +111,11 @@ def enqueue(
     not_before: datetime | None = None,
     max_attempts: int = 6,
 ) -> OutboxMessage:
-    """Queue one message (same transaction as its cause); a repeated key returns the existing row."""
+    """Queue one message (same transaction as its cause); a repeated key returns the existing row.
+
+    A message for a test patient (the simulator's) on any channel but the console is written
+    cancelled (``error_code`` ``test_patient``): nothing the simulator starts goes to a real provider.
+    """
     existing = session.scalars(select(OutboxMessage).where(OutboxMessage.idempotency_key == idempotency_key)).first()
     if existing is not None:
         return existing
@@ -118,6 +126,10 @@ def enqueue(
         max_attempts=max_attempts, next_attempt_at=not_before or now, session_id=session_id,
         followup_id=followup_id, created_at=now,
     )
+    if patient is not None and patient.is_test and channel != TEST_PATIENT_CHANNEL:
+        message.status = OutboxStatus.CANCELLED.value
+        message.error_code = "test_patient"
+        message.last_error = "a test patient is reached on the console channel only"
     session.add(message)
     return message
 

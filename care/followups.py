@@ -22,7 +22,10 @@ def schedule_followup(
     channel_order: Sequence[str] = DEFAULT_ORDER, source: str = "manual", max_attempts_per_channel: int = 2,
     answer_window_hours: int = 48,
 ) -> FollowUp:
-    """Schedule ``flow_id`` for the patient at ``due_at`` over the first usable channel of ``channel_order``."""
+    """Schedule ``flow_id`` for the patient at ``due_at`` over the first usable channel of ``channel_order``.
+
+    A test patient's follow-ups run on the console channel only, whatever the order asked.
+    """
     problems = []
     unknown = [channel for channel in channel_order if channel not in ORDERABLE]
     if unknown or not channel_order:
@@ -33,6 +36,8 @@ def schedule_followup(
         problems.append(Problem("flow_id", "is required"))
     if problems:
         raise ValidationFailedError(problems)
+    if patient.is_test:
+        channel_order = [Channel.CONSOLE.value]
     followup = FollowUp(
         patient_id=patient.id, flow_id=flow_id, due_at=due_at, channel_order=list(channel_order), channel_index=0,
         status=FollowUpStatus.SCHEDULED.value, attempts=0, max_attempts_per_channel=max_attempts_per_channel,

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, selectinload
 
 from care.errors import NotFoundError, Problem, ValidationFailedError
@@ -142,6 +142,11 @@ class Enrolment:
     changed_fields: list[str] = field(default_factory=list)
 
 
+def real_patients() -> ColumnElement[bool]:
+    """The condition that leaves test patients (``care.test_patients``) out of exports, counts and campaigns."""
+    return Patient.is_test.is_(False)
+
+
 def find_by_card(session: Session, card_no: str) -> Patient | None:
     try:
         normalized = normalize_card_no(card_no)
@@ -255,10 +260,13 @@ def enroll(
     (from :func:`identifier_holders`, shared by a batch) saves the uniqueness queries too.
 
     Raises:
-        ValidationFailedError: the ID number or openid already belongs to another card.
+        ValidationFailedError: the ID number or openid already belongs to another card, or the card is a
+            test patient's (the simulator's; no real person may be enrolled under it).
     """
     now = clock_of(session).now()
     patient = find_by_card(session, request.card_no) if look_up and existing is None else existing
+    if patient is not None and patient.is_test:
+        raise ValidationFailedError([Problem("card_no", "belongs to a test patient of the simulator")])
     _check_unique(session, request, patient, holders)
     if patient is None:
         patient = Patient(**_patient_values(request, now, timezone))

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
+from care.care_teams import EVERY_PATIENT, OutsideCareTeamError, PatientScope
 from care.errors import ConflictError, NotFoundError
 from care.models import Patient, StaffTask, TaskPriority, TaskStatus
 from security.audit import Actor, log
@@ -54,11 +55,12 @@ def create_task(
     return task
 
 
-def open_tasks(session: Session, *, limit: int = 200) -> list[StaffTask]:
-    """Open tasks, urgent first, oldest first within a priority."""
+def open_tasks(session: Session, *, scope: PatientScope = EVERY_PATIENT, limit: int = 200) -> list[StaffTask]:
+    """Open tasks of the patients in ``scope`` (default: the whole clinic), urgent first, oldest first within a
+    priority."""
     order = case(PRIORITY_ORDER, value=StaffTask.priority, else_=9)
     query = (
-        select(StaffTask).where(StaffTask.status != TaskStatus.DONE.value)
+        select(StaffTask).where(StaffTask.status != TaskStatus.DONE.value, scope.clause(StaffTask.patient_id))
         .order_by(order, StaffTask.created_at).limit(limit)
     )
     return list(session.scalars(query))
@@ -77,24 +79,28 @@ class QueueItem:
     card_no: str
     name: str
     note: dict[str, str]
+    is_test: bool = False
 
 
-def work_queue(session: Session, *, actor: Actor, limit: int = 200) -> list[QueueItem]:
-    """Return the open tasks (urgent first) with whom each concerns; audit every patient shown.
+def work_queue(session: Session, *, actor: Actor, scope: PatientScope, limit: int = 200) -> list[QueueItem]:
+    """Return the open tasks (urgent first) of the patients in ``scope`` with whom each concerns; audit every
+    patient shown.
 
+    A staff member's scope (``care.care_teams.scope_of``) holds their care teams' patients only.
     Showing a name, card number or task note decrypts PHI, so each patient on the page gets one
     ``patient.view`` entry naming the staff member who looked.
     """
     items: list[QueueItem] = []
     seen: set[uuid.UUID] = set()
-    tasks = open_tasks(session, limit=limit)
+    tasks = open_tasks(session, scope=scope, limit=limit)
     # One query for every patient on the page; each task's many-to-one then finds its patient loaded.
     list(session.scalars(select(Patient).where(Patient.id.in_({task.patient_id for task in tasks}))))
     for task in tasks:
         patient = task.patient
         note = (task.details or {}).get("note")
         items.append(QueueItem(task=task, card_no=patient.card_no or "", name=patient.name or "",
-                               note={str(k): str(v) for k, v in note.items()} if isinstance(note, dict) else {}))
+                               note={str(k): str(v) for k, v in note.items()} if isinstance(note, dict) else {},
+                               is_test=patient.is_test))
         if patient.id not in seen:
             seen.add(patient.id)
             log(session, actor=actor, action="patient.view", resource_type="patient", resource_id=patient.id,
@@ -102,15 +108,19 @@ def work_queue(session: Session, *, actor: Actor, limit: int = 200) -> list[Queu
     return items
 
 
-def acknowledge_task(session: Session, task_id: uuid.UUID, *, user_id: uuid.UUID, actor: Actor) -> StaffTask:
+def acknowledge_task(session: Session, task_id: uuid.UUID, *, user_id: uuid.UUID, actor: Actor,
+                     scope: PatientScope) -> StaffTask:
     """Mark an open task as taken in hand by a staff member (a second acknowledgement changes nothing).
 
     :raises NotFoundError: there is no such task.
+    :raises OutsideCareTeamError: the task's patient is outside ``scope`` (the staff member's care teams).
     :raises ConflictError: the task is already done.
     """
     task = session.get(StaffTask, task_id)
     if task is None:
         raise NotFoundError(f"no staff task {task_id}")
+    if not scope.permits(session, task.patient_id):
+        raise OutsideCareTeamError(task.patient_id, break_glass_possible=False)
     if task.status == TaskStatus.DONE.value:
         raise ConflictError("the task is already done")
     if task.status == TaskStatus.OPEN.value:

@@ -13,7 +13,7 @@ from care.followups import schedule_followup
 from care.identifiers import id_number_check_character
 from care.models import Patient
 from care.observations import record_observation
-from care.patients import DEFAULT_PATIENT_TIMEZONE, EnrolmentRequest, enroll
+from care.patients import DEFAULT_PATIENT_TIMEZONE, EnrolmentRequest, enroll, real_patients
 from security.audit import Actor
 from security.fields import clock_of
 
@@ -80,7 +80,7 @@ def seed_demo_clinic(session: Session, *, actor: Actor, count: int = DEMO_PATIEN
     The follow-ups go to the console channel in the demo (WeChat and SMS are not configured), so
     the in-process worker invites those patients at once. Does nothing if already seeded.
     """
-    if session.scalar(select(func.count()).select_from(Patient)):
+    if session.scalar(select(func.count()).select_from(Patient).where(real_patients())):
         return 0
     rng = random.Random(7)  # noqa: S311 - synthetic demo data, reproducible on purpose
     now = clock_of(session).now()

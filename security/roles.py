@@ -15,6 +15,8 @@ class Permission(StrEnum):
     PATIENT_READ = "patient.read"
     PATIENT_WRITE = "patient.write"
     PATIENT_ENROLL = "patient.enroll"
+    # Every patient, not only those of the staff member's care teams (administrators, the clinic lead).
+    ALL_PATIENTS = "patient.all_teams"
     RECORD_READ = "record.read"
     RECORD_WRITE = "record.write"
     REPORT_PRINT = "report.print"
@@ -62,6 +64,12 @@ DEFAULT_ROLES: tuple[RoleDefinition, ...] = (
     ]),
     _role("nurse", "护士/随访员", "Nurse / caller", [
         P.PATIENT_READ, P.RECORD_READ, P.CONVERSATION_READ, P.RECORDING_LISTEN, P.WORKLIST_WORK,
+    ]),
+    # Leads the clinic's care: the clinical work of doctors and health managers, for every patient.
+    _role("clinic_lead", "诊所负责人", "Clinic lead", [
+        P.ALL_PATIENTS, P.PATIENT_READ, P.PATIENT_WRITE, P.PATIENT_ENROLL, P.RECORD_READ, P.RECORD_WRITE,
+        P.REPORT_PRINT, P.RISK_READ, P.SUMMARY_SIGN, P.CONVERSATION_READ, P.RECORDING_LISTEN, P.WORKLIST_WORK,
+        P.TAGS_MANAGE, P.PLANS_MANAGE, P.FLOWS_MANAGE, P.IMPORT_RUN, P.EXPORT_RUN, P.BREAK_GLASS,
     ]),
     _role("front_desk", "前台", "Front desk", [P.PATIENT_READ, P.PATIENT_ENROLL, P.IMPORT_RUN]),
     _role("auditor", "审计员", "Auditor", [P.AUDIT_READ]),

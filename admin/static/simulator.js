@@ -1,10 +1,12 @@
-// The simulator page: send each message as the chosen patient and show the bot's replies.
+// The simulator page: send each message as a test patient (the staff member's own unless a card number
+// is given) and show the bot's replies and whom they were sent as.
 (function () {
   "use strict";
 
   var form = document.getElementById("simulator-form");
   var transcript = document.getElementById("transcript");
   var tokenTag = document.querySelector('meta[name="csrf-token"]');
+  var speaking = document.getElementById("simulated-patient");
   if (!form || !transcript || !tokenTag) {
     return;
   }
@@ -22,11 +24,23 @@
     form.querySelector("button[type=submit]").disabled = on;
   }
 
+  function speakingAs(patient) {
+    if (!speaking || !patient || !patient.card_no || speaking.dataset.card === patient.card_no) {
+      return;
+    }
+    var card = document.createElement("span");
+    card.className = "card-no";
+    card.textContent = patient.card_no;
+    speaking.textContent = speaking.dataset.label + " ";
+    speaking.appendChild(card);
+    speaking.dataset.card = patient.card_no;
+  }
+
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var cardNo = form.elements.card_no.value.trim();
     var text = form.elements.text.value.trim();
-    if (!cardNo || !text) {
+    if (!text) {
       return;
     }
     add("patient", text);
@@ -47,6 +61,7 @@
           add("error", body.reason || form.dataset.failed);
           return;
         }
+        speakingAs(body.patient);
         if (!body.replies || body.replies.length === 0) {
           add("system", form.dataset.noReply);
           return;

@@ -2,6 +2,7 @@
 
 from care.models.api_keys import SourceApiKey
 from care.models.base import Base, Timestamped
+from care.models.care_team import CareTeam, CareTeamMember, CareTeamPatient
 from care.models.clinical import (
     AdviceOverride,
     CheckupReport,
@@ -44,6 +45,9 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Card",
+    "CareTeam",
+    "CareTeamMember",
+    "CareTeamPatient",
     "CardStatus",
     "Channel",
     "ChannelConsent",

@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, Date, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Boolean, Date, ForeignKey, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from care.identifiers import normalize_card_no, normalize_id_number, normalize_openid, normalize_phone
@@ -44,6 +44,13 @@ class Patient(Timestamped, Base):
     language: Mapped[str] = mapped_column(String(8), default="zh")
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
     status: Mapped[str] = mapped_column(String(16), default=PatientStatus.ACTIVE.value, index=True)
+    # A test patient is nobody: the simulator speaks as one (``care.test_patients``). It is reached on
+    # the console channel only and left out of the clinic's exports and counts. ``test_owner_id`` is
+    # the staff member whose simulator made it (who alone sees it besides those who see everyone).
+    is_test: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # No foreign key: SQLite could add one only by rebuilding the patients table, and staff accounts
+    # are never deleted (only disabled).
+    test_owner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
 
     cards: Mapped[list[Card]] = relationship(back_populates="patient", cascade="all, delete-orphan")
     consents: Mapped[list[ChannelConsent]] = relationship(back_populates="patient", cascade="all, delete-orphan")

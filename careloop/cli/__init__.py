@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "careloop.cli.api_keys",
     "careloop.cli.reports",
     "careloop.cli.users",
+    "careloop.cli.teams",
     "careloop.cli.doctor",
     "careloop.cli.exports",
 )

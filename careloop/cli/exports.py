@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from care.clinical.common import Lang
 from care.errors import NotFoundError
 from care.models import Patient, PatientStatus
-from care.patients import get_patient
+from care.patients import get_patient, real_patients
 from care.record_results import export_rows
 from careloop.cli.base import CliContext, main, pass_cli, progress_enabled
 from security.files import open_private
@@ -28,7 +28,8 @@ def export_group() -> None:
 def _patients(session: Session, reference: str | None) -> list[Patient]:
     if reference is not None:
         return [get_patient(session, reference)]
-    query = select(Patient).where(Patient.status != PatientStatus.ERASED.value).order_by(Patient.id)
+    # Test patients (the simulator's) are nobody: the clinic's exports leave them out.
+    query = select(Patient).where(Patient.status != PatientStatus.ERASED.value, real_patients()).order_by(Patient.id)
     return list(session.scalars(query))
 
 

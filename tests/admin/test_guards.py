@@ -76,6 +76,8 @@ PAGES = [
     ("POST", "/admin/tasks/{task}/acknowledge", Permission.WORKLIST_WORK),
     ("GET", "/admin/simulator", Permission.FLOWS_MANAGE),
     ("POST", "/admin/simulator/messages", Permission.FLOWS_MANAGE),
+    ("GET", "/admin/patients", Permission.PATIENT_READ),
+    ("GET", "/admin/patients/{patient}", Permission.PATIENT_READ),
 ]
 REFUSALS = [
     (role.name, method, path)
@@ -90,14 +92,16 @@ def test_the_refusal_table_covers_every_role_that_lacks_a_permission():
     assert refused_roles == {"doctor", "nurse", "front_desk", "auditor"}
     assert ("nurse", "GET", "/admin/simulator") in REFUSALS
     assert ("front_desk", "GET", "/admin/") in REFUSALS
+    assert ("auditor", "GET", "/admin/patients") in REFUSALS
 
 
 @pytest.mark.parametrize(("role", "method", "path"), REFUSALS)
 def test_a_role_without_the_permission_gets_403(client, signed_in, make_patient, db, role, method, path):
     signed_in(role)
-    task = create_task(db, make_patient(), kind="flow_alert", priority="high", reason="r", actor=TEST_ACTOR)
+    patient = make_patient()
+    task = create_task(db, patient, kind="flow_alert", priority="high", reason="r", actor=TEST_ACTOR)
     db.flush()
-    url = path.format(task=task.id)
+    url = path.format(task=task.id, patient=patient.id)
     if method == "GET":
         response = client.get(url)
         assert response.status_code == 403
@@ -121,6 +125,7 @@ def test_the_menu_shows_only_what_the_role_may_open(client, signed_in, role):
     definition = next(r for r in DEFAULT_ROLES if r.name == role)
     assert ('href="/admin/simulator"' in page) == (Permission.FLOWS_MANAGE in definition.permissions)
     assert ('href="/admin/"' in page) == (Permission.WORKLIST_WORK in definition.permissions)
+    assert ('href="/admin/patients"' in page) == (Permission.PATIENT_READ in definition.permissions)
 
 
 def test_an_unknown_admin_page_is_404_with_headers(client, signed_in):

@@ -58,7 +58,7 @@ def test_an_unknown_language_or_outside_next_changes_nothing_harmful(client):
 
 def test_every_page_has_the_switch(client, signed_in):
     signed_in("admin")
-    for path in ("/admin/", "/admin/simulator", "/admin/account", "/admin/password", "/admin/login"):
+    for path in ("/admin/", "/admin/patients", "/admin/simulator", "/admin/account", "/admin/password", "/admin/login"):
         page = client.get(path, follow_redirects=True).get_data(as_text=True)
         assert 'action="/admin/language"' in page, path
         assert 'value="en"' in page

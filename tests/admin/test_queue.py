@@ -1,11 +1,18 @@
-"""The dashboard's work queue: urgent first, who it concerns (an audited look at PHI), acknowledge."""
+"""The dashboard's work queue: urgent first, who it concerns (an audited look at PHI), acknowledge.
+
+A nurse sees the tasks of her care teams' patients (``in_team`` puts them there); that she sees no
+other is shown in ``tests/security/test_simulator_and_care_teams.py``.
+"""
 
 from __future__ import annotations
 
 import uuid
 
+import pytest
 from sqlalchemy import select
 
+from care import care_teams
+from care.care_teams import EVERY_PATIENT
 from care.models import TaskStatus
 from care.tasks import acknowledge_task, create_task, work_queue
 from security.audit import Actor, AuditEntry
@@ -20,10 +27,24 @@ def make_task(db, patient, priority, reason="gad7_positive", **details):
     return task
 
 
-def test_the_queue_shows_urgent_first_with_card_number_and_name(client, signed_in, make_patient, db, clock):
-    signed_in("nurse")
-    calm = make_patient(name="王秀英")
-    worried = make_patient(name="李建华")
+@pytest.fixture
+def in_team(db):
+    """Put ``patients`` in a care team of ``member``'s."""
+
+    def put(member, *patients):
+        team = care_teams.create_team(db, f"Team of {member.email}", actor=TEST_ACTOR)
+        care_teams.add_member(db, team, member.user, actor=TEST_ACTOR)
+        for patient in patients:
+            care_teams.add_patient(db, team, patient, actor=TEST_ACTOR)
+        db.flush()
+        return patients[0] if len(patients) == 1 else patients
+
+    return put
+
+
+def test_the_queue_shows_urgent_first_with_card_number_and_name(client, signed_in, make_patient, db, clock, in_team):
+    member = signed_in("nurse")
+    calm, worried = in_team(member, make_patient(name="王秀英"), make_patient(name="李建华"))
     make_task(db, calm, "normal", reason="followup_unanswered")
     clock.advance(minutes=5)
     make_task(db, worried, "urgent", reason="phq9_item9", note={"zh": "请立即致电", "en": "Call now"})
@@ -35,9 +56,10 @@ def test_the_queue_shows_urgent_first_with_card_number_and_name(client, signed_i
     assert "紧急" in page
 
 
-def test_looking_at_the_queue_is_audited_per_patient_as_the_staff_member(client, signed_in, make_patient, db):
+def test_looking_at_the_queue_is_audited_per_patient_as_the_staff_member(client, signed_in, make_patient, db,
+                                                                        in_team):
     member = signed_in("nurse")
-    patient = make_patient()
+    patient = in_team(member, make_patient())
     make_task(db, patient, "high")
     make_task(db, patient, "normal", reason="followup_unanswered")
     client.get("/admin/")
@@ -49,9 +71,9 @@ def test_looking_at_the_queue_is_audited_per_patient_as_the_staff_member(client,
     assert patient.name not in views[0].details
 
 
-def test_acknowledging_a_task_records_who_and_when(client, signed_in, make_patient, db, clock):
+def test_acknowledging_a_task_records_who_and_when(client, signed_in, make_patient, db, clock, in_team):
     member = signed_in("nurse")
-    task = make_task(db, make_patient(), "high")
+    task = make_task(db, in_team(member, make_patient()), "high")
     response = client.post(f"/admin/tasks/{task.id}/acknowledge", data={"csrf_token": page_token(client, "/admin/")})
     assert response.status_code == 302
     assert response.headers["Location"] == "/admin/"
@@ -74,9 +96,9 @@ def test_acknowledging_an_unknown_task_is_404(client, signed_in):
     assert response.status_code == 404
 
 
-def test_acknowledging_a_done_task_says_so_and_changes_nothing(client, signed_in, make_patient, db):
-    signed_in("nurse")
-    task = make_task(db, make_patient(), "high")
+def test_acknowledging_a_done_task_says_so_and_changes_nothing(client, signed_in, make_patient, db, in_team):
+    member = signed_in("nurse")
+    task = make_task(db, in_team(member, make_patient()), "high")
     task.status = TaskStatus.DONE.value
     db.flush()
     client.post(f"/admin/tasks/{task.id}/acknowledge", data={"csrf_token": page_token(client, "/admin/")})
@@ -88,8 +110,8 @@ def test_acknowledging_a_done_task_says_so_and_changes_nothing(client, signed_in
 def test_a_second_acknowledgement_keeps_the_first(db, make_patient):
     task = make_task(db, make_patient(), "high")
     first, second = uuid.uuid4(), uuid.uuid4()
-    acknowledge_task(db, task.id, user_id=first, actor=Actor("user", str(first)))
-    acknowledge_task(db, task.id, user_id=second, actor=Actor("user", str(second)))
+    acknowledge_task(db, task.id, user_id=first, actor=Actor("user", str(first)), scope=EVERY_PATIENT)
+    acknowledge_task(db, task.id, user_id=second, actor=Actor("user", str(second)), scope=EVERY_PATIENT)
     assert task.acknowledged_by == first
     assert len(db.scalars(select(AuditEntry).where(AuditEntry.action == "task.acknowledge")).all()) == 1
 
@@ -98,6 +120,27 @@ def test_work_queue_service_decrypts_and_orders(db, make_patient):
     patient = make_patient(name="赵淑珍")
     make_task(db, patient, "normal", reason="a")
     make_task(db, patient, "urgent", reason="b")
-    items = work_queue(db, actor=Actor("user", "u1"))
+    items = work_queue(db, actor=Actor("user", "u1"), scope=EVERY_PATIENT)
     assert [item.task.priority for item in items] == ["urgent", "normal"]
     assert {item.name for item in items} == {"赵淑珍"}
+
+
+def test_a_card_number_on_the_queue_opens_the_patients_page(client, signed_in, make_patient, db, in_team):
+    member = signed_in("nurse")
+    patient = in_team(member, make_patient(name="钱桂英"))
+    make_task(db, patient, "high")
+    page = client.get("/admin/").get_data(as_text=True)
+    assert f'href="/admin/patients/{patient.id}"' in page
+    opened = client.get(f"/admin/patients/{patient.id}").get_data(as_text=True)
+    assert "钱桂英" in opened
+    assert patient.card_no in opened
+    assert f"Team of {member.email}" in opened
+
+
+def test_a_test_patients_task_is_marked_as_a_test(client, signed_in, db):
+    member = signed_in("health_manager")
+    from care.test_patients import own_test_patient
+
+    make_task(db, own_test_patient(db, member.user, actor=TEST_ACTOR), "high")
+    page = client.get("/admin/").get_data(as_text=True)
+    assert "测试患者</span>" in page

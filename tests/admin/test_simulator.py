@@ -1,13 +1,18 @@
-"""The simulator: a page, and a JSON endpoint that talks to the bot as a patient over the console channel."""
+"""The simulator: a page, and a JSON endpoint that talks to the bot as a test patient over the console channel.
+
+(That it never speaks for a real patient, and never sends over a real channel, is shown in
+``tests/security/test_simulator_and_care_teams.py``.)"""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
 
-from care.models import FlowResult, PatientStatus, StaffTask
+from care.models import FlowResult, Patient, PatientStatus, StaffTask
+from care.test_patients import own_test_patient
 from security.audit import AuditEntry
 from tests.admin.conftest import page_token
+from tests.conftest import TEST_ACTOR
 
 
 @pytest.fixture
@@ -34,12 +39,21 @@ def test_the_page_loads_its_script_from_our_origin_only(client, signed_in):
     assert 'data-endpoint="/admin/simulator/messages"' in page
 
 
-def test_a_whole_gad7_through_the_endpoint_lands_in_the_record(client, signed_in, send, make_patient, db):
+def test_the_page_names_the_test_patient_once_there_is_one(client, signed_in, send):
+    signed_in("health_manager")
+    assert "发送第一条消息时" in client.get("/admin/simulator").get_data(as_text=True)
+    card = send({"text": "你好"}).get_json()["patient"]["card_no"]
+    page = client.get("/admin/simulator").get_data(as_text=True)
+    assert f'<span class="card-no">{card}</span>' in page
+
+
+def test_a_whole_gad7_through_the_endpoint_lands_in_the_test_patients_record(client, signed_in, send, db):
     member = signed_in("health_manager")
-    patient = make_patient()
-    first = send({"card_no": patient.card_no, "text": "焦虑"})
+    first = send({"text": "焦虑"})
     assert first.status_code == 200
     assert "感觉紧张" in "\n".join(first.get_json()["replies"])
+    patient = db.scalars(select(Patient).where(Patient.test_owner_id == member.user.id)).one()
+    assert first.get_json()["patient"] == {"card_no": patient.card_no, "name": patient.name}
     replies: list[str] = []
     for _ in range(7):
         response = send({"card_no": patient.card_no, "text": "4"})
@@ -57,18 +71,29 @@ def test_a_whole_gad7_through_the_endpoint_lands_in_the_record(client, signed_in
     assert {(e.actor_kind, e.actor_id, e.patient_id) for e in entries} == {("user", str(member.user.id), patient.id)}
 
 
-def test_card_numbers_are_matched_as_the_bot_matches_them(client, signed_in, send, make_patient):
-    signed_in("admin")
-    make_patient(card_no="AB-123")
-    response = send({"card_no": " ab-123 ", "text": "你好"})
+def test_card_numbers_are_matched_as_the_bot_matches_them(client, signed_in, send, db):
+    member = signed_in("admin")
+    patient = own_test_patient(db, member.user, actor=TEST_ACTOR)
+    db.flush()
+    response = send({"card_no": " " + patient.card_no.lower() + " ", "text": "你好"})
     assert response.status_code == 200
     assert "血压" in response.get_json()["replies"][0]  # the menu
+    assert response.get_json()["patient"]["card_no"] == patient.card_no
+
+
+@pytest.mark.parametrize("body", [{"text": "你好"}, {"card_no": "", "text": "你好"}, {"card_no": "  ", "text": "你好"}])
+def test_no_card_number_means_my_own_test_patient(client, signed_in, send, db, body):
+    member = signed_in("admin")
+    response = send(body)
+    assert response.status_code == 200
+    mine = db.scalars(select(Patient).where(Patient.test_owner_id == member.user.id)).one()
+    assert response.get_json()["patient"]["card_no"] == mine.card_no
 
 
 @pytest.mark.parametrize(("body", "reason"), [
-    ({"text": "hi"}, "卡号"),
-    ({"card_no": "", "text": "hi"}, "卡号"),
     ({"card_no": 42, "text": "hi"}, "卡号"),
+    ({"card_no": ["T1"], "text": "hi"}, "卡号"),
+    ({"patient_id": "not-a-uuid", "text": "hi"}, "UUID"),
     ({"card_no": "T1"}, "消息"),
     ({"card_no": "T1", "text": "   "}, "消息"),
     ({"card_no": "T1", "text": ["hi"]}, "消息"),
@@ -99,12 +124,12 @@ def test_a_form_encoded_body_is_a_400(client, signed_in, send):
     assert response.status_code == 400
 
 
-def test_an_unknown_or_inactive_card_is_a_404(client, signed_in, send, make_patient, db):
+def test_an_unknown_or_inactive_card_is_a_404(client, signed_in, send, make_staff, db):
     signed_in("admin")
     response = send({"card_no": "NOSUCHCARD", "text": "hi"})
     assert response.status_code == 404
     assert "卡号" in response.get_json()["reason"]
-    patient = make_patient()
+    patient = own_test_patient(db, make_staff("health_manager").user, actor=TEST_ACTOR)
     patient.status = PatientStatus.INACTIVE.value
     db.flush()
     assert send({"card_no": patient.card_no, "text": "hi"}).status_code == 404

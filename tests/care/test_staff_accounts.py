@@ -26,10 +26,13 @@ def test_default_roles_are_seeded_once_with_their_permissions(db):
     staff.ensure_roles(db)
     staff.ensure_roles(db)
     roles = {role.name: role for role in db.scalars(select(Role))}
-    assert set(roles) == {"admin", "doctor", "health_manager", "nurse", "front_desk", "auditor"}
+    assert set(roles) == {"admin", "clinic_lead", "doctor", "health_manager", "nurse", "front_desk", "auditor"}
     assert roles["auditor"].permissions == {Permission.AUDIT_READ}
     assert Permission.PATIENT_ENROLL in roles["front_desk"].permissions
     assert Permission.AUDIT_READ not in roles["nurse"].permissions
+    # Only these see patients outside their care teams.
+    assert {name for name, role in roles.items() if Permission.ALL_PATIENTS in role.permissions} == {
+        "admin", "clinic_lead"}
 
 
 def test_sign_in_needs_password_and_code(db, account, clock):

@@ -3,8 +3,8 @@
 A fresh database is prepared with the real CLI (``careloop init``, ``careloop import patients``),
 the real app is served on a free port, and the browser does what a new administrator does on the
 first day: signs in with the one-time password and a TOTP code, chooses a password, looks at the
-work queue, chats a whole GAD-7 as a patient in the simulator, takes the task the score raised,
-and switches the panel to English.
+work queue, chats a whole GAD-7 as their own test patient in the simulator, takes the task the
+score raised, opens that patient's page, and switches the panel to English.
 """
 
 from __future__ import annotations
@@ -108,6 +108,16 @@ def send_as_patient(page: Page, text: str) -> list[str]:
     return [bubbles.nth(index).inner_text() for index in range(before, bubbles.count())]
 
 
+def send_refused(page: Page, text: str) -> str:
+    """Type ``text`` into the simulator, expect a refusal, and return the error bubble's text."""
+    page.fill("#text", text)
+    with page.expect_response(lambda response: response.url.endswith("/admin/simulator/messages")) as sent:
+        page.press("#text", "Enter")
+    assert sent.value.status == 403, sent.value.text()
+    expect(page.locator("#simulator-form")).to_have_attribute("data-state", "idle")
+    return page.locator(".bubble.error").last.inner_text()
+
+
 def test_a_new_administrator_signs_in_and_runs_a_gad7_in_the_simulator(clinic, tab):
     page = tab.page
 
@@ -146,11 +156,17 @@ def test_a_new_administrator_signs_in_and_runs_a_gad7_in_the_simulator(clinic, t
     expect(page.locator("h1")).to_have_text("待办工作")
     expect(page.locator("#queue-empty")).to_be_visible()
 
-    # The simulator: a whole GAD-7 as the patient.
+    # The simulator: a whole GAD-7 as the administrator's own test patient, never as the enrolled one.
     page.click("nav >> text=对话模拟器")
     expect(page.locator("h1")).to_have_text("对话模拟器")
+    expect(page.locator("#simulated-patient")).to_contain_text("发送第一条消息时")
     page.fill("#card_no", CARD_NO)
+    refusal = send_refused(page, "焦虑")
+    assert "模拟器只能以测试患者的身份对话" in refusal
+    page.fill("#card_no", "")
     opening = "\n".join(send_as_patient(page, "焦虑"))
+    test_card = page.locator("#simulated-patient .card-no").inner_text()
+    assert test_card.startswith("SIM-")
     assert "感觉紧张" in opening
     assert "完全不会" in opening
     replies: list[str] = []
@@ -160,18 +176,25 @@ def test_a_new_administrator_signs_in_and_runs_a_gad7_in_the_simulator(clinic, t
     assert "12 分" in transcript
     assert "中度" in transcript
     assert "2个工作日内联系您" in transcript
-    expect(page.locator(".bubble.patient")).to_have_count(len(GAD7_CHOICES) + 1)
+    expect(page.locator(".bubble.patient")).to_have_count(len(GAD7_CHOICES) + 2)  # the refused one, too
 
-    # The score raised a task for staff: it is on the queue with the patient's card and name.
+    # The score raised a task for staff: it is on the queue with the test patient's card and name.
     page.click("nav >> text=待办工作")
     row = page.locator("#queue tbody tr").first
-    expect(row.locator(".card-no")).to_have_text(CARD_NO)
-    expect(row.locator(".name")).to_have_text("测试患者")
+    expect(row.locator(".card-no")).to_have_text(test_card)
+    expect(row.locator(".name")).to_contain_text("测试患者")
     expect(row.locator(".badge")).to_have_text("高")
     expect(row).to_contain_text("GAD-7总分12分")
     row.locator("button.acknowledge").click()
     expect(page.locator(".flash.success")).to_have_text("已认领该任务。")
     expect(page.locator("#queue tbody tr").first.locator(".acknowledged")).to_have_text("已有人处理")
+
+    # The card number opens the patient's page; the enrolled patient is on the patient list.
+    page.locator("#queue tbody tr").first.locator(".card-no a").click()
+    expect(page.locator("#patient .card-no")).to_have_text(test_card)
+    page.click("nav >> text=患者")
+    expect(page.locator("#patients")).to_contain_text(CARD_NO)
+    page.click("nav >> text=待办工作")
 
     # English, remembered from page to page.
     page.click("form.language button[value=en]")
@@ -189,4 +212,5 @@ def test_a_new_administrator_signs_in_and_runs_a_gad7_in_the_simulator(clinic, t
     expect(page).to_have_url(re.compile(r"/admin/login"))
     expect(page.locator("h1")).to_have_text("Sign in")
 
-    assert tab.problems == []
+    # The refusal asked for above (the enrolled patient's card in the simulator) is the one failed load.
+    assert tab.problems == ["Failed to load resource: the server responded with a status of 403 (FORBIDDEN)"]

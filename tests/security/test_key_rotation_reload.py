@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from care.patients import EnrolmentRequest, enroll, find_by_card
 from careloop.app import create_app
-from careloop.jobs import worker_for
 from careloop.runtime import KEY_RING_CHECK_SECONDS, Runtime, build_runtime
+from careloop.worker import worker_for
 from security.clock import FixedClock
 from security.crypto import DataKey
 from security.keys import KeyRing, KeyRingError
