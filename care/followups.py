@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from care.errors import Problem, ValidationFailedError
@@ -48,7 +47,3 @@ def schedule_followup(
     log(session, actor=actor, action="followup.schedule", resource_type="followup", resource_id=followup.id,
         patient_id=patient.id, details={"flow": flow_id})
     return followup
-
-
-def followups_of(session: Session, patient: Patient) -> list[FollowUp]:
-    return list(session.scalars(select(FollowUp).where(FollowUp.patient_id == patient.id).order_by(FollowUp.due_at)))

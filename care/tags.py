@@ -18,9 +18,6 @@ from security.audit import Actor, log
 from security.fields import clock_of
 
 MAX_TAG = 64
-#: Patients loaded per query by :func:`patients_with_tag` (well under every engine's parameter limit).
-LOAD_CHUNK = 500
-
 
 def _clean(tag: str) -> str:
     cleaned = tag.strip().lower()
@@ -75,12 +72,3 @@ def patient_ids_with_tag(session: Session, tag: str) -> list[uuid.UUID]:
     tag's trapdoor, computed once, tells which rows hold ``tag``, at one HMAC a row.
     """
     return PatientTag.tag.owners_with(session, _clean(tag), PatientTag.patient_id)
-
-
-def patients_with_tag(session: Session, tag: str) -> list[Patient]:
-    """Return the patients who have ``tag`` (found by :func:`patient_ids_with_tag`, then loaded by id)."""
-    ids = patient_ids_with_tag(session, tag)
-    found: list[Patient] = []
-    for start in range(0, len(ids), LOAD_CHUNK):
-        found.extend(session.scalars(select(Patient).where(Patient.id.in_(ids[start:start + LOAD_CHUNK]))))
-    return found

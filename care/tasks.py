@@ -66,11 +66,6 @@ def open_tasks(session: Session, *, scope: PatientScope = EVERY_PATIENT, limit: 
     return list(session.scalars(query))
 
 
-def tasks_of(session: Session, patient: Patient) -> list[StaffTask]:
-    return list(session.scalars(select(StaffTask).where(StaffTask.patient_id == patient.id)
-                                .order_by(StaffTask.created_at)))
-
-
 @dataclass(frozen=True)
 class QueueItem:
     """One open task as staff see it, with the patient's card number and name decrypted."""

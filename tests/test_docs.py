@@ -44,3 +44,29 @@ def test_every_file_a_document_names_is_in_the_repository(document: Path) -> Non
         if not found:
             missing.append(cited)
     assert missing == [], f"{document.name} names files that are not in the repository"
+
+
+# `bot.turns.delivery.claim_and_lock()`, `security.dialects.write_batch()`, `bot.turns.scene.Scene`: a dotted name
+# of ours in backticks.
+DOTTED = re.compile(r"`((?:bot|care|flows|security|webhooks|admin|careloop|web)(?:\.\w+)+)(?:\(\))?`")
+
+
+def test_every_function_the_life_of_a_message_names_exists() -> None:
+    import importlib
+
+    missing = []
+    for name in sorted(set(DOTTED.findall((ROOT / "docs" / "life-of-a-message.md").read_text(encoding="utf-8")))):
+        parts = name.split(".")
+        for cut in range(len(parts), 0, -1):
+            try:
+                found: object = importlib.import_module(".".join(parts[:cut]))
+            except ModuleNotFoundError:
+                continue
+            for attribute in parts[cut:]:
+                found = getattr(found, attribute, None)
+            if found is None:
+                missing.append(name)
+            break
+        else:
+            missing.append(name)
+    assert missing == []

@@ -14,9 +14,11 @@ from itertools import islice
 from sqlalchemy.orm import Session
 
 from care.errors import ValidationFailedError
+from care.imports.enrolment_rows import parse_enrolment
 from care.imports.tabular import Column, Row, Template
-from care.patients import EnrolmentOutcome, EnrolmentRequest, enroll_many, parse_enrolment
+from care.patients import EnrolmentOutcome, EnrolmentRequest, enroll_many
 from security.audit import Actor
+from security.fields import clock_of
 
 PATIENT_TEMPLATE = Template(
     "patients",
@@ -82,9 +84,10 @@ class PatientImport:
     def process(self, session: Session, rows: list[Row]) -> None:
         """Enrol one batch (flushes; the caller commits)."""
         requests: list[tuple[Row, EnrolmentRequest]] = []
+        today = clock_of(session).now().date()
         for row in rows:
             try:
-                request = parse_enrolment(row.values)
+                request = parse_enrolment(row.values, today=today)
             except ValidationFailedError as failure:
                 for problem in failure.problems:
                     self.tally.reject(row.number, problem.field, problem.reason)

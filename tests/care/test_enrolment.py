@@ -8,8 +8,16 @@ import pytest
 
 from care.errors import NotFoundError, ValidationFailedError
 from care.identifiers import IdentifierError, normalize_id_number, normalize_phone
-from care.patients import EnrolmentOutcome, enroll, find_by_openid, get_patient, parse_enrolment
+from care.imports.enrolment_rows import parse_enrolment as parse_row
+from care.patients import EnrolmentOutcome, enroll, find_by_openid, get_patient
 from tests.conftest import TEST_ACTOR
+
+TODAY = date(2026, 12, 3)
+
+
+def parse_enrolment(values):
+    return parse_row(values, today=TODAY)
+
 
 VALID = {"card_no": " ab-001 ", "name": "陈静", "gender": "女", "birth_date": "1949-12-31",
          "phone": "139 1234 5678", "id_number": "11010519491231002x", "language": "中文"}
@@ -108,3 +116,10 @@ def test_id_number_checksum_rejects_one_wrong_digit():
     assert normalize_id_number("11010519491231002X")
     with pytest.raises(IdentifierError):
         normalize_id_number("11010519491231003X")
+
+
+def test_a_birth_date_is_plausible_up_to_the_clocks_today_not_the_machines():
+    born_today = {**VALID, "birth_date": "2026-12-03", "id_number": ""}
+    assert parse_row(born_today, today=date(2026, 12, 3)).birth_date == date(2026, 12, 3)
+    with pytest.raises(ValidationFailedError, match="plausible"):
+        parse_row(born_today, today=date(2026, 12, 2))

@@ -67,9 +67,9 @@ def test_a_test_patient_can_be_reached_on_the_console_only(db, member):
     patient.wechat_openid = "oSomeoneSetThisByMistake00001"
     patient.phone = "+8613800000001"
     db.flush()
-    assert channel_usable(patient, "console") is True
+    assert channel_usable(db, patient, "console", "reminder") is True
     for channel in ("wechat", "sms", "voice"):
-        assert channel_usable(patient, channel) is False
+        assert channel_usable(db, patient, channel, "reminder") is False
 
 
 def test_a_test_patients_follow_ups_run_on_the_console_only(db, member, clock):

@@ -148,7 +148,7 @@ def test_one_unknown_member_or_patient_changes_nothing(run_cli, clinic):
     assert err == "error: no staff account for ghost@clinic.test\n"
     code, out, err = run_cli("teams", "patients", "add", "T", "C001", "NOSUCH")
     assert (code, out) == (1, "")
-    assert err.startswith("error: no patient with card number or id")
+    assert err.startswith("error: no patient has this card number or id")
     assert len(err.splitlines()) == 1
     assert clinic.team("T") == ([], [])
     assert clinic.audit("care_team.member_add") == []

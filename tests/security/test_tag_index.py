@@ -21,7 +21,7 @@ from sqlalchemy import select, text
 
 from care.advice_lines import suppress_advice_line
 from care.models import AuditEntry, PatientTag
-from care.tags import add_tag, patient_ids_with_tag, patients_with_tag, remove_tag, tags_of
+from care.tags import add_tag, patient_ids_with_tag, remove_tag, tags_of
 from careloop import migrate
 from careloop.db import Database, make_engine
 from security.clock import FixedClock
@@ -78,7 +78,7 @@ def test_the_patients_with_a_tag_are_one_query(db, make_patient, statements):
     assert set(found) == {patient.id for patient in tagged["phq9_positive"][1:]}
     assert len(statements) == 1
     assert "patient_tags" in statements[0]
-    assert {patient.id for patient in patients_with_tag(db, "gad7_positive")} == {p.id for p in tagged["gad7_positive"]}
+    assert set(patient_ids_with_tag(db, "gad7_positive")) == {p.id for p in tagged["gad7_positive"]}
 
 
 def test_a_patients_own_tags_are_still_found_one_by_one(db, make_patient):

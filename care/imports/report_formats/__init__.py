@@ -3,7 +3,7 @@
 Use::
 
     fmt = format_for_path(Path("results.hl7"))          # or format_for_media_type("application/fhir+json")
-    for report in fmt.reports(ReportSource.from_path(path), ParseContext(today=date.today())):
+    for report in fmt.reports(ReportSource.from_path(path), ParseContext(today=clock.now().date())):
         ...
 """
 
