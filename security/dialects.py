@@ -132,9 +132,11 @@ def locked_row_version(table: Table) -> ColumnElement[str]:
 # -- one batched write per unit of work --------------------------------------------------------------------
 @dataclass(frozen=True)
 class TableRows:
-    """Rows for one table: new rows to insert, or (``update``) new values of existing rows named by ``id``.
+    """Rows for one table: new rows to insert, or (``update``) the new values of one existing row named by ``id``.
 
     Every row gives the same columns (a row of another shape goes in a second :class:`TableRows`).
+    An update names one row: PostgreSQL then plans it as one row (a set of rows from JSON is
+    estimated at a hundred, which turns the update into a scan of the whole table).
     """
 
     table: Table
@@ -177,14 +179,17 @@ def write_batch(connection: Connection, writes: Sequence[TableRows], *, guard: G
     writes = [write for write in writes if write.rows]
     if not writes:
         return
-    if guard is not None and not (writes[-1].update and len(writes[-1].rows) == 1):
-        raise ValueError("a guarded batch ends with the update of one row")
+    if any(write.update and len(write.rows) != 1 for write in writes):
+        raise ValueError("an update names one row")
+    if guard is not None and not writes[-1].update:
+        raise ValueError("a guarded batch ends with an update")
     shape: _Shape = tuple((write.table, write.columns, write.update) for write in writes)
     condition = guard.condition if guard is not None else None
     values = dict(guard.values) if guard is not None else {}
     if connection.dialect.name == "postgresql":
         (statement,) = _batch_statements("postgresql", shape, condition)
-        parameters = {f"rows_{index}": json.dumps(list(write.rows), default=_json_text)
+        parameters = {f"rows_{index}": json.dumps(write.rows[0] if write.update else list(write.rows),
+                                                  default=_json_text)
                       for index, write in enumerate(writes)}
         returned = fetch_all(connection, statement, {**parameters, **values})
         if condition is not None and not returned:
@@ -219,7 +224,7 @@ def _batch_statements(dialect: str, shape: _Shape, condition: ColumnElement[bool
     statements: list[Insert | Update] = []
     for index, (table, columns, is_update) in enumerate(shape):
         if dialect == "postgresql":
-            source = _json_rows(table, index)
+            source = _json_rows(table, index, one=is_update)
             if is_update:
                 statements.append(update(table).where(table.c.id == source.c.id)
                                   .values({column: source.c[column] for column in columns if column != "id"}))
@@ -244,10 +249,12 @@ def _batch_statements(dialect: str, shape: _Shape, condition: ColumnElement[bool
     return [top]
 
 
-def _json_rows(table: Table, index: int) -> TableValuedAlias:
-    """PostgreSQL: the rows in parameter ``rows_<index>`` (a JSON array), typed as ``table``'s rows."""
-    return func.json_populate_recordset(literal_column(f"NULL::{table.name}"),
-                                        sql_cast(bindparam(f"rows_{index}", type_=Text), JSON)).table_valued(
+def _json_rows(table: Table, index: int, *, one: bool) -> TableValuedAlias:
+    """PostgreSQL: the rows in parameter ``rows_<index>`` (a JSON array, or with ``one`` a JSON object),
+    typed as ``table``'s rows."""
+    populate = func.json_populate_record if one else func.json_populate_recordset
+    return populate(literal_column(f"NULL::{table.name}"),
+                    sql_cast(bindparam(f"rows_{index}", type_=Text), JSON)).table_valued(
         *table.c.keys(), name=f"new_{index}_{table.name}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from uuid import uuid4
 
 import pytest
 from sqlalchemy import bindparam, func, select, text
@@ -144,3 +145,11 @@ def test_a_write_of_nothing_sends_no_statement(db, make_patient, statements: lis
     Scene.of(db, patient.id).write()
     assert _writes(statements) == []
 
+
+
+def test_an_update_of_several_rows_at_once_is_refused(db):
+    from security.dialects import TableRows, write_batch
+
+    rows = [{"id": uuid4(), "status": "done"}, {"id": uuid4(), "status": "done"}]
+    with pytest.raises(ValueError, match="one row"):
+        write_batch(db.connection(), [TableRows(table_of(StaffTask), rows, update=True)])
