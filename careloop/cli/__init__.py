@@ -1,50 +1,27 @@
 """The ``careloop`` command line.
 
-Every command module registers its commands on :data:`main` when imported. :func:`run` turns
+Every command module registers its commands on :data:`main` when imported; :data:`main` imports a
+command's module when the command is named (``careloop.cli.base.COMMAND_MODULES``). :func:`run` turns
 failures into one clear line on stderr and the contract's exit codes: 0 ok, 1 the operation
 failed, 2 bad usage. A traceback is shown only with ``--debug``.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 import traceback
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from careloop.cli.base import CliContext, main
+from careloop.cli.base import CliContext, load_all_commands, main
 from careloop.readiness import database_problem
 from careloop.settings import Settings
 
-# Each module adds its commands to ``main`` when imported.
-COMMAND_MODULES: tuple[str, ...] = (
-    "careloop.cli.system",
-    "careloop.cli.imports",
-    "careloop.cli.keys",
-    "careloop.cli.console",
-    "careloop.cli.flows",
-    "careloop.cli.risk",
-    "careloop.cli.api_keys",
-    "careloop.cli.reports",
-    "careloop.cli.users",
-    "careloop.cli.teams",
-    "careloop.cli.doctor",
-    "careloop.cli.exports",
-)
-
 
 def load_commands() -> click.Group:
-    """Import every command module so that ``main`` knows all commands."""
-    for module in COMMAND_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as missing:
-            # A command module not yet in this build is simply absent from --help; its tests
-            # fail loudly. Any other import failure inside it is a bug and propagates.
-            if missing.name != module:
-                raise
+    """Import every command module and return :data:`main` with all its commands (tests, ``--help``)."""
+    load_all_commands()
     return main
 
 
@@ -55,7 +32,6 @@ def run(argv: list[str] | None = None, *, settings: Settings | None = None) -> i
     """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    load_commands()
     try:
         result = main.main(
             args=args, prog_name="careloop", standalone_mode=False, obj=CliContext(debug=debug, settings=settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import importlib
 import os
 import socket
 import sys
@@ -111,7 +112,51 @@ def progress_enabled() -> bool:
     return sys.stderr.isatty()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+#: Which module defines each top-level command. A command's module is imported when the command is
+#: named (``careloop import reports`` never loads the PDF and chart stack that ``report`` needs);
+#: ``--help`` imports them all.
+COMMAND_MODULES: dict[str, str] = {
+    "init": "careloop.cli.system",
+    "serve": "careloop.cli.system",
+    "worker": "careloop.cli.system",
+    "demo": "careloop.cli.system",
+    "audit": "careloop.cli.system",
+    "import": "careloop.cli.imports",
+    "keys": "careloop.cli.keys",
+    "console": "careloop.cli.console",
+    "flows": "careloop.cli.flows",
+    "simulate": "careloop.cli.flows",
+    "risk": "careloop.cli.risk",
+    "api-keys": "careloop.cli.api_keys",
+    "report": "careloop.cli.reports",
+    "users": "careloop.cli.users",
+    "teams": "careloop.cli.teams",
+    "doctor": "careloop.cli.doctor",
+    "export": "careloop.cli.exports",
+}
+
+
+class CommandsOnDemand(click.Group):
+    """The root group: each command's module is imported the first time the command is looked up."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if cmd_name not in self.commands and module is not None:
+            importlib.import_module(module)
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        load_all_commands()
+        return super().list_commands(ctx)
+
+
+def load_all_commands() -> None:
+    """Import every command module, so that :data:`main` holds every command."""
+    for module in sorted(set(COMMAND_MODULES.values())):
+        importlib.import_module(module)
+
+
+@click.group(cls=CommandsOnDemand, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
 @click.option("--as", "as_email", metavar="EMAIL",
               help="The staff account (active) the audit trail names for this command's changes.")

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import click
 
 from care.clinical.common import Label, Lang
-from care.clinical.report_pdf import ReportClinic
 from care.errors import NotFoundError
 from care.patients import get_patient
 from careloop.cli.base import CliContext, main, pass_cli
 from careloop.settings import Settings
 from security.files import open_private
+
+if TYPE_CHECKING:  # the PDF module pulls in ReportLab, which only printing needs
+    from care.clinical.report_pdf import ReportClinic
 
 #: The English name printed when the clinic has set only a Chinese one.
 #: The demo clinic's English name (the settings' default), for a clinic that gave only a Chinese one.
@@ -32,6 +34,8 @@ def report_clinic(settings: Settings) -> ReportClinic:
     report never prints the Chinese name or address: without ``_EN`` it prints the name only when it
     has no Chinese characters (else :data:`DEFAULT_CLINIC_NAME_EN`) and leaves the address out.
     """
+    from care.clinical.report_pdf import ReportClinic
+
     def text(name: str) -> str:
         value = getattr(settings, name, None)
         return value.strip() if isinstance(value, str) else ""
