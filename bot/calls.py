@@ -418,7 +418,7 @@ def _take_input(session: Session, services: BotServices, call: CallEvent, *, ste
         give_up_call(session, conversation, retryable=True)
         reply.voice = _voice(lang, conversation.id, _goodbye(services, lang, "voice_no_input"))
         return _finish(reply, receipt, patient)
-    log_inbound(session, patient, conversation, CHANNEL, text)
+    log_inbound(session, patient.id, conversation, CHANNEL, text)
     word = consent.keyword(text)
     if word in consent.STOP_WORDS:
         consent.opt_out(session, patient, CHANNEL, actor=actor, reason=f"keyword:{word}")
@@ -435,7 +435,7 @@ def _take_input(session: Session, services: BotServices, call: CallEvent, *, ste
         reply = _withdraw_recording(session, services, patient, conversation, call, step=step, source=asked_to_stop)
         return _finish(reply, receipt, patient)
     try:
-        turn = answer(session, services, patient, conversation, text, actor=actor)
+        turn = answer(session, services, conversation, text, actor=actor)
     except ConversationError:
         logger.warning("call could not continue conversation %s", conversation.id)
         reply.voice = _voice(lang, conversation.id, _goodbye(services, lang))

@@ -7,6 +7,7 @@ router, a worker job) decides how it goes out, and the entry point commits once.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -103,12 +104,20 @@ def facts_from(snapshot: dict[str, Any]) -> Facts:
                        profile=snapshot.get("profile") or {})
 
 
-def _conversation_facts(session: Session, patient: Patient, conversation: ConversationSession) -> Facts:
+def _conversation_facts(session: Session, conversation: ConversationSession) -> Facts:
     snapshot = conversation.facts
     if not snapshot:
-        snapshot = gather_facts(session, patient, conversation.lang)
+        snapshot = gather_facts(session, record_of(session, conversation), conversation.lang)
         conversation.facts = snapshot
     return facts_from(snapshot)
+
+
+def record_of(session: Session, conversation: ConversationSession) -> Patient:
+    """The record of the conversation's patient (from the session's identity map when it is loaded already)."""
+    patient = session.get(Patient, conversation.patient_id)
+    if patient is None:
+        raise ConversationError("the conversation's patient is gone")
+    return patient
 
 
 def open_conversation(session: Session, patient: Patient) -> ConversationSession | None:
@@ -168,25 +177,29 @@ def begin(session: Session, services: BotServices, patient: Patient, flow_id: st
     facts = facts_from(snapshot)
     result = engine.start(definition, facts, lang=conversation.lang, now=now)
     conversation.lang = str(result.state.get("lang", conversation.lang))
-    return _finish_step(session, services, patient, conversation, result, actor)
+    return _finish_step(session, services, conversation, result, actor, patient=patient)
 
 
-def answer(session: Session, services: BotServices, patient: Patient, conversation: ConversationSession, reply: str,
+def answer(session: Session, services: BotServices, conversation: ConversationSession, reply: str,
            *, actor: Actor) -> Turn:
-    """Feed the patient's message to their open conversation."""
+    """Feed the patient's message to their open conversation.
+
+    The patient's record is loaded only if the step needs it (an invitation's first question, facts
+    not yet gathered, events that change the profile, tags or follow-ups): a plain answer reads and
+    writes the conversation's own rows only.
+    """
     if conversation.status == SessionStatus.INVITED.value:
         # Any reply to a neutral invitation is the go-ahead; the flow's first question comes next.
-        return begin(session, services, patient, conversation.flow_id, channel=conversation.channel, actor=actor,
-                     conversation=conversation)
+        return begin(session, services, record_of(session, conversation), conversation.flow_id,
+                     channel=conversation.channel, actor=actor, conversation=conversation)
     definition = _definition(services, conversation.flow_id, conversation.flow_version)
-    facts = _conversation_facts(session, patient, conversation)
+    facts = _conversation_facts(session, conversation)
     result = engine.step(definition, dict(conversation.state or {}), facts, engine.TextInput(reply),
                          now=clock_of(session).now())
-    return _finish_step(session, services, patient, conversation, result, actor)
+    return _finish_step(session, services, conversation, result, actor)
 
 
-def fire_timer(session: Session, services: BotServices, patient: Patient, conversation: ConversationSession,
-               *, actor: Actor) -> Turn:
+def fire_timer(session: Session, services: BotServices, conversation: ConversationSession, *, actor: Actor) -> Turn:
     """Run the reminder or the expiry that fell due."""
     now = clock_of(session).now()
     if conversation.status == SessionStatus.INVITED.value:
@@ -196,13 +209,13 @@ def fire_timer(session: Session, services: BotServices, patient: Patient, conver
     expires = conversation.expires_at
     kind: Literal["reminder", "expiry"] = "expiry" if expires is not None and now >= expires else "reminder"
     definition = _definition(services, conversation.flow_id, conversation.flow_version)
-    facts = _conversation_facts(session, patient, conversation)
+    facts = _conversation_facts(session, conversation)
     result = engine.step(definition, state, facts, engine.Timer(kind), now=now)
     if not result.outputs and not result.events:
         # Nothing was due after all (answered meanwhile): look again at the next expiry.
         conversation.next_timer_at = expires if expires is not None and expires > now else None
         return Turn(conversation, [], False, conversation.lang)
-    return _finish_step(session, services, patient, conversation, result, actor)
+    return _finish_step(session, services, conversation, result, actor)
 
 
 def close(session: Session, conversation: ConversationSession, status: str) -> None:
@@ -222,11 +235,13 @@ def close(session: Session, conversation: ConversationSession, status: str) -> N
             followup.next_action_at = None
 
 
-def _finish_step(session: Session, services: BotServices, patient: Patient, conversation: ConversationSession,
-                 result: engine.StepResult, actor: Actor) -> Turn:
-    """Apply the step's events (their rows written with the turn's scene at the end) and move the conversation."""
+def _finish_step(session: Session, services: BotServices, conversation: ConversationSession,
+                 result: engine.StepResult, actor: Actor, *, patient: Patient | None = None) -> Turn:
+    """Apply the step's events and move the conversation: rows of the turn's scene, written once when the
+    turn ends (:func:`bot.turns.scene.write_scenes`, else at commit), the conversation's changes with them."""
     where = Where(conversation.id, conversation.flow_id, conversation.flow_version, conversation.channel)
-    scene = Scene.of(session, patient.id)
+    scene = Scene.of(session, conversation.patient_id)
+    scene.track(conversation)
     context = EffectContext(scene=scene, conversation=where, actor=actor, patient=patient)
     apply_events(context, list(result.events))
     if context.timers is not None:
@@ -249,22 +264,21 @@ def _finish_step(session: Session, services: BotServices, patient: Patient, conv
             scene.write()
             session.flush()
             first, *rest = context.flows_to_start
-            follow_on = begin(session, services, patient, first, channel=conversation.channel, actor=actor)
+            record = context.record()
+            follow_on = begin(session, services, record, first, channel=conversation.channel, actor=actor)
             outputs.extend(follow_on.outputs)
             for flow_id in rest:
-                schedule_followup(session, patient, flow_id=flow_id, due_at=now,
+                schedule_followup(session, record, flow_id=flow_id, due_at=now,
                                   channel_order=[conversation.channel], source="flow", actor=actor)
             return Turn(follow_on.conversation, outputs, follow_on.ended, conversation.lang)
-        scene.write()
         return Turn(conversation, outputs, True, conversation.lang)
-    scene.write()
     return Turn(conversation, outputs, False, conversation.lang)
 
 
-def log_inbound(session: Session, patient: Patient, conversation: ConversationSession | None, channel: str,
+def log_inbound(session: Session, patient_id: uuid.UUID, conversation: ConversationSession | None, channel: str,
                 message_text: str) -> None:
     """Log what the patient said (written with the turn's scene)."""
-    log_message(Scene.of(session, patient.id), conversation_id=conversation.id if conversation else None,
+    log_message(Scene.of(session, patient_id), conversation_id=conversation.id if conversation else None,
                 channel=channel, direction=Direction.IN, text=message_text)
 
 
@@ -282,4 +296,5 @@ __all__ = [
     "lock_patient",
     "log_inbound",
     "open_conversation",
+    "record_of",
 ]

@@ -1,9 +1,10 @@
 """From one inbound message to the reply: dedupe, identify, opt-out words, the conversation, the menu.
 
-A turn: claim the delivery and lock the patient (:mod:`bot.turns.delivery`), step the conversation
-(the plain turn, or the general one that loads the record), apply the engine's events as the
-turn's rows (:mod:`bot.turns.effects`), fit the reply to the channel and write the rows once
-(:mod:`bot.turns.scene`); the entry point commits.
+A turn: claim the delivery and lock the patient (:mod:`bot.turns.delivery`), read what the turn
+needs of them (:mod:`bot.turns.context`), step the conversation (:mod:`bot.conversations`), apply
+the engine's events as the turn's rows (:mod:`bot.turns.effects`), fit the reply to the channel and
+write the rows once, the conversation's changes and the receipt's reply with them (:mod:`bot.turns.scene`);
+the entry point commits.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import replace
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import consent, failures, free_text, identity, plain_turns
+from bot import consent, failures, free_text, identity
 from bot.conversations import (
     BotServices,
     ConversationError,
@@ -27,10 +28,11 @@ from bot.conversations import (
     open_conversation,
 )
 from bot.messages import InboundMessage, Reply
-from bot.models import ConversationSession, Direction, UnknownSender
+from bot.models import Direction, UnknownSender
 from bot.outbox import advance_delivery
 from bot.rendering import render_text
 from bot.texts import say
+from bot.turns.context import TurnContext, load_turn
 from bot.turns.delivery import claim_and_lock, claim_delivery
 from bot.turns.effects import log_message
 from bot.turns.replies import fit_reply
@@ -41,6 +43,8 @@ from security.dialects import GuardFailedError
 from security.fields import cipher_of, clock_of
 
 logger = logging.getLogger("careloop.bot")
+
+CONSENT_WORDS = consent.STOP_WORDS | consent.START_WORDS | consent.HELP_WORDS
 
 
 def _never() -> bool:
@@ -58,11 +62,11 @@ def handle_inbound(session: Session, services: BotServices, message: InboundMess
     """
     try:
         try:
-            return _handle(session, services, message, late, plain=True)
+            return _handle(session, services, message, late, early_read=True)
         except GuardFailedError:
             # Another message of the patient's was committed while this one waited for the lock.
             session.rollback()
-            return _handle(session, services, message, late, plain=False)
+            return _handle(session, services, message, late, early_read=False)
     except Exception as failure:  # noqa: BLE001 - a failed turn is answered, never turned into a redelivery
         session.rollback()
         failures.log_failure(failure, channel=message.channel, what="a turn")
@@ -85,7 +89,12 @@ def _after_failure(session: Session, services: BotServices, message: InboundMess
 
 
 def _handle(session: Session, services: BotServices, message: InboundMessage, late: Callable[[], bool], *,
-            plain: bool) -> Reply:
+            early_read: bool) -> Reply:
+    """One turn: claim and lock, read the turn's context, answer, fit the reply, write the scene once.
+
+    ``early_read``: a text that only a waiting conversation answers may use what the claim's
+    statement read of the patient (see :func:`bot.turns.context.load_turn`).
+    """
     claimed = claim_and_lock(session, message)
     delivery, patient_id = claimed.delivery, claimed.patient_id
     if delivery is None:
@@ -96,68 +105,68 @@ def _handle(session: Session, services: BotServices, message: InboundMessage, la
         recognised = str(message.extra.get("recognition") or "").strip()
         if recognised:
             message = replace(message, kind="text", text=recognised)
-    if plain and patient_id is not None and message.kind == "text":
-        answered = plain_turns.answer_plainly(session, services, message, patient_id, delivery.id, late,
-                                              read=claimed.read)
-        if answered is not None:
-            return answered
-    receipt = delivery.track(session, patient_id)
-    # The router holds the patient's lock since the claim; this later read sees the conversation as left.
-    patient, conversation = identity.find_correspondent(session, message.channel, message.sender)
-    actor = Actor("patient", str(patient.id) if patient else "unknown", message.channel)
+    context = None
+    if patient_id is not None:
+        early = early_read and message.kind == "text" and consent.keyword(message.text) not in CONSENT_WORDS
+        context = load_turn(session, patient_id, message.channel, claimed.read if early else None)
+    actor = Actor("patient", str(patient_id) if patient_id else "unknown", message.channel)
     if message.kind == "event":
-        reply = _event(session, services, message, patient, actor)
+        reply = _event(session, services, message, context.record() if context else None, actor)
     elif message.kind == "media":
-        lang = patient.language if patient else "zh"
-        reply = Reply(texts=[say("media_unsupported", lang)], patient_id=str(patient.id) if patient else None)
-    elif patient is None:
+        lang = context.record().language if context else "zh"
+        reply = Reply(texts=[say("media_unsupported", lang)], patient_id=str(patient_id) if patient_id else None)
+    elif context is None:
         reply = _stranger(session, services, message, actor)
     else:
-        reply = _from_patient(session, services, message, patient, conversation, actor)
-    reply = fit_reply(session, message, reply, receipt_id=receipt.id, late=late())
-    receipt.patient_id = patient.id if patient else (uuid.UUID(reply.patient_id) if reply.patient_id else None)
-    receipt.reply = reply.to_dict()
+        reply = _from_patient(session, services, message, context, actor)
+    reply = fit_reply(session, message, reply, receipt_id=delivery.id, late=late())
+    delivery.keep(session, reply, patient_id)
     write_scenes(session)
     return reply
 
 
-def _from_patient(session: Session, services: BotServices, message: InboundMessage, patient: Patient,
-                  conversation: ConversationSession | None, actor: Actor) -> Reply:
+def _from_patient(session: Session, services: BotServices, message: InboundMessage, context: TurnContext,
+                  actor: Actor) -> Reply:
     config = services.config
     word = consent.keyword(message.text)
-    lang = patient.language
+    patient_id = context.patient_id
     if word in consent.STOP_WORDS:
+        patient = context.record()
         consent.opt_out(session, patient, message.channel, actor=actor, reason=f"keyword:{word}")
-        log_inbound(session, patient, None, message.channel, message.text)
-        return _texts(session, patient, message.channel, [say("opted_out", lang)])
+        log_inbound(session, patient_id, None, message.channel, message.text)
+        return _texts(session, patient, message.channel, [say("opted_out", patient.language)])
     if word in consent.START_WORDS:
+        patient = context.record()
         consent.opt_in(session, patient, message.channel, actor=actor)
-        return _texts(session, patient, message.channel, [say("opted_in", lang)])
+        return _texts(session, patient, message.channel, [say("opted_in", patient.language)])
     if word in consent.HELP_WORDS:
+        patient = context.record()
         return _texts(session, patient, message.channel,
-                      [say("help", lang, clinic=config.clinic_name, phone=config.clinic_phone)])
-    current = patient.consent_for(message.channel)
-    if current is not None and current.opted_out:
+                      [say("help", patient.language, clinic=config.clinic_name, phone=config.clinic_phone)])
+    if context.opted_out:
         # The patient opted out here; only START brings the channel back.
-        return Reply(patient_id=str(patient.id))
-    log_inbound(session, patient, conversation, message.channel, message.text)
+        return Reply(patient_id=str(patient_id))
+    conversation = context.conversation
+    log_inbound(session, patient_id, conversation, message.channel, message.text)
     turn: Turn | None = None
     try:
         if conversation is not None:
             conversation.channel = message.channel
-            turn = answer(session, services, patient, conversation, message.text, actor=actor)
+            turn = answer(session, services, conversation, message.text, actor=actor)
         elif word in config.keywords:
-            turn = begin(session, services, patient, config.keywords[word], channel=message.channel, actor=actor)
+            turn = begin(session, services, context.record(), config.keywords[word], channel=message.channel,
+                         actor=actor)
     except ConversationError:
-        logger.warning("conversation could not continue for patient %s", patient.id)
+        logger.warning("conversation could not continue for patient %s", patient_id)
         turn = None
     if turn is None:
+        patient = context.record()
         if conversation is None and word not in config.keywords and not free_text.wants_the_menu(message.text):
             texts = free_text.answer_free_text(session, config, patient, message.channel, message.text)
             return _texts(session, patient, message.channel, texts)
-        return _texts(session, patient, message.channel, [say("menu", lang)])
+        return _texts(session, patient, message.channel, [say("menu", patient.language)])
     texts = render_text(turn.outputs, turn.lang)
-    return Reply(texts=texts, patient_id=str(patient.id), session_id=str(turn.conversation.id))
+    return Reply(texts=texts, patient_id=str(patient_id), session_id=str(turn.conversation.id))
 
 
 def _texts(session: Session, patient: Patient, channel: str, texts: list[str]) -> Reply:

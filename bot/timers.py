@@ -40,7 +40,7 @@ def due_timers(session: Session, services: BotServices, *, limit: int = 100) -> 
             # will write this conversation, which this query has locked. Waiting here could
             # deadlock with it; the timer fires at a later tick if it is still due.
             continue
-        turn = fire_timer(session, services, patient, conversation, actor=TIMERS)
+        turn = fire_timer(session, services, conversation, actor=TIMERS)
         handled += 1
         channel = conversation.channel
         if (not turn.outputs or channel not in TEXT_CHANNELS

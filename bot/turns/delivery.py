@@ -16,19 +16,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BindParameter, Select, bindparam, delete, literal, null, select, true
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ColumnElement
 
-from bot import identity, plain_turns
+from bot import identity
 from bot.messages import InboundMessage, Reply
 from bot.models import InboundReceipt
-from bot.turns.scene import table_of
+from bot.turns.context import read_alongside
+from bot.turns.scene import Scene, as_loaded, table_of
 from security.dialects import dialect_name, fetch_all, has_row_locks, insert_ignoring
 from security.fields import cipher_of, clock_of
 
 RECEIPTS = table_of(InboundReceipt)
 _CLAIMED_COLUMNS = ("id", "channel", "provider_key", "received_at")
+_NOT_YET = {InboundReceipt.reply.storage: None}  # a claim has no reply yet
 
 
 @dataclass(frozen=True)
@@ -49,13 +51,22 @@ class Delivery:
             key = "h:" + cipher_of(session).blind_index("inbound_receipt", f"{message.channel}:{key}").hex()
         return cls(uuid.uuid4(), message.channel, key[:160], clock_of(session).now())
 
+    def keep(self, session: Session, reply: Reply, patient_id: uuid.UUID | None) -> None:
+        """Keep ``reply`` on the receipt, for a repeated delivery: an update of the patient's scene when the
+        claim named them (``patient_id``), written with the turn's rows; else by the receipt's object, which
+        then names the patient the turn bound to the sender, if any."""
+        if patient_id is not None:
+            Scene.of(session, patient_id).update(InboundReceipt, self.id, {"reply": reply.to_dict()})
+            return
+        receipt = self.track(session, None)
+        receipt.patient_id = uuid.UUID(reply.patient_id) if reply.patient_id else None
+        receipt.reply = reply.to_dict()
+
     def track(self, session: Session, patient_id: uuid.UUID | None) -> InboundReceipt:
         """The receipt (claimed for ``patient_id``) as an object of the session; the row is not read back."""
-        receipt = InboundReceipt(id=self.id, channel=self.channel, provider_key=self.provider_key,
-                                 patient_id=patient_id, received_at=self.received_at)
-        make_transient_to_detached(receipt)
-        session.add(receipt)
-        return receipt
+        return as_loaded(session, InboundReceipt, {
+            "id": self.id, "channel": self.channel, "provider_key": self.provider_key, "patient_id": patient_id,
+            "received_at": self.received_at, **_NOT_YET})
 
 
 def _bound(column: str) -> BindParameter[Any]:
@@ -77,7 +88,7 @@ def _claim_statement(dialect: str, patient: ColumnElement[Any] | None = None) ->
 @functools.lru_cache(maxsize=8)
 def _claim_and_lock_statement(column: str | None) -> Select[Any]:
     """Where rows lock one by one, one statement: lock the patient's row (a ``FOR UPDATE`` CTE), claim the
-    delivery for them (a data-modifying CTE); answer both ids, and what a plain turn reads of the patient."""
+    delivery for them (a data-modifying CTE); answer both ids, and what a turn reads of the patient."""
     if column is None:
         claim = _claim_statement("postgresql", null()).cte("claim")
         return select(select(claim.c.id).scalar_subquery(), null()).add_cte(claim)
@@ -86,7 +97,7 @@ def _claim_and_lock_statement(column: str | None) -> Select[Any]:
     one = select(literal(1).label("one")).subquery("one")
     ids = (select(select(claim.c.id).scalar_subquery(), locked.c.id)
            .select_from(one.outerjoin(locked, true())).add_cte(claim))
-    return plain_turns.read_alongside(ids, locked.c.id, versioned=True)
+    return read_alongside(ids, locked.c.id, versioned=True)
 
 
 def claim_delivery(session: Session, message: InboundMessage) -> tuple[InboundReceipt | None, Reply | None]:
@@ -107,7 +118,7 @@ def claim_delivery(session: Session, message: InboundMessage) -> tuple[InboundRe
 @dataclass(frozen=True)
 class Claimed:
     """What claiming a delivery found: the new receipt or the reply given before, the sender's patient,
-    and (where rows lock one by one) what a plain turn reads of them, read by the statement that took the lock."""
+    and (where rows lock one by one) what a turn reads of them, read by the statement that took the lock."""
 
     delivery: Delivery | None
     previous: Reply | None
@@ -120,10 +131,11 @@ def claim_and_lock(session: Session, message: InboundMessage) -> Claimed:
 
     With row locks (PostgreSQL) both take one statement, so one patient's messages are handled one
     at a time; the statement's snapshot may predate the previous holder's commit, so what it read
-    is written back only if still current (the plain turn's guard), and every other read is a
+    is used only under a guard (:func:`bot.turns.context.load_turn`), and every other read is a
     later statement. SQLite's ``BEGIN IMMEDIATE`` already serialises writers: a lookup, then a claim.
     """
     delivery = Delivery.of(session, message)
+    session.flush()  # a patient enrolled in this unit of work is looked up like any other
     connection = session.connection()
     found = identity.sender_index(session, message.channel, message.sender)
     column, index = found if found is not None else (None, None)

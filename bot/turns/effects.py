@@ -238,15 +238,3 @@ def waiting_times(event: SessionWaiting) -> tuple[datetime, datetime]:
 @handles(SessionEnded)
 def _ended(context: EffectContext, event: SessionEnded) -> None:
     context.ended = event.status
-
-
-def lands_in_the_scene(events: list[Event]) -> bool:
-    """Whether every event of a step becomes rows of the turn's scene, so the step needs no patient record.
-
-    That is its log (:class:`MsgCreated`), its timers (:class:`SessionWaiting`), results and
-    observations (with the urgent task of a red-flag reading), staff alerts and flow errors;
-    events without a handler write nothing. Profile fields, tags, follow-ups and flows to start go
-    through the care services, which work on the loaded record.
-    """
-    scene_only = (_message, _waiting, _result, _observation, _staff, _flow_error, _ended)
-    return all(HANDLERS.get(event.type) in (None, *scene_only) for event in events)

@@ -16,10 +16,10 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, inspect
+from sqlalchemy.orm import Mapper, Session, make_transient, make_transient_to_detached
 
 from security.audit import Actor, AuditEntry, entry_row, take_pending_entries
 from security.dialects import Guard, TableRows, write_batch
@@ -31,6 +31,7 @@ def table_of(model: type[Any]) -> Table:
     return cast(Table, model.__table__)
 
 
+T = TypeVar("T")
 AUDIT = table_of(AuditEntry)
 _SCENES = "careloop.turn_scenes"
 
@@ -50,6 +51,10 @@ class Scene:
     _inserts: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
     # One entry per updated row, its values merged: PostgreSQL may not write a row twice in one statement.
     _updates: dict[tuple[Table, uuid.UUID], dict[str, Any]] = field(default_factory=dict)
+    # Objects of the session whose changes this scene writes (see :meth:`track`), and the guarded one.
+    _tracked: list[Any] = field(default_factory=list)
+    _guarded: Any = None
+    _guard: Guard | None = None
 
     @classmethod
     def of(cls, session: Session, patient_id: uuid.UUID, *, key: bytes | None = None) -> Scene:
@@ -82,6 +87,15 @@ class Scene:
         sealed = sealed_row(cipher_of(self.session), self.key, model, {"id": row_id, **values})
         self._updates.setdefault((table_of(model), row_id), {"id": row_id}).update(sealed)
 
+    def track(self, instance: Any, *, guard: Guard | None = None) -> None:
+        """Write what the turn changes in ``instance`` (an object of the session: the conversation, the
+        delivery's receipt) with the scene's rows, as one more update, instead of the unit of work's own
+        UPDATE. With ``guard``, that update is the batch's guarded one (:func:`security.dialects.write_batch`)."""
+        if not any(tracked is instance for tracked in self._tracked):
+            self._tracked.append(instance)
+        if guard is not None:
+            self._guarded, self._guard = instance, guard
+
     def rows(self, model: type[Any]) -> list[dict[str, Any]]:
         """The new rows of ``model``'s table so far (stored column values)."""
         return list(self._inserts.get(table_of(model), []))
@@ -101,13 +115,73 @@ class Scene:
         if AUDIT in self._inserts:
             # The entries the care services added as objects in this unit of work join the scene's.
             self._inserts[AUDIT][:0] = take_pending_entries(self.session)
+        guarded = self._take_tracked_changes()
+        if guarded is not None:
+            # The guarded row's update goes last, where the batch checks its guard.
+            self._updates[guarded] = self._updates.pop(guarded)
+            guard = self._guard
         writes = [TableRows(table, rows) for table, rows in self._inserts.items()]
         writes += [TableRows(table, [row], update=True) for (table, _row_id), row in self._updates.items()]
-        self._inserts, self._updates = {}, {}
+        self._inserts, self._updates, self._tracked, self._guarded, self._guard = {}, {}, [], None, None
         if not writes:
             return
         self.session.flush()
         write_batch(self.session.connection(), writes, guard=guard)
+
+    def _take_tracked_changes(self) -> tuple[Table, uuid.UUID] | None:
+        """Move what changed in the tracked objects into the scene's updates, leaving the objects unchanged
+        in the unit of work's eyes (it will not UPDATE them again); return the guarded row's key, if it changed."""
+        guarded = None
+        for instance in self._tracked:
+            state = inspect(instance)
+            if not state.persistent or (not state.modified and instance is not self._guarded):
+                continue
+            columns = _columns_by_attribute(state.mapper)
+            values = state.dict
+            unmodified = state.unmodified
+            # In the mapper's order: the batch's statement is cached by its columns.
+            changed = {column: values[key] for key, column in columns.items()
+                       if key not in unmodified and key in values}
+            _as_if_just_loaded(self.session, instance)
+            if not changed and instance is self._guarded:
+                changed = {"updated_at": instance.updated_at}  # the guard is checked even when nothing changed
+            if not changed:
+                continue
+            row_key = (table_of(type(instance)), instance.id)
+            self._updates.setdefault(row_key, {"id": instance.id}).update(changed)
+            if instance is self._guarded:
+                guarded = row_key
+        return guarded
+
+
+def as_loaded(session: Session, model: type[T], values: Mapping[str, Any]) -> T:
+    """A ``model`` object of ``session`` with ``values`` (attribute names: every column's) as if a query had
+    loaded them, without the query: a row the turn read with other data, or has just inserted."""
+    instance = cast(T, inspect(model).class_manager.new_instance())
+    instance.__dict__.update(values)  # as the ORM's loading fills an object, without change events
+    make_transient_to_detached(instance)
+    session.add(instance)
+    return instance
+
+
+def _columns_by_attribute(mapper: Mapper[Any]) -> dict[str, str]:
+    found = _COLUMNS_BY_ATTRIBUTE.get(mapper)
+    if found is None:
+        found = _COLUMNS_BY_ATTRIBUTE[mapper] = {prop.key: prop.columns[0].key for prop in mapper.column_attrs}
+    return found
+
+
+_COLUMNS_BY_ATTRIBUTE: dict[Mapper[Any], dict[str, str]] = {}
+
+
+def _as_if_just_loaded(session: Session, instance: Any) -> None:
+    """Make ``instance``'s current values its committed ones, so that the unit of work has nothing to flush
+    for it (marking each attribute committed would leave the object flagged as modified, and every flush
+    would walk it)."""
+    session.expunge(instance)
+    make_transient(instance)
+    make_transient_to_detached(instance)
+    session.add(instance)
 
 
 def write_scenes(session: Session) -> None:

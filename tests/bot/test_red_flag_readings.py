@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import plain_turns
 from bot.conversations import BotServices
 from bot.messages import InboundMessage, Reply
 from bot.router import handle_inbound
@@ -90,25 +88,10 @@ nodes:
 """
 
 
-@pytest.fixture
-def plain_calls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Whether each call of the plain path answered (a spy: the real function runs)."""
-    calls: list[bool] = []
-    real = plain_turns.answer_plainly
-
-    def spy(*args: Any, **kwargs: Any) -> Reply | None:
-        reply = real(*args, **kwargs)
-        calls.append(reply is not None)
-        return reply
-
-    monkeypatch.setattr(plain_turns, "answer_plainly", spy)
-    return calls
-
-
-@pytest.mark.parametrize(("answer", "plain", "reasons"), [("6.0", True, []), ("2.5", True, ["hypoglycaemia_level2"])])
-def test_a_coded_low_glucose_answer_opens_its_task_on_the_plain_path(
+@pytest.mark.parametrize(("answer", "reasons"), [("6.0", []), ("2.5", ["hypoglycaemia_level2"])])
+def test_a_coded_low_glucose_answer_in_the_middle_of_a_flow_opens_its_task(
     db: Session, make_patient: Callable[..., Patient], services: BotServices, clock: FixedClock, tmp_path: Path,
-    plain_calls: list[bool], answer: str, plain: bool, reasons: list[str],
+    answer: str, reasons: list[str],
 ) -> None:  # fmt: skip
     (tmp_path / "sugar_check.yaml").write_text(CODED_GLUCOSE_FLOW, encoding="utf-8")
     custom = replace(services, library=FlowLibrary([tmp_path]),
@@ -123,6 +106,5 @@ def test_a_coded_low_glucose_answer_opens_its_task_on_the_plain_path(
 
     say("测糖")
     say(answer)
-    assert plain_calls[-1] is plain
     assert glucose_of(db, patient) == [float(answer)]
     assert [task.reason for task in tasks_of(db, patient)] == reasons
