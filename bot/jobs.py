@@ -12,8 +12,11 @@ from bot.conversations import BotServices
 from bot.dispatcher import Dispatcher
 from bot.followups import due_followups
 from bot.recordings import recording_job
+from bot.tag_rules import rule_engine
 from bot.timers import due_timers
 from bot.turns.delivery import prune_receipts
+from care.tag_rules import drain_reevaluations, run_chunk, start_daily_runs
+from flows.registry import FlowLibrary
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,16 @@ class Job:
     budget_seconds: float = 30.0
 
 
+def tag_rule_jobs(library: FlowLibrary) -> tuple[Job, ...]:
+    """The tag rules' work: the patients marked for re-evaluation, the bulk runs, the daily runs."""
+    engine = rule_engine(library)
+    return (
+        Job("tag_reevaluation", 10, run_batch=lambda session: drain_reevaluations(session, engine)),
+        Job("tag_rule_runs", 10, run_batch=lambda session: run_chunk(session, engine)),
+        Job("tag_rule_daily_runs", 3600, run_batch=lambda session: start_daily_runs(session, engine)),
+    )
+
+
 def bot_jobs(services: BotServices, dispatcher: Dispatcher) -> tuple[Job, ...]:
     jobs = [
         Job("due_followups", 30, run_batch=lambda session: due_followups(session, services)),
@@ -39,6 +52,7 @@ def bot_jobs(services: BotServices, dispatcher: Dispatcher) -> tuple[Job, ...]:
         Job("dispatch_outbox", 2, run_tick=dispatcher.tick),
         Job("prune_receipts", 3600, run_batch=prune_receipts),
         Job("store_recordings", 10, run_tick=recording_job(services, dispatcher.unit_of_work)),
+        *tag_rule_jobs(services.library),
     ]
     wechat = services.adapters.get("wechat")
     if isinstance(wechat, WeChatAdapter):

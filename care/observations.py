@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from care.clinical.ranges import Classification, hypoglycaemia
 from care.errors import Problem, ValidationFailedError
 from care.models import Observation, Patient, StaffTask, TaskPriority
+from care.reevaluation import request_at_commit
 from care.tasks import task_audit, task_record
 from security.audit import Actor, log
 from security.fields import clock_of
@@ -90,6 +91,7 @@ def record_observation(
     if audit:
         log(session, actor=actor, **observation_audit(record))
     open_red_flag_tasks(session, [Reading.of(record)], actor=actor)
+    request_at_commit(session, patient.id, reason="reading")
     return observation
 
 

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from care.errors import Problem, ValidationFailedError
 from care.models import HealthProfile, Patient
 from care.profile_fields import PROFILE_FIELDS
+from care.reevaluation import request_at_commit
 from security.audit import Actor, log
 from security.fields import clock_of
 
@@ -43,3 +44,4 @@ def set_profile_field(session: Session, patient: Patient, name: str, value: Any,
     # The section only: a field's name can itself say what the patient has (``allergies.penicillin``).
     log(session, actor=actor, action="profile.update", resource_type="health_profile", resource_id=profile.id,
         patient_id=patient.id, details={"section": known.section})
+    request_at_commit(session, patient.id, reason="profile")

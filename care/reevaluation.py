@@ -1,9 +1,11 @@
 """The queue of patients whose tag rules must be evaluated again (new results, new answers).
 
 Tag rules are edge-triggered over patient facts (DESIGN.md, "What comes next: Automation"): when a
-fact changes, the patient is marked here, in the same transaction as the change; the rule engine
-(a worker job of the automation issue) claims marked patients in ``requested_at`` order, evaluates
-their rules and clears the mark, unless the patient was marked again meanwhile.
+fact changes (a report imported, a reading recorded, a conversation's answers, a profile field, a
+tag set by a flow or staff), the patient is marked here, in the same transaction as the change; the
+rule engine (:func:`care.tag_rules.drain_reevaluations`, the worker's ``tag_reevaluation`` job)
+claims marked patients in ``requested_at`` order, evaluates their rules and clears the mark, unless
+the patient was marked again meanwhile.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy.orm import Session
 from care.models import TagReevaluation
 from security.dialects import upsert
 from security.fields import clock_of
+from security.session import before_commit
 
 #: Patients per statement (well under every engine's parameter limit).
 CHUNK = 500
@@ -40,6 +43,18 @@ def request_tag_reevaluation(session: Session, patient_ids: Iterable[uuid.UUID],
         # One statement, many parameter sets: compiled once, sent as executemany.
         session.execute(statement, rows[start : start + CHUNK])
     return len(ids)
+
+
+def request_at_commit(session: Session, patient_id: uuid.UUID, *, reason: str) -> None:
+    """Mark the patient when ``session``'s transaction commits (once however many of their facts it changed).
+
+    For the services that change one fact at a time (a reading, a profile field, a tag, a turn's
+    answers): the mark is one statement at commit, after the unit of work's own writes.
+    """
+    def mark() -> None:
+        request_tag_reevaluation(session, [patient_id], reason=reason)
+
+    before_commit(session, ("tag_reevaluation", patient_id), mark)
 
 
 def pending_tag_reevaluations(session: Session, *, limit: int = CHUNK) -> list[TagReevaluation]:

@@ -102,3 +102,13 @@ class Database:
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def read_only(self) -> Iterator[Session]:
+        """A session whose work is always rolled back: for reports that must leave the database as it was."""
+        session = self.sessions()
+        try:
+            yield session
+        finally:
+            session.rollback()
+            session.close()

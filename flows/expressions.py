@@ -19,6 +19,11 @@ Examples::
     bp.sbp >= 180 or bp.dbp >= 110       # a red flag
     'diabetes' in past_history           # a multiple-choice answer
     coalesce(obs.sbp, 0) >= 140 and age >= 65
+
+An evaluator made with ``unknown_is_false=True`` (tag rules, over facts a patient may not have) reads
+None as "unknown": arithmetic on None gives None and an ordering comparison (``< <= > >=``,
+``between``) with None is false, so ``latest.sbp >= 140 or latest.dbp >= 90`` holds on the DBP alone
+when there is no SBP, instead of failing.
 """
 
 from __future__ import annotations
@@ -160,6 +165,26 @@ _OPERATORS: dict[type, Callable[..., Any]] = {
 }
 
 
+def _unknown_is_false(function: Callable[..., Any], *, comparison: bool) -> Callable[..., Any]:
+    """``function`` reading None as unknown: a comparison with it is false, arithmetic on it is None."""
+
+    def apply(*values: Any) -> Any:
+        if any(value is None for value in values):
+            return False if comparison else None
+        return function(*values)
+
+    return apply
+
+
+_ORDERINGS = (ast.Gt, ast.Lt, ast.GtE, ast.LtE)
+_ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.USub, ast.UAdd)
+_UNKNOWN_IS_FALSE_OPERATORS: dict[type, Callable[..., Any]] = {
+    **_OPERATORS,
+    **{kind: _unknown_is_false(_OPERATORS[kind], comparison=True) for kind in _ORDERINGS},
+    **{kind: _unknown_is_false(_OPERATORS[kind], comparison=False) for kind in _ARITHMETIC},
+}
+
+
 def _sequence(values: tuple[Any, ...]) -> list[Any]:
     if len(values) == 1 and isinstance(values[0], list | tuple | set | frozenset):
         return list(values[0])
@@ -236,6 +261,14 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "count": _count,
     "between": _between,
     "coalesce": _coalesce,
+}
+
+#: What the functions do with an unknown (None) argument under ``unknown_is_false``.
+_UNKNOWN_IS_FALSE_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    **FUNCTIONS,
+    "between": _unknown_is_false(_between, comparison=True),
+    "abs": _unknown_is_false(FUNCTIONS["abs"], comparison=False),
+    "round": _unknown_is_false(_round, comparison=False),
 }
 
 _ALLOWED_NODES: tuple[type, ...] = (
@@ -317,8 +350,10 @@ def compile_expression(source: str) -> Expression:
 class _Evaluator(simpleeval.SimpleEval):  # type: ignore[misc]
     """simpleeval with our operators and functions, and attribute access on namespaces only."""
 
-    def __init__(self) -> None:
-        super().__init__(operators=dict(_OPERATORS), functions=dict(FUNCTIONS), names={})
+    def __init__(self, *, unknown_is_false: bool = False) -> None:
+        operators = _UNKNOWN_IS_FALSE_OPERATORS if unknown_is_false else _OPERATORS
+        functions = _UNKNOWN_IS_FALSE_FUNCTIONS if unknown_is_false else FUNCTIONS
+        super().__init__(operators=dict(operators), functions=dict(functions), names={})
         keep = set(_ALLOWED_NODES)
         inherited: dict[type, Callable[..., Any]] = getattr(self, "nodes", {})
         self.nodes = {kind: handler for kind, handler in inherited.items() if kind in keep}
@@ -344,9 +379,10 @@ class _Evaluator(simpleeval.SimpleEval):  # type: ignore[misc]
         raise ExpressionError("'[...]' works on namespaces with a text key and on lists with a number")
 
     def _eval_call(self, node: ast.Call) -> Any:
-        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+        functions: dict[str, Callable[..., Any]] = self.functions
+        if not isinstance(node.func, ast.Name) or node.func.id not in functions:
             raise ExpressionError("unknown function")
-        return _guard(FUNCTIONS[node.func.id](*(self._eval(argument) for argument in node.args)))
+        return _guard(functions[node.func.id](*(self._eval(argument) for argument in node.args)))
 
 
 _PER_THREAD = threading.local()
@@ -355,17 +391,23 @@ _PER_THREAD = threading.local()
 class Evaluator:
     """Evaluate checked expressions against a set of names.
 
-    The simpleeval machinery behind it is built once per thread and reused (it keeps no state between
-    evaluations but the names, which each evaluation sets).
+    With ``unknown_is_false`` None reads as an unknown fact (see the module docstring). The simpleeval
+    machinery behind it is built once per thread and reused (it keeps no state between evaluations
+    but the names, which each evaluation sets).
     """
 
-    __slots__ = ()
+    __slots__ = ("_unknown_is_false",)
+
+    def __init__(self, *, unknown_is_false: bool = False) -> None:
+        self._unknown_is_false = unknown_is_false
 
     def evaluate(self, expression: Expression, names: Mapping[str, Any]) -> Any:
         """Return the value of ``expression``; raise :class:`ExpressionError` if it fails for any reason."""
-        inner: _Evaluator | None = getattr(_PER_THREAD, "evaluator", None)
+        slot = "unknown_is_false" if self._unknown_is_false else "evaluator"
+        inner: _Evaluator | None = getattr(_PER_THREAD, slot, None)
         if inner is None:
-            inner = _PER_THREAD.evaluator = _Evaluator()
+            inner = _Evaluator(unknown_is_false=self._unknown_is_false)
+            setattr(_PER_THREAD, slot, inner)
         inner.names = names
         try:
             return _guard(inner.eval(expression.source, previously_parsed=expression.tree))

@@ -23,6 +23,7 @@ from care.followups import schedule_followup
 from care.models import FlowResult, Observation, Patient, StaffTask
 from care.observations import Reading, observation_audit, observation_record, red_flag_tasks
 from care.profiles import set_profile_field
+from care.reevaluation import request_at_commit
 from care.results import result_audit, result_record
 from care.tags import add_tag, remove_tag
 from care.tasks import task_audit, task_record
@@ -105,6 +106,14 @@ def apply_events(context: EffectContext, events: list[Event]) -> None:
         handler = HANDLERS.get(event.type)
         if handler is not None:
             handler(context, event)
+    if any(isinstance(event, CHANGES_FACTS) for event in events):
+        # The patient's tag rules run again on what this turn recorded (one mark at commit, after the scene).
+        request_at_commit(context.session, context.scene.patient_id, reason="answer")
+
+
+#: The events after which a patient's tag rules are evaluated again: a reading, a profile fact, a
+#: tag, and the end of a conversation (its results: a questionnaire's total is saved as it ends).
+CHANGES_FACTS = (ObservationRecorded, ProfileFieldSet, TagAdded, TagRemoved, SessionEnded)
 
 
 def log_message(scene: Scene, *, conversation_id: uuid.UUID | None, channel: str, direction: Direction,

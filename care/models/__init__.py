@@ -34,6 +34,7 @@ from care.models.patient import (
     PatientStatus,
 )
 from care.models.staff import Role, StaffSession, User
+from care.models.tags import RunStatus, TagDefinition, TagRule, TagRuleRun, TagRuleVersion
 from security.audit import AuditChainHead, AuditEntry
 from security.crypto import DataKey
 
@@ -74,6 +75,11 @@ __all__ = [
     "Patient",
     "PatientStatus",
     "Role",
+    "RunStatus",
+    "TagDefinition",
+    "TagRule",
+    "TagRuleRun",
+    "TagRuleVersion",
     "Timestamped",
     "StaffSession",
     "User",

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from care.models.base import Base
@@ -46,12 +46,15 @@ class FlowResult(Base):
 
 
 class PatientTag(Base):
-    """A tag on a patient (e.g. ``hypertension``), and what added it (``flow:phq9``, ``rule:...``, ``staff``).
+    """A tag on a patient (e.g. ``hypertension``), what added it and when, and whether staff pinned it.
 
-    Both are encrypted: the tag names a condition, and its source a screening it came out of. The
-    tag's blind index is per patient (``security.fields``), so the rows of a copy of the database
-    cannot be grouped or counted by tag; ``care.tags`` finds a patient's tag through the patient,
-    and the patients with a tag by checking every row against the tag's trapdoor.
+    The source (``flow:phq9``, ``rule:<rule id>:<version>``, ``staff:<account id>``; see
+    :class:`care.tags.TagOrigin`) and the tag are encrypted: the tag names a condition, and its source
+    a screening or a rule it came out of. The tag's blind index is per patient (``security.fields``),
+    so the rows of a copy of the database cannot be grouped or counted by tag; ``care.tags`` finds a
+    patient's tag through the patient, and the patients with a tag by checking every row against the
+    tag's trapdoor. A ``pinned`` tag (every tag staff set, and any tag staff pin) is never removed
+    by a rule.
     """
 
     __tablename__ = "patient_tags"
@@ -61,6 +64,7 @@ class PatientTag(Base):
     tag = encrypted(TEXT, index="tag", normalize=lambda value: value.strip().lower(), nullable=False, per_owner=True)
     source = encrypted(TEXT, nullable=False)
     added_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     patient: Mapped[Patient] = relationship()
 

@@ -131,6 +131,7 @@ COMMAND_MODULES: dict[str, str] = {
     "report": "careloop.cli.reports",
     "users": "careloop.cli.users",
     "teams": "careloop.cli.teams",
+    "tags": "careloop.cli.tags",
     "doctor": "careloop.cli.doctor",
     "export": "careloop.cli.exports",
 }

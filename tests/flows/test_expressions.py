@@ -135,3 +135,30 @@ def test_namespace_is_read_only_and_reads_missing_as_none() -> None:
     assert space.lookup(3) is None
     assert dict(space) == {"a": 1}
     assert "a" in space
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("bp.pulse >= 100 or bp.sbp >= 180", True),
+        ("bp.pulse >= 100", False),
+        ("bp.pulse < 100", False),
+        ("not bp.pulse >= 100", True),
+        ("bp.pulse - 10 > 5", False),
+        ("bp.pulse + 1", None),
+        ("between(missing, 1, 2)", False),
+        ("abs(missing)", None),
+        ("missing == None", True),
+        ("bp.sbp >= 180", True),
+    ],
+)
+def test_unknown_is_false_reads_none_as_an_unknown_fact(source, expected):
+    assert Evaluator(unknown_is_false=True).evaluate(compile_expression(source), NAMES) == expected
+
+
+def test_without_unknown_is_false_a_comparison_with_none_still_fails():
+    with pytest.raises(ExpressionError, match="not supported"):
+        evaluate("bp.pulse >= 100")
+    assert Evaluator(unknown_is_false=True).evaluate(compile_expression("bp.pulse >= 100"), NAMES) is False
+    with pytest.raises(ExpressionError, match="not supported"):
+        evaluate("bp.pulse >= 100")  # the two evaluators of a thread do not share their operators

@@ -31,8 +31,9 @@ from security.storage import UtcDateTime
 from tests.conftest import TEST_ACTOR
 
 NOW = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
-#: Columns that only say which row and when, not what it holds.
-ROW_COLUMNS = {"id", "patient_id", "added_at", "created_at", "updated_at", "updated_by", "suppressed"}
+#: Columns that only say which row and when, not what it holds (``suppressed``, ``pinned``: that staff
+#: decided about a row, never which line or tag it is).
+ROW_COLUMNS = {"id", "patient_id", "added_at", "created_at", "updated_at", "updated_by", "suppressed", "pinned"}
 
 
 def stored_rows(db, table: str) -> list[dict[str, object]]:
