@@ -60,7 +60,7 @@ from bot.conversations import (
 from bot.followups import invitation_failed
 from bot.messages import InboundMessage, Reply
 from bot.models import ConversationSession, Direction, InboundReceipt, OutboxMessage, SessionStatus
-from bot.outbox import advance_delivery
+from bot.outbox.queue import advance_delivery
 from bot.recordings import active_recording, recording_started, recording_stopped
 from bot.texts import say
 from bot.turns.delivery import claim_delivery

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy.orm import Session
 
 from bot.config import BotConfig
-from bot.outbox import cancel_pending
+from bot.outbox.queue import cancel_pending
 from bot.texts import TEXTS
 from care.consents import ContactRefusal, consent_stands, contact_refusal, record_consent
 from care.models import ChannelConsent, ConsentEntry, ConsentPurpose, ConsentSource, Patient

@@ -20,7 +20,7 @@ from bot.config import BotConfig
 from bot.consent import channel_usable, in_quiet_hours, quiet_hours_end
 from bot.conversations import BotServices, ConversationError, as_now, close, invite, lock_patient, open_conversation
 from bot.models import ConversationMessage, ConversationSession, Direction, OutboxMessage, SessionStatus
-from bot.outbox import enqueue
+from bot.outbox.queue import enqueue
 from bot.texts import say
 from care.models import FollowUp, FollowUpStatus, Patient
 from care.tasks import create_task

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from bot.config import BotConfig
 from bot.models import BindingCode, BindingToken, ConversationSession
-from bot.outbox import enqueue
+from bot.outbox.queue import enqueue
 from bot.texts import say
 from care.consents import contact_refusal
 from care.identifiers import IdentifierError, normalize_card_no

@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 
 from bot.channels.wechat import BindingQrJob, WeChatAdapter
 from bot.conversations import BotServices
-from bot.dispatcher import Dispatcher
 from bot.followups import due_followups
+from bot.outbox.dispatcher import Dispatcher
 from bot.recordings import recording_job
 from bot.tag_rules import rule_engine
 from bot.timers import due_timers

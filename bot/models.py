@@ -133,7 +133,7 @@ class OutboxMessage(Base):
     leased_by: Mapped[str | None] = mapped_column(String(64))
     # The "attempt started" mark: set (committed) just before the provider call, cleared when a row is queued again.
     sending_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    # Sends repeated because an earlier attempt's outcome could not be known (at most one: see bot.outbox).
+    # Sends repeated because an earlier attempt's outcome could not be known (at most one: see bot.outbox.queue).
     resends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     provider_id: Mapped[str | None] = mapped_column(String(64), index=True)
     error_code: Mapped[str | None] = mapped_column(String(32))

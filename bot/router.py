@@ -29,7 +29,7 @@ from bot.conversations import (
 )
 from bot.messages import InboundMessage, Reply
 from bot.models import Direction, UnknownSender
-from bot.outbox import advance_delivery
+from bot.outbox.queue import advance_delivery
 from bot.rendering import render_text
 from bot.texts import say
 from bot.turns.context import TurnContext, load_turn

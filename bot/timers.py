@@ -9,7 +9,7 @@ from bot.consent import channel_usable, in_quiet_hours, quiet_hours_end
 from bot.conversations import BotServices, fire_timer, lock_patient
 from bot.followups import REMINDER_TEMPLATE, neutral_notice
 from bot.models import ConversationSession, SessionStatus
-from bot.outbox import enqueue
+from bot.outbox.queue import enqueue
 from bot.rendering import render_text
 from bot.texts import say
 from care.models import Patient

@@ -3,7 +3,7 @@
 A staff member trying a flow in the simulator never speaks for a real patient: they speak as their
 own test patient, made at their first message. A test patient (``Patient.is_test``) has no phone,
 no WeChat account and no consent to be contacted, so it is reached on the console channel only
-(``bot.consent.channel_usable``, ``bot.outbox.enqueue`` and ``care.followups.schedule_followup``
+(``bot.consent.channel_usable``, ``bot.outbox.queue.enqueue`` and ``care.followups.schedule_followup``
 hold to that even if someone gives it a phone); exports and the clinic's counts leave it out
 (:func:`care.patients.real_patients`), and an import cannot take over its card number.
 """

@@ -16,7 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import admin
 import webhooks
-from careloop import api
+from api import reports as reports_api
 from careloop.bot_runtime import bot_for
 from careloop.file_modes import loose_file_lines
 from careloop.flow_library import tell_problems
@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     _follow_key_rotations(app, runtime)
     _register_health(app)
     webhooks.init_app(app)
-    api.init_app(app)
+    reports_api.init_app(app)
     admin.init_app(app)
     return app
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from bot.channels.base import CHANNEL_FACTORIES, ChannelAdapter, ChannelEnvironment
 from bot.config import BotConfig
 from bot.conversations import BotServices
-from bot.dispatcher import Dispatcher
+from bot.outbox.dispatcher import Dispatcher
 from care.blobs import LocalBlobStore
 from careloop.flow_library import load_flow_library
 from careloop.runtime import Runtime

@@ -10,7 +10,7 @@ on SQLite one worker holds a lock file and a second one refuses to start.
 While it runs, a worker beats (:class:`Heartbeat`, a thread of its own, every couple of seconds):
 that is how the others know that the outbox rows it claimed are still its own. A worker killed
 mid-batch stops beating, and the rows it never attempted go to the next worker within seconds
-instead of waiting out the lease (:mod:`bot.outbox`). A worker that stops cleanly retires its
+instead of waiting out the lease (:mod:`bot.outbox.queue`). A worker that stops cleanly retires its
 heartbeat at once.
 """
 
@@ -32,7 +32,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from bot.jobs import Job, bot_jobs
-from bot.outbox import beat, retire
+from bot.outbox.queue import beat, retire
 from careloop.bot_runtime import BotRuntime, bot_for
 from careloop.runtime import Runtime
 from security import audit

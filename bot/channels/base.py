@@ -47,7 +47,7 @@ class SendResult:
     blocked us at the provider). ``unknown``: we cannot tell (timeout after the request left);
     the dispatcher reconciles later instead of sending again. ``unconfirmed`` (from ``reconcile``
     only): the provider has no way to look the message up, so its fate will never be known; the
-    dispatcher then applies the purpose's delivery guarantee (``bot.outbox.Delivery``).
+    dispatcher then applies the purpose's delivery guarantee (``bot.outbox.queue.Delivery``).
 
     ``error_code`` is the provider's code (or one of ours), ``error`` a sentence of ours: both are
     stored in plain columns of the outbox, so neither ever holds the provider's own text, which

@@ -16,7 +16,7 @@ import uuid
 from sqlalchemy.orm import Session
 
 from bot.messages import InboundMessage, Reply
-from bot.outbox import enqueue
+from bot.outbox.queue import enqueue
 from care.models import Patient
 
 logger = logging.getLogger("careloop.bot")

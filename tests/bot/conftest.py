@@ -6,6 +6,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -15,13 +17,33 @@ from sqlalchemy.orm import Session
 
 from bot.conversations import BotServices
 from bot.messages import InboundMessage, Reply
+from bot.outbox.dispatcher import Dispatcher, RateLimiter
 from bot.router import handle_inbound
 from careloop import migrate
 from careloop.bot_runtime import BotRuntime, bot_for
 from careloop.runtime import Runtime, build_runtime
 from security.clock import FixedClock
+from tests.bot.scripted import ScriptedProvider
 
 T = TypeVar("T")
+
+
+@pytest.fixture
+def provider() -> ScriptedProvider:
+    """An SMS provider answering from its script ('sent' by default)."""
+    return ScriptedProvider()
+
+
+@pytest.fixture
+def dispatcher(db, provider, clock, services) -> Dispatcher:
+    @contextmanager
+    def unit_of_work():
+        yield db
+        db.flush()
+
+    config = replace(services.config, outbox_lease_seconds=60, retry_base_seconds=30)
+    return Dispatcher(unit_of_work, {"sms": provider}, config, worker_id="w1",
+                      limiter=RateLimiter({}, sleep=lambda _s: None))
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from bot.conversations import BotServices, invite, lock_patient
 from bot.followups import due_followups, invitation_failed
 from bot.messages import InboundMessage, Reply
 from bot.models import ConversationSession, SessionStatus
-from bot.outbox import enqueue
+from bot.outbox.queue import enqueue
 from bot.router import handle_inbound
 from bot.timers import due_timers
 from care.consents import record_consent

@@ -20,7 +20,7 @@ from care.tag_rules import add_rule, drain_reevaluations, run_chunk
 from care.tags import tags_of
 from careloop.worker import Worker
 from flows.registry import FlowLibrary
-from tests.bot.test_console_conversations import PHQ9_ANSWERS
+from tests.bot.test_conversations import PHQ9_ANSWERS
 from tests.conftest import PG_ENV, TEST_ACTOR
 
 NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)

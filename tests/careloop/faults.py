@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.models import OutboxMessage, OutboxStatus, WorkerHeartbeat
-from bot.outbox import enqueue
+from bot.outbox.queue import enqueue
 from care.followups import schedule_followup
 from care.models import FollowUp, Patient
 from care.patients import EnrolmentRequest, enroll_many

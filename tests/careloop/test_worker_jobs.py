@@ -20,7 +20,7 @@ from sqlalchemy import select, text
 
 from bot.conversations import begin
 from bot.models import BindingToken, ConversationSession, InboundReceipt, OutboxMessage
-from bot.outbox import enqueue
+from bot.outbox.queue import enqueue
 from bot.recordings import recording_completed
 from care.followups import schedule_followup
 from care.models import FollowUp, Patient, Recording

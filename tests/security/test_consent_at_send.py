@@ -16,10 +16,10 @@ from defusedxml import ElementTree
 from sqlalchemy import select
 
 from bot.consent import opt_out
-from bot.dispatcher import Dispatcher
 from bot.followups import due_followups
 from bot.models import OutboxMessage
-from bot.outbox import claim
+from bot.outbox.dispatcher import Dispatcher
+from bot.outbox.queue import claim
 from care.followups import schedule_followup
 from care.models import Patient
 from care.patients import EnrolmentRequest, enroll

@@ -20,8 +20,8 @@ from sqlalchemy import func, select
 from care.imports.report_formats import FORMATS, ParseContext, ReportFileError, ReportSource
 from care.imports.report_formats import fhir as fhir_format
 from care.models import AuditEntry, CheckupReport, Observation
+from tests.api.test_reports import api_key, push
 from tests.care.imports.samples import fhir_bundle, quantity
-from tests.careloop.test_api_reports import api_key, push
 from tests.careloop.test_cli_import_reports import count, enrolled
 
 __all__ = ["api_key"]

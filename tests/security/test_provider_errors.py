@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.models import OutboxMessage
-from bot.outbox import enqueue
+from bot.outbox.queue import enqueue
 from care.models import Recording
 from tests.security.wechat.conftest import *  # noqa: F403 - the webhooks' fixtures (providers, runtimes)
 from tests.webhooks.test_twilio_voice import (

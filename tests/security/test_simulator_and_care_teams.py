@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from bot.followups import due_followups
 from bot.models import ConversationMessage, ConversationSession, InboundReceipt, OutboxMessage, OutboxStatus
-from bot.outbox import enqueue
+from bot.outbox.queue import enqueue
 from care import care_teams
 from care.models import ChannelConsent, FollowUp, Patient, StaffTask, TaskStatus
 from care.tasks import create_task

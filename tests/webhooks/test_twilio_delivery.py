@@ -14,10 +14,10 @@ from sqlalchemy import func, select
 
 from bot.channels.base import ChannelEnvironment, SendResult
 from bot.channels.sms import SmsAdapter
-from bot.dispatcher import Dispatcher
 from bot.followups import due_followups
 from bot.models import OutboxMessage
-from bot.outbox import enqueue, record_result
+from bot.outbox.dispatcher import Dispatcher
+from bot.outbox.queue import enqueue, record_result
 from care.followups import schedule_followup
 from care.models import FollowUp, StaffTask
 from careloop.bot_runtime import bot_for

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from bot.followups import due_followups
 from bot.models import ConversationMessage, InboundReceipt, OutboxMessage
-from bot.outbox import enqueue
+from bot.outbox.queue import enqueue
 from care.followups import schedule_followup
 from care.models import FlowResult, Observation, StaffTask
 from security.audit import AuditEntry

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from bot.followups import due_followups
 from bot.models import OutboxMessage
-from bot.outbox import enqueue
+from bot.outbox.queue import enqueue
 from bot.timers import due_timers
 from care.followups import schedule_followup
 from security.audit import AuditEntry

@@ -3,7 +3,7 @@
 Twilio's ``messages.create`` takes no idempotency key, so a request that timed out after it left
 may or may not have created a message. The dispatcher marks the attempt started before the call
 and reports a read timeout as ``unknown``; once no live call can still be under way (its worker
-dead or done with it, the attempt older than the HTTP timeout: :mod:`bot.outbox`),
+dead or done with it, the attempt older than the HTTP timeout: :mod:`bot.outbox.queue`),
 :meth:`SmsAdapter.reconcile` asks Twilio instead of sending again.
 
 Reconciliation policy: list the messages to the same number from our number sent since the

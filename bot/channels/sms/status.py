@@ -12,7 +12,7 @@ from bot import consent
 from bot.channels.twilio_rest import OPTED_OUT
 from bot.followups import invitation_failed
 from bot.models import OutboxMessage, OutboxStatus
-from bot.outbox import advance_delivery
+from bot.outbox.queue import advance_delivery
 from care.models import Patient
 from security.audit import Actor
 from security.fields import clock_of

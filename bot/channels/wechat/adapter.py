@@ -12,7 +12,7 @@ as the row's provider id, so the ``TEMPLATESENDJOBFINISH`` event can mark it del
 **Reconciling an unknown outcome.** WeChat offers no way to look a sent customer-service or
 template message up. For a row whose outcome is unknown (the worker died after the call started,
 or the answer timed out after the request left) ``reconcile`` therefore answers ``unconfirmed``,
-and the dispatcher applies the purpose's delivery guarantee (:mod:`bot.outbox`): the clinic's own
+and the dispatcher applies the purpose's delivery guarantee (:mod:`bot.outbox.queue`): the clinic's own
 messages (invitations, reminders, results, staff messages) are resent once after the lease unless
 the patient has written since; replies inside a conversation are never resent. Either way the row
 says ``unconfirmed`` when its fate stays unknown, never ``failed``, so a follow-up does not fall

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.outbox import enqueue
+from bot.outbox.queue import enqueue
 from tests.bot.channels.conftest import outgoing
 from tests.webhooks.conftest import TWILIO_FROM
 

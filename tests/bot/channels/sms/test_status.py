@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.channels.sms import fail_invitation, message_status
-from bot.outbox import enqueue
+from bot.outbox.queue import enqueue
 from security.audit import AuditEntry
 
 SID = "SM" + "c" * 32

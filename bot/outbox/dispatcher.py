@@ -6,8 +6,8 @@ again: a refused row is cancelled, not sent), and the outcome; no transaction is
 provider is called. A row whose earlier attempt's outcome is unknown (its worker died
 after the mark, or the answer never came) is first reconciled with the provider (``reconcile``)
 and sent again only if it never arrived; where the provider cannot be asked (WeChat) the
-purpose's delivery guarantee decides (:mod:`bot.outbox`). Which rows a tick may take, and when,
-is :func:`bot.outbox.claim`'s business.
+purpose's delivery guarantee decides (:mod:`bot.outbox.queue`). Which rows a tick may take, and when,
+is :func:`bot.outbox.queue.claim`'s business.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from bot.channels.base import ChannelAdapter, OutgoingMessage, SendResult
 from bot.config import BotConfig
 from bot.followups import invitation_failed
 from bot.models import OutboxStatus
-from bot.outbox import beat, claim, mark_attempt_started, new_worker_id, record_result, settle_unconfirmed
+from bot.outbox.queue import beat, claim, mark_attempt_started, new_worker_id, record_result, settle_unconfirmed
 from care.models import Patient
 from security.audit import Actor
 

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-import careloop.api
+import api.reports
 from care.api_keys import create_api_key, revoke_api_key
 from care.imports.mappings import MappingRow, store_mappings
 from care.imports.report_formats import FORMATS, ReportSource
@@ -132,7 +132,7 @@ def test_an_oversized_body_gets_413(
     client: FlaskClient, db: Session, make_patient: Callable[..., Patient], api_key: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(careloop.api, "REPORT_MAX_BYTES", 64)
+    monkeypatch.setattr(api.reports, "REPORT_MAX_BYTES", 64)
     body, content_type = documents(make_patient().card_no)["csv"]
     code, answer = push(client, body, content_type, api_key)
     assert (code, answer["error"]) == (413, "too_large")

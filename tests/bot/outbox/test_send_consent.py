@@ -15,14 +15,14 @@ from sqlalchemy import select
 
 from bot.channels.base import SendResult
 from bot.consent import channel_usable, opt_out, recording_notice_version
-from bot.dispatcher import Dispatcher, RateLimiter
 from bot.followups import due_followups
 from bot.identity import continue_binding
 from bot.models import OutboxMessage
-from bot.outbox import claim, enqueue
+from bot.outbox.dispatcher import Dispatcher, RateLimiter
+from bot.outbox.queue import claim, enqueue
 from care.consents import contact_refusal, record_consent
 from care.followups import schedule_followup
-from tests.bot.test_followups_and_outbox import NoLookupProvider, ScriptedProvider, at_shanghai, configured
+from tests.bot.scripted import NoLookupProvider, ScriptedProvider, at_shanghai, configured
 from tests.conftest import TEST_ACTOR
 
 OPENID = "oConsentAtSend0000000000001"
