@@ -101,6 +101,12 @@ class StaffTask(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     acknowledged_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # When the task should be done by (from its priority, or as a staff member rescheduled it).
+    due_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    # How it ended (a code of care.tasks.TASK_OUTCOMES), who closed it and what they noted.
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    notes = encrypted(TEXT)
+    closed_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
     patient: Mapped[Patient] = relationship()
 
@@ -139,8 +145,16 @@ class FollowUp(Base):
     source: Mapped[str] = mapped_column(String(32), default="manual")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The follow-up record's staff part: the outcome code (care.followups.FOLLOWUP_OUTCOMES), who
+    # recorded it (a health manager completing the visit by phone, say) and their notes.
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    staff_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    staff_notes = encrypted(TEXT)
 
     patient: Mapped[Patient] = relationship()
+
+    def key_owner_id(self) -> uuid.UUID:
+        return self.patient_id
 
 
 class Recording(Base):

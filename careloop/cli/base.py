@@ -134,6 +134,8 @@ COMMAND_MODULES: dict[str, str] = {
     "tags": "careloop.cli.tags",
     "doctor": "careloop.cli.doctor",
     "export": "careloop.cli.exports",
+    "followups": "careloop.cli.care_work",
+    "tasks": "careloop.cli.care_work",
 }
 
 

@@ -1,4 +1,5 @@
-"""``careloop export observations --out FILE.xlsx [--patient REF] [--lang zh|en]``: the record's results."""
+"""``careloop export observations|followups --out FILE.xlsx [--patient REF] [--lang zh|en]``: the record's results,
+the follow-up records."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from sqlalchemy.orm import Session
 
 from care.clinical.common import Lang
 from care.errors import NotFoundError
-from care.models import Patient, PatientStatus
+from care.followups import export_rows as followup_export_rows
+from care.models import FollowUp, Patient, PatientStatus
 from care.patients import get_patient, real_patients
 from care.record_results import export_rows
+from care.spreadsheet import safe_cell
 from careloop.cli.base import CliContext, main, pass_cli, progress_enabled
 from security.files import open_private
 
@@ -63,7 +66,7 @@ def export_observations(cli: CliContext, out: Path, patient_ref: str | None, lan
                     bar.update(1)
 
             for row in export_rows(session, counted(), lang=cast(Lang, lang), actor=cli.actor):
-                sheet.append(list(row))
+                sheet.append([safe_cell(value) for value in row])
                 rows += 1
         try:
             with os.fdopen(open_private(out, os.O_WRONLY | os.O_TRUNC), "wb") as handle:  # 0600: it is PHI
@@ -72,3 +75,42 @@ def export_observations(cli: CliContext, out: Path, patient_ref: str | None, lan
             click.echo(f"error: cannot write {out}: {problem.strerror or problem}", err=True)
             raise click.exceptions.Exit(1) from None
     click.echo(f"{out}: {rows - 1} results of {len(patients)} patient(s) written")
+
+
+@export_group.command(name="followups")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Where to write the workbook (.xlsx).")
+@click.option("--patient", "patient_ref", default=None, metavar="REF", help="Only this patient (card number or id).")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
+              help="Language of the header.")
+@pass_cli
+def export_followups(cli: CliContext, out: Path, patient_ref: str | None, lang: str) -> None:
+    """Write the follow-up records: due, status, channel, outcome, staff member, notes and answers."""
+    from openpyxl import Workbook
+
+    if out.suffix.lower() != ".xlsx":
+        raise click.UsageError("--out must name an .xlsx file")
+    with cli.unit_of_work() as session:
+        query = select(FollowUp).join(Patient, Patient.id == FollowUp.patient_id).where(
+            Patient.status != PatientStatus.ERASED.value, real_patients())
+        if patient_ref is not None:
+            try:
+                query = query.where(FollowUp.patient_id == get_patient(session, patient_ref).id)
+            except NotFoundError as problem:
+                click.echo(f"error: {problem}", err=True)
+                raise click.exceptions.Exit(1) from None
+        workbook = Workbook(write_only=True)
+        sheet = workbook.create_sheet("followups" if lang == "en" else "随访记录")
+        rows = 0
+        # Streamed in pages: the clinic's follow-ups are never all in memory at once.
+        followups = session.scalars(query.order_by(FollowUp.due_at, FollowUp.id).execution_options(yield_per=500))
+        for row in followup_export_rows(session, followups, lang=lang, actor=cli.actor):
+            sheet.append(list(row))
+            rows += 1
+        try:
+            with os.fdopen(open_private(out, os.O_WRONLY | os.O_TRUNC), "wb") as handle:  # 0600: it is PHI
+                workbook.save(handle)
+        except OSError as problem:
+            click.echo(f"error: cannot write {out}: {problem.strerror or problem}", err=True)
+            raise click.exceptions.Exit(1) from None
+    click.echo(f"{out}: {rows - 1} follow-up(s) written")

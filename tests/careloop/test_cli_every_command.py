@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -39,7 +40,9 @@ ARGUMENTS: dict[Path_, Callable[[Path], list[str]]] = {
     ("flows", "validate"): lambda _: [str(LIBRARY / "phq9.yaml")],
     ("simulate",): lambda _: ["phq9", "--lang", "en"],
     ("export", "observations"): lambda tmp: ["--out", str(tmp / "observations.xlsx")],
+    ("export", "followups"): lambda tmp: ["--out", str(tmp / "followups.xlsx")],
     ("import", "mappings", "add"): lambda tmp: [str(mapping_file(tmp))],
+    ("tasks", "reschedule"): lambda _: [str(uuid.uuid4()), "--due", "2030-01-01T09:00+08:00"],
 }
 
 
