@@ -128,7 +128,7 @@ def list_plans(session: Session) -> list[tuple[Plan, int]]:
     """Every plan with its number of active enrolments."""
     counts = dict(session.execute(
         select(PlanEnrolment.plan_key, func.count()).where(PlanEnrolment.status == EnrolmentStatus.ACTIVE.value)
-        .group_by(PlanEnrolment.plan_key)).tuples().all())
+        .group_by(PlanEnrolment.plan_key)).all())
     return [(plan, int(counts.get(plan.key, 0))) for plan in session.scalars(select(Plan).order_by(Plan.key))]
 
 
@@ -385,7 +385,7 @@ def _add_missing(session: Session, patient: Patient, enrolment: PlanEnrolment, d
     """Schedule the steps that have no row ahead: a recurring one after its latest occurrence; a one-off once."""
     known = dict(session.execute(
         select(FollowUp.step_index, func.max(FollowUp.occurrence)).where(FollowUp.enrolment_id == enrolment.id)
-        .group_by(FollowUp.step_index)).tuples().all())
+        .group_by(FollowUp.step_index)).all())
     rows = []
     zone = zone_of(patient)
     for index in steps:

@@ -129,7 +129,7 @@ def show(cli: CliContext, plan_id: str) -> None:
         plan, definition = plans.get_plan(session, plan_id)
         versions = [f"v{row.version} ({row.created_at:%Y-%m-%d})" for row in plans.service.plan_versions(session, plan)]
         counts = dict(session.execute(select(FollowUp.status, func.count()).where(FollowUp.plan_key == plan.key)
-                                      .group_by(FollowUp.status)).tuples().all())
+                                      .group_by(FollowUp.status)).all())
     click.echo(f"{plan.key} v{plan.version}: {definition.title_zh} / {definition.title_en}")
     if definition.enrol_on_tag:
         click.echo(f"  enrols on the tag {definition.enrol_on_tag!r} (leaves when it is removed)")
