@@ -121,7 +121,8 @@ def test_silence_brings_a_reminder_then_a_staff_call_task(db, make_patient, serv
     task = db.scalars(select(StaffTask).where(StaffTask.patient_id == patient.id)).one()
     assert (task.kind, task.details["plan"]) == ("followup_call", "monthly")
     conversation = db.get(ConversationSession, row.session_id)
-    assert conversation is not None and conversation.end_status == "expired"
+    assert conversation is not None
+    assert conversation.end_status == "expired"
 
 
 def test_the_patients_daily_cap_holds_an_occurrence_until_the_next_allowed_time(db, make_patient, services, clock):
@@ -183,7 +184,8 @@ def test_start_modes_wait_skip_and_interrupt(db, make_patient, services, clock):
         if mode == "wait":
             assert row.next_action_at == clock.now() + timedelta(hours=2)
         if mode == "interrupt":
-            assert running is not None and running.end_status == "interrupted"
+            assert running is not None
+            assert running.end_status == "interrupted"
         clock.set(datetime(2026, 11, 29, 2, 0, tzinfo=UTC))
         db.flush()
 
