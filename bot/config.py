@@ -112,6 +112,13 @@ class BotConfig:
     binding_attempts_per_day: int = 5
     passive_reply_seconds: float = 4.0
     followup_invite_hours: int = 24
+    # Plans (care.plans): messages of follow-ups a patient may get per local day and per local week
+    # (Monday to Sunday) across all plans, a channel's follow-up sends per clinic day (absent: no cap),
+    # and how late a plan's occurrence may still be sent (older: skipped as missed, never a flood).
+    plan_daily_cap: int = 3
+    plan_weekly_cap: int = 10
+    channel_daily_caps: Mapping[str, int] = field(default_factory=dict)
+    plan_grace_hours: float = 24.0
 
     @property
     def clinic_name(self) -> Localised:

@@ -23,6 +23,7 @@ from care.blobs import BlobStore
 from care.followups import schedule_followup
 from care.models import PROFILE_SECTIONS, FollowUp, FollowUpStatus, Patient
 from care.observations import latest_values
+from care.plans.service import event_happened
 from care.tags import tags_of
 from flows import engine
 from flows.definition import FlowDefinition
@@ -233,6 +234,9 @@ def close(session: Session, conversation: ConversationSession, status: str) -> N
                                else FollowUpStatus.UNANSWERED.value)
             followup.completed_at = now
             followup.next_action_at = None
+    if status == "completed":
+        # A finished questionnaire may start a plan (``enrol_on_events: [questionnaire_finished:phq9]``).
+        event_happened(session, conversation.patient_id, f"questionnaire_finished:{conversation.flow_id}")
 
 
 def _finish_step(session: Session, services: BotServices, conversation: ConversationSession,

@@ -21,6 +21,16 @@ from bot.consent import channel_usable, in_quiet_hours, quiet_hours_end
 from bot.conversations import BotServices, ConversationError, as_now, close, invite, lock_patient, open_conversation
 from bot.models import ConversationMessage, ConversationSession, Direction, OutboxMessage, SessionStatus
 from bot.outbox.queue import enqueue
+from bot.plan_followups import (
+    Counters,
+    busy,
+    close_invitation,
+    end_unanswered,
+    gate,
+    hold_until,
+    invitation_open,
+    sent_on,
+)
 from bot.texts import say
 from care.models import FollowUp, FollowUpStatus, Patient
 from care.tasks import create_task
@@ -46,16 +56,24 @@ def last_inbound_at(session: Session, patient: Patient, channel: str) -> datetim
     return session.scalar(query)
 
 
+#: The statuses of follow-ups the worker still acts on.
+ACTIVE = (FollowUpStatus.SCHEDULED.value, FollowUpStatus.DUE.value, FollowUpStatus.INVITED.value)
+
+
 def due_followups(session: Session, services: BotServices, *, limit: int = 100) -> int:
-    """Act on every follow-up whose next action is due; return how many were handled."""
+    """Act on every follow-up whose next action is due (a plan's occurrences too); return how many were handled.
+
+    The rows are claimed (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so workers running at once
+    each take different rows.
+    """
     now = clock_of(session).now()
     query = (
         select(FollowUp)
-        .where(FollowUp.status.in_([FollowUpStatus.SCHEDULED.value, FollowUpStatus.INVITED.value]),
-               FollowUp.next_action_at <= now)
+        .where(FollowUp.status.in_(ACTIVE), FollowUp.next_action_at <= now)
         .order_by(FollowUp.next_action_at).limit(limit)
     )
     query = claim_rows(session, query)
+    counters = Counters(services.config, now)
     handled = 0
     for followup in list(session.scalars(query)):
         patient = session.get(Patient, followup.patient_id)
@@ -64,11 +82,53 @@ def due_followups(session: Session, services: BotServices, *, limit: int = 100) 
             # and will write this follow-up, which this query has locked: waiting here could
             # deadlock with it. The follow-up is looked at again at a later tick.
             continue
+        handled += 1
+        if followup.plan_key is not None:
+            if followup.status != FollowUpStatus.INVITED.value and followup.attempts == 0 \
+                    and not gate(session, services.config, followup, now):
+                continue
+            if followup.status == FollowUpStatus.INVITED.value and patient is not None \
+                    and _plan_silence(session, services, followup, patient, counters):
+                continue
         if followup.status == FollowUpStatus.INVITED.value:
             _give_up_on_channel(session, followup)
-        attempt(session, services, followup)
-        handled += 1
+        attempt(session, services, followup, counters=counters)
     return handled
+
+
+def _plan_silence(session: Session, services: BotServices, followup: FollowUp, patient: Patient,
+                  counters: Counters) -> bool:
+    """A plan's invitation went unanswered: remind, or end (no next channel); False: go to the next channel."""
+    now = clock_of(session).now()
+    actions = followup.on_silence or []
+    channel = followup.current_channel or ""
+    conversation = invitation_open(session, followup)
+    if "reminder" in actions and conversation is not None \
+            and sent_on(session, followup, channel) < followup.max_attempts_per_channel \
+            and channel_usable(session, patient, channel, "followup_invite"):
+        if in_quiet_hours(services.config, patient, now):
+            followup.next_action_at = quiet_hours_end(services.config, patient, now)
+            return True
+        later = hold_until(session, services.config, counters, patient, channel, now)
+        if later is not None:
+            followup.next_action_at = later
+            return True
+        kind, address, payload = neutral_notice(session, services, patient, channel, conversation,
+                                                template_purpose=REMINDER_TEMPLATE)
+        enqueue(session, idempotency_key=f"followup:{followup.id}:{followup.attempts + 1}:{channel}",
+                channel=channel, kind=kind, purpose="followup_invite", address=address, payload=payload,
+                patient=patient, session_id=conversation.id, followup_id=followup.id)
+        counters.count(channel)
+        followup.attempts += 1
+        followup.next_action_at = now + timedelta(hours=followup.answer_window_hours)
+        log(session, actor=WORKER, action="followup.remind", resource_type="followup", resource_id=followup.id,
+            patient_id=patient.id, details={"channel": channel})
+        return True
+    if "next_channel" in actions and followup.channel_index + 1 < len(followup.channel_order or []):
+        return False
+    close_invitation(session, followup)
+    end_unanswered(session, followup, patient)
+    return True
 
 
 def _give_up_on_channel(session: Session, followup: FollowUp) -> None:
@@ -82,13 +142,19 @@ def _give_up_on_channel(session: Session, followup: FollowUp) -> None:
     followup.status = FollowUpStatus.SCHEDULED.value
 
 
-def attempt(session: Session, services: BotServices, followup: FollowUp) -> None:
-    """Invite over the first usable channel from ``channel_index`` on, or wait, or escalate."""
+def attempt(session: Session, services: BotServices, followup: FollowUp, *, counters: Counters | None = None) -> None:
+    """Invite over the first usable channel from ``channel_index`` on, or wait, or escalate.
+
+    A plan's row also waits for the patient's and the channel's caps, and follows its start mode
+    when the patient is in a conversation (:mod:`bot.plan_followups`).
+    """
     now = clock_of(session).now()
     patient = session.get(Patient, followup.patient_id)
     if patient is None:
         followup.status = FollowUpStatus.CANCELLED.value
         return
+    planned = followup.plan_key is not None
+    counters = counters or Counters(services.config, now)
     order = list(followup.channel_order or [])
     while followup.channel_index < len(order):
         channel = order[followup.channel_index]
@@ -98,16 +164,26 @@ def attempt(session: Session, services: BotServices, followup: FollowUp) -> None
         if in_quiet_hours(services.config, patient, now):
             followup.next_action_at = quiet_hours_end(services.config, patient, now)
             return
-        if open_conversation(session, patient) is not None:
+        if planned:
+            later = hold_until(session, services.config, counters, patient, channel, now)
+            if later is not None:
+                followup.next_action_at = later
+                return
+            if busy(session, followup, patient, now):
+                return
+        elif open_conversation(session, patient) is not None:
             followup.next_action_at = now + RETRY_WHEN_BUSY
             return
         try:
             conversation = invite(session, services, patient, followup.flow_id, channel=channel, followup=followup)
         except ConversationError:
-            followup.status = FollowUpStatus.CANCELLED.value
+            followup.status = (FollowUpStatus.FAILED if planned else FollowUpStatus.CANCELLED).value
+            followup.outcome = "flow_unavailable" if planned else followup.outcome
+            followup.next_action_at = None
             return
         session.flush()
         _send_invitation(session, services, patient, followup, conversation, channel)
+        counters.count(channel)
         followup.status = FollowUpStatus.INVITED.value
         followup.current_channel = channel
         followup.session_id = conversation.id
@@ -116,6 +192,9 @@ def attempt(session: Session, services: BotServices, followup: FollowUp) -> None
         followup.next_action_at = now + timedelta(hours=followup.answer_window_hours)
         log(session, actor=WORKER, action="followup.invite", resource_type="followup", resource_id=followup.id,
             patient_id=patient.id, details={"channel": channel})
+        return
+    if planned:
+        end_unanswered(session, followup, patient)
         return
     followup.status = FollowUpStatus.UNANSWERED.value
     followup.next_action_at = None

@@ -152,6 +152,7 @@ def export_rows(session: Session, followups: Iterable[FollowUp], *, lang: str,
         outcome = FOLLOWUP_OUTCOMES.get(followup.outcome or "")
         row = (patient.card_no, followup.flow_id, followup.due_at.isoformat(), followup.status,
                followup.current_channel or "", followup.completed_at.isoformat() if followup.completed_at else "",
-               (outcome[1] if lang == "en" else outcome[0]) if outcome else "", staff.email if staff else "",
+               (outcome[1] if lang == "en" else outcome[0]) if outcome else followup.outcome or "",
+               staff.email if staff else "",
                followup.staff_notes or "", "; ".join(answers))
         yield tuple(safe_cell(value) for value in row)

@@ -55,6 +55,7 @@ from care.models import (
     TagRuleRun,
     TagRuleVersion,
 )
+from care.plans.service import tag_changed
 from care.reevaluation import clear_tag_reevaluation
 from care.rule_facts import TIME_NAMES, ContactTimes, FactCatalogue, gather
 from care.tags import TagOrigin, clean_tag, patient_ids_with_each, patient_ids_with_tag, tag_rows_of
@@ -431,6 +432,7 @@ def _apply(session: Session, patient: Patient, tag: str, row: PatientTag | None,
             log(session, actor=actor, action="tag.add", resource_type="patient", resource_id=patient.id,
                 patient_id=patient.id, details={"source": "rule"})
             outcome.tagged += 1
+            tag_changed(session, patient, tag, added=True, actor=actor)  # the plans that enrol on the tag
             return
         current = TagOrigin.parse(row.source)
         if current.kind == "rule" and current not in {rule.origin for rule in holding}:
@@ -445,6 +447,7 @@ def _apply(session: Session, patient: Patient, tag: str, row: PatientTag | None,
     log(session, actor=actor, action="tag.remove", resource_type="patient", resource_id=patient.id,
         patient_id=patient.id, details={"source": "rule"})
     outcome.untagged += 1
+    tag_changed(session, patient, tag, added=False, actor=actor)
 
 
 # -- preview ---------------------------------------------------------------------------------------------

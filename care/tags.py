@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from care.errors import Problem, ValidationFailedError
 from care.models import Patient, PatientTag, TagDefinition
+from care.plans.service import tag_changed
 from care.reevaluation import request_at_commit
 from security.audit import Actor, log
 from security.fields import clock_of
@@ -120,6 +121,7 @@ def add_tag(session: Session, patient: Patient, tag: str, *, source: str, actor:
     log(session, actor=actor, action="tag.add", resource_type="patient", resource_id=patient.id,
         patient_id=patient.id, details={"source": source_kind(source), **({"pinned": True} if pinned else {})})
     request_at_commit(session, patient.id, reason="tags")  # other rules may read the tags
+    tag_changed(session, patient, tag, added=True, actor=actor)  # the plans that enrol on the tag
     return True
 
 
@@ -151,6 +153,7 @@ def remove_tag(session: Session, patient: Patient, tag: str, *, actor: Actor) ->
     log(session, actor=actor, action="tag.remove", resource_type="patient", resource_id=patient.id,
         patient_id=patient.id)
     request_at_commit(session, patient.id, reason="tags")
+    tag_changed(session, patient, tag, added=False, actor=actor)
     return True
 
 

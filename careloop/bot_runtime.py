@@ -45,7 +45,8 @@ def bot_config(runtime: Runtime) -> BotConfig:
 
 
 _TUNABLE = {"outbox_lease_seconds", "retry_base_seconds", "retry_max_seconds", "rate_limits",
-            "minimum_disclosure", "passive_reply_seconds"}
+            "minimum_disclosure", "passive_reply_seconds", "plan_daily_cap", "plan_weekly_cap",
+            "channel_daily_caps", "plan_grace_hours"}
 
 
 def build_adapters(runtime: Runtime, config: BotConfig) -> dict[str, ChannelAdapter]:

@@ -127,6 +127,10 @@ class Settings:
     EXTRA_ENVIRONMENT_NAMES: ClassVar[dict[str, str]] = {
         "outbox_lease_seconds": "CARELOOP_OUTBOX_LEASE_SECONDS",
         "rate_limits": "CARELOOP_RATE_LIMITS",
+        "plan_daily_cap": "CARELOOP_PLAN_DAILY_CAP",
+        "plan_weekly_cap": "CARELOOP_PLAN_WEEKLY_CAP",
+        "plan_grace_hours": "CARELOOP_PLAN_GRACE_HOURS",
+        "channel_daily_caps": "CARELOOP_CHANNEL_DAILY_CAPS",
     }
 
     @classmethod
@@ -330,6 +334,24 @@ def _convert_extra(name: str, raw: str) -> Any:
     """``CARELOOP_OUTBOX_LEASE_SECONDS=120``; ``CARELOOP_RATE_LIMITS=sms=1,voice=1`` (per second, per channel;
     channels not named keep the providers' documented limits)."""
     try:
+        if name in ("CARELOOP_PLAN_DAILY_CAP", "CARELOOP_PLAN_WEEKLY_CAP"):
+            cap = int(raw)
+            if not 1 <= cap <= 1000:
+                raise ValueError("a whole number from 1 to 1000")
+            return cap
+        if name == "CARELOOP_PLAN_GRACE_HOURS":
+            hours = float(raw)
+            if not 0 < hours <= 24 * 30:
+                raise ValueError("hours, more than 0 and at most 720")
+            return hours
+        if name == "CARELOOP_CHANNEL_DAILY_CAPS":  # wechat=100000,sms=5000
+            caps: dict[str, int] = {}
+            for part in raw.split(","):
+                channel, _, count = part.partition("=")
+                if channel.strip().lower() not in KNOWN_CHANNELS or int(count) < 0:
+                    raise ValueError(part)
+                caps[channel.strip().lower()] = int(count)
+            return caps
         if name == "CARELOOP_OUTBOX_LEASE_SECONDS":
             seconds = float(raw)
             if not 1 <= seconds <= 86400:

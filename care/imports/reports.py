@@ -47,6 +47,7 @@ from care.imports.report_formats import (
 from care.imports.report_formats.base import UNKNOWN_CODE, VALUE_NOT_USABLE, MappedCode, Moment, day_of
 from care.models import CheckupReport, Observation, Patient, PatientStatus
 from care.observations import Reading, open_red_flag_tasks
+from care.plans.service import reports_imported
 from care.reevaluation import request_tag_reevaluation
 from security.audit import Actor, log
 from security.crypto import field_aad
@@ -313,6 +314,8 @@ class ReportImport:
         # report names the same readings and opens none again.
         open_red_flag_tasks(session, readings, actor=self.actor)
         request_tag_reevaluation(session, written, reason="report_import")
+        # Plans that start with a report, or are timed from the checkup, follow (care.plans).
+        reports_imported(session, sorted(written), actor=self.actor)
         self.tally.patients |= written
 
     def _rows(

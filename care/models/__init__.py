@@ -13,6 +13,7 @@ from care.models.clinical import (
 )
 from care.models.consent import AppendOnlyError, ConsentEntry, ConsentPurpose, ConsentSource
 from care.models.engagement import (
+    FOLLOWUP_FINAL,
     FlowResult,
     FollowUp,
     FollowUpStatus,
@@ -33,12 +34,18 @@ from care.models.patient import (
     Patient,
     PatientStatus,
 )
+from care.models.plans import EnrolmentStatus, Plan, PlanEnrolment, PlanVersion
 from care.models.staff import Role, StaffSession, User
 from care.models.tags import RunStatus, TagDefinition, TagRule, TagRuleRun, TagRuleVersion
 from security.audit import AuditChainHead, AuditEntry
 from security.crypto import DataKey
 
 __all__ = [
+    "FOLLOWUP_FINAL",
+    "EnrolmentStatus",
+    "Plan",
+    "PlanEnrolment",
+    "PlanVersion",
     "PROFILE_SECTIONS",
     "AdviceOverride",
     "AppendOnlyError",

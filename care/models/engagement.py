@@ -119,15 +119,33 @@ class FollowUpStatus(StrEnum):
     INVITED = "invited"          # a neutral invitation went out; waiting for the patient
     IN_PROGRESS = "in_progress"  # the patient is answering
     COMPLETED = "completed"
-    UNANSWERED = "unanswered"    # every channel tried, no answer: escalated to staff
+    UNANSWERED = "unanswered"    # every channel tried, no answer (no response): escalated to staff
     CANCELLED = "cancelled"
+    # A plan's occurrences (``care.plans``) also pass through these:
+    DUE = "due"                  # its time came; waiting for a cap, quiet hours or an open conversation
+    FAILED = "failed"            # no channel could be used, or the flow could not start
+    SKIPPED = "skipped"          # not sent: missed (overdue past the grace), stale, or the patient was busy
+
+
+#: A follow-up in one of these will do nothing more.
+FOLLOWUP_FINAL = frozenset({FollowUpStatus.COMPLETED.value, FollowUpStatus.UNANSWERED.value,
+                            FollowUpStatus.CANCELLED.value, FollowUpStatus.FAILED.value,
+                            FollowUpStatus.SKIPPED.value})
 
 
 class FollowUp(Base):
-    """A follow-up due at a time, run by a flow over the first usable channel of its order."""
+    """A follow-up due at a time, run by a flow over the first usable channel of its order.
+
+    A plan's occurrence (``plan_key`` set) also names the plan version that timed it, its step and
+    occurrence (the n-th of a recurring step), the enrolment, and the enrolment's ``fire_version``
+    it was timed under (older than the enrolment's: a no-op when due); its ``start_mode`` says what
+    to do when the patient is in a conversation, ``on_silence`` what an unanswered invitation leads to.
+    ``due_at`` is when the plan timed it; ``next_action_at`` when the worker looks at it next.
+    """
 
     __tablename__ = "followups"
-    __table_args__ = (Index("ix_followups_due", "status", "due_at"),)
+    __table_args__ = (Index("ix_followups_due", "status", "due_at"),
+                      Index("ix_followups_enrolment", "enrolment_id", "status"))
 
     patient_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("patients.id", ondelete="CASCADE"), index=True)
     flow_id: Mapped[str] = mapped_column(String(64))
@@ -145,8 +163,17 @@ class FollowUp(Base):
     source: Mapped[str] = mapped_column(String(32), default="manual")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    # The follow-up record's staff part: the outcome code (care.followups.FOLLOWUP_OUTCOMES), who
-    # recorded it (a health manager completing the visit by phone, say) and their notes.
+    plan_key: Mapped[str | None] = mapped_column(String(64))
+    plan_version: Mapped[int | None] = mapped_column(Integer)
+    step_index: Mapped[int | None] = mapped_column(Integer)
+    occurrence: Mapped[int | None] = mapped_column(Integer)
+    enrolment_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    fire_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    start_mode: Mapped[str | None] = mapped_column(String(16))
+    on_silence: Mapped[list[str] | None] = mapped_column(JSON)
+    # How it ended: a code the plans set (missed, step_removed, ...) or the staff member's
+    # (care.followups.FOLLOWUP_OUTCOMES), who recorded that (a health manager completing the visit
+    # by phone, say) and their notes: the follow-up record's staff part.
     outcome: Mapped[str | None] = mapped_column(String(32))
     staff_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     staff_notes = encrypted(TEXT)

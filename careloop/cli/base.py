@@ -132,6 +132,7 @@ COMMAND_MODULES: dict[str, str] = {
     "users": "careloop.cli.users",
     "teams": "careloop.cli.teams",
     "tags": "careloop.cli.tags",
+    "plans": "careloop.cli.plans",
     "doctor": "careloop.cli.doctor",
     "export": "careloop.cli.exports",
     "followups": "careloop.cli.care_work",

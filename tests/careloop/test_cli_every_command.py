@@ -31,6 +31,7 @@ Cli = Callable[..., tuple[int, str, str]]
 Path_ = tuple[str, ...]
 
 LIBRARY = Path(__file__).resolve().parents[2] / "flows" / "library"
+PLANS = Path(__file__).resolve().parents[2] / "care" / "plans" / "library"
 ARGUMENTS: dict[Path_, Callable[[Path], list[str]]] = {
     ("worker",): lambda _: ["--once"],
     ("demo",): lambda _: ["--no-serve"],
@@ -38,6 +39,7 @@ ARGUMENTS: dict[Path_, Callable[[Path], list[str]]] = {
     ("serve",): lambda _: ["--host", "256.0.0.1", "--port", "5999"],
     ("risk",): lambda _: ["bp", "--input", json.dumps({"sbp": 120, "dbp": 80})],
     ("flows", "validate"): lambda _: [str(LIBRARY / "phq9.yaml")],
+    ("plans", "validate"): lambda _: [str(PLANS / "bp_monthly.yaml")],
     ("simulate",): lambda _: ["phq9", "--lang", "en"],
     ("export", "observations"): lambda tmp: ["--out", str(tmp / "observations.xlsx")],
     ("export", "followups"): lambda tmp: ["--out", str(tmp / "followups.xlsx")],
@@ -51,7 +53,7 @@ def mapping_file(tmp_path: Path) -> Path:
     path.write_text("local_code,code\nLAB-GLU,fpg\n", encoding="utf-8")
     return path
 # Commands that never open the database: they work whatever state it is in.
-NO_DATABASE: set[Path_] = {("risk",), ("flows", "validate"), ("flows", "list"), ("simulate",)}
+NO_DATABASE: set[Path_] = {("risk",), ("flows", "validate"), ("flows", "list"), ("simulate",), ("plans", "validate")}
 # Commands that initialise the database: on an empty one they succeed.
 INITIALISING: set[Path_] = {("init",), ("demo",)}
 

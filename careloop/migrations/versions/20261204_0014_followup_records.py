@@ -1,10 +1,10 @@
-"""the follow-up record's staff part (outcome, staff member, notes) and staff tasks' due time and outcome
+"""the follow-up record's staff part (staff member, notes; the outcome column came with 0007_plans) and staff tasks' due time and outcome
 
 Tasks without a due time (those raised before this revision) are due by their priority from when they
 were raised (care.tasks.due_time).
 
 Revision ID: 0007_records
-Revises: 0006_tagrules
+Revises: 0007_plans
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_records"
-down_revision = "0006_tagrules"
+down_revision = "0007_plans"
 branch_labels = None
 depends_on = None
 
@@ -26,7 +26,6 @@ def upgrade() -> None:
         batch.add_column(sa.Column("closed_by", sa.Uuid(), nullable=True))
         batch.create_index("ix_staff_tasks_due_at", ["due_at"])
     with op.batch_alter_table("followups") as batch:
-        batch.add_column(sa.Column("outcome", sa.String(32), nullable=True))
         batch.add_column(sa.Column("staff_id", sa.Uuid(), nullable=True))
         batch.add_column(sa.Column("staff_notes", sa.LargeBinary(), nullable=True))
 
@@ -35,7 +34,6 @@ def downgrade() -> None:
     with op.batch_alter_table("followups") as batch:
         batch.drop_column("staff_notes")
         batch.drop_column("staff_id")
-        batch.drop_column("outcome")
     with op.batch_alter_table("staff_tasks") as batch:
         batch.drop_index("ix_staff_tasks_due_at")
         batch.drop_column("closed_by")

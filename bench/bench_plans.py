@@ -1,0 +1,158 @@
+"""Plans at scale: patients enrolled in a monthly plan, the month scheduled, the due follow-ups handled.
+
+Enrols ``--patients`` synthetic patients (bulk, as the import does) in a scratch database, adds a
+monthly plan (console channel: the invitation is queued in the outbox, which the dispatcher sends;
+its delivery to the fake providers is measured by ``bench_worker_faults``), then reports:
+
+* the time to schedule the month: ``care.plans.enrol_many`` over every patient (one row each);
+* the rate of the worker's ``due_followups`` on the due rows (claimed in batches with
+  ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a patient lock each, an invitation queued each):
+  one worker on the first half of the rows, then two workers (threads, separate sessions) on the
+  second half; each row is checked to have been handled once (one invitation each).
+
+Targets (issue 16): over 500 follow-ups/s with one worker; two workers at least 1.6 times one.
+Two workers need PostgreSQL (SQLite has one writer).
+
+    .venv/bin/python -m bench.bench_plans --patients 200                     # smoke, SQLite
+    .venv/bin/python -m bench.bench_plans --patients 100000 \\
+        --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import tempfile
+import threading
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from time import perf_counter
+
+from sqlalchemy import func, select
+
+from bench.common import is_postgresql, machine, scratch_database, synthetic_patients
+from bot.followups import due_followups
+from bot.models import OutboxMessage
+from care import plans
+from care.models import FollowUp
+from care.patients import enroll_many
+from careloop import migrate
+from careloop.bot_runtime import build_bot
+from careloop.runtime import build_runtime
+from careloop.settings import Settings
+from security.audit import Actor
+from security.clock import FixedClock
+
+ACTOR = Actor("system", "bench", "bench")
+TARGET_PER_SECOND = 500
+TARGET_SPEED_UP = 1.6
+PLAN = """id: bench_monthly
+version: 1
+title: {zh: 每月随访, en: Monthly follow-up}
+steps:
+  - flow: home_monitoring
+    when: {every: {months: 1}, at: "10:00"}
+    channels: [console]
+    on_silence: [staff_call]
+"""
+
+
+def drain(runtime, services, workers: int, budget: int, batch: int) -> tuple[int, float]:  # noqa: ANN001
+    """Run ``workers`` threads of ``due_followups`` until ``budget`` rows are handled; (handled, seconds)."""
+    handled = [0] * workers
+    lock = threading.Lock()
+    left = [budget]
+    failures: list[BaseException] = []
+
+    def work(slot: int) -> None:
+        try:
+            while True:
+                with lock:
+                    take = min(batch, left[0])
+                    left[0] -= take
+                if take <= 0:
+                    return
+                with runtime.db.unit_of_work() as session:
+                    done = due_followups(session, services, limit=take)
+                handled[slot] += done
+                if done < take:
+                    with lock:
+                        left[0] += take - done
+                    if done == 0:
+                        return
+        except BaseException as failure:  # noqa: BLE001 - reported below
+            failures.append(failure)
+
+    threads = [threading.Thread(target=work, args=(slot,)) for slot in range(workers)]
+    started = perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+    return sum(handled), perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--patients", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=200, help="rows claimed per worker transaction")
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+    print("\n".join(machine(args.database_url)))
+    with scratch_database(args.database_url, "plans") as url:
+        folder = Path(tempfile.mkdtemp(prefix="careloop-bench-plans-"))
+        settings = Settings(database_url=url, key_file=folder / "master.key", blob_dir=folder / "blobs")
+        clock = FixedClock(datetime(2026, 12, 1, 1, 0, tzinfo=UTC))
+        runtime = build_runtime(settings, clock=clock, create_key=True)
+        migrate.upgrade(runtime.db.engine)
+        services = build_bot(runtime).services
+        ids = []
+        started = perf_counter()
+        people = list(synthetic_patients(args.patients))
+        for start in range(0, len(people), 1000):
+            with runtime.db.unit_of_work() as session:
+                batch = enroll_many(session, [person.request() for person in people[start:start + 1000]],
+                                    actor=ACTOR)
+                ids += [row.patient_id for row in batch if row.patient_id]
+        print(f"patients: {len(ids)} enrolled in the clinic in {perf_counter() - started:.1f} s")
+        with runtime.db.unit_of_work() as session:
+            plans.add_plan(session, PLAN, flow_ids=set(services.library.ids()), actor=ACTOR)
+        started = perf_counter()
+        for start in range(0, len(ids), 10_000):
+            with runtime.db.unit_of_work() as session:
+                plans.enrol_many(session, ids[start:start + 10_000], "bench_monthly", actor=ACTOR)
+        seconds = perf_counter() - started
+        print(f"schedule the month: {len(ids)} patients enrolled, one follow-up each, in {seconds:.2f} s "
+              f"({len(ids) / seconds:,.0f} patients/s)")
+        clock.advance(days=31, hours=2)  # every row due (10:00 on 1 January, Shanghai), none past the grace
+        half = len(ids) // 2
+        one, one_s = drain(runtime, services, 1, half, args.batch)
+        one_rate = one / one_s if one_s else 0.0
+        print(f"due follow-ups, 1 worker: {one} in {one_s:.2f} s = {one_rate:,.0f}/s "
+              f"(target > {TARGET_PER_SECOND}/s: {'met' if one_rate > TARGET_PER_SECOND else 'NOT met'})")
+        if is_postgresql(args.database_url):
+            two, two_s = drain(runtime, services, 2, len(ids) - one, args.batch)
+            two_rate = two / two_s if two_s else 0.0
+            ratio = two_rate / one_rate if one_rate else 0.0
+            print(f"due follow-ups, 2 workers: {two} in {two_s:.2f} s = {two_rate:,.0f}/s, {ratio:.2f}x one "
+                  f"(target >= {TARGET_SPEED_UP}x: {'met' if ratio >= TARGET_SPEED_UP else 'NOT met'})")
+        else:
+            print("2 workers: PostgreSQL only (SQLite has one writer)")
+        with runtime.db.unit_of_work() as session:
+            per_row = Counter(session.scalars(select(OutboxMessage.followup_id)))
+            statuses = Counter(session.scalars(select(FollowUp.status).where(FollowUp.occurrence == 1)))
+            upcoming = session.scalar(select(func.count()).select_from(FollowUp).where(FollowUp.occurrence == 2))
+        twice = sum(1 for count in per_row.values() if count > 1)
+        print(f"check: {len(per_row)} invitations, {twice} rows invited twice, statuses {dict(statuses)}, "
+              f"{upcoming} next occurrences scheduled")
+        print(f"peak memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+        runtime.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
