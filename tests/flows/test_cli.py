@@ -43,7 +43,7 @@ def test_validate_a_directory_of_broken_flows(capsys: pytest.CaptureFixture[str]
 
 def test_validate_the_library_is_clean(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["flows", "validate", str(LIBRARY_DIR), str(FIXTURES / "valid")]) == 0
-    assert capsys.readouterr().out == "ok: 10 flow files checked, no problems.\n"
+    assert capsys.readouterr().out == "ok: 12 flow files checked, no problems.\n"
 
 
 @pytest.mark.parametrize("args", [["flows", "validate"], ["flows", "validate", "/no/such/file.yaml"]])
@@ -58,9 +58,10 @@ def test_list_shows_id_version_and_title(capsys: pytest.CaptureFixture[str]) -> 
     assert lines[0].split() == ["id", "version", "title"]
     assert [line.split()[0] for line in lines[1:]] == [
         "diabetes_followup", "gad7", "home_monitoring", "hypertension_followup",
-        "intake", "phq9", "post_checkup", "satisfaction",
+        "intake", "national_diabetes_followup", "national_hypertension_followup", "phq9", "post_checkup",
+        "satisfaction",
     ]  # fmt: skip
-    assert "phq9                         1  情绪健康问卷（PHQ-9） / Mood questionnaire (PHQ-9)" in lines
+    assert "phq9                                  1  情绪健康问卷（PHQ-9） / Mood questionnaire (PHQ-9)" in lines
 
 
 def test_list_with_an_extra_library_and_every_version(capsys: pytest.CaptureFixture[str]) -> None:
