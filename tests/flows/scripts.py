@@ -133,7 +133,7 @@ def load_script(flow_id: str) -> Script:
 
 
 def library_flow_ids() -> list[str]:
-    """Return the ids of the library's flows, from their files (an older version's file, ``phq9.v1.yaml``, adds none)."""
+    """Return the ids of the library's flows, from their files (an older version's file, ``phq9.v1.yaml``: none)."""
     ids: list[str] = []
     for path in sorted(LIBRARY_DIR.glob("*.yaml")):
         flow_id = str(yaml.safe_load(path.read_text(encoding="utf-8"))["id"])
