@@ -30,7 +30,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     # A longer source would not fit again: cut it (the flow id's tail), as the old column could hold.
     for table, column in _COLUMNS:
-        op.execute(sa.text(f"UPDATE {table} SET {column} = substr({column}, 1, 32) WHERE length({column}) > 32"))
+        rows = sa.table(table, sa.column(column, sa.String()))
+        source = rows.c[column]
+        op.execute(rows.update().where(sa.func.length(source) > 32).values({column: sa.func.substr(source, 1, 32)}))
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.alter_column(column, existing_type=sa.String(length=80), type_=sa.String(length=32),
                                   existing_nullable=False)
