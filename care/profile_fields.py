@@ -81,6 +81,11 @@ PROFILE_FIELDS: Mapping[str, ProfileField] = MappingProxyType({
     "region_north": _field("lifestyle", "bool", "居住在长江以北", "Lives north of the Yangtze"),
     "urban": _field("lifestyle", "bool", "居住在城市", "Lives in a city"),
     "race": _field("history", "choice", "种族", "Race"),
+    # The national chronic-disease follow-up: the last visit's classification (controlled, not_controlled,
+    # not_controlled_twice, urgent_referral), which the next visit reads for "not controlled twice in a row".
+    "national_htn_class": _field("history", "choice", "上次高血压随访分类",
+                                 "Last hypertension follow-up classification"),
+    "national_dm_class": _field("history", "choice", "上次糖尿病随访分类", "Last diabetes follow-up classification"),
 })
 
 

@@ -566,6 +566,15 @@ class Run:
         """Return the ISO time ``days`` days from now."""
         return (self.now + timedelta(days=days)).isoformat()
 
+    def after_hours(self, hours: int) -> str:
+        """Return the ISO time ``hours`` hours from now."""
+        return (self.now + timedelta(hours=hours)).isoformat()
+
+    def save_value(self, node_id: str, name: str, value: str) -> None:
+        """Save a plain value (a date an action worked out) as a result, without category."""
+        self._set_result(name, {"value": value, "category": None, "label": None, "node": node_id})
+        self.emit(ResultSaved(name, value, None, None, None, None, node_id, None, None, None))
+
     # -- internals ---------------------------------------------------------------------------
 
     def _hand_off(self, node_id: str, reason: str, note_key: str, *, priority: str, count: int = 0) -> None:

@@ -12,7 +12,9 @@ a hostile or careless expression cannot hang the engine or read anything it shou
   ``*`` and ``%`` work on numbers only (no string repetition or formatting).
 
 Functions: ``min max sum len abs round int float str bool any all``, ``count(list, x)``,
-``between(x, low, high)`` (inclusive) and ``coalesce(x, default)`` (``default`` when ``x`` is None).
+``between(x, low, high)`` (inclusive), ``coalesce(x, default)`` (``default`` when ``x`` is None) and
+the national follow-up's visit classification, ``national_htn_class(...)``, ``national_dm_class(...)`` and
+``national_next_visit_days(class)`` (:mod:`flows.national_followup`).
 Examples::
 
     phq9_q1 + phq9_q2 + phq9_q3          # a score
@@ -37,6 +39,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import simpleeval
+
+from flows import national_followup
 
 MAX_LENGTH = 1000
 MAX_NODES = 250
@@ -245,6 +249,18 @@ def _coalesce(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
+def _classification(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A visit classification of :mod:`flows.national_followup`, its input errors as expression errors."""
+
+    def classify(*arguments: Any) -> Any:
+        try:
+            return function(*arguments)
+        except national_followup.ClassificationError as wrong:
+            raise ExpressionError(str(wrong)) from None
+
+    return classify
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "min": _min,
     "max": _max,
@@ -261,6 +277,9 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "count": _count,
     "between": _between,
     "coalesce": _coalesce,
+    "national_htn_class": _classification(national_followup.national_htn_class),
+    "national_dm_class": _classification(national_followup.national_dm_class),
+    "national_next_visit_days": _classification(national_followup.national_next_visit_days),
 }
 
 #: What the functions do with an unknown (None) argument under ``unknown_is_false``.

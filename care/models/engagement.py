@@ -160,7 +160,8 @@ class FollowUp(Base):
     invited_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     next_action_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
     session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    source: Mapped[str] = mapped_column(String(32), default="manual")
+    # "flow:<flow id>" (flow ids run to 64 characters), "manual", "plan:..." (migration 0007_natfollow).
+    source: Mapped[str] = mapped_column(String(80), default="manual")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     plan_key: Mapped[str | None] = mapped_column(String(64))

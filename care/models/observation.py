@@ -38,7 +38,7 @@ class Observation(Base):
     # default fills it), so the import's hot INSERT binds no more parameters than it must.
     recognised: Mapped[bool] = mapped_column(Boolean, server_default=true())
     effective_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    source: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(80))  # "flow:<flow id>", "report:csv", ... (0007_natfollow)
     source_ref: Mapped[str | None] = mapped_column(String(128), index=True)
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
 

@@ -7,6 +7,7 @@ Example::
       priority: urgent                 # urgent (now), high (today) or normal
       reason: phq9_item9_positive      # a stable key for the work queue
       include: [phq9_q9, phq9_total]   # results copied into the task
+      due_in_hours: 1                  # optional: the task's due time (details.due_at), hours from now
       note: {zh: PHQ-9第9题阳性，请立即联系患者。, en: PHQ-9 item 9 positive. Call the patient now.}
 """
 
@@ -39,16 +40,18 @@ class NotifyStaffNode(ActionNode):
         reason: str,
         note: LocalText,
         include: tuple[str, ...],
+        due_in_hours: int | None = None,
     ) -> None:
         super().__init__(node_id, when)
         self.priority = priority
         self.reason = reason
         self.note = note
         self.include = include
+        self.due_in_hours = due_in_hours
 
     @classmethod
     def read(cls, reader: Reader, node_id: str) -> NotifyStaffNode:
-        """Read ``priority``, ``reason``, ``note`` and ``include``."""
+        """Read ``priority``, ``reason``, ``note``, ``include`` and ``due_in_hours`` (0-8760)."""
         priority = reader.one_of("priority", PRIORITIES, required=True) or "normal"
         reason = reader.identifier("reason", required=True) or "flow"
         note = reader.text("note", required=True) or LocalText.of({})
@@ -58,7 +61,8 @@ class NotifyStaffNode(ActionNode):
                 include.append(item)
             else:
                 reader.problem("'include' must list result names")
-        return cls(node_id, reader.expression("when"), priority, reason, note, tuple(include))
+        due = reader.integer("due_in_hours", minimum=0, maximum=8760)
+        return cls(node_id, reader.expression("when"), priority, reason, note, tuple(include), due)
 
     def texts(self) -> Iterator[tuple[str, LocalText]]:
         """Yield the staff note."""
@@ -66,4 +70,5 @@ class NotifyStaffNode(ActionNode):
 
     def act(self, run: Run) -> None:
         """Notify staff."""
-        run.notify(self.id, self.priority, self.reason, self.note, self.include)
+        extra = None if self.due_in_hours is None else {"due_at": run.after_hours(self.due_in_hours)}
+        run.notify(self.id, self.priority, self.reason, self.note, self.include, extra)

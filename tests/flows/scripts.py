@@ -133,10 +133,12 @@ def load_script(flow_id: str) -> Script:
 
 
 def library_flow_ids() -> list[str]:
-    """Return the ids of the library's flows, from their files (one flow a file)."""
-    ids = []
+    """Return the ids of the library's flows, from their files (an older version's file, ``phq9.v1.yaml``: none)."""
+    ids: list[str] = []
     for path in sorted(LIBRARY_DIR.glob("*.yaml")):
-        ids.append(str(yaml.safe_load(path.read_text(encoding="utf-8"))["id"]))
+        flow_id = str(yaml.safe_load(path.read_text(encoding="utf-8"))["id"])
+        if flow_id not in ids:
+            ids.append(flow_id)
     return ids
 
 

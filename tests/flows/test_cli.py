@@ -43,7 +43,7 @@ def test_validate_a_directory_of_broken_flows(capsys: pytest.CaptureFixture[str]
 
 def test_validate_the_library_is_clean(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["flows", "validate", str(LIBRARY_DIR), str(FIXTURES / "valid")]) == 0
-    assert capsys.readouterr().out == "ok: 10 flow files checked, no problems.\n"
+    assert capsys.readouterr().out == "ok: 13 flow files checked, no problems.\n"
 
 
 @pytest.mark.parametrize("args", [["flows", "validate"], ["flows", "validate", "/no/such/file.yaml"]])
@@ -58,9 +58,10 @@ def test_list_shows_id_version_and_title(capsys: pytest.CaptureFixture[str]) -> 
     assert lines[0].split() == ["id", "version", "title"]
     assert [line.split()[0] for line in lines[1:]] == [
         "diabetes_followup", "gad7", "home_monitoring", "hypertension_followup",
-        "intake", "phq9", "post_checkup", "satisfaction",
+        "intake", "national_diabetes_followup", "national_hypertension_followup", "phq9", "post_checkup",
+        "satisfaction",
     ]  # fmt: skip
-    assert "phq9                         1  情绪健康问卷（PHQ-9） / Mood questionnaire (PHQ-9)" in lines
+    assert "phq9                                  2  情绪健康问卷（PHQ-9） / Mood questionnaire (PHQ-9)" in lines
 
 
 def test_list_with_an_extra_library_and_every_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,7 +75,7 @@ def test_simulate_runs_a_flow_and_prints_results_and_events(
 ) -> None:
     assert simulate(monkeypatch, "2\n3\n1\n2\n1\n4\n1\n2\n1\n2\n", "phq9") == 0
     out = capsys.readouterr().out
-    assert out.startswith("[phq9 v1 · zh · text]\n")
+    assert out.startswith("[phq9 v2 · zh · text]\n")
     first = "（1/9）做事时提不起劲或没有兴趣\n1. 完全不会\n2. 好几天\n3. 一半以上的天数\n4. 几乎每天\n请回复数字1-4"
     assert first in out
     assert "> 2\n" in out
@@ -88,7 +89,7 @@ def test_simulate_runs_a_flow_and_prints_results_and_events(
         "phq9_difficulty = 1 [somewhat_difficult]",
     ]  # fmt: skip
     events = out.split("events:\n", 1)[1].splitlines()
-    assert events[0] == 'session_started {"flow_id": "phq9", "lang": "zh", "version": 1}'
+    assert events[0] == 'session_started {"flow_id": "phq9", "lang": "zh", "version": 2}'
     assert events[-1] == 'session_ended {"status": "completed"}'
     assert 'followup_scheduled {"due_at": "2025-02-05T09:00:00+08:00", "flow_id": "phq9", "in_days": 30}' in events
 

@@ -26,7 +26,8 @@ def test_every_library_flow_exports_as_a_valid_questionnaire(library: FlowLibrar
     questionnaire = to_questionnaire(definition, lang=lang)
     data = json.loads(questionnaire.model_dump_json())
     assert Questionnaire.model_validate(data).url == f"urn:careloop:flow:{flow_id}"
-    assert (data["status"], data["version"], data["title"]) == ("active", "1", definition.title.plain(lang))
+    assert (data["status"], data["version"], data["title"]) == ("active", str(definition.version),
+                                                                definition.title.plain(lang))
     link_ids = [item["linkId"] for item in data["item"]]
     assert set(link_ids) >= {question.id for question in definition.questions()}
     assert len(link_ids) == len(set(link_ids))
@@ -84,7 +85,7 @@ def test_a_finished_phq9_session_exports_as_a_questionnaire_response(library: Fl
     response = to_questionnaire_response(definition, talk.state, subject="Patient/42")
     data = json.loads(response.model_dump_json())
     assert QuestionnaireResponse.model_validate(data).status == "completed"
-    assert data["questionnaire"] == "urn:careloop:flow:phq9|1"
+    assert data["questionnaire"] == "urn:careloop:flow:phq9|2"
     assert data["subject"] == {"reference": "Patient/42"}
     assert data["authored"] == "2025-01-06T09:00:00+08:00"
     items = _items(response)
