@@ -14,7 +14,7 @@ COLUMNS = (("followups", "source"), ("observations", "source"))
 @pytest.fixture
 def at_tagrules(fresh_database_url):
     engine = make_engine(fresh_database_url)
-    migrate.upgrade(engine, "0006_tagrules")
+    migrate.upgrade(engine, "0007_plans")
     yield engine
     engine.dispose()
 
@@ -33,5 +33,5 @@ def test_the_upgrade_widens_the_sources_and_the_downgrade_narrows_them_again(at_
     migrate.upgrade(at_tagrules, "0007_natfollow")
     assert set(lengths(at_tagrules).values()) == {80}
     assert len("flow:national_hypertension_followup") > 32
-    migrate.downgrade(at_tagrules, "0006_tagrules")
+    migrate.downgrade(at_tagrules, "0007_plans")
     assert set(lengths(at_tagrules).values()) == {32}

@@ -4,7 +4,7 @@ Tasks without a due time (those raised before this revision) are due by their pr
 were raised (care.tasks.due_time).
 
 Revision ID: 0007_records
-Revises: 0007_plans
+Revises: 0007_natfollow
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_records"
-down_revision = "0007_plans"
+down_revision = "0007_natfollow"
 branch_labels = None
 depends_on = None
 

@@ -4,7 +4,7 @@
 (flow:national_hypertension_followup); flow ids run to 64.
 
 Revision ID: 0007_natfollow
-Revises: 0006_tagrules
+Revises: 0007_plans
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_natfollow"
-down_revision = "0006_tagrules"
+down_revision = "0007_plans"
 branch_labels = None
 depends_on = None
 
