@@ -9,6 +9,7 @@ Sending happens later, from the outbox, after commit.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -205,9 +206,13 @@ def _tag_removed(context: EffectContext, event: TagRemoved) -> None:
 @handles(StaffNotified)
 def _staff(context: EffectContext, event: StaffNotified) -> None:
     where = str(context.conversation.id)
-    _task(context, task_record(context.scene.patient_id, kind="flow_alert", priority=event.priority,
-                               reason=event.reason, details={**dict(event.details), "session_id": where},
-                               source_ref=where, now=context.now))
+    record = task_record(context.scene.patient_id, kind="flow_alert", priority=event.priority, reason=event.reason,
+                         details={**dict(event.details), "session_id": where}, source_ref=where, now=context.now)
+    due = event.details.get("due_at")  # a flow's own due time (notify_staff due_in_hours), else the priority's
+    if isinstance(due, str):
+        with contextlib.suppress(ValueError):  # a malformed one leaves the priority's
+            record["due_at"] = datetime.fromisoformat(due)
+    _task(context, record)
 
 
 @handles(FlowError)

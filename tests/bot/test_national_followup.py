@@ -68,6 +68,7 @@ def test_not_controlled_then_twice_in_a_row_then_controlled(db, make_patient, se
     review = [task for task in tasks_of(db, patient) if task.reason == "national_medication_review"]
     assert [(task.kind, task.priority) for task in review] == [("flow_alert", "high")]
     assert review[0].details["due_at"] == (first_at + timedelta(hours=72)).isoformat()
+    assert review[0].due_at == first_at + timedelta(hours=72)  # the task itself is due then
     assert review[0].details["results"]["bp"] == "140/90"
     phone = [task for task in tasks_of(db, patient) if task.reason == "national_htn_visit_by_phone"]
     assert phone[0].details["results"]["adherence"] == "regular"
