@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -69,6 +69,20 @@ FOLLOWUP_OUTCOMES: dict[str, tuple[str, str]] = {
 }
 
 
+def check_outcome(outcome: str, notes: str | None, outcomes: Mapping[str, object]) -> None:
+    """Refuse an outcome code not in ``outcomes`` or notes longer than :data:`NOTES_LIMIT` (both named).
+
+    :raises ValidationFailedError: with a problem for each.
+    """
+    problems = []
+    if outcome not in outcomes:
+        problems.append(Problem("outcome", f"must be one of {', '.join(outcomes)}"))
+    if notes is not None and len(notes) > NOTES_LIMIT:
+        problems.append(Problem("notes", f"must be at most {NOTES_LIMIT} characters"))
+    if problems:
+        raise ValidationFailedError(problems)
+
+
 def record_followup_outcome(session: Session, followup_id: uuid.UUID, *, outcome: str, notes: str | None,
                             staff_id: uuid.UUID | None, actor: Actor, scope: PatientScope) -> FollowUp:
     """Complete the follow-up record's staff part: its outcome code, who recorded it, and their notes.
@@ -80,13 +94,7 @@ def record_followup_outcome(session: Session, followup_id: uuid.UUID, *, outcome
     :raises NotFoundError: no such follow-up.
     :raises OutsideCareTeamError: its patient is outside ``scope``.
     """
-    problems = []
-    if outcome not in FOLLOWUP_OUTCOMES:
-        problems.append(Problem("outcome", f"must be one of {', '.join(FOLLOWUP_OUTCOMES)}"))
-    if notes is not None and len(notes) > NOTES_LIMIT:
-        problems.append(Problem("notes", f"must be at most {NOTES_LIMIT} characters"))
-    if problems:
-        raise ValidationFailedError(problems)
+    check_outcome(outcome, notes, FOLLOWUP_OUTCOMES)
     followup = session.get(FollowUp, followup_id)
     if followup is None:
         raise NotFoundError(f"no follow-up {followup_id}")

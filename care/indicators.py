@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from care.clinical import codes, units
 from care.clinical.config import ClinicalConfig
 from care.clinical.trends import SeriesItem, SourceKind, Trend, analyse_all, source_kind
-from care.models import Patient
+from care.models import Observation, Patient
 from care.observations import observations_of
 from security.fields import clock_of
 
@@ -72,22 +72,31 @@ def _readings(session: Session, patient: Patient, until: date | None) -> Iterato
     """Yield ``(indicator, local day, source kind, canonical value)`` of each indicator observation."""
     zone = zone_of(patient)
     for observation in observations_of(session, patient):
-        try:
-            indicator = codes.indicator(observation.code)
-        except codes.UnknownCodeError:
-            continue  # questionnaire totals and other codes are not indicators
-        value = observation.value
-        if value is None:
+        found = canonical_value(observation)
+        if found is None:
             continue
-        if observation.unit != indicator.unit:
-            try:
-                value = units.to_canonical(indicator.code, value, observation.unit)
-            except units.UnitError:
-                continue
         day = observation.effective_at.astimezone(zone).date()
         if until is not None and day > until:
             continue
-        yield indicator.code, day, source_kind(observation.source), value
+        yield found[0], day, source_kind(observation.source), found[1]
+
+
+def canonical_value(observation: Observation) -> tuple[str, float] | None:
+    """``(indicator code, value in the indicator's canonical unit)`` of an observation; None for a code that is
+    not an indicator (a questionnaire total, a code kept as it came), no value, or a unit that does not convert."""
+    try:
+        indicator = codes.indicator(observation.code)
+    except codes.UnknownCodeError:
+        return None
+    value = observation.value
+    if value is None:
+        return None
+    if observation.unit != indicator.unit:
+        try:
+            value = units.to_canonical(indicator.code, value, observation.unit)
+        except units.UnitError:
+            return None
+    return indicator.code, value
 
 
 def patient_trends(

@@ -40,8 +40,8 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from care.clinical import codes, units
-from care.indicators import patient_trends, sex_of, today_of, zone_of
+from care.clinical import codes
+from care.indicators import canonical_value, patient_trends, sex_of, today_of, zone_of
 from care.models import PROFILE_SECTIONS, FlowResult, Patient, RiskAssessment
 from care.observations import latest_values
 from care.profile_fields import PROFILE_FIELDS
@@ -145,22 +145,14 @@ def _days_since(today: date, moment: datetime | None, patient: Patient) -> int |
 def _latest_indicators(session: Session, patient: Patient) -> dict[str, float | None]:
     """The newest value of each indicator, in its canonical unit (a LOINC- and a short-coded row: the newer)."""
     newest: dict[str, tuple[datetime, float]] = {}
-    for code, observation in latest_values(session, patient).items():
-        try:
-            indicator = codes.indicator(code)
-        except codes.UnknownCodeError:
+    for observation in latest_values(session, patient).values():
+        canonical = canonical_value(observation)
+        if canonical is None:
             continue
-        value = observation.value
-        if value is None:
-            continue
-        if observation.unit != indicator.unit:
-            try:
-                value = units.to_canonical(indicator.code, value, observation.unit)
-            except units.UnitError:
-                continue
-        seen = newest.get(indicator.code)
+        code, value = canonical
+        seen = newest.get(code)
         if seen is None or observation.effective_at > seen[0]:
-            newest[indicator.code] = (observation.effective_at, value)
+            newest[code] = (observation.effective_at, value)
     found: dict[str, float | None] = dict.fromkeys(INDICATOR_NAMES)
     found.update({code: value for code, (_when, value) in newest.items()})
     return found

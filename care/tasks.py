@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from care.care_teams import EVERY_PATIENT, OutsideCareTeamError, PatientScope
 from care.errors import ConflictError, NotFoundError, Problem, ValidationFailedError
-from care.followups import NOTES_LIMIT
+from care.followups import check_outcome
 from care.models import Patient, StaffTask, TaskPriority, TaskStatus
 from security.audit import Actor, log
 from security.fields import clock_of
@@ -82,12 +82,14 @@ def create_task(
     return task
 
 
-def open_tasks(session: Session, *, scope: PatientScope = EVERY_PATIENT, limit: int = 200) -> list[StaffTask]:
-    """Open tasks of the patients in ``scope`` (default: the whole clinic), urgent first, oldest first within a
-    priority."""
+def open_tasks(session: Session, *, scope: PatientScope = EVERY_PATIENT, limit: int = 200,
+               patient_id: uuid.UUID | None = None) -> list[StaffTask]:
+    """Open tasks of the patients in ``scope`` (default: the whole clinic; ``patient_id``: of one patient only),
+    urgent first, then by due time."""
     order = case(PRIORITY_ORDER, value=StaffTask.priority, else_=9)
     query = (
-        select(StaffTask).where(StaffTask.status != TaskStatus.DONE.value, scope.clause(StaffTask.patient_id))
+        select(StaffTask).where(StaffTask.status != TaskStatus.DONE.value, scope.clause(StaffTask.patient_id),
+                                *([StaffTask.patient_id == patient_id] if patient_id is not None else []))
         .order_by(order, func.coalesce(StaffTask.due_at, StaffTask.created_at), StaffTask.created_at).limit(limit)
     )
     return list(session.scalars(query))
@@ -174,13 +176,7 @@ def close_task(session: Session, task_id: uuid.UUID, *, outcome: str, notes: str
     :raises OutsideCareTeamError: the task's patient is outside ``scope``.
     :raises ConflictError: the task is already closed.
     """
-    problems = []
-    if outcome not in TASK_OUTCOMES:
-        problems.append(Problem("outcome", f"must be one of {', '.join(TASK_OUTCOMES)}"))
-    if notes is not None and len(notes) > NOTES_LIMIT:
-        problems.append(Problem("notes", f"must be at most {NOTES_LIMIT} characters"))
-    if problems:
-        raise ValidationFailedError(problems)
+    check_outcome(outcome, notes, TASK_OUTCOMES)
     task = _task_in_scope(session, task_id, scope)
     if task.status == TaskStatus.DONE.value:
         raise ConflictError("the task is already closed")

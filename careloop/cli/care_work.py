@@ -158,9 +158,8 @@ def list_tasks(cli: CliContext, patient_ref: str | None, limit: int) -> None:
     """List open tasks, urgent first, then by due time: id, card, priority, kind, due, status (never the reason)."""
     with cli.unit_of_work() as session:
         patient = _patient(session, patient_ref)
-        found = care_tasks.open_tasks(session, scope=EVERY_PATIENT, limit=limit)
-        if patient is not None:
-            found = [task for task in found if task.patient_id == patient.id]
+        found = care_tasks.open_tasks(session, scope=EVERY_PATIENT, limit=limit,
+                                      patient_id=patient.id if patient is not None else None)
         now = cli.runtime().clock.now()
         rows = [(str(task.id), _card(session, task.patient_id), task.priority, task.kind,
                  _when(care_tasks.due_time(task)) + (" (overdue)" if care_tasks.due_time(task) < now else ""),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import click
 from sqlalchemy import select
@@ -22,6 +22,9 @@ from care.spreadsheet import safe_cell
 from careloop.cli.base import CliContext, main, pass_cli, progress_enabled
 from security.files import open_private
 
+if TYPE_CHECKING:  # openpyxl is imported by the export commands themselves
+    from openpyxl import Workbook
+
 
 @main.group(name="export")
 def export_group() -> None:
@@ -34,6 +37,16 @@ def _patients(session: Session, reference: str | None) -> list[Patient]:
     # Test patients (the simulator's) are nobody: the clinic's exports leave them out.
     query = select(Patient).where(Patient.status != PatientStatus.ERASED.value, real_patients()).order_by(Patient.id)
     return list(session.scalars(query))
+
+
+def _save(workbook: Workbook, out: Path) -> None:
+    """Write the workbook to ``out``, created 0600 (it is PHI); a file that cannot be written exits 1."""
+    try:
+        with os.fdopen(open_private(out, os.O_WRONLY | os.O_TRUNC), "wb") as handle:
+            workbook.save(handle)
+    except OSError as problem:
+        click.echo(f"error: cannot write {out}: {problem.strerror or problem}", err=True)
+        raise click.exceptions.Exit(1) from None
 
 
 @export_group.command(name="observations")
@@ -68,12 +81,7 @@ def export_observations(cli: CliContext, out: Path, patient_ref: str | None, lan
             for row in export_rows(session, counted(), lang=cast(Lang, lang), actor=cli.actor):
                 sheet.append([safe_cell(value) for value in row])
                 rows += 1
-        try:
-            with os.fdopen(open_private(out, os.O_WRONLY | os.O_TRUNC), "wb") as handle:  # 0600: it is PHI
-                workbook.save(handle)
-        except OSError as problem:
-            click.echo(f"error: cannot write {out}: {problem.strerror or problem}", err=True)
-            raise click.exceptions.Exit(1) from None
+        _save(workbook, out)
     click.echo(f"{out}: {rows - 1} results of {len(patients)} patient(s) written")
 
 
@@ -107,10 +115,5 @@ def export_followups(cli: CliContext, out: Path, patient_ref: str | None, lang: 
         for row in followup_export_rows(session, followups, lang=lang, actor=cli.actor):
             sheet.append(list(row))
             rows += 1
-        try:
-            with os.fdopen(open_private(out, os.O_WRONLY | os.O_TRUNC), "wb") as handle:  # 0600: it is PHI
-                workbook.save(handle)
-        except OSError as problem:
-            click.echo(f"error: cannot write {out}: {problem.strerror or problem}", err=True)
-            raise click.exceptions.Exit(1) from None
+        _save(workbook, out)
     click.echo(f"{out}: {rows - 1} follow-up(s) written")
