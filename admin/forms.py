@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, StringField, SubmitField
-from wtforms.validators import AnyOf, DataRequired, EqualTo, Length
+from wtforms import HiddenField, IntegerField, PasswordField, SelectField, StringField, SubmitField
+from wtforms.validators import AnyOf, DataRequired, EqualTo, Length, NumberRange, Optional
 
 from admin.i18n import LANGUAGES
 
@@ -36,3 +36,18 @@ class PasswordForm(FlaskForm):  # type: ignore[misc]
 class LanguageForm(FlaskForm):  # type: ignore[misc]
     language = StringField(validators=[DataRequired(), AnyOf(LANGUAGES)])
     next = HiddenField()
+
+
+class PatientSearchForm(FlaskForm):  # type: ignore[misc]
+    """The patients list's search and filters.
+
+    The search text (a name, card number or phone number) is PHI, so it is only ever posted (never
+    in a URL, which browsers keep and servers log); the tag, plan and page say nothing of one
+    patient and may ride in the query string.
+    """
+
+    q = StringField(_l("Name, card number or phone"), validators=[Optional(), Length(max=64)])
+    tag = StringField(_l("Tag"), validators=[Optional(), Length(max=64)])
+    plan = SelectField(_l("Plan"), validators=[Optional()], validate_choice=False)
+    page = IntegerField(validators=[Optional(), NumberRange(min=1, max=1_000_000)])
+    submit = SubmitField(_l("Find"))

@@ -15,30 +15,50 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from admin.auth import actor_of, require, signed_in_user
+from admin.forms import PatientSearchForm
+from admin.i18n import current_language
 from admin.web import blueprint
 from care import directory
 from care.care_teams import OutsideCareTeamError, scope_of
-from care.errors import NotFoundError
+from care.errors import NotFoundError, ValidationFailedError
 from care.models import User
 from security.roles import Permission
 from web.context import audit_refusal, request_session
 
-MAX_CARD = 64
 
-
-@blueprint.get("/patients")
+@blueprint.route("/patients", methods=["GET", "POST"])
 @require(Permission.PATIENT_READ)
 def patients() -> ResponseReturnValue:
-    """List the patients of the staff member's care teams, newest first; ``?card=`` finds one by card number."""
+    """List the patients of the staff member's care teams, newest first, narrowed by a search and filters.
+
+    GET takes the tag, plan and page from the query string; a search by name, card number or phone
+    is POSTed (with the filters and page), so no search text ever appears in a URL or an access log.
+    """
     user = signed_in_user()
-    card = request.args.get("card", "").strip()[:MAX_CARD] or None
-    try:
-        page = max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        page = 1
-    listing = directory.list_patients(request_session(), scope=scope_of(user), actor=actor_of(user), card_no=card,
-                                      page=page)
-    return render_template("admin/patients.html", listing=listing, card=card or "")
+    db = request_session()
+    if request.method == "POST":
+        form = PatientSearchForm()
+        valid = form.validate()
+    else:
+        form = PatientSearchForm(formdata=request.args, meta={"csrf": False})
+        form.q.data = ""  # a search text in a URL is ignored, never run
+        valid = form.validate()
+    if not valid and set(form.errors) <= {"page"}:
+        valid, form.page.data = True, 1  # a page number out of range shows the first page
+    choices = directory.filter_choices(db)
+    form.plan.choices = [("", _("Any plan"))] + [
+        (key, title_en if current_language() == "en" else title_zh) for key, title_zh, title_en in choices.plans]
+    filters = directory.PatientFilter(text=form.q.data or None, tag=form.tag.data or None,
+                                      plan=form.plan.data or None)
+    listing = directory.PatientList([], 0, 1, 1)
+    if valid:
+        try:
+            listing = directory.list_patients(db, scope=scope_of(user), actor=actor_of(user), filters=filters,
+                                              page=form.page.data or 1)
+        except ValidationFailedError:
+            form.tag.errors = [*form.tag.errors, _("A tag is one line of at most 64 characters.")]
+    return render_template("admin/patients.html", form=form, listing=listing, tags=choices.tags,
+                           searched=bool(filters.text))
 
 
 @blueprint.get("/patients/<uuid:patient_id>")

@@ -10,29 +10,58 @@ import math
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from care.care_teams import Access, PatientScope, check_access, teams_of_patient
 from care.errors import NotFoundError
-from care.identifiers import IdentifierError, normalize_card_no
-from care.models import Patient, PatientStatus, StaffTask, TaskStatus, User
+from care.identifiers import IdentifierError, normalize_card_no, normalize_phone
+from care.models import (
+    EnrolmentStatus,
+    Patient,
+    PatientStatus,
+    Plan,
+    PlanEnrolment,
+    StaffTask,
+    TagDefinition,
+    TagRule,
+    TaskStatus,
+    User,
+)
+from care.tags import clean_tag, patient_ids_with_tag
 from security.audit import Actor, log
 from security.fields import clock_of
 
 PER_PAGE = 50
+#: The longest search text taken (a name, a card number or a phone number).
+MAX_SEARCH = 64
 
 
 @dataclass(frozen=True)
 class PatientRow:
-    """One patient on the list, decrypted."""
+    """One patient on the list, decrypted (the phone masked: the list is for finding, not for dialling)."""
 
     id: uuid.UUID
     card_no: str
     name: str
     gender: str
     age: int | None
+    phone_hint: str
     is_test: bool
+
+
+@dataclass(frozen=True)
+class PatientFilter:
+    """What the list is narrowed to.
+
+    ``text`` is a whole name, a card number or a phone number, each found through its blind index
+    (never a part of one: the database holds no name in clear); ``tag`` a tag the patients have;
+    ``plan`` the key of a plan they are enrolled in now.
+    """
+
+    text: str | None = None
+    tag: str | None = None
+    plan: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,18 +74,58 @@ class PatientList:
     pages: int
 
 
-def list_patients(session: Session, *, scope: PatientScope, actor: Actor, card_no: str | None = None,
-                  page: int = 1, per_page: int = PER_PAGE) -> PatientList:
-    """Return page ``page`` of the patients in ``scope`` (or the one with ``card_no``, if in it); audit each shown.
+def mask_phone(phone: str | None) -> str:
+    """Show a phone number as its last four digits (``*******5678``), enough to tell two patients apart."""
+    if not phone:
+        return ""
+    digits = phone[-4:]
+    return "*" * max(0, min(7, len(phone) - 4)) + digits
 
-    A card number that is not well formed finds no one.
-    """
-    condition = [Patient.status != PatientStatus.ERASED.value, scope.clause(Patient.id)]
-    if card_no is not None:
+
+def _text_matches(session: Session, text: str) -> ColumnElement[bool]:
+    """The search text as each identifier it may be: card number, phone number, whole name (blind indexes)."""
+    candidates: list[ColumnElement[bool]] = [Patient.name.matches(session, text)]
+    for normalize, field in ((normalize_card_no, Patient.card_no), (normalize_phone, Patient.phone)):
         try:
-            condition.append(Patient.card_no.matches(session, normalize_card_no(card_no)))
+            candidates.append(field.matches(session, normalize(text)))
         except IdentifierError:
-            return PatientList([], 0, 1, 1)
+            continue
+    return or_(*candidates)
+
+
+def filter_conditions(session: Session, scope: PatientScope, filters: PatientFilter) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of the list: in ``scope``, not erased, and matching ``filters``.
+
+    A tag's patients come from :func:`care.tags.patient_ids_with_tag` (its index is per patient, so
+    SQL cannot find them); their ids are written into the query as literals, not as one bound
+    parameter each, so a tag on tens of thousands of patients stays within SQLite's limit.
+
+    :raises ValidationFailedError: the tag is not one line of at most 64 characters.
+    """
+    condition: list[ColumnElement[bool]] = [Patient.status != PatientStatus.ERASED.value, scope.clause(Patient.id)]
+    text = (filters.text or "").strip()[:MAX_SEARCH]
+    if text:
+        condition.append(_text_matches(session, text))
+    if filters.tag:
+        tagged = patient_ids_with_tag(session, clean_tag(filters.tag))
+        condition.append(Patient.id.in_(bindparam("tagged", tagged, expanding=True, literal_execute=True)))
+    if filters.plan:
+        condition.append(exists().where(PlanEnrolment.patient_id == Patient.id,
+                                        PlanEnrolment.plan_key == filters.plan,
+                                        PlanEnrolment.status == EnrolmentStatus.ACTIVE.value))
+    return condition
+
+
+def list_patients(session: Session, *, scope: PatientScope, actor: Actor, filters: PatientFilter | None = None,
+                  page: int = 1, per_page: int | None = None) -> PatientList:
+    """Return page ``page`` of the patients in ``scope`` that match ``filters``, newest first; audit each shown.
+
+    Counted and cut in SQL (``LIMIT``/``OFFSET``): only the page's patients are loaded and decrypted.
+
+    :raises ValidationFailedError: the tag filter is malformed.
+    """
+    per_page = per_page or PER_PAGE
+    condition = filter_conditions(session, scope, filters or PatientFilter())
     total = int(session.scalar(select(func.count()).select_from(Patient).where(*condition)) or 0)
     pages = max(1, math.ceil(total / per_page))
     page = min(max(1, page), pages)
@@ -66,10 +135,25 @@ def list_patients(session: Session, *, scope: PatientScope, actor: Actor, card_n
     rows = []
     for patient in patients:
         rows.append(PatientRow(patient.id, patient.card_no or "", patient.name or "", patient.gender or "",
-                               patient.age_on(today), patient.is_test))
+                               patient.age_on(today), mask_phone(patient.phone), patient.is_test))
         log(session, actor=actor, action="patient.view", resource_type="patient", resource_id=patient.id,
             patient_id=patient.id, details={"view": "patient_list"})
     return PatientList(rows, total, page, pages)
+
+
+@dataclass(frozen=True)
+class FilterChoices:
+    """What the list's filters offer: the tags the clinic describes or sets by rule, and the plans."""
+
+    tags: list[str]
+    plans: list[tuple[str, str, str]]  # key, zh title, en title
+
+
+def filter_choices(session: Session) -> FilterChoices:
+    """Return the tags and plans to filter by (no patient is read)."""
+    tags = set(session.scalars(select(TagDefinition.name))) | set(session.scalars(select(TagRule.tag)))
+    plans = [(plan.key, plan.title_zh, plan.title_en) for plan in session.scalars(select(Plan).order_by(Plan.key))]
+    return FilterChoices(sorted(tags), plans)
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("admin.simulator_message", "POST"): Call(_needs(Permission.FLOWS_MANAGE), "/admin/simulator/messages",
                                               {"text": "你好"}, json=True),
     ("admin.patients", "GET"): Call(_needs(Permission.PATIENT_READ), "/admin/patients"),
+    ("admin.patients", "POST"): Call(_needs(Permission.PATIENT_READ), "/admin/patients", {"q": "矩阵测试患者"}),
     ("admin.patient", "GET"): Call(_needs(Permission.PATIENT_READ), "/admin/patients/{patient}"),
 }
 #: (Webhooks check the provider's signature, the report API its bearer key: tests/webhooks, tests/api.)
