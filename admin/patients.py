@@ -8,9 +8,11 @@ to the roles that hold it.
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Mapping
 
-from flask import abort, render_template, request
+from flask import Response, abort, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
@@ -21,9 +23,14 @@ from admin.web import blueprint
 from care import directory
 from care.care_teams import OutsideCareTeamError, scope_of
 from care.errors import NotFoundError, ValidationFailedError
+from care.followups import FOLLOWUP_OUTCOMES
 from care.models import User
+from care.tasks import TASK_OUTCOMES
 from security.roles import Permission
 from web.context import audit_refusal, request_session
+
+#: An indicator's code as the chart's URL names it: a short code (``sbp``) or a LOINC code (``8480-6``).
+INDICATOR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 
 
 @blueprint.route("/patients", methods=["GET", "POST"])
@@ -72,7 +79,31 @@ def patient(patient_id: uuid.UUID) -> ResponseReturnValue:
         abort(404)
     except OutsideCareTeamError as refusal:
         return outside_care_team(user, refusal, resource_type="patient", resource_id=patient_id)
-    return render_template("admin/patient.html", page=page)
+    return render_template("admin/patient.html", page=page, task_outcomes=outcome_labels(TASK_OUTCOMES),
+                           followup_outcomes=outcome_labels(FOLLOWUP_OUTCOMES))
+
+
+def outcome_labels(outcomes: Mapping[str, tuple[str, str]]) -> dict[str, str]:
+    """Return each outcome code's label in the panel's language (the services keep them as ``(zh, en)``)."""
+    english = current_language() == "en"
+    return {code: labels[1] if english else labels[0] for code, labels in outcomes.items()}
+
+
+@blueprint.get("/patients/<uuid:patient_id>/trends/<code>.svg")
+@require(Permission.RECORD_READ)
+def trend_chart(patient_id: uuid.UUID, code: str) -> ResponseReturnValue:
+    """Draw one indicator's trend of a patient as an SVG image (an ``<img>`` of the page: no script, CSP-safe)."""
+    user = signed_in_user()
+    if not INDICATOR_CODE.fullmatch(code):
+        abort(404)
+    try:
+        svg = directory.trend_chart(request_session(), patient_id, code, user=user, actor=actor_of(user),
+                                    lang="en" if current_language() == "en" else "zh")
+    except NotFoundError:
+        abort(404)
+    except OutsideCareTeamError as refusal:
+        return outside_care_team(user, refusal, resource_type="patient", resource_id=patient_id)
+    return Response(svg, mimetype="image/svg+xml")
 
 
 def outside_care_team(user: User, refusal: OutsideCareTeamError, *, resource_type: str,

@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from care.care_teams import Access, PatientScope, check_access, teams_of_patient
+from care.clinical.common import Lang
 from care.errors import NotFoundError
 from care.identifiers import IdentifierError, normalize_card_no, normalize_phone
 from care.models import (
@@ -28,9 +29,11 @@ from care.models import (
     TaskStatus,
     User,
 )
+from care.patient_record import PatientRecord, patient_record, trend_of
 from care.tags import clean_tag, patient_ids_with_tag
 from security.audit import Actor, log
 from security.fields import clock_of
+from security.roles import Permission
 
 PER_PAGE = 50
 #: The longest search text taken (a name, a card number or a phone number).
@@ -158,29 +161,59 @@ def filter_choices(session: Session) -> FilterChoices:
 
 @dataclass(frozen=True)
 class PatientPage:
-    """A patient's page: who they are, which teams look after them, their open tasks."""
+    """A patient's page: who they are, which teams look after them, and (for clinical roles) their record."""
 
     patient: Patient
     age: int | None
     teams: list[str]
     open_tasks: list[StaffTask]
     access: Access
+    #: None for a role without :attr:`Permission.RECORD_READ` (the front desk sees no clinical data).
+    record: PatientRecord | None = None
+
+
+def _openable(session: Session, patient_id: uuid.UUID, user: User) -> tuple[Patient, Access]:
+    patient = session.get(Patient, patient_id)
+    if patient is None or patient.status == PatientStatus.ERASED.value:
+        raise NotFoundError(f"no patient {patient_id}")
+    return patient, check_access(session, user, patient)
 
 
 def patient_page(session: Session, patient_id: uuid.UUID, *, user: User, actor: Actor) -> PatientPage:
     """Open a patient's page for ``user``, audited with the reason they may see it.
 
+    The record (tags, observations, trends, follow-ups, tasks) is read only for a role holding
+    :attr:`~security.roles.Permission.RECORD_READ`.
+
     :raises NotFoundError: no such patient (or erased).
     :raises OutsideCareTeamError: the patient is outside the user's care teams; nothing was decrypted.
     """
-    patient = session.get(Patient, patient_id)
-    if patient is None or patient.status == PatientStatus.ERASED.value:
-        raise NotFoundError(f"no patient {patient_id}")
-    access = check_access(session, user, patient)
+    patient, access = _openable(session, patient_id, user)
     tasks = list(session.scalars(select(StaffTask).where(StaffTask.patient_id == patient.id,
                                                          StaffTask.status != TaskStatus.DONE.value)
                                  .order_by(StaffTask.created_at)))
+    clinical = user.can(Permission.RECORD_READ)
     log(session, actor=actor, action="patient.view", resource_type="patient", resource_id=patient.id,
-        patient_id=patient.id, details={"view": "patient_page", "access": access.reason})
+        patient_id=patient.id, details={"view": "patient_page" if clinical else "patient_profile",
+                                        "access": access.reason})
     return PatientPage(patient, patient.age_on(clock_of(session).now().date()),
-                       [team.name for team in teams_of_patient(session, patient)], tasks, access)
+                       [team.name for team in teams_of_patient(session, patient)], tasks, access,
+                       patient_record(session, patient) if clinical else None)
+
+
+def trend_chart(session: Session, patient_id: uuid.UUID, code: str, *, user: User, actor: Actor,
+                lang: Lang) -> bytes:
+    """Draw the trend of indicator ``code`` of a patient as SVG, for ``user``; audited.
+
+    :raises NotFoundError: no such patient, or they have no values of ``code``.
+    :raises OutsideCareTeamError: the patient is outside the user's care teams.
+    """
+    from care.clinical.charts import render_trend  # matplotlib: loaded when the first chart is drawn
+
+    patient, access = _openable(session, patient_id, user)
+    trend = trend_of(session, patient, code)
+    if trend is None:
+        raise NotFoundError(f"no values of {code!r}")
+    log(session, actor=actor, action="patient.view", resource_type="patient", resource_id=patient.id,
+        patient_id=patient.id, details={"view": "trend_chart", "code": trend.code, "access": access.reason})
+    return render_trend(trend, lang=lang, fmt="svg")

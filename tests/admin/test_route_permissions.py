@@ -23,6 +23,7 @@ from admin.auth import RouteAccess, declared_access, require
 from admin.web import FLASK_ENDPOINTS
 from care import care_teams
 from care.models import Patient, StaffTask
+from care.observations import record_observation
 from care.tasks import create_task
 from security.roles import DEFAULT_ROLES, Permission
 from tests.admin.conftest import page_token
@@ -66,6 +67,7 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("admin.patients", "GET"): Call(_needs(Permission.PATIENT_READ), "/admin/patients"),
     ("admin.patients", "POST"): Call(_needs(Permission.PATIENT_READ), "/admin/patients", {"q": "矩阵测试患者"}),
     ("admin.patient", "GET"): Call(_needs(Permission.PATIENT_READ), "/admin/patients/{patient}"),
+    ("admin.trend_chart", "GET"): Call(_needs(Permission.RECORD_READ), "/admin/patients/{patient}/trends/sbp.svg"),
 }
 #: (Webhooks check the provider's signature, the report API its bearer key: tests/webhooks, tests/api.)
 OUTSIDE_THE_PANEL = {"static", "healthz", "wechat.verify", "wechat.receive", "twilio.sms", "twilio.voice",
@@ -131,7 +133,7 @@ def _call(browser: FlaskClient, call: Call, method: str, ids: dict[str, str]) ->
 
 
 @pytest.fixture
-def patient_of_the_team(db, make_patient) -> Callable[[Any], tuple[Patient, StaffTask]]:
+def patient_of_the_team(db, make_patient, clock) -> Callable[[Any], tuple[Patient, StaffTask]]:
     """A patient in a care team of the staff member, with an open task, and some of their record."""
 
     def make(member: Any) -> tuple[Patient, StaffTask]:
@@ -140,6 +142,8 @@ def patient_of_the_team(db, make_patient) -> Callable[[Any], tuple[Patient, Staf
         care_teams.add_member(db, team, member.user, actor=TEST_ACTOR)
         care_teams.add_patient(db, team, patient, actor=TEST_ACTOR)
         task = create_task(db, patient, kind="flow_alert", priority="urgent", reason="phq9_item9", actor=TEST_ACTOR)
+        record_observation(db, patient, code="sbp", value=128, unit="mmHg", effective_at=clock.now(),
+                           source="report:csv", actor=TEST_ACTOR)
         db.flush()
         return patient, task
 
