@@ -21,9 +21,11 @@ from admin.auth import (
     wants_json,
 )
 from admin.i18n import HTML_LANG, LANGUAGE_NAMES, LANGUAGES, current_language
+from care import tasks
+from care.care_teams import scope_of
 from security.audit import Actor
 from security.roles import Permission
-from web.context import audit_refusal
+from web.context import audit_refusal, request_session
 from web.rate_limits import blueprint_limiter
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates",
@@ -122,6 +124,7 @@ def page_context() -> dict[str, Any]:
     user = current_user()
     return {
         "user": user,
+        "urgent_count": _urgent_count(),
         "Permission": Permission,
         "language": current_language(),
         "html_lang": HTML_LANG[current_language()],
@@ -129,6 +132,14 @@ def page_context() -> dict[str, Any]:
         # Where the language switch returns to; a page reached by a POST cannot be fetched again.
         "here": here() if request.method == "GET" else "",
     }
+
+
+def _urgent_count() -> int | None:
+    """The open urgent tasks of the staff member's care teams, for the header of every page (None: not theirs)."""
+    user = current_user()
+    if user is None or user.must_change_password or not user.can(Permission.WORKLIST_WORK):
+        return None
+    return tasks.urgent_count(request_session(), scope=scope_of(user))
 
 
 @blueprint.errorhandler(CSRFError)

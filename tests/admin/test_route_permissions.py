@@ -61,6 +61,8 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("admin.logout", "POST"): Call(RouteAccess(True, None, during_password_change=True), "/admin/logout"),
     ("admin.dashboard", "GET"): Call(_needs(W), "/admin/"),
     ("admin.acknowledge", "POST"): Call(_needs(W), "/admin/tasks/{task}/acknowledge"),
+    ("admin.close_task", "POST"): Call(_needs(W), "/admin/tasks/{task}/close", {"outcome": "resolved", "notes": "ok"}),
+    ("admin.reschedule_task", "POST"): Call(_needs(W), "/admin/tasks/{task}/reschedule", {"due": "2030-01-02T09:00"}),
     ("admin.simulator", "GET"): Call(_needs(Permission.FLOWS_MANAGE), "/admin/simulator"),
     ("admin.simulator_message", "POST"): Call(_needs(Permission.FLOWS_MANAGE), "/admin/simulator/messages",
                                               {"text": "你好"}, json=True),
