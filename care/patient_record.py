@@ -83,7 +83,7 @@ class PatientRecord:
     tags: list[TagView]
     observations: list[ObservationRow]
     observation_count: int
-    trends: list[Trend]
+    trends: list[Trend]  # those with at least two values
     followups: list[FollowUpEntry]
     tasks: list[TaskEntry]
 
@@ -194,7 +194,9 @@ def patient_record(session: Session, patient: Patient) -> PatientRecord:
     return PatientRecord(
         cards=cards, profile=profile_of(patient), tags=tag_views(session, patient),
         observations=observation_rows(session, patient), observation_count=count,
-        trends=patient_trends(session, patient), followups=followup_entries(session, patient),
+        # A line needs two points; a single value is in the observations table.
+        trends=[trend for trend in patient_trends(session, patient) if len(trend.points) > 1],
+        followups=followup_entries(session, patient),
         tasks=task_timeline(session, patient),
     )
 
