@@ -77,3 +77,12 @@ class RescheduleTaskForm(FlaskForm):  # type: ignore[misc]
     due = DateTimeLocalField(_l("New due time"), format="%Y-%m-%dT%H:%M",
                              validators=[DataRequired(message=_l("Enter the date and time to call back."))])
     submit = SubmitField(_l("Reschedule"))
+
+
+class BreakGlassForm(FlaskForm):  # type: ignore[misc]
+    """Why a doctor opens a patient outside their care teams (kept for review)."""
+
+    reason = TextAreaField(_l("Why you need this patient's record now"), validators=[
+        DataRequired(message=_l("Write the reason.")),
+        Length(min=10, max=1000, message=_l("Write the reason in 10 to 1000 characters."))])
+    submit = SubmitField(_l("Open the record (break-glass)"))

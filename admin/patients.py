@@ -2,8 +2,8 @@
 
 Administrators and the clinic lead see every patient; everyone else the patients of their care
 teams and their own test patient (``care.care_teams``). A patient outside them is a 403 that names
-the reason, and the refusal is audited; break-glass (a later issue) will be offered on that page
-to the roles that hold it.
+the reason, and the refusal is audited; a role holding break-glass (doctors, the clinic lead) is
+offered there to open the page with a written reason, for two hours, audited and kept for review.
 """
 
 from __future__ import annotations
@@ -12,17 +12,18 @@ import re
 import uuid
 from collections.abc import Mapping
 
-from flask import Response, abort, render_template, request
+from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import format_datetime
 from flask_babel import gettext as _
 
 from admin.auth import actor_of, require, signed_in_user
-from admin.forms import PatientSearchForm
+from admin.forms import BreakGlassForm, PatientSearchForm
 from admin.i18n import current_language
 from admin.web import blueprint
 from care import directory
 from care.care_teams import OutsideCareTeamError, scope_of
-from care.errors import NotFoundError, ValidationFailedError
+from care.errors import ConflictError, NotFoundError, ValidationFailedError
 from care.followups import FOLLOWUP_OUTCOMES
 from care.models import User
 from care.tasks import TASK_OUTCOMES
@@ -106,11 +107,40 @@ def trend_chart(patient_id: uuid.UUID, code: str) -> ResponseReturnValue:
     return Response(svg, mimetype="image/svg+xml")
 
 
+@blueprint.post("/patients/<uuid:patient_id>/break-glass")
+@require(Permission.BREAK_GLASS)
+def break_glass(patient_id: uuid.UUID) -> ResponseReturnValue:
+    """Open a patient outside the doctor's care teams, with a written reason (audited, kept for review)."""
+    user = signed_in_user()
+    form = BreakGlassForm()
+    if not form.validate():
+        return render_template("admin/break_glass.html", form=form, patient_id=patient_id), 400
+    try:
+        grant = directory.open_by_break_glass(request_session(), patient_id, user=user, reason=form.reason.data,
+                                              actor=actor_of(user))
+    except NotFoundError:
+        abort(404)
+    except ValidationFailedError:
+        form.reason.errors = [*form.reason.errors, _("Write the reason in 10 to 1000 characters.")]
+        return render_template("admin/break_glass.html", form=form, patient_id=patient_id), 400
+    except ConflictError:
+        pass  # already theirs to open: nothing to break
+    else:
+        flash(_("You opened this record by break-glass until %(when)s. The opening is audited and will be reviewed.",
+                when=format_datetime(grant.expires_at, "short")), "info")
+    return redirect(url_for("admin.patient", patient_id=patient_id))
+
+
 def outside_care_team(user: User, refusal: OutsideCareTeamError, *, resource_type: str,
                       resource_id: uuid.UUID) -> ResponseReturnValue:
-    """Answer 403 for a patient outside the staff member's care teams, and audit the refusal."""
+    """Answer 403 for a patient outside the staff member's care teams, and audit the refusal.
+
+    A role holding break-glass is offered the form to open the patient's page with a written reason.
+    """
     audit_refusal(actor=actor_of(user), action="access.denied", resource_type=resource_type, resource_id=resource_id,
                   details={"reason": "care_team", "patient": str(refusal.patient_id),
                            "break_glass_possible": refusal.break_glass_possible})
+    if refusal.break_glass_possible and resource_type == "patient" and request.method == "GET":
+        return render_template("admin/break_glass.html", form=BreakGlassForm(), patient_id=refusal.patient_id), 403
     return render_template("admin/error.html", title=_("Not in your care teams"), message=_(
         "This patient is not in your care teams. Ask the clinic lead to add the patient to your team.")), 403

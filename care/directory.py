@@ -9,15 +9,17 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from care.care_teams import Access, PatientScope, check_access, teams_of_patient
+from care.care_teams import Access, PatientScope, break_glass, check_access, teams_of_patient
 from care.clinical.common import Lang
 from care.errors import NotFoundError
 from care.identifiers import IdentifierError, normalize_card_no, normalize_phone
 from care.models import (
+    BreakGlassGrant,
     EnrolmentStatus,
     Patient,
     PatientStatus,
@@ -168,6 +170,8 @@ class PatientPage:
     teams: list[str]
     open_tasks: list[StaffTask]
     access: Access
+    #: when the break-glass opening this page ends (None: not opened by break-glass)
+    break_glass_until: datetime | None = None
     #: None for a role without :attr:`Permission.RECORD_READ` (the front desk sees no clinical data).
     record: PatientRecord | None = None
 
@@ -196,9 +200,26 @@ def patient_page(session: Session, patient_id: uuid.UUID, *, user: User, actor: 
     log(session, actor=actor, action="patient.view", resource_type="patient", resource_id=patient.id,
         patient_id=patient.id, details={"view": "patient_page" if clinical else "patient_profile",
                                         "access": access.reason})
+    grant = session.get(BreakGlassGrant, access.grant_id) if access.grant_id is not None else None
     return PatientPage(patient, patient.age_on(clock_of(session).now().date()),
                        [team.name for team in teams_of_patient(session, patient)], tasks, access,
+                       grant.expires_at if grant is not None else None,
                        patient_record(session, patient) if clinical else None)
+
+
+def open_by_break_glass(session: Session, patient_id: uuid.UUID, *, user: User, reason: str,
+                        actor: Actor) -> BreakGlassGrant:
+    """Open a patient outside ``user``'s care teams by break-glass (:func:`care.care_teams.break_glass`).
+
+    :raises NotFoundError: no such patient (or erased).
+    :raises ValidationFailedError: the reason is too short or too long.
+    :raises PermissionError: the role does not hold break-glass.
+    :raises ConflictError: the user may open the patient already.
+    """
+    patient = session.get(Patient, patient_id)
+    if patient is None or patient.status == PatientStatus.ERASED.value:
+        raise NotFoundError(f"no patient {patient_id}")
+    return break_glass(session, user, patient, reason=reason, actor=actor)
 
 
 def trend_chart(session: Session, patient_id: uuid.UUID, code: str, *, user: User, actor: Actor,

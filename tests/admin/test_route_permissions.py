@@ -69,6 +69,8 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("admin.patients", "GET"): Call(_needs(Permission.PATIENT_READ), "/admin/patients"),
     ("admin.patients", "POST"): Call(_needs(Permission.PATIENT_READ), "/admin/patients", {"q": "矩阵测试患者"}),
     ("admin.patient", "GET"): Call(_needs(Permission.PATIENT_READ), "/admin/patients/{patient}"),
+    ("admin.break_glass", "POST"): Call(_needs(Permission.BREAK_GLASS), "/admin/patients/{patient}/break-glass",
+                                        {"reason": "急诊需要查看既往记录"}),
     ("admin.trend_chart", "GET"): Call(_needs(Permission.RECORD_READ), "/admin/patients/{patient}/trends/sbp.svg"),
 }
 #: (Webhooks check the provider's signature, the report API its bearer key: tests/webhooks, tests/api.)
