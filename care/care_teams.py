@@ -227,8 +227,11 @@ class Access:
     grant_id: uuid.UUID | None = None
 
 
-def check_access(session: Session, user: User, patient: Patient) -> Access:
+def check_access(session: Session, user: User, patient: Patient, *, break_glass_opens: bool = False) -> Access:
     """Tell why ``user`` may open ``patient``, or refuse.
+
+    ``break_glass_opens``: a live break-glass grant of the user's opens the patient too (the patient
+    page and its charts ask for that; nothing that changes the record or speaks as the patient does).
 
     :raises OutsideCareTeamError: the patient is outside the user's teams; nothing was read of them.
     """
@@ -241,10 +244,11 @@ def check_access(session: Session, user: User, patient: Patient) -> Access:
             .join(CareTeamMember, CareTeamMember.team_id == CareTeamPatient.team_id)
             .where(CareTeamPatient.patient_id == patient.id, CareTeamMember.user_id == user.id)):
         return Access("care_team")
-    grant = live_grant(session, user, patient) if user.is_active and user.can(Permission.BREAK_GLASS) else None
+    may_break_glass = user.is_active and user.can(Permission.BREAK_GLASS)
+    grant = live_grant(session, user, patient) if break_glass_opens and may_break_glass else None
     if grant is not None:
         return Access("break_glass", grant.id)
-    raise OutsideCareTeamError(patient.id, break_glass_possible=user.is_active and user.can(Permission.BREAK_GLASS))
+    raise OutsideCareTeamError(patient.id, break_glass_possible=may_break_glass)
 
 
 # -- break-glass ------------------------------------------------------------------------------------------
