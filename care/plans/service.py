@@ -68,13 +68,13 @@ class Published:
 
 
 def add_plan(session: Session, text: str, *, flow_ids: Container[str], actor: Actor, source: str = "plan",
-             grace: timedelta = DEFAULT_GRACE) -> Published:
+             grace: timedelta = DEFAULT_GRACE, content_ids: Container[str] | None = None) -> Published:
     """Store the plan in ``text`` (a new plan, or a new version of one); re-time enrolled patients' rows.
 
     :raises care.plans.PlanInvalidError: the file's problems, each with its line and field.
     :raises ConflictError: the version is not higher than the stored one (and the content differs).
     """
-    definition = parse_plan(text, flow_ids=flow_ids, source=source)
+    definition = parse_plan(text, flow_ids=flow_ids, source=source, content_ids=content_ids)
     now = clock_of(session).now()
     plan = session.scalars(select(Plan).where(Plan.key == definition.id)).one_or_none()
     if plan is not None:
@@ -178,7 +178,8 @@ def _row(patient: Patient, enrolment: PlanEnrolment, definition: PlanDefinition,
          moment: datetime, now: datetime) -> dict[str, object]:
     step = definition.steps[index]
     channels = ["console"] if patient.is_test else list(step.channels)
-    return {"id": uuid.uuid4(), "patient_id": patient.id, "flow_id": step.flow, "due_at": moment,
+    return {"id": uuid.uuid4(), "patient_id": patient.id, "flow_id": step.followup_flow_id,
+            "content_key": step.message, "due_at": moment,
             "channel_order": channels, "channel_index": 0, "status": FollowUpStatus.SCHEDULED.value, "attempts": 0,
             "max_attempts_per_channel": step.attempts, "answer_window_hours": step.answer_window_hours,
             "next_action_at": moment, "source": "plan", "created_at": now, "plan_key": definition.id,
@@ -319,7 +320,8 @@ class Retimed:
 
 
 def _apply_step(row: FollowUp, step: Step, definition: PlanDefinition, patient: Patient) -> None:
-    row.flow_id = step.flow
+    row.flow_id = step.followup_flow_id
+    row.content_key = step.message
     row.plan_version = definition.version
     row.channel_order = ["console"] if patient.is_test else list(step.channels)
     row.channel_index = 0
