@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 
 from care import plans
 from care.errors import ConflictError, NotFoundError, ValidationFailedError
-from care.models import FollowUp
 from care.interventions.content import content_library
+from care.models import FollowUp
 from care.patients import get_patient
 from careloop.cli.base import CliContext, main, pass_cli
 from careloop.flow_library import load_flow_library
