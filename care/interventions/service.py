@@ -2,7 +2,8 @@
 
 * :func:`add_program` stores a checked program as a new version, and publishes the follow-up plan
   that carries it out (``iv_<program id>``, same version: a new program version re-times the
-  enrolled patients' rows, as a new plan version does).
+  enrolled patients' rows, as a new plan version does, and their enrolments take its goals and
+  duration).
 * :func:`start` enrols a patient (by hand, or by tag: once, never again after that enrolment ended)
   and puts them in the program's plan, whose rows are the check-ins and education messages the
   follow-up worker sends (consent, quiet hours, caps, silence: :mod:`bot.followups`).
@@ -96,6 +97,13 @@ def add_program(session: Session, text: str, *, flow_ids: Container[str], actor:
         details={"program": program.key, "version": definition.version})
     published = plans.add_plan(session, plan_text(definition), flow_ids=flow_ids, content_ids=content_ids,
                                actor=actor, source=f"intervention:{definition.id}", grace=grace)
+    if change == "new version":
+        # The plan re-timed the enrolled patients' rows to the new version: their goals and end follow it too.
+        for enrolment in session.scalars(select(InterventionEnrolment).where(
+                InterventionEnrolment.program_key == program.key,
+                InterventionEnrolment.status == InterventionStatus.ACTIVE.value)):
+            enrolment.program_version = definition.version
+            enrolment.ends_at = enrolment.started_at + timedelta(days=definition.duration_days)
     return Published(program, definition, change, published.moved)
 
 

@@ -272,7 +272,7 @@ class PlanChecker:
             message = ""
         elif self.content_ids is not None and message not in self.content_ids:
             self.bad((*path, "message"), f"no message {message!r} in the content library "
-                     "(careloop interventions programs)")
+                     "(careloop interventions programs --content)")
         if "when" not in value:
             self.bad(path, "when is required")
         when = self.when(value.get("when", {}), (*path, "when"))

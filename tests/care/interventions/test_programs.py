@@ -3,6 +3,8 @@ the plan made from them."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 
@@ -110,7 +112,7 @@ def test_a_stored_definition_reads_back_the_same():
     assert from_dict(definition.as_dict()) == definition
 
 
-def test_adding_a_program_publishes_its_plan_and_a_new_version_moves_both(db):
+def test_adding_a_program_publishes_its_plan_and_a_new_version_moves_both(db, make_patient, clock):
     published = interventions.add_program(db, program_text(), flow_ids=FLOWS, actor=TEST_ACTOR)
     assert (published.change, published.program.key, published.program.duration_days) == ("added", "bp_care", 90)
     plan, plan_definition = plans.get_plan(db, "iv_bp_care")
@@ -121,8 +123,11 @@ def test_adding_a_program_publishes_its_plan_and_a_new_version_moves_both(db):
     assert again.change == "unchanged"
     with pytest.raises(ConflictError, match="is at version 1"):
         interventions.add_program(db, program_text(days=75), flow_ids=FLOWS, actor=TEST_ACTOR)
+    patient = make_patient()
+    enrolment = interventions.start(db, patient, "bp_care", actor=TEST_ACTOR)
     newer = interventions.add_program(db, program_text(version=2, days=75), flow_ids=FLOWS, actor=TEST_ACTOR)
-    assert newer.change == "new version"
+    assert (newer.change, newer.moved) == ("new version", 4)  # the patient's four rows, re-timed in place
+    assert (enrolment.program_version, enrolment.ends_at) == (2, clock.now() + timedelta(days=75))
     assert plans.get_plan(db, "iv_bp_care")[0].version == 2
     assert interventions.get_program(db, "bp_care", 1)[1].duration_days == 90
     assert interventions.get_program(db, "bp_care")[1].duration_days == 75
