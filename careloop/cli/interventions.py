@@ -244,7 +244,7 @@ def _show_progress(program: str, definition_title: str, figures: Progress, enrol
         def shown(value: float | None, places: int = indicator.decimals) -> str:
             return format_number(value, places) if value is not None else "-"
 
-        target = "-"
+        target = f"{goal.goal.change_percent:+g}% from the baseline" if goal.goal.change_percent is not None else "-"
         if goal.comparator is not None and goal.target is not None:
             target = (f"{shown(goal.target)}~{shown(goal.target_high)}" if goal.comparator == "between"
                       else f"{goal.comparator} {shown(goal.target)}")
