@@ -1,12 +1,16 @@
 """An intervention through the follow-up worker: 90 simulated days of check-ins and education messages (time injected,
-never slept), each sent once, answered check-ins recorded, the end drafting the summary; quiet hours and consent."""
+never slept), each sent once, answered check-ins recorded, the end drafting the summary; quiet hours and consent;
+two workers on PostgreSQL ending enrolments at once."""
 
 from __future__ import annotations
 
+import os
+import threading
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -15,8 +19,10 @@ from bot.models import OutboxMessage
 from care import interventions
 from care.interventions.content import content_library
 from care.models import FollowUp, InterventionEnrolment, Patient, StageSummaryRecord
+from care.patients import EnrolmentRequest, enroll_many
+from security.clock import FixedClock
 from tests.care.interventions.programs import FLOWS, program_text
-from tests.conftest import TEST_ACTOR
+from tests.conftest import PG_ENV, TEST_ACTOR
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -126,3 +132,43 @@ def test_a_message_with_no_usable_channel_fails_without_a_staff_call(db, make_pa
     due_followups(db, services)  # the tests' bot has the console channel only
     assert (message_row.status, message_row.outcome) == ("failed", "no_usable_channel")
     assert outbox(db, patient) == []
+
+
+@pytest.mark.skipif(not os.environ.get(PG_ENV), reason="several workers run at once on PostgreSQL only")
+def test_two_workers_end_each_enrolment_whose_time_ran_out_exactly_once(live_runtime):
+    with live_runtime.db.unit_of_work() as session:
+        requests = [EnrolmentRequest(card_no=f"IV{n:04d}", name="并发", gender="F", birth_date=date(1960, 1, 1),
+                                     phone=f"+86137{n:08d}") for n in range(120)]
+        ids = [row.patient_id for row in enroll_many(session, requests, actor=TEST_ACTOR) if row.patient_id]
+        interventions.add_program(session, program_text(days=30, education='  - {day: 1, message: diet_salt}\n'),
+                                  flow_ids=FLOWS, actor=TEST_ACTOR)
+        for patient_id in ids:
+            interventions.start(session, session.get(Patient, patient_id), "bp_care", actor=TEST_ACTOR)
+    clock = live_runtime.clock
+    assert isinstance(clock, FixedClock)
+    clock.advance(days=31)
+    ended = [0, 0]
+    failures: list[BaseException] = []
+
+    def work(slot: int) -> None:
+        try:
+            while True:
+                with live_runtime.db.unit_of_work() as session:
+                    done = interventions.end_due(session, limit=10)
+                if not done:
+                    return
+                ended[slot] += done
+        except BaseException as failure:  # noqa: BLE001 - the test reports it
+            failures.append(failure)
+
+    workers = [threading.Thread(target=work, args=(slot,)) for slot in (0, 1)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+    assert failures == []
+    assert sum(ended) == 120
+    with live_runtime.db.unit_of_work() as session:
+        assert Counter(session.scalars(select(InterventionEnrolment.outcome))) == {"completed": 120}
+        per_patient = Counter(session.scalars(select(StageSummaryRecord.patient_id)))
+        assert (len(per_patient), set(per_patient.values())) == (120, {1})
