@@ -42,6 +42,7 @@ from care.clinical import codes
 from care.clinical.summary import Comparator
 from care.plans.definition import (
     DEFAULT_MESSAGE_CHANNELS,
+    PROGRAM_PLAN_PREFIX,
     TEXT_CHANNELS,
     PlanChecker,
     PlanDefinition,
@@ -55,7 +56,7 @@ from care.plans.definition import (
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
 _GOAL_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 #: The plan that carries out program ``<id>`` is ``iv_<id>``.
-PLAN_PREFIX = "iv_"
+PLAN_PREFIX = PROGRAM_PLAN_PREFIX
 MAX_DAYS = 3650
 #: A target's words -> the stage summary's comparator.
 TARGETS: Mapping[str, Comparator] = {"below": "<", "at_most": "<=", "above": ">", "at_least": ">=",

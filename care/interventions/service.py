@@ -40,7 +40,7 @@ from care.models import (
     Patient,
     StageSummaryRecord,
 )
-from care.plans.service import active_enrolment
+from care.plans.service import PROGRAM_LEAVE_REASON, PROGRAM_SOURCE, active_enrolment
 from care.stage_summaries import create_stage_summary
 from security.audit import Actor, log
 from security.dialects import claim_rows
@@ -96,7 +96,7 @@ def add_program(session: Session, text: str, *, flow_ids: Container[str], actor:
         else "intervention.program_version", resource_type="intervention_program", resource_id=program.id,
         details={"program": program.key, "version": definition.version})
     published = plans.add_plan(session, plan_text(definition), flow_ids=flow_ids, content_ids=content_ids,
-                               actor=actor, source=f"intervention:{definition.id}", grace=grace)
+                               actor=actor, source=f"{PROGRAM_SOURCE}{definition.id}", grace=grace)
     if change == "new version":
         # The plan re-timed the enrolled patients' rows to the new version: their goals and end follow it too.
         for enrolment in session.scalars(select(InterventionEnrolment).where(
@@ -189,7 +189,7 @@ def start(session: Session, patient: Patient, program_key: str, *, source: str =
             InterventionEnrolment.source == "tag").limit(1)) is not None:
         return None
     now = clock_of(session).now()
-    plan_enrolment = plans.enrol(session, patient, definition.plan_key, source=f"intervention:{program.key}",
+    plan_enrolment = plans.enrol(session, patient, definition.plan_key, source=f"{PROGRAM_SOURCE}{program.key}",
                                  actor=actor, grace=grace) \
         or active_enrolment(session, patient.id, definition.plan_key)
     enrolment = InterventionEnrolment(
@@ -269,7 +269,7 @@ def end(session: Session, enrolment: InterventionEnrolment, *, actor: Actor, out
     enrolment.outcome = outcome
     enrolment.ended_by = actor.id[:64]
     enrolment.end_reason = text or None
-    plans.leave(session, patient, definition.plan_key, actor=actor, reason="intervention_end")
+    plans.leave(session, patient, definition.plan_key, actor=actor, reason=PROGRAM_LEAVE_REASON)
     figures = compute_progress(session, patient, enrolment, definition, now)
     goals = [goal for goal in (item.as_goal() for item in figures.goals) if goal is not None]
     done: SummaryStatus = "done" if outcome == "completed" else "cancelled"

@@ -46,6 +46,8 @@ DEFAULT_CHANNELS = ("wechat", "sms", "voice")
 #: The channels that carry a text as it is (an education message): a call needs a flow to speak.
 TEXT_CHANNELS = ("wechat", "sms", "console")
 DEFAULT_MESSAGE_CHANNELS = ("wechat", "sms")
+#: The id of a plan made from an intervention program (``iv_<program id>``, :mod:`care.interventions`).
+PROGRAM_PLAN_PREFIX = "iv_"
 START_MODES = ("wait", "skip", "interrupt")
 SILENCE_ACTIONS = ("reminder", "next_channel", "staff_call")
 DEFAULT_SILENCE = ("next_channel", "staff_call")

@@ -244,3 +244,17 @@ def test_education_messages_are_not_counted_as_followups_in_a_stage_summary(db, 
     db.flush()
     start = clock.now().date()
     assert followup_adherence(db, patient, start, start + timedelta(days=90)) == (1, 1)  # the check-in only
+
+
+def test_the_programs_plan_is_started_and_ended_through_the_program_only(db, make_patient):
+    publish(db, program_text())
+    patient = make_patient()
+    with pytest.raises(ConflictError, match="plan 'iv_bp_care' carries out the intervention program 'bp_care'"):
+        plans.enrol(db, patient, "iv_bp_care", actor=TEST_ACTOR)
+    interventions.start(db, patient, "bp_care", actor=TEST_ACTOR)
+    with pytest.raises(ConflictError, match="use careloop interventions start"):
+        plans.leave(db, patient, "iv_bp_care", actor=TEST_ACTOR)
+    with pytest.raises(ConflictError, match="carries out the intervention program"):
+        plans.add_plan(db, "id: iv_mine\nversion: 1\ntitle: {zh: 我的, en: Mine}\nsteps:\n"
+                       "  - {flow: home_monitoring, when: {offset: {days: 1}}}\n", flow_ids=FLOWS, actor=TEST_ACTOR)
+    assert [row.status for row in plans.enrolments_of(db, patient.id)] == ["active"]
