@@ -38,6 +38,7 @@ from care.models import (
     InterventionProgramVersion,
     InterventionStatus,
     Patient,
+    PatientStatus,
     StageSummaryRecord,
 )
 from care.plans.service import PROGRAM_LEAVE_REASON, PROGRAM_SOURCE, active_enrolment
@@ -315,9 +316,12 @@ def end_due(session: Session, *, actor: Actor = INTERVENTIONS_ACTOR, limit: int 
     each end different enrolments.
     """
     now = clock_of(session).now()
-    query = claim_rows(session, select(InterventionEnrolment).where(
-        InterventionEnrolment.status == InterventionStatus.ACTIVE.value, InterventionEnrolment.ends_at <= now)
-        .order_by(InterventionEnrolment.ends_at).limit(limit))
+    # An erased patient's record cannot be summed up (their key is gone): their enrolment is not the worker's.
+    query = claim_rows(session, select(InterventionEnrolment)
+        .join(Patient, Patient.id == InterventionEnrolment.patient_id)
+        .where(InterventionEnrolment.status == InterventionStatus.ACTIVE.value, InterventionEnrolment.ends_at <= now,
+               Patient.status != PatientStatus.ERASED.value)
+        .order_by(InterventionEnrolment.ends_at).limit(limit), of=InterventionEnrolment)
     ended = 0
     for enrolment in list(session.scalars(query)):
         end(session, enrolment, actor=actor, outcome="completed")

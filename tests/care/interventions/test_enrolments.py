@@ -258,3 +258,14 @@ def test_the_programs_plan_is_started_and_ended_through_the_program_only(db, mak
         plans.add_plan(db, "id: iv_mine\nversion: 1\ntitle: {zh: 我的, en: Mine}\nsteps:\n"
                        "  - {flow: home_monitoring, when: {offset: {days: 1}}}\n", flow_ids=FLOWS, actor=TEST_ACTOR)
     assert [row.status for row in plans.enrolments_of(db, patient.id)] == ["active"]
+
+
+def test_the_worker_leaves_the_enrolment_of_an_erased_patient_alone(db, make_patient, clock):
+    publish(db, program_text(days=30, education='  - {day: 1, message: diet_salt}\n'))
+    patient = make_patient()
+    enrolment = interventions.start(db, patient, "bp_care", actor=TEST_ACTOR)
+    patient.status = "erased"
+    db.flush()
+    clock.advance(days=31)
+    assert interventions.end_due(db) == 0
+    assert enrolment.status == "active"
