@@ -7,8 +7,8 @@ rows lock one by one (PostgreSQL) they ride on the statement that takes the lock
 are read right after it. The conversation becomes an object without another query, kept out of the
 unit of work (its sealed fields opened with the key just read) and tracked by the patient's scene
 (:meth:`bot.turns.scene.Scene.track`): what the turn changes in it is written with the turn's other
-rows, and the unit of work neither walks it at a flush nor expires it at commit. The patient's own record is loaded only by the steps
-that need it (:meth:`TurnContext.record`).
+rows, and the unit of work neither walks it at a flush nor expires it at commit. The patient's own
+record is loaded only by the steps that need it (:meth:`TurnContext.record`).
 """
 
 from __future__ import annotations
