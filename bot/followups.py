@@ -10,17 +10,17 @@ tried it becomes a task on the staff work queue.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.config import BotConfig
 from bot.consent import channel_usable, in_quiet_hours, quiet_hours_end
 from bot.conversations import BotServices, ConversationError, as_now, close, invite, lock_patient, open_conversation
-from bot.models import ConversationMessage, ConversationSession, Direction, OutboxMessage, SessionStatus
+from bot.models import ConversationSession, OutboxMessage, SessionStatus
 from bot.outbox.queue import enqueue
+from bot.outreach import last_inbound_at, template_payload
 from bot.plan_followups import (
     Counters,
     busy,
@@ -31,6 +31,7 @@ from bot.plan_followups import (
     invitation_open,
     sent_on,
 )
+from bot.plan_messages import send_message
 from bot.texts import say
 from care.models import FollowUp, FollowUpStatus, Patient
 from care.tasks import create_task
@@ -46,14 +47,6 @@ RETRY_WHEN_BUSY = timedelta(hours=2)
 INVITATION_TEMPLATE = "FOLLOWUP"
 REMINDER_TEMPLATE = "REMINDER"
 RESULT_TEMPLATE = "RESULT"
-
-
-def last_inbound_at(session: Session, patient: Patient, channel: str) -> datetime | None:
-    query = select(func.max(ConversationMessage.created_at)).where(
-        ConversationMessage.patient_id == patient.id, ConversationMessage.channel == channel,
-        ConversationMessage.direction == Direction.IN.value,
-    )
-    return session.scalar(query)
 
 
 #: The statuses of follow-ups the worker still acts on.
@@ -86,6 +79,9 @@ def due_followups(session: Session, services: BotServices, *, limit: int = 100) 
         if followup.plan_key is not None:
             if followup.status != FollowUpStatus.INVITED.value and followup.attempts == 0 \
                     and not gate(session, services.config, followup, now):
+                continue
+            if followup.content_key is not None:  # an education message: sent as it is, nobody answers
+                send_message(session, services, followup, counters)
                 continue
             if followup.status == FollowUpStatus.INVITED.value and patient is not None \
                     and _plan_silence(session, services, followup, patient, counters):
@@ -240,13 +236,6 @@ def neutral_notice(session: Session, services: BotServices, patient: Patient, ch
     if channel == "sms":
         return "text", patient.phone or "", {"text": text}
     return "text", str(patient.card_no), {"text": text}
-
-
-def template_payload(config: BotConfig, patient: Patient, template: str, text: str) -> dict[str, Any]:
-    """A WeChat template message's payload: ``text`` first, the clinic's name in the patient's language."""
-    clinic = config.clinic_name.in_language(patient.language)
-    return {"template_id": template, "text": text,
-            "data": {"first": {"value": text}, "keyword1": {"value": clinic}}}
 
 
 RETRY_SAME_CHANNEL_AFTER = timedelta(minutes=30)

@@ -15,6 +15,7 @@ from bot.recordings import recording_job
 from bot.tag_rules import rule_engine
 from bot.timers import due_timers
 from bot.turns.delivery import prune_receipts
+from care.interventions.service import end_due
 from care.tag_rules import drain_reevaluations, run_chunk, start_daily_runs
 from flows.registry import FlowLibrary
 
@@ -47,6 +48,9 @@ def tag_rule_jobs(library: FlowLibrary) -> tuple[Job, ...]:
 
 def bot_jobs(services: BotServices, dispatcher: Dispatcher) -> tuple[Job, ...]:
     jobs = [
+        # Before the follow-ups: an intervention whose duration ran out ends (its plan rows cancelled)
+        # before a check-in past its end could be sent.
+        Job("end_interventions", 60, run_batch=end_due),
         Job("due_followups", 30, run_batch=lambda session: due_followups(session, services)),
         Job("conversation_timers", 30, run_batch=lambda session: due_timers(session, services)),
         Job("dispatch_outbox", 2, run_tick=dispatcher.tick),

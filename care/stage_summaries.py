@@ -3,8 +3,10 @@
 The content is :func:`care.clinical.summary.compute_stage_summary` over the record: indicator
 series (:mod:`care.indicators`), stored risk assessments (:mod:`care.assessments`), follow-up
 adherence counted from :class:`FollowUp` statuses (sent: invited, in progress, completed or
-unanswered; answered: completed; by due date in the period) and interventions (none are recorded
-yet). It is stored encrypted with the clinician's conclusion.
+unanswered; answered: completed; by due date in the period; education messages, which nobody
+answers, are not follow-ups here) and, when the caller gives them, goals and interventions (an
+intervention's end drafts its summary with its goals: :mod:`care.interventions.service`). It is
+stored encrypted with the clinician's conclusion.
 
 Versions: a summary starts at version 1, unsigned; edits change the unsigned version in place;
 signing fixes it; an edit after signing makes the next version (unsigned, content copied or
@@ -14,6 +16,7 @@ recomputed), so a signed version never changes.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime, time
 from typing import Any
 
@@ -22,7 +25,14 @@ from sqlalchemy.orm import Session
 
 from care.assessments import risk_history
 from care.clinical.common import Label
-from care.clinical.summary import Adherence, StageSummary, StageSummaryInput, compute_stage_summary
+from care.clinical.summary import (
+    Adherence,
+    Goal,
+    Intervention,
+    StageSummary,
+    StageSummaryInput,
+    compute_stage_summary,
+)
 from care.errors import CareError, ConflictError, NotFoundError, Problem, ValidationFailedError
 from care.indicators import indicator_series, sex_of, zone_of
 from care.models import FollowUp, FollowUpStatus, Patient, StageSummaryRecord, User
@@ -49,7 +59,8 @@ def followup_adherence(session: Session, patient: Patient, start: date, end: dat
     finish = datetime.combine(date.fromordinal(end.toordinal() + 1), time(0), tzinfo=zone)
     rows = session.execute(
         select(FollowUp.status, func.count()).where(
-            FollowUp.patient_id == patient.id, FollowUp.due_at >= begin, FollowUp.due_at < finish
+            FollowUp.patient_id == patient.id, FollowUp.due_at >= begin, FollowUp.due_at < finish,
+            FollowUp.content_key.is_(None),
         ).group_by(FollowUp.status)
     ).all()
     sent = sum(count for status, count in rows if status in SENT)
@@ -57,19 +68,20 @@ def followup_adherence(session: Session, patient: Patient, start: date, end: dat
     return sent, answered
 
 
-def compute_summary(session: Session, patient: Patient, start: date, end: date) -> StageSummary:
-    """Compute the stage summary of the period from the record."""
+def compute_summary(session: Session, patient: Patient, start: date, end: date, *, goals: Sequence[Goal] = (),
+                    interventions: Sequence[Intervention] = ()) -> StageSummary:
+    """Compute the stage summary of the period from the record (with ``goals`` met or not, ``interventions``)."""
     sent, answered = followup_adherence(session, patient, start, end)
     return compute_stage_summary(
         StageSummaryInput(
             period_start=start,
             period_end=end,
             series=indicator_series(session, patient),
-            goals=(),
+            goals=tuple(goals),
             risks=[(day, result) for day, result in risk_history(session, patient) if result.value is not None],
             followups_sent=sent,
             followups_answered=answered,
-            interventions=(),
+            interventions=tuple(interventions),
             sex=sex_of(patient),
             age=patient.age_on(end),
         )
@@ -84,9 +96,9 @@ def _check_conclusion(conclusion: str | None) -> str | None:
 
 def create_stage_summary(
     session: Session, patient: Patient, *, period_start: date, period_end: date, actor: Actor,
-    conclusion: str | None = None,
+    conclusion: str | None = None, goals: Sequence[Goal] = (), interventions: Sequence[Intervention] = (),
 ) -> StageSummaryRecord:
-    """Compute and save version 1 of a new stage summary (unsigned).
+    """Compute and save version 1 of a new stage summary (unsigned), with ``goals`` and ``interventions`` if given.
 
     Raises:
         ValidationFailedError: the period ends before it starts, or the conclusion is too long.
@@ -94,7 +106,8 @@ def create_stage_summary(
     if period_end < period_start:
         raise ValidationFailedError([Problem("period_end", "is before period_start")])
     text = _check_conclusion(conclusion)
-    content = compute_summary(session, patient, period_start, period_end).to_dict()
+    content = compute_summary(session, patient, period_start, period_end, goals=goals,
+                              interventions=interventions).to_dict()
     now = clock_of(session).now()
     record = StageSummaryRecord(
         summary_id=uuid.uuid4(), version=1, patient_id=patient.id, period_start=period_start,

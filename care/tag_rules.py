@@ -45,6 +45,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from care.errors import ConflictError, NotFoundError, Problem, ValidationFailedError
+from care.interventions.service import tag_set
 from care.models import (
     Patient,
     PatientStatus,
@@ -433,6 +434,7 @@ def _apply(session: Session, patient: Patient, tag: str, row: PatientTag | None,
                 patient_id=patient.id, details={"source": "rule"})
             outcome.tagged += 1
             tag_changed(session, patient, tag, added=True, actor=actor)  # the plans that enrol on the tag
+            tag_set(session, patient, tag, actor=actor)  # the interventions that start on it
             return
         current = TagOrigin.parse(row.source)
         if current.kind == "rule" and current not in {rule.origin for rule in holding}:

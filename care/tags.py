@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from care.errors import Problem, ValidationFailedError
+from care.interventions.service import tag_set
 from care.models import Patient, PatientTag, TagDefinition
 from care.plans.service import tag_changed
 from care.reevaluation import request_at_commit
@@ -122,6 +123,7 @@ def add_tag(session: Session, patient: Patient, tag: str, *, source: str, actor:
         patient_id=patient.id, details={"source": source_kind(source), **({"pinned": True} if pinned else {})})
     request_at_commit(session, patient.id, reason="tags")  # other rules may read the tags
     tag_changed(session, patient, tag, added=True, actor=actor)  # the plans that enrol on the tag
+    tag_set(session, patient, tag, actor=actor)  # the interventions that start on it
     return True
 
 

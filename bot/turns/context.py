@@ -4,10 +4,11 @@ Once the delivery is claimed and the patient locked (:mod:`bot.turns.delivery`),
 patient's consent on the message's channel, their open conversation and their data key (to open
 the conversation's sealed state). :func:`read_alongside` adds those columns to a statement; where
 rows lock one by one (PostgreSQL) they ride on the statement that takes the lock, elsewhere they
-are read right after it. The conversation becomes an object of the session without another query,
-tracked by the patient's scene (:meth:`bot.turns.scene.Scene.track`), so what the turn changes in
-it is written with the turn's other rows. The patient's own record is loaded only by the steps
-that need it (:meth:`TurnContext.record`).
+are read right after it. The conversation becomes an object without another query, kept out of the
+unit of work (its sealed fields opened with the key just read) and tracked by the patient's scene
+(:meth:`bot.turns.scene.Scene.track`): what the turn changes in it is written with the turn's other
+rows, and the unit of work neither walks it at a flush nor expires it at commit. The patient's own
+record is loaded only by the steps that need it (:meth:`TurnContext.record`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from bot.turns.scene import Scene, as_loaded, table_of
 from care.models import ChannelConsent, Patient
 from security.crypto import DataKey
 from security.dialects import Guard, locked_row_version
-from security.fields import cipher_of
+from security.fields import cipher_of, open_fields_with
 
 PATIENTS = table_of(Patient)
 CONSENTS = table_of(ChannelConsent)
@@ -100,10 +101,10 @@ def load_turn(session: Session, patient_id: uuid.UUID, channel: str, early: Sequ
         read = list(found) if found is not None else [None] * len(_COLUMNS)
     opted_out, *conversation_values = read[:-2]
     kek_version, wrapped = read[-2:]
-    if wrapped is not None:
-        cipher_of(session).data_key_read(patient_id, kek_version, wrapped)  # cached for the conversation's fields
-    scene = Scene.of(session, patient_id)
-    conversation = _conversation(session, conversation_values)
+    cipher = cipher_of(session)
+    key = cipher.data_key_read(patient_id, kek_version, wrapped) if wrapped is not None else None
+    scene = Scene.of(session, patient_id, key=key)
+    conversation = _conversation(session, conversation_values, scene.key)
     if conversation is not None:
         scene.track(conversation, guard=guard)
     return TurnContext(session, patient_id, bool(opted_out), conversation, scene)
@@ -117,17 +118,16 @@ def _waiting(read: Sequence[Any]) -> bool:
 _STATUS = [key for key, _column in _CONVERSATION_ATTRIBUTES].index("status")
 
 
-def _conversation(session: Session, values: Sequence[Any]) -> ConversationSession | None:
-    """The conversation of ``values`` (as read) as an object of the session, without a query."""
+def _conversation(session: Session, values: Sequence[Any], data_key: bytes) -> ConversationSession | None:
+    """The conversation of ``values`` (as read, its fields sealed under ``data_key``), without a query: kept
+    out of the unit of work, its changes are written by the patient's scene (a turn handled again after a
+    rollback reads it afresh)."""
     attributes = {key: value for (key, _column), value in zip(_CONVERSATION_ATTRIBUTES, values, strict=True)}
     if attributes["id"] is None:
         return None
-    known = session.identity_map.get(inspect(ConversationSession).identity_key_from_primary_key((attributes["id"],)))
-    if isinstance(known, ConversationSession):
-        # Handled again after a rollback: the object the first try made is still the session's.
-        session.refresh(known)
-        return known
-    return as_loaded(session, ConversationSession, attributes)
+    conversation = as_loaded(session, ConversationSession, attributes, attach=False)
+    open_fields_with(cipher_of(session), data_key, conversation)
+    return conversation
 
 
 @functools.lru_cache(maxsize=2)

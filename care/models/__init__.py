@@ -23,6 +23,12 @@ from care.models.engagement import (
     TaskPriority,
     TaskStatus,
 )
+from care.models.interventions import (
+    InterventionEnrolment,
+    InterventionProgram,
+    InterventionProgramVersion,
+    InterventionStatus,
+)
 from care.models.observation import Observation
 from care.models.patient import (
     PROFILE_SECTIONS,
@@ -79,6 +85,10 @@ __all__ = [
     "TaskPriority",
     "TaskStatus",
     "HealthProfile",
+    "InterventionEnrolment",
+    "InterventionProgram",
+    "InterventionProgramVersion",
+    "InterventionStatus",
     "Observation",
     "Patient",
     "PatientStatus",

@@ -178,6 +178,10 @@ class FollowUp(Base):
     outcome: Mapped[str | None] = mapped_column(String(32))
     staff_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     staff_notes = encrypted(TEXT)
+    # An education message of the content library (a plan's ``message`` step, an intervention's
+    # schedule): sent as it is, answered by nobody; ``flow_id`` then reads ``content:<id>``
+    # (migration 0008_interventions). Like ``flow_id``, it names the clinic's material, not the patient's.
+    content_key: Mapped[str | None] = mapped_column(String(64))
 
     patient: Mapped[Patient] = relationship()
 

@@ -14,6 +14,9 @@
         retry: {attempts: 2, answer_window_hours: 48}
         on_silence: [reminder, next_channel, staff_call]
         start_mode: wait                        # wait (default), skip, interrupt
+      - message: diet_salt                     # or a message of the content library (care.interventions)
+        when: {offset: {days: 3}, at: "10:00"}
+        channels: [wechat, sms]                 # text channels only (default wechat, sms)
 
 An anchor is ``enrolment`` (default), ``checkup`` (the latest checkup report's date), ``tag`` (the
 day the plan's tag was set; ``tag:NAME`` another tag's) or ``profile:FIELD`` (a date in the
@@ -21,6 +24,11 @@ patient's profile). ``when`` is an ``offset`` after the anchor (days, weeks, mon
 or ``every`` N days/weeks/months after it; ``at`` (HH:MM) is the local time of day in the patient's
 time zone. A plan names flows by id; the caller says which ids exist (``flow_ids``), this layer
 does not know the flow library.
+
+A step sends either a flow's invitation (``flow``) or one education message of the content library
+(``message``; :mod:`care.interventions.content`): a text the worker sends as it is, on the first
+usable text channel of the step's order, with the same quiet hours, caps and start mode, and which
+nobody answers (no retry, no silence). The caller says which content ids exist (``content_ids``).
 """
 
 from __future__ import annotations
@@ -35,6 +43,11 @@ import yaml
 
 CHANNELS = ("wechat", "sms", "voice", "console")
 DEFAULT_CHANNELS = ("wechat", "sms", "voice")
+#: The channels that carry a text as it is (an education message): a call needs a flow to speak.
+TEXT_CHANNELS = ("wechat", "sms", "console")
+DEFAULT_MESSAGE_CHANNELS = ("wechat", "sms")
+#: The id of a plan made from an intervention program (``iv_<program id>``, :mod:`care.interventions`).
+PROGRAM_PLAN_PREFIX = "iv_"
 START_MODES = ("wait", "skip", "interrupt")
 SILENCE_ACTIONS = ("reminder", "next_channel", "staff_call")
 DEFAULT_SILENCE = ("next_channel", "staff_call")
@@ -113,8 +126,18 @@ class Step:
     answer_window_hours: int = 48
     on_silence: tuple[str, ...] = DEFAULT_SILENCE
     start_mode: str = "wait"
+    #: The content library's message this step sends (then ``flow`` is empty).
+    message: str | None = None
+
+    @property
+    def followup_flow_id(self) -> str:
+        """What the step's follow-up rows name in ``flow_id``: the flow, or ``content:<message id>``."""
+        return self.flow if self.message is None else f"content:{self.message}"
 
     def as_dict(self) -> dict[str, Any]:
+        if self.message is not None:
+            return {"message": self.message, "when": self.when.as_dict(), "channels": list(self.channels),
+                    "start_mode": self.start_mode}
         return {"flow": self.flow, "when": self.when.as_dict(), "channels": list(self.channels),
                 "retry": {"attempts": self.attempts, "answer_window_hours": self.answer_window_hours},
                 "on_silence": list(self.on_silence), "start_mode": self.start_mode}
@@ -143,7 +166,7 @@ class PlanDefinition:
         return shown
 
 
-class _Lines:
+class YamlLines:
     """The line of each path of a YAML document (``("steps", 0, "when")`` -> 12)."""
 
     def __init__(self, node: yaml.Node | None) -> None:
@@ -178,10 +201,12 @@ def _dotted(path: tuple[Any, ...]) -> str:
     return shown or "plan"
 
 
-class _Checker:
-    def __init__(self, lines: _Lines, flow_ids: Container[str] | None) -> None:
+class PlanChecker:
+    def __init__(self, lines: YamlLines, flow_ids: Container[str] | None,
+                 content_ids: Container[str] | None = None) -> None:
         self.lines = lines
         self.flow_ids = flow_ids
+        self.content_ids = content_ids
         self.problems: list[PlanProblem] = []
 
     def bad(self, path: tuple[Any, ...], reason: str) -> None:
@@ -241,10 +266,41 @@ class _Checker:
             self.bad((*path, "offset"), "a recurring step ('every') has no offset: it repeats from the anchor")
         return When(anchor=anchor, offset=offset, every=every, at=at)
 
+    def message_step(self, value: Mapping[str, Any], path: tuple[Any, ...]) -> Step:
+        self.unknown_keys(value, ("message", "when", "channels", "start_mode"), path)
+        message = value.get("message")
+        if not isinstance(message, str) or not _ID.match(message) or len(message) > 56:
+            self.bad((*path, "message"), "must be the id of a message of the content library")
+            message = ""
+        elif self.content_ids is not None and message not in self.content_ids:
+            self.bad((*path, "message"), f"no message {message!r} in the content library "
+                     "(careloop interventions programs --content)")
+        if "when" not in value:
+            self.bad(path, "when is required")
+        when = self.when(value.get("when", {}), (*path, "when"))
+        channels: tuple[str, ...] = DEFAULT_MESSAGE_CHANNELS
+        if "channels" in value:
+            raw = value["channels"]
+            if not isinstance(raw, list) or not raw or any(item not in TEXT_CHANNELS for item in raw) \
+                    or len(set(raw)) != len(raw):
+                self.bad((*path, "channels"), f"must list text channels among {', '.join(TEXT_CHANNELS)}, each once")
+            else:
+                channels = tuple(raw)
+        mode = value.get("start_mode", "wait")
+        if mode not in ("wait", "skip"):
+            self.bad((*path, "start_mode"), "must be wait or skip (a message never interrupts a conversation)")
+            mode = "wait"
+        return Step(flow="", when=when, channels=channels, attempts=1, answer_window_hours=1, on_silence=(),
+                    start_mode=mode, message=message)
+
     def step(self, value: Any, path: tuple[Any, ...]) -> Step | None:
         if not isinstance(value, Mapping):
-            self.bad(path, "must be a mapping with flow and when")
+            self.bad(path, "must be a mapping with flow (or message) and when")
             return None
+        if "message" in value and "flow" not in value:
+            return self.message_step(value, path)
+        if "message" in value:
+            self.bad((*path, "message"), "a step has a flow or a message, not both")
         self.unknown_keys(value, ("flow", "when", "channels", "retry", "on_silence", "start_mode"), path)
         flow = value.get("flow")
         if not isinstance(flow, str) or not flow:
@@ -298,10 +354,10 @@ def _anchor_ok(anchor: str) -> bool:
     return kind == "profile" and bool(_PROFILE_FIELD.match(rest))
 
 
-def check_plan(data: Any, *, flow_ids: Container[str] | None = None, lines: _Lines | None = None,
-               source: str = "plan") -> PlanDefinition:
+def check_plan(data: Any, *, flow_ids: Container[str] | None = None, lines: YamlLines | None = None,
+               source: str = "plan", content_ids: Container[str] | None = None) -> PlanDefinition:
     """Check ``data`` (a parsed plan) and return it; raise :class:`PlanInvalidError` listing every problem."""
-    checker = _Checker(lines or _Lines(None), flow_ids)
+    checker = PlanChecker(lines or YamlLines(None), flow_ids, content_ids)
     if not isinstance(data, Mapping):
         raise PlanInvalidError([PlanProblem(1, "plan", "must be a mapping with id, version, title and steps")],
                                source)
@@ -351,7 +407,8 @@ def check_plan(data: Any, *, flow_ids: Container[str] | None = None, lines: _Lin
                           enrol_on_tag=tag, enrol_on_events=events, anchors=anchors)
 
 
-def parse_plan(text: str, *, flow_ids: Container[str] | None = None, source: str = "plan") -> PlanDefinition:
+def parse_plan(text: str, *, flow_ids: Container[str] | None = None, source: str = "plan",
+               content_ids: Container[str] | None = None) -> PlanDefinition:
     """Read and check a plan's YAML; raise :class:`PlanInvalidError` (each problem with its line and field)."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -361,7 +418,7 @@ def parse_plan(text: str, *, flow_ids: Container[str] | None = None, source: str
         line = mark.line + 1 if mark is not None else None
         reason = getattr(broken, "problem", None) or str(broken)
         raise PlanInvalidError([PlanProblem(line, "yaml", f"not valid YAML ({reason})")], source) from None
-    return check_plan(data, flow_ids=flow_ids, lines=_Lines(node), source=source)
+    return check_plan(data, flow_ids=flow_ids, lines=YamlLines(node), source=source, content_ids=content_ids)
 
 
 def from_dict(data: Mapping[str, Any]) -> PlanDefinition:

@@ -38,7 +38,7 @@ from care.models import (
     PlanEnrolment,
     PlanVersion,
 )
-from care.plans.definition import PlanDefinition, Step, from_dict, parse_plan
+from care.plans.definition import PROGRAM_PLAN_PREFIX, PlanDefinition, Step, from_dict, parse_plan
 from care.plans.timing import due_at, first_occurrence
 from security.audit import Actor, log
 from security.fields import clock_of
@@ -49,6 +49,20 @@ PLANS_ACTOR = Actor("system", "plans", "worker")
 #: Rows not yet acted on: what re-timing moves and leaving cancels.
 PENDING = (FollowUpStatus.SCHEDULED.value, FollowUpStatus.DUE.value)
 _CACHE = "careloop.plan_definitions"
+#: The plans made from an intervention program (:mod:`care.interventions`, named ``PROGRAM_PLAN_PREFIX`` +
+#: the program's id): only the program publishes them and puts patients in and out (source ``intervention:<id>``).
+PROGRAM_SOURCE = "intervention:"
+PROGRAM_LEAVE_REASON = "intervention_end"
+
+
+def _program_plan(key: str) -> bool:
+    return key.startswith(PROGRAM_PLAN_PREFIX)
+
+
+def _not_by_hand(key: str) -> ConflictError:
+    program = key.removeprefix(PROGRAM_PLAN_PREFIX)
+    return ConflictError(f"plan {key!r} carries out the intervention program {program!r}: "
+                         f"use careloop interventions start|end|add")
 
 
 def zone_of(patient: Patient) -> tzinfo:
@@ -68,13 +82,15 @@ class Published:
 
 
 def add_plan(session: Session, text: str, *, flow_ids: Container[str], actor: Actor, source: str = "plan",
-             grace: timedelta = DEFAULT_GRACE) -> Published:
+             grace: timedelta = DEFAULT_GRACE, content_ids: Container[str] | None = None) -> Published:
     """Store the plan in ``text`` (a new plan, or a new version of one); re-time enrolled patients' rows.
 
     :raises care.plans.PlanInvalidError: the file's problems, each with its line and field.
     :raises ConflictError: the version is not higher than the stored one (and the content differs).
     """
-    definition = parse_plan(text, flow_ids=flow_ids, source=source)
+    definition = parse_plan(text, flow_ids=flow_ids, source=source, content_ids=content_ids)
+    if _program_plan(definition.id) and not source.startswith(PROGRAM_SOURCE):
+        raise _not_by_hand(definition.id)
     now = clock_of(session).now()
     plan = session.scalars(select(Plan).where(Plan.key == definition.id)).one_or_none()
     if plan is not None:
@@ -178,7 +194,8 @@ def _row(patient: Patient, enrolment: PlanEnrolment, definition: PlanDefinition,
          moment: datetime, now: datetime) -> dict[str, object]:
     step = definition.steps[index]
     channels = ["console"] if patient.is_test else list(step.channels)
-    return {"id": uuid.uuid4(), "patient_id": patient.id, "flow_id": step.flow, "due_at": moment,
+    return {"id": uuid.uuid4(), "patient_id": patient.id, "flow_id": step.followup_flow_id,
+            "content_key": step.message, "due_at": moment,
             "channel_order": channels, "channel_index": 0, "status": FollowUpStatus.SCHEDULED.value, "attempts": 0,
             "max_attempts_per_channel": step.attempts, "answer_window_hours": step.answer_window_hours,
             "next_action_at": moment, "source": "plan", "created_at": now, "plan_key": definition.id,
@@ -215,8 +232,13 @@ def active_enrolment(session: Session, patient_id: uuid.UUID, plan_key: str) -> 
 
 def enrol(session: Session, patient: Patient, plan_key: str, *, source: str = "manual", actor: Actor,
           grace: timedelta = DEFAULT_GRACE) -> PlanEnrolment | None:
-    """Enrol the patient and schedule the plan's first occurrences; None when they are in the plan already."""
+    """Enrol the patient and schedule the plan's first occurrences; None when they are in the plan already.
+
+    :raises ConflictError: the plan is an intervention program's, and this is not the program starting.
+    """
     plan, definition = get_plan(session, plan_key)
+    if _program_plan(plan.key) and not source.startswith(PROGRAM_SOURCE):
+        raise _not_by_hand(plan.key)
     if active_enrolment(session, patient.id, plan.key) is not None:
         return None
     now = clock_of(session).now()
@@ -236,6 +258,8 @@ def enrol_many(session: Session, patient_ids: Sequence[uuid.UUID], plan_key: str
                actor: Actor, grace: timedelta = DEFAULT_GRACE, chunk: int = 1000) -> int:
     """Enrol many patients at once (plans anchored on enrolment only are scheduled in bulk); return how many."""
     plan, definition = get_plan(session, plan_key)
+    if _program_plan(plan.key) and not source.startswith(PROGRAM_SOURCE):
+        raise _not_by_hand(plan.key)
     if any(step.when.anchor != "enrolment" for step in definition.steps):
         done = 0
         for patient_id in patient_ids:
@@ -286,7 +310,12 @@ def _cancel_pending(session: Session, enrolment_id: uuid.UUID, outcome: str) -> 
 
 
 def leave(session: Session, patient: Patient, plan_key: str, *, actor: Actor, reason: str = "manual") -> bool:
-    """End the patient's enrolment in the plan; its rows not yet acted on are cancelled. False if not enrolled."""
+    """End the patient's enrolment in the plan; its rows not yet acted on are cancelled. False if not enrolled.
+
+    :raises ConflictError: the plan is an intervention program's, and this is not the program ending.
+    """
+    if _program_plan(plan_key) and reason != PROGRAM_LEAVE_REASON:
+        raise _not_by_hand(plan_key)
     enrolment = active_enrolment(session, patient.id, plan_key)
     if enrolment is None:
         return False
@@ -319,7 +348,8 @@ class Retimed:
 
 
 def _apply_step(row: FollowUp, step: Step, definition: PlanDefinition, patient: Patient) -> None:
-    row.flow_id = step.flow
+    row.flow_id = step.followup_flow_id
+    row.content_key = step.message
     row.plan_version = definition.version
     row.channel_order = ["console"] if patient.is_test else list(step.channels)
     row.channel_index = 0

@@ -133,6 +133,7 @@ COMMAND_MODULES: dict[str, str] = {
     "teams": "careloop.cli.teams",
     "tags": "careloop.cli.tags",
     "plans": "careloop.cli.plans",
+    "interventions": "careloop.cli.interventions",
     "doctor": "careloop.cli.doctor",
     "export": "careloop.cli.exports",
     "followups": "careloop.cli.care_work",

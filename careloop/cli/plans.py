@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from care import plans
 from care.errors import ConflictError, NotFoundError, ValidationFailedError
+from care.interventions.content import content_library
 from care.models import FollowUp
 from care.patients import get_patient
 from careloop.cli.base import CliContext, main, pass_cli
@@ -81,7 +82,8 @@ def validate(cli: CliContext, file: Path) -> None:
     text = _read(path)
     library = load_flow_library(cli.settings)
     with _one_line_errors():
-        definition = plans.parse_plan(text, flow_ids=set(library.ids()), source=str(path))
+        definition = plans.parse_plan(text, flow_ids=set(library.ids()), source=str(path),
+                                      content_ids=content_library().ids())
     click.echo(f"{path}: plan {definition.id!r} v{definition.version} is valid ({len(definition.steps)} step(s))")
 
 
@@ -96,7 +98,7 @@ def add(cli: CliContext, file: str) -> None:
     library = load_flow_library(cli.settings)
     with cli.unit_of_work() as session, _one_line_errors():
         published = plans.add_plan(session, text, flow_ids=set(library.ids()), actor=cli.actor, source=str(path),
-                                   grace=_grace(cli))
+                                   grace=_grace(cli), content_ids=content_library().ids())
         line = f"Plan {published.plan.key!r} v{published.definition.version} {published.change}"
         if published.change == "new version":
             line += f"; {published.moved} follow-up(s) of enrolled patients re-timed"
@@ -139,6 +141,10 @@ def show(cli: CliContext, plan_id: str) -> None:
         when = step.when
         timing = (f"every {when.every.as_dict()}" if when.every else f"{when.offset.as_dict() or 'at'}") \
             + f" after {when.anchor}" + (f" at {when.at:%H:%M}" if when.at else "")
+        if step.message is not None:
+            click.echo(f"  step {index + 1}: message {step.message}, {timing}; channels {', '.join(step.channels)}; "
+                       f"start: {step.start_mode}")
+            continue
         click.echo(f"  step {index + 1}: {step.flow}, {timing}; channels {', '.join(step.channels)}; "
                    f"{step.attempts} attempt(s) per channel, {step.answer_window_hours} h to answer; "
                    f"silence: {', '.join(step.on_silence) or 'nothing'}; start: {step.start_mode}")

@@ -230,3 +230,29 @@ def test_a_new_version_that_puts_rows_past_the_grace_marks_them_missed_and_sched
     assert [(row.occurrence, row.status, row.outcome) for row in rows] == [(1, "skipped", "missed"),
                                                                            (4, "scheduled", None)]
     assert rows[1].due_at >= clock.now() - timedelta(hours=24)
+
+
+def test_a_plan_step_may_send_a_message_of_the_content_library():
+    text = ("id: tips\nversion: 1\ntitle: {zh: 小贴士, en: Tips}\nsteps:\n"
+            "  - message: diet_salt\n    when: {offset: {days: 2}, at: '10:00'}\n")
+    definition = parse_plan(text, flow_ids=FLOWS, content_ids={"diet_salt"})
+    [step] = definition.steps
+    assert (step.message, step.flow, step.channels, step.followup_flow_id) == (
+        "diet_salt", "", ("wechat", "sms"), "content:diet_salt")
+    assert plans.definition.from_dict(definition.as_dict()) == definition
+
+
+def test_a_bad_message_step_names_its_line_and_field():
+    text = ("id: tips\nversion: 1\ntitle: {zh: 小贴士, en: Tips}\nsteps:\n"
+            "  - message: no_such_tip\n    when: {offset: {days: 2}}\n    channels: [voice]\n"
+            "    start_mode: interrupt\n"
+            "  - message: diet_salt\n    flow: home_monitoring\n    when: {offset: {days: 2}}\n")
+    with pytest.raises(plans.PlanInvalidError) as raised:
+        parse_plan(text, flow_ids=FLOWS, content_ids={"diet_salt"}, source="tips.yaml")
+    shown = {problem.shown("tips.yaml") for problem in raised.value.problems}
+    assert ("tips.yaml:5: steps[0].message: no message 'no_such_tip' in the content library "
+            "(careloop interventions programs --content)") in shown
+    assert any(line.startswith("tips.yaml:7: steps[0].channels: must list text channels") for line in shown)
+    assert "tips.yaml:8: steps[0].start_mode: must be wait or skip (a message never interrupts a conversation)" \
+        in shown
+    assert "tips.yaml:9: steps[1].message: a step has a flow or a message, not both" in shown

@@ -32,6 +32,7 @@ Path_ = tuple[str, ...]
 
 LIBRARY = Path(__file__).resolve().parents[2] / "flows" / "library"
 PLANS = Path(__file__).resolve().parents[2] / "care" / "plans" / "library"
+PROGRAMS = Path(__file__).resolve().parents[2] / "care" / "interventions" / "library"
 ARGUMENTS: dict[Path_, Callable[[Path], list[str]]] = {
     ("worker",): lambda _: ["--once"],
     ("demo",): lambda _: ["--no-serve"],
@@ -40,6 +41,7 @@ ARGUMENTS: dict[Path_, Callable[[Path], list[str]]] = {
     ("risk",): lambda _: ["bp", "--input", json.dumps({"sbp": 120, "dbp": 80})],
     ("flows", "validate"): lambda _: [str(LIBRARY / "phq9.yaml")],
     ("plans", "validate"): lambda _: [str(PLANS / "bp_monthly.yaml")],
+    ("interventions", "validate"): lambda _: [str(PROGRAMS / "hypertension_3m.yaml")],
     ("simulate",): lambda _: ["phq9", "--lang", "en"],
     ("export", "observations"): lambda tmp: ["--out", str(tmp / "observations.xlsx")],
     ("export", "followups"): lambda tmp: ["--out", str(tmp / "followups.xlsx")],
@@ -53,7 +55,8 @@ def mapping_file(tmp_path: Path) -> Path:
     path.write_text("local_code,code\nLAB-GLU,fpg\n", encoding="utf-8")
     return path
 # Commands that never open the database: they work whatever state it is in.
-NO_DATABASE: set[Path_] = {("risk",), ("flows", "validate"), ("flows", "list"), ("simulate",), ("plans", "validate")}
+NO_DATABASE: set[Path_] = {("risk",), ("flows", "validate"), ("flows", "list"), ("simulate",), ("plans", "validate"),
+                           ("interventions", "validate")}
 # Commands that initialise the database: on an empty one they succeed.
 INITIALISING: set[Path_] = {("init",), ("demo",)}
 

@@ -43,7 +43,7 @@ def test_validate_a_directory_of_broken_flows(capsys: pytest.CaptureFixture[str]
 
 def test_validate_the_library_is_clean(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["flows", "validate", str(LIBRARY_DIR), str(FIXTURES / "valid")]) == 0
-    assert capsys.readouterr().out == "ok: 13 flow files checked, no problems.\n"
+    assert capsys.readouterr().out == "ok: 14 flow files checked, no problems.\n"
 
 
 @pytest.mark.parametrize("args", [["flows", "validate"], ["flows", "validate", "/no/such/file.yaml"]])
@@ -59,7 +59,7 @@ def test_list_shows_id_version_and_title(capsys: pytest.CaptureFixture[str]) -> 
     assert [line.split()[0] for line in lines[1:]] == [
         "diabetes_followup", "gad7", "home_monitoring", "hypertension_followup",
         "intake", "national_diabetes_followup", "national_hypertension_followup", "phq9", "post_checkup",
-        "satisfaction",
+        "satisfaction", "weight_checkin",
     ]  # fmt: skip
     assert "phq9                                  2  情绪健康问卷（PHQ-9） / Mood questionnaire (PHQ-9)" in lines
 

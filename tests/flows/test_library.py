@@ -185,6 +185,18 @@ SCRIPTS = [
         {"staff_notified": 1},
         "Thank you for your time! Take good care.",
     ),
+    Script(
+        "weight_checkin", "zh", ["131斤"],
+        {"weight": 65.5},
+        {"observation_recorded": 1},
+        "已记录：65.5 公斤。谢谢您坚持打卡！",
+    ),
+    Script(
+        "weight_checkin", "en", ["82 kg"],
+        {"weight": 82},
+        {"observation_recorded": 1},
+        "Recorded: 82 kg. Thank you for keeping it up!",
+    ),
 ]  # fmt: skip
 
 

@@ -16,14 +16,14 @@ from tests.flows.helpers import FIXTURES, NOW
 LIBRARY_IDS = [
     "diabetes_followup", "gad7", "home_monitoring", "hypertension_followup",
     "intake", "national_diabetes_followup", "national_hypertension_followup", "phq9", "post_checkup",
-    "satisfaction",
+    "satisfaction", "weight_checkin",
 ]  # fmt: skip
 
 
 def test_the_builtin_library_has_the_standard_flows(library: FlowLibrary) -> None:
     assert library.ids() == LIBRARY_IDS
     assert [definition.id for definition in library.list()] == LIBRARY_IDS
-    assert len(library) == 10
+    assert len(library) == 11
     assert "phq9" in library
     assert FlowLibrary.builtin() is library
 

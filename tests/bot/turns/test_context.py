@@ -156,3 +156,33 @@ def test_an_answer_that_waited_while_the_patient_opted_out_is_not_answered(live_
     raced = race(live_runtime, "STOP", "2")
     assert raced.second.texts == []  # the channel is off: no next question
     assert saved_results(live_runtime, raced.patient) == {}
+
+
+def test_the_turns_conversation_stays_out_of_the_unit_of_work_and_its_scene_writes_what_changed(
+        db, make_patient, services: BotServices, clock: FixedClock):
+    from bot.turns.context import load_turn
+    from bot.turns.scene import write_scenes
+
+    patient = make_patient()
+    handle_inbound(db, services, message(patient, "问卷", clock))
+    db.commit()
+    db.expunge_all()
+    context = load_turn(db, patient.id, "console", None)
+    conversation = context.conversation
+    assert conversation is not None
+    assert conversation not in db  # nothing for the unit of work to walk at a flush or expire at commit
+    assert conversation.state  # its sealed fields open without the session
+    asked = dict(conversation.state)
+    conversation.state = {**asked, "probe": 1}
+    conversation.channel = "sms"
+    assert conversation.state["probe"] == 1  # what was assigned reads back before it is written
+    write_scenes(db)
+    db.commit()
+    stored = db.scalars(select(ConversationSession).where(ConversationSession.id == conversation.id)).one()
+    assert stored.state == {**asked, "probe": 1}
+    assert stored.channel == "sms"
+    # Written once: another write of the same scene has nothing left to write.
+    context.scene.write()
+    db.commit()
+    db.refresh(stored)
+    assert stored.state == {**asked, "probe": 1}
