@@ -41,7 +41,7 @@ class Patient(Timestamped, Base):
     __tablename__ = "patients"
 
     card_no = encrypted(TEXT, index="card_no", normalize=normalize_card_no, unique=True, nullable=False)
-    # Indexed so that the panel finds a patient by the whole name (0008_name_index); like every blind
+    # Indexed so that the panel finds a patient by the whole name (0009_name_index); like every blind
     # index it shows which rows share a value, never the value.
     name = encrypted(TEXT, index="name", normalize=normalize_name, nullable=False)
     gender = encrypted(TEXT, nullable=False)

@@ -1,4 +1,4 @@
-"""Migration 0008_name_index: every enrolled patient's name gets its blind index from the decrypted name."""
+"""Migration 0009_name_index: every enrolled patient's name gets its blind index from the decrypted name."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ PATIENTS = sa.table("patients", *(sa.column(name, kind) for name, kind in [
 
 
 def seed_before(engine: sa.Engine, key_ring: KeyRing, names: list[str]) -> list[uuid.UUID]:
-    """Patients named ``names``, as revision 0007_records stored them (no name index)."""
+    """Patients named ``names``, as revision 0008_interventions stored them (no name index)."""
     cipher = FieldCipher(key_ring)
     ids = [uuid.uuid4() for _ in names]
     with engine.begin() as connection:
@@ -44,7 +44,7 @@ def seed_before(engine: sa.Engine, key_ring: KeyRing, names: list[str]) -> list[
 @pytest.fixture
 def engine(fresh_database_url):
     engine = make_engine(fresh_database_url)
-    migrate.upgrade(engine, "0007_records")
+    migrate.upgrade(engine, "0008_interventions")
     yield engine
     engine.dispose()
 
@@ -57,7 +57,7 @@ def test_the_upgrade_indexes_each_name_so_that_a_search_finds_it(engine):
     with database.unit_of_work() as session:
         assert session.scalars(select(Patient.id).where(Patient.name.matches(session, "王秀英"))).all() == [wang]
         assert session.scalars(select(Patient.id).where(Patient.name.matches(session, "john smith"))).all() == [smith]
-    migrate.downgrade(engine, "0007_records", key_ring=key_ring)
+    migrate.downgrade(engine, "0008_interventions", key_ring=key_ring)
     assert "name_bidx" not in {column["name"] for column in sa.inspect(engine).get_columns("patients")}
 
 
@@ -66,4 +66,4 @@ def test_without_the_key_ring_the_upgrade_of_a_clinic_with_patients_stops_and_ch
     with pytest.raises(RuntimeError, match="needs the key ring"):
         migrate.upgrade(engine)
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0007_records"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0008_interventions"

@@ -1,7 +1,7 @@
 """a blind index of each patient's name, so that staff find a patient by the whole name
 
-Revision ID: 0008_name_index
-Revises: 0007_records
+Revision ID: 0009_name_index
+Revises: 0008_interventions
 
 ``patients.name_bidx`` is the keyed hash of the name as ``care.identifiers.normalize_name`` makes it
 (NFKC, no spaces, case-folded), like the card number's and the phone's. Existing rows get it here
@@ -23,8 +23,8 @@ from alembic import context, op
 from security.crypto import DecryptionError, FieldCipher, field_aad
 from security.keys import KeyRing
 
-revision = "0008_name_index"
-down_revision = "0007_records"
+revision = "0009_name_index"
+down_revision = "0008_interventions"
 branch_labels = None
 depends_on = None
 
@@ -44,7 +44,7 @@ def _uuid(value: object) -> uuid.UUID:
 def _cipher(count: int) -> FieldCipher:
     key_ring = context.config.attributes.get("key_ring")
     if not isinstance(key_ring, KeyRing):
-        raise RuntimeError(f"migration 0008_name_index must index the names of {count} patient(s) and needs the "
+        raise RuntimeError(f"migration 0009_name_index must index the names of {count} patient(s) and needs the "
                            "key ring: run `careloop init` (it passes the key ring to the migration)")
     return FieldCipher(key_ring)
 

@@ -1,7 +1,7 @@
 """break-glass grants: a staff member's written reason for opening a patient outside their care teams
 
-Revision ID: 0008_break_glass
-Revises: 0008_name_index
+Revision ID: 0009_break_glass
+Revises: 0009_name_index
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_break_glass"
-down_revision = "0008_name_index"
+revision = "0009_break_glass"
+down_revision = "0009_name_index"
 branch_labels = None
 depends_on = None
 
