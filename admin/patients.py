@@ -56,8 +56,10 @@ def patients() -> ResponseReturnValue:
     choices = directory.filter_choices(db)
     form.plan.choices = [("", _("Any plan"))] + [
         (key, title_en if current_language() == "en" else title_zh) for key, title_zh, title_en in choices.plans]
-    filters = directory.PatientFilter(text=form.q.data or None, tag=form.tag.data or None,
-                                      plan=form.plan.data or None)
+    # A tag or a plan says something of the patients' health: the front desk (no record.read) filters by neither.
+    clinical = user.can(Permission.RECORD_READ)
+    filters = directory.PatientFilter(text=form.q.data or None, tag=(form.tag.data or None) if clinical else None,
+                                      plan=(form.plan.data or None) if clinical else None)
     listing = directory.PatientList([], 0, 1, 1)
     if valid:
         try:
@@ -65,8 +67,8 @@ def patients() -> ResponseReturnValue:
                                               page=form.page.data or 1)
         except ValidationFailedError:
             form.tag.errors = [*form.tag.errors, _("A tag is one line of at most 64 characters.")]
-    return render_template("admin/patients.html", form=form, listing=listing, tags=choices.tags,
-                           searched=bool(filters.text))
+    return render_template("admin/patients.html", form=form, listing=listing, tags=choices.tags if clinical else [],
+                           searched=bool(filters.text), clinical=clinical)
 
 
 @blueprint.get("/patients/<uuid:patient_id>")

@@ -168,3 +168,16 @@ def test_each_patient_listed_is_audited_and_the_audit_holds_no_search_text(clien
     # One for the page the search form came on, one for the search's answer.
     assert [entry.patient_id for entry in views] == [patient.id, patient.id]
     assert all("审计患者" not in entry.details for entry in views)
+
+
+def test_the_front_desk_cannot_filter_by_tag_or_plan(client, signed_in, make_patient, team_of, db):
+    member = signed_in("front_desk")
+    tagged, other = make_patient(), make_patient()
+    team_of(member, tagged, other)
+    add_tag(db, tagged, "depression", source="flow:phq9", actor=TEST_ACTOR)
+    db.flush()
+    page = client.get("/admin/patients?tag=depression")
+    # A tag says something of a patient's health: the filter is not offered, and not applied.
+    assert 'id="tag"' not in page.get_data(as_text=True)
+    assert set(shown(page)) == {str(tagged.id), str(other.id)}
+    assert set(shown(search(client, q=tagged.card_no, tag="depression"))) == {str(tagged.id)}
