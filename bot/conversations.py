@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.config import BotConfig
 from bot.models import ConversationSession, Direction, SessionStatus
+from bot.turns.context import ConversationRow
 from bot.turns.effects import EffectContext, Where, apply_events, log_message
 from bot.turns.scene import Scene
 from care.blobs import BlobStore
@@ -35,6 +36,10 @@ from security.clock import Clock
 from security.dialects import has_row_locks
 from security.fields import clock_of
 
+#: A conversation as the functions here step it: an object of the session (a worker's, the admin's), or
+#: the plain row a turn read (:class:`bot.turns.context.ConversationRow`), which the patient's scene writes.
+Conversation = ConversationSession | ConversationRow
+
 
 @dataclass
 class BotServices:
@@ -51,7 +56,7 @@ class BotServices:
 class Turn:
     """The result of one step of a conversation: what to say, in order."""
 
-    conversation: ConversationSession
+    conversation: Conversation
     outputs: list[Output]
     ended: bool
     lang: str
@@ -105,7 +110,7 @@ def facts_from(snapshot: dict[str, Any]) -> Facts:
                        profile=snapshot.get("profile") or {})
 
 
-def _conversation_facts(session: Session, conversation: ConversationSession) -> Facts:
+def _conversation_facts(session: Session, conversation: Conversation) -> Facts:
     snapshot = conversation.facts
     if not snapshot:
         snapshot = gather_facts(session, record_of(session, conversation), conversation.lang)
@@ -113,7 +118,7 @@ def _conversation_facts(session: Session, conversation: ConversationSession) -> 
     return facts_from(snapshot)
 
 
-def record_of(session: Session, conversation: ConversationSession) -> Patient:
+def record_of(session: Session, conversation: Conversation) -> Patient:
     """The record of the conversation's patient (from the session's identity map when it is loaded already)."""
     patient = session.get(Patient, conversation.patient_id)
     if patient is None:
@@ -154,7 +159,7 @@ def invite(session: Session, services: BotServices, patient: Patient, flow_id: s
 
 
 def begin(session: Session, services: BotServices, patient: Patient, flow_id: str, *, channel: str, actor: Actor,
-          conversation: ConversationSession | None = None) -> Turn:
+          conversation: Conversation | None = None) -> Turn:
     """Start the flow now (a keyword, or the reply to an invitation) and return its first prompts."""
     now = clock_of(session).now()
     if conversation is None:
@@ -181,7 +186,7 @@ def begin(session: Session, services: BotServices, patient: Patient, flow_id: st
     return _finish_step(session, services, conversation, result, actor, patient=patient)
 
 
-def answer(session: Session, services: BotServices, conversation: ConversationSession, reply: str,
+def answer(session: Session, services: BotServices, conversation: Conversation, reply: str,
            *, actor: Actor) -> Turn:
     """Feed the patient's message to their open conversation.
 
@@ -219,7 +224,7 @@ def fire_timer(session: Session, services: BotServices, conversation: Conversati
     return _finish_step(session, services, conversation, result, actor)
 
 
-def close(session: Session, conversation: ConversationSession, status: str) -> None:
+def close(session: Session, conversation: Conversation, status: str) -> None:
     now = clock_of(session).now()
     conversation.status = SessionStatus.ENDED.value
     conversation.end_status = status
@@ -239,7 +244,7 @@ def close(session: Session, conversation: ConversationSession, status: str) -> N
         event_happened(session, conversation.patient_id, f"questionnaire_finished:{conversation.flow_id}")
 
 
-def _finish_step(session: Session, services: BotServices, conversation: ConversationSession,
+def _finish_step(session: Session, services: BotServices, conversation: Conversation,
                  result: engine.StepResult, actor: Actor, *, patient: Patient | None = None) -> Turn:
     """Apply the step's events and move the conversation: rows of the turn's scene, written once when the
     turn ends (:func:`bot.turns.scene.write_scenes`, else at commit), the conversation's changes with them."""
@@ -279,7 +284,7 @@ def _finish_step(session: Session, services: BotServices, conversation: Conversa
     return Turn(conversation, outputs, False, conversation.lang)
 
 
-def log_inbound(session: Session, patient_id: uuid.UUID, conversation: ConversationSession | None, channel: str,
+def log_inbound(session: Session, patient_id: uuid.UUID, conversation: Conversation | None, channel: str,
                 message_text: str) -> None:
     """Log what the patient said (written with the turn's scene)."""
     log_message(Scene.of(session, patient_id), conversation_id=conversation.id if conversation else None,
@@ -289,6 +294,7 @@ def log_inbound(session: Session, patient_id: uuid.UUID, conversation: Conversat
 __all__ = [
     "BotConfig",
     "BotServices",
+    "Conversation",
     "ConversationError",
     "Turn",
     "answer",

@@ -90,43 +90,6 @@ def clock_of(session: Session) -> Clock:
     return clock if clock is not None else SystemClock()
 
 
-def open_fields_with(cipher: FieldCipher, key: bytes, instance: Any) -> None:
-    """Open every encrypted field of ``instance`` (a row its caller read with its owner's data key ``key``)
-    at once, as reading each would: an object kept out of the unit of work (a turn's conversation, whose
-    changes its scene writes) reads its fields without a session."""
-    cache: dict[str, tuple[bytes, Any]] = instance.__dict__.setdefault(_CACHE, {})
-    table = type(instance).__tablename__
-    for name, field in _fields_by_name(type(instance)).items():
-        ciphertext = instance.__dict__.get(field.storage)
-        if ciphertext is not None:
-            cache[name] = (ciphertext, field.value_of(cipher, key, table, instance.id, ciphertext))
-
-
-def take_assigned(cipher: FieldCipher, key: bytes, instance: Any) -> dict[str, Any]:
-    """The stored columns of the encrypted fields assigned on ``instance`` (kept out of the unit of work)
-    since it was read, sealed under its owner's data key ``key``; the fields then read as stored."""
-    pending: dict[str, Any] | None = instance.__dict__.pop(_PENDING, None)
-    if not pending:
-        return {}
-    fields = _fields_by_name(type(instance))
-    cache: dict[str, tuple[bytes, Any]] = instance.__dict__.setdefault(_CACHE, {})
-    table = type(instance).__tablename__
-    stored: dict[str, Any] = {}
-    for name, value in pending.items():
-        field = fields[name]
-        columns = field.column_values(cipher, key, table, instance.id, value, owner_id=instance.key_owner_id())
-        stored.update(columns)
-        ciphertext = columns[name]
-        instance.__dict__[field.storage] = ciphertext  # as a load would leave it: no change event
-        if field.index_storage:
-            instance.__dict__[field.index_storage] = columns[field.index_storage]
-        if ciphertext is None:
-            cache.pop(name, None)
-        else:
-            cache[name] = (ciphertext, value)
-    return stored
-
-
 class EncryptedField(Generic[T]):
     """The descriptor behind :func:`encrypted`."""
 
@@ -194,7 +157,6 @@ class EncryptedField(Generic[T]):
         return value
 
     def __set__(self, instance: object, value: T | None) -> None:
-        # A detached object's values wait to be sealed by whoever writes its row (:func:`take_assigned`).
         session = object_session(instance)
         if session is None or session.info.get("cipher") is None:
             instance.__dict__.setdefault(_PENDING, {})[self.name] = value

@@ -4,10 +4,10 @@ Once the delivery is claimed and the patient locked (:mod:`bot.turns.delivery`),
 patient's consent on the message's channel, their open conversation and their data key (to open
 the conversation's sealed state). :func:`read_alongside` adds those columns to a statement; where
 rows lock one by one (PostgreSQL) they ride on the statement that takes the lock, elsewhere they
-are read right after it. The conversation becomes an object without another query, kept out of the
-unit of work (its sealed fields opened with the key just read) and tracked by the patient's scene
-(:meth:`bot.turns.scene.Scene.track`): what the turn changes in it is written with the turn's other
-rows, and the unit of work neither walks it at a flush nor expires it at commit. The patient's own
+are read right after it. The conversation becomes a plain row without another query
+(:class:`ConversationRow`, its sealed fields opened with the key just read), tracked by the
+patient's scene (:meth:`bot.turns.scene.Scene.track`): what the turn changes in it is written with
+the turn's other rows, and the unit of work neither walks it at a flush nor expires it at commit. The patient's own
 record is loaded only by the steps that need it (:meth:`TurnContext.record`).
 """
 
@@ -16,30 +16,60 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any, ClassVar
 
-from sqlalchemy import Select, Text, and_, bindparam, inspect, select
+from sqlalchemy import Select, Text, and_, bindparam, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.models import ConversationSession, SessionStatus
-from bot.turns.scene import Scene, as_loaded, table_of
+from bot.turns.scene import PlainRow, Scene, table_of
 from care.models import ChannelConsent, Patient
 from security.crypto import DataKey
 from security.dialects import Guard, locked_row_version
-from security.fields import cipher_of, open_fields_with
+from security.fields import cipher_of
 
 PATIENTS = table_of(Patient)
 CONSENTS = table_of(ChannelConsent)
 CONVERSATIONS = table_of(ConversationSession)
 DATA_KEYS = table_of(DataKey)
 
-# The conversation's mapped attributes and their columns, in the order the read answers them.
-_CONVERSATION_ATTRIBUTES = tuple((prop.key, prop.columns[0]) for prop in inspect(ConversationSession).column_attrs)
+
+
+@dataclass(eq=False)
+class ConversationRow(PlainRow):
+    """The patient's open conversation as a turn reads it: every column of its ``conversation_sessions``
+    row, its state and facts opened; changed as a plain object, written by the patient's scene."""
+
+    model: ClassVar[type[Any]] = ConversationSession
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    active_patient_id: uuid.UUID | None
+    flow_id: str
+    flow_version: int
+    lang: str
+    channel: str
+    status: str
+    state: Any
+    facts: Any
+    next_timer_at: datetime | None
+    expires_at: datetime | None
+    end_status: str | None
+    followup_id: uuid.UUID | None
+    call_sid: str | None
+    started_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+
+
+_ROW_FIELDS = tuple(item.name for item in fields(ConversationRow))
+_SEALED = {name: getattr(ConversationSession, name) for name in ("state", "facts")}
+# Every column of the conversation, named as the row's attributes, in the order the read answers them.
 _COLUMNS = (
     CONSENTS.c.opted_out,
-    *(column for _key, column in _CONVERSATION_ATTRIBUTES),
+    *(CONVERSATIONS.c[name] for name in _ROW_FIELDS),
     DATA_KEYS.c.kek_version, DATA_KEYS.c.wrapped,  # for a process that has not cached the patient's key
 )
 
@@ -67,7 +97,7 @@ class TurnContext:
     session: Session
     patient_id: uuid.UUID
     opted_out: bool
-    conversation: ConversationSession | None
+    conversation: ConversationRow | None
     scene: Scene
     _patient: Patient | None = field(default=None, repr=False)
 
@@ -115,19 +145,20 @@ def _waiting(read: Sequence[Any]) -> bool:
     return not opted_out and status == SessionStatus.WAITING.value
 
 
-_STATUS = [key for key, _column in _CONVERSATION_ATTRIBUTES].index("status")
+_STATUS = _ROW_FIELDS.index("status")
 
 
-def _conversation(session: Session, values: Sequence[Any], data_key: bytes) -> ConversationSession | None:
-    """The conversation of ``values`` (as read, its fields sealed under ``data_key``), without a query: kept
-    out of the unit of work, its changes are written by the patient's scene (a turn handled again after a
-    rollback reads it afresh)."""
-    attributes = {key: value for (key, _column), value in zip(_CONVERSATION_ATTRIBUTES, values, strict=True)}
+def _conversation(session: Session, values: Sequence[Any], data_key: bytes) -> ConversationRow | None:
+    """The conversation of ``values`` (as read, its fields sealed under ``data_key``) as a plain row."""
+    attributes = dict(zip(_ROW_FIELDS, values, strict=True))
     if attributes["id"] is None:
         return None
-    conversation = as_loaded(session, ConversationSession, attributes, attach=False)
-    open_fields_with(cipher_of(session), data_key, conversation)
-    return conversation
+    cipher = cipher_of(session)
+    for name, sealed in _SEALED.items():
+        stored = attributes[name]
+        if stored is not None:
+            attributes[name] = sealed.value_of(cipher, data_key, CONVERSATIONS.name, attributes["id"], stored)
+    return ConversationRow(**attributes)
 
 
 @functools.lru_cache(maxsize=2)
@@ -140,4 +171,4 @@ def _unchanged_and_not_opted_out(version: ColumnElement[str]) -> ColumnElement[b
     return and_(bindparam("seen_version", type_=Text) == version, ~opted_out.exists())
 
 
-__all__ = ["TurnContext", "load_turn", "read_alongside"]
+__all__ = ["ConversationRow", "TurnContext", "load_turn", "read_alongside"]

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 from sqlalchemy import Table, inspect
 from sqlalchemy.orm import Mapper, Session, make_transient_to_detached
@@ -24,7 +24,7 @@ from sqlalchemy.orm.attributes import instance_state
 
 from security.audit import Actor, AuditEntry, entry_row, take_pending_entries
 from security.dialects import Guard, TableRows, write_batch
-from security.fields import cipher_of, clock_of, sealed_row, take_assigned
+from security.fields import cipher_of, clock_of, sealed_row
 from security.session import audit_keys_of, before_commit, cancel_before_commit, unit_of_work_state
 
 
@@ -33,6 +33,31 @@ def table_of(model: type[Any]) -> Table:
 
 
 T = TypeVar("T")
+
+
+class PlainRow:
+    """A row a turn read and changes as a plain object, outside the unit of work (a dataclass naming the
+    mapped class of its table, ``model``, and its attributes): the scene that tracks it writes what changed
+    in it (:meth:`Scene.track`), its encrypted fields sealed then, and no flush or commit walks it."""
+
+    model: ClassVar[type[Any]]
+    id: uuid.UUID
+    updated_at: datetime  # written unchanged when a guarded row changed nothing: its guard is checked all the same
+
+    def __post_init__(self) -> None:
+        self._written: dict[str, Any] = {}
+        self._written = dict(vars(self))
+
+    def take_changes(self) -> dict[str, Any]:
+        """The attributes assigned a different value since the row was read or its changes last taken (a
+        value changed in place is not seen: assign a new one, as with the ORM's JSON columns)."""
+        written = self._written
+        changed = {name: value for name, value in vars(self).items()
+                   if name != "_written" and value is not written[name] and value != written[name]}
+        written.update(changed)
+        return changed
+
+
 AUDIT = table_of(AuditEntry)
 _SCENES = "careloop.turn_scenes"
 
@@ -134,18 +159,24 @@ class Scene:
         in the unit of work's eyes (it will not UPDATE them again); return the guarded row's key, if it changed."""
         guarded = None
         for instance in self._tracked:
-            state = instance_state(instance)
-            if state.key is None or state.deleted:
+            if isinstance(instance, PlainRow):
+                changed = instance.take_changes()
+                if not changed and instance is self._guarded:
+                    changed = {"updated_at": instance.updated_at}
+                if changed:
+                    self.update(instance.model, instance.id, changed)
+                    if instance is self._guarded:
+                        guarded = (table_of(instance.model), instance.id)
                 continue
-            sealed = take_assigned(cipher_of(self.session), self.key, instance)  # a detached object's fields
-            if not state.modified and not sealed and instance is not self._guarded:
+            state = instance_state(instance)
+            if not state.persistent or (not state.modified and instance is not self._guarded):
                 continue
             columns = _columns_by_attribute(state.mapper)
             values = state.dict
             unmodified = state.unmodified
             # In the mapper's order: the batch's statement is cached by its columns.
-            changed = {column: sealed[column] if column in sealed else values[key] for key, column in columns.items()
-                       if column in sealed or (key not in unmodified and key in values)}
+            changed = {column: values[key] for key, column in columns.items()
+                       if key not in unmodified and key in values}
             _as_if_just_loaded(self.session, instance)
             if not changed and instance is self._guarded:
                 changed = {"updated_at": instance.updated_at}  # the guard is checked even when nothing changed
@@ -158,19 +189,13 @@ class Scene:
         return guarded
 
 
-def as_loaded(session: Session, model: type[T], values: Mapping[str, Any], *, attach: bool = True) -> T:
-    """A ``model`` object with ``values`` (attribute names: every column's) as if a query had loaded them,
-    without the query: a row the turn read with other data, or has just inserted.
-
-    With ``attach`` the object joins ``session`` (its unit of work flushes what changes in it); without,
-    it stays detached, and only a scene that tracks it (:meth:`Scene.track`) writes its changes: the
-    turn's conversation, which the unit of work need neither walk at each flush nor expire at commit.
-    """
+def as_loaded(session: Session, model: type[T], values: Mapping[str, Any]) -> T:
+    """A ``model`` object of ``session`` with ``values`` (attribute names: every column's) as if a query had
+    loaded them, without the query: a row the turn read with other data, or has just inserted."""
     instance = cast(T, inspect(model).class_manager.new_instance())
     instance.__dict__.update(values)  # as the ORM's loading fills an object, without change events
     make_transient_to_detached(instance)
-    if attach:
-        session.add(instance)
+    session.add(instance)
     return instance
 
 

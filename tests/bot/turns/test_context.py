@@ -158,7 +158,7 @@ def test_an_answer_that_waited_while_the_patient_opted_out_is_not_answered(live_
     assert saved_results(live_runtime, raced.patient) == {}
 
 
-def test_the_turns_conversation_stays_out_of_the_unit_of_work_and_its_scene_writes_what_changed(
+def test_the_turns_conversation_is_a_plain_row_and_its_scene_writes_what_changed(
         db, make_patient, services: BotServices, clock: FixedClock):
     from bot.turns.context import load_turn
     from bot.turns.scene import write_scenes
@@ -170,8 +170,9 @@ def test_the_turns_conversation_stays_out_of_the_unit_of_work_and_its_scene_writ
     context = load_turn(db, patient.id, "console", None)
     conversation = context.conversation
     assert conversation is not None
-    assert conversation not in db  # nothing for the unit of work to walk at a flush or expire at commit
-    assert conversation.state  # its sealed fields open without the session
+    # A plain row: nothing for the unit of work to walk at a flush or expire at commit.
+    assert not any(isinstance(loaded, ConversationSession) for loaded in db.identity_map.values())
+    assert conversation.state  # its sealed state, opened with the key the turn read
     asked = dict(conversation.state)
     conversation.state = {**asked, "probe": 1}
     conversation.channel = "sms"

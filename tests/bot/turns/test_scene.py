@@ -153,3 +153,32 @@ def test_an_update_of_several_rows_at_once_is_refused(db):
     rows = [{"id": uuid4(), "status": "done"}, {"id": uuid4(), "status": "done"}]
     with pytest.raises(ValueError, match="one row"):
         write_batch(db.connection(), [TableRows(table_of(StaffTask), rows, update=True)])
+
+
+def test_a_plain_row_gives_each_change_once_and_a_guarded_one_is_checked_even_unchanged(db, make_patient):
+    from datetime import UTC, datetime
+
+    from bot.models import ConversationSession
+    from bot.turns.context import ConversationRow
+
+    patient = make_patient()
+    now = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+    stored = ConversationSession(patient_id=patient.id, active_patient_id=patient.id, flow_id="phq9", flow_version=2,
+                                 lang="zh", channel="console", status="waiting", state={"at": "q1"}, facts={},
+                                 started_at=now, updated_at=now)
+    db.add(stored)
+    db.flush()
+    row = ConversationRow(id=stored.id, patient_id=patient.id, active_patient_id=patient.id, flow_id="phq9",
+                          flow_version=2, lang="zh", channel="console", status="waiting", state={"at": "q1"},
+                          facts={}, next_timer_at=None, expires_at=None, end_status=None, followup_id=None,
+                          call_sid=None, started_at=now, updated_at=now, ended_at=None)
+    assert row.take_changes() == {}
+    row.state = {"at": "q1"}  # equal: no change
+    row.state = {"at": "q2"}
+    row.channel = "sms"
+    assert row.take_changes() == {"channel": "sms", "state": {"at": "q2"}}
+    assert row.take_changes() == {}
+    scene = Scene.of(db, patient.id)
+    scene.track(row, guard=Guard(text("1 = 0"), {}))  # a guard that never holds
+    with pytest.raises(GuardFailedError):
+        scene.write()  # nothing changed, and the guard was checked all the same
