@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from bot.config import BotConfig
 from bot.outbox.queue import cancel_pending
 from bot.texts import TEXTS
-from care.consents import ContactRefusal, consent_stands, contact_refusal, record_consent
+from care.consents import ContactRefusal, LatestDecisions, consent_stands, contact_refusal, record_consent
 from care.models import ChannelConsent, ConsentEntry, ConsentPurpose, ConsentSource, Patient
 from security.audit import Actor, log
 from security.fields import clock_of
@@ -69,16 +69,18 @@ def opt_in(session: Session, patient: Patient, channel: str, *, actor: Actor) ->
     return True
 
 
-def channel_usable(session: Session, patient: Patient, channel: str, purpose: str) -> bool:
+def channel_usable(session: Session, patient: Patient, channel: str, purpose: str, *,
+                   decisions: LatestDecisions | None = None) -> bool:
     """Whether a message of ``purpose`` may be queued for the patient on ``channel``: the consent rule
     (:func:`care.consents.contact_refusal`, asked again when it is sent) lets it, and the patient is
     reachable there (a bound openid for WeChat, a phone for SMS and voice).
 
     A test patient (the simulator's) is reachable on the console only, whatever its record says.
+    ``decisions``: the consent ledger's latest decisions, read already for a batch of patients.
     """
     if patient.is_test and channel != "console":
         return False
-    if contact_refusal(session, patient, channel, purpose) is not None:
+    if contact_refusal(session, patient, channel, purpose, decisions=decisions) is not None:
         return False
     if channel == "wechat":
         return bool(patient.wechat_openid)

@@ -115,6 +115,17 @@ def _definition(session: Session, plan: Plan, version: int | None = None) -> Pla
     return found
 
 
+def definition_at(session: Session, key: str, version: int) -> PlanDefinition | None:
+    """The definition of version ``version`` of plan ``key`` (a version never changes once stored: read once a
+    session, so that a worker's batch of a plan's rows asks for it once)."""
+    cache: dict[tuple[str, int], PlanDefinition] = session.info.setdefault(_CACHE, {})
+    found = cache.get((key, version))
+    if found is not None:
+        return found
+    plan = session.scalars(select(Plan).where(Plan.key == key)).one_or_none()
+    return _definition(session, plan, version) if plan is not None else None
+
+
 def get_plan(session: Session, key: str) -> tuple[Plan, PlanDefinition]:
     """The plan ``key`` and its latest definition; :class:`NotFoundError` when there is none."""
     plan = session.scalars(select(Plan).where(Plan.key == key)).one_or_none()
@@ -440,8 +451,7 @@ def schedule_next(session: Session, followup: FollowUp, *, grace: timedelta = DE
     patient = session.get(Patient, followup.patient_id)
     if enrolment is None or patient is None or enrolment.status != EnrolmentStatus.ACTIVE.value:
         return None
-    plan = session.scalars(select(Plan).where(Plan.key == enrolment.plan_key)).one_or_none()
-    definition = _definition(session, plan, enrolment.plan_version) if plan is not None else None
+    definition = definition_at(session, enrolment.plan_key, enrolment.plan_version)
     if definition is None or followup.step_index >= len(definition.steps):
         return None
     step = definition.steps[followup.step_index]
