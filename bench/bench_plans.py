@@ -32,7 +32,7 @@ import threading
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, process_time
 from typing import Any
 
 from sqlalchemy import func, select
@@ -64,8 +64,8 @@ steps:
 """
 
 
-def _worker(settings: Settings, at: datetime, budget: Any, handled: Any, ready: Any, batch: int, slot: int,
-            failures: Any) -> None:
+def _worker(settings: Settings, at: datetime, budget: Any, handled: Any, cpu: Any, ready: Any, batch: int,
+            slot: int, failures: Any) -> None:
     """One worker process: its own runtime (as ``careloop worker`` has), ``due_followups`` until the budget is spent."""
     try:
         runtime = build_runtime(settings, clock=FixedClock(at))
@@ -77,6 +77,7 @@ def _worker(settings: Settings, at: datetime, budget: Any, handled: Any, ready: 
         ready.abort()
         return
     ready.wait()
+    cpu_before = process_time()
     try:
         while True:
             with budget.get_lock():
@@ -95,21 +96,24 @@ def _worker(settings: Settings, at: datetime, budget: Any, handled: Any, ready: 
     except BaseException as failure:  # noqa: BLE001 - reported by the parent
         failures.put(f"worker {slot}: {failure!r}")
     finally:
+        cpu[slot] = process_time() - cpu_before
         runtime.close()
 
 
-def drain(settings: Settings, at: datetime, workers: int, budget: int, batch: int) -> tuple[int, float]:
-    """Run ``workers`` worker processes of ``due_followups`` until ``budget`` rows are handled; (handled, seconds).
+def drain(settings: Settings, at: datetime, workers: int, budget: int, batch: int) -> tuple[int, float, list[float]]:
+    """Run ``workers`` worker processes of ``due_followups`` until ``budget`` rows are handled.
 
     Processes, as deployed (``careloop worker`` is a process; threads of one process would share one GIL).
-    The clock starts once every worker is connected.
+    The clock starts once every worker is connected. Returns the rows handled, the seconds, and each
+    worker's CPU seconds (well under the seconds: the worker waited for the database or for a core).
     """
     context = multiprocessing.get_context("spawn")
     left = context.Value("i", budget)
     handled = context.Array("i", workers)
+    cpu = context.Array("d", workers)
     ready = context.Barrier(workers + 1)
     failures = context.SimpleQueue()
-    processes = [context.Process(target=_worker, args=(settings, at, left, handled, ready, batch, slot, failures))
+    processes = [context.Process(target=_worker, args=(settings, at, left, handled, cpu, ready, batch, slot, failures))
                  for slot in range(workers)]
     for process in processes:
         process.start()
@@ -121,7 +125,11 @@ def drain(settings: Settings, at: datetime, workers: int, budget: int, batch: in
     seconds = perf_counter() - started
     if not failures.empty():
         raise SystemExit(failures.get())
-    return sum(handled), seconds
+    return sum(handled), seconds, list(cpu)
+
+
+def cpu_share(cpu: list[float], seconds: float) -> str:
+    return ", ".join(f"{used:.1f} s ({used / seconds:.0%})" for used in cpu) if seconds else "-"
 
 
 def load_average() -> str:
@@ -164,17 +172,18 @@ def main() -> None:
         at = clock.now()
         half = len(ids) // 2
         print(f"load average before dispatch: {load_average()}")
-        one, one_s = drain(settings, at, 1, half, args.batch)
+        one, one_s, one_cpu = drain(settings, at, 1, half, args.batch)
         one_rate = one / one_s if one_s else 0.0
         print(f"due follow-ups, 1 worker: {one} in {one_s:.2f} s = {one_rate:,.0f}/s "
-              f"(target > {TARGET_PER_SECOND}/s: {'met' if one_rate > TARGET_PER_SECOND else 'NOT met'})")
+              f"(target > {TARGET_PER_SECOND}/s: {'met' if one_rate > TARGET_PER_SECOND else 'NOT met'}); "
+              f"worker CPU {cpu_share(one_cpu, one_s)}")
         if is_postgresql(args.database_url):
-            two, two_s = drain(settings, at, 2, len(ids) - one, args.batch)
+            two, two_s, two_cpu = drain(settings, at, 2, len(ids) - one, args.batch)
             two_rate = two / two_s if two_s else 0.0
             ratio = two_rate / one_rate if one_rate else 0.0
             print(f"due follow-ups, 2 workers: {two} in {two_s:.2f} s = {two_rate:,.0f}/s, {ratio:.2f}x one "
                   f"(target >= {TARGET_SPEED_UP}x: {'met' if ratio >= TARGET_SPEED_UP else 'NOT met'}); "
-                  f"load average after: {load_average()}")
+                  f"worker CPU {cpu_share(two_cpu, two_s)}; load average after: {load_average()}")
         else:
             print("2 workers: PostgreSQL only (SQLite has one writer)")
         with runtime.db.unit_of_work() as session:

@@ -16,6 +16,7 @@ from bot.outbox.queue import cancel_pending
 from bot.texts import TEXTS
 from care.consents import ContactRefusal, LatestDecisions, consent_stands, contact_refusal, record_consent
 from care.models import ChannelConsent, ConsentEntry, ConsentPurpose, ConsentSource, Patient
+from care.quiet_hours import parse_quiet_hours
 from security.audit import Actor, log
 from security.fields import clock_of
 
@@ -97,10 +98,16 @@ def patient_zone(config: BotConfig, patient: Patient) -> ZoneInfo:
         return config.zone
 
 
+def quiet_hours_of(config: BotConfig, patient: Patient) -> tuple[time, time]:
+    """The patient's own quiet hours (staff set them), else the clinic's (``CARELOOP_QUIET_HOURS``)."""
+    own = parse_quiet_hours(patient.quiet_hours) if patient.quiet_hours else None
+    return own or (config.quiet_start, config.quiet_end)
+
+
 def in_quiet_hours(config: BotConfig, patient: Patient, moment: datetime) -> bool:
-    """Whether ``moment`` falls in the clinic's quiet hours (``CARELOOP_QUIET_HOURS``) where the patient lives."""
-    local = moment.astimezone(patient_zone(config, patient)).time()
-    return _within(local, config.quiet_start, config.quiet_end)
+    """Whether ``moment`` falls in the patient's quiet hours (:func:`quiet_hours_of`) where the patient lives."""
+    start, end = quiet_hours_of(config, patient)
+    return _within(moment.astimezone(patient_zone(config, patient)).time(), start, end)
 
 
 def _within(local: time, start: time, end: time) -> bool:
@@ -113,9 +120,9 @@ def quiet_hours_end(config: BotConfig, patient: Patient, moment: datetime) -> da
     """The first moment at or after ``moment`` outside the patient's quiet hours."""
     if not in_quiet_hours(config, patient, moment):
         return moment
-    zone = patient_zone(config, patient)
-    local = moment.astimezone(zone)
-    candidate = local.replace(hour=config.quiet_end.hour, minute=config.quiet_end.minute, second=0, microsecond=0)
+    _start, end = quiet_hours_of(config, patient)
+    local = moment.astimezone(patient_zone(config, patient))
+    candidate = local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
     if candidate <= local:
         candidate = candidate + timedelta(days=1)
     return candidate.astimezone(moment.tzinfo)

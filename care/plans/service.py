@@ -472,9 +472,21 @@ def schedule_next(session: Session, followup: FollowUp, *, grace: timedelta = DE
 
 
 # -- triggers ---------------------------------------------------------------------------------------------
+def tags_that_enrol(session: Session) -> frozenset[str]:
+    """The tags some plan enrols on (read once for a chunk of patients: :func:`tag_changed` matters only for these)."""
+    with session.no_autoflush:
+        return frozenset(key for key in session.scalars(select(Plan.enrol_on_tag).where(Plan.enrol_on_tag.is_not(None)))
+                         if key)
+
+
+def tag_key(tag: str) -> str:
+    """A tag as plans name it (``enrol_on_tag``)."""
+    return tag.strip().lower()
+
+
 def tag_changed(session: Session, patient: Patient, tag: str, *, added: bool, actor: Actor) -> int:
     """A tag was set (False -> True: enrol in the plans that enrol on it) or removed (leave the ones it enrolled)."""
-    key = tag.strip().lower()
+    key = tag_key(tag)
     with session.no_autoflush:  # a turn's rows are written once, at its end: nothing is flushed for this look-up
         plans = list(session.scalars(select(Plan.key).where(Plan.enrol_on_tag == key)))
     if plans:
