@@ -1,7 +1,8 @@
 """A plan's occurrences as the follow-up worker meets them: stale or missed rows, caps, start modes, silence.
 
-:func:`bot.followups.due_followups` handles plan rows and other follow-ups alike; for a plan's row it
-asks this module first:
+:func:`bot.followups.due_followups` handles plan rows and other follow-ups alike, a batch at a time
+(what the rows need is read once per batch: :class:`bot.followup_batch.FollowUpBatch`); for a plan's
+row it asks this module first:
 
 * :func:`gate`: the enrolment ended (cancelled), the row is stale (its ``fire_version`` is older
   than the enrolment's: a no-op), or it is overdue past the grace (skipped as missed, never sent).
@@ -11,8 +12,8 @@ asks this module first:
   occurrence waits (``due``) until the next allowed time, out of quiet hours.
 * :func:`busy`: the patient is in a conversation: ``wait`` (default) until it ends, ``skip`` this
   occurrence, or ``interrupt`` the conversation (closed as interrupted) and start.
-* :func:`silence`: an unanswered invitation: a reminder on the same channel (up to the step's
-  attempts), then the next channel, then a staff call task, as the step's ``on_silence`` says.
+* ``bot.followups._plan_silence``: an unanswered invitation: a reminder on the same channel (up to
+  the step's attempts), then the next channel, then a staff call task, as the step's ``on_silence`` says.
 """
 
 from __future__ import annotations
