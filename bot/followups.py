@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from bot.config import BotConfig
@@ -26,7 +26,7 @@ from bot.plan_followups import busy, close_invitation, end_unanswered, gate, hol
 from bot.texts import say
 from care.models import FollowUp, FollowUpStatus, Patient
 from care.tasks import create_task
-from security.audit import Actor, log
+from security.audit import Actor, AuditEntry, log, take_pending_entries
 from security.dialects import claim_rows
 from security.fields import clock_of
 
@@ -86,6 +86,11 @@ def due_followups(session: Session, services: BotServices, *, limit: int = 100) 
         if followup.status == FollowUpStatus.INVITED.value:
             _give_up_on_channel(session, batch, followup)
         attempt(session, services, batch, followup)
+    # The batch's audit entries in one statement on either engine (as objects, SQLite would insert them one by
+    # one: their ids are the database's); the rest goes out in the unit of work's flush.
+    entries = take_pending_entries(session)
+    if entries:
+        session.execute(insert(AuditEntry), entries)
     return handled
 
 
