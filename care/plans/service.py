@@ -258,9 +258,13 @@ def enrol_many(session: Session, patient_ids: Sequence[uuid.UUID], plan_key: str
     done = 0
     for start in range(0, len(patient_ids), chunk):
         ids = list(patient_ids[start:start + chunk])
-        already = set(session.scalars(select(PlanEnrolment.patient_id).where(
-            PlanEnrolment.patient_id.in_(ids), PlanEnrolment.plan_key == plan.key,
-            PlanEnrolment.status == EnrolmentStatus.ACTIVE.value)))
+        # By the patients only, the plan and status compared here: given those too, PostgreSQL may walk the
+        # plan's index over every enrolment of the plan (a table grown by a bulk enrolment, not analysed yet),
+        # once per chunk; by patient it reads each patient's few enrolments.
+        already = {patient_id for patient_id, key, status in session.execute(
+            select(PlanEnrolment.patient_id, PlanEnrolment.plan_key, PlanEnrolment.status)
+            .where(PlanEnrolment.patient_id.in_(ids)))
+            if key == plan.key and status == EnrolmentStatus.ACTIVE.value}
         patients = [patient for patient in session.scalars(select(Patient).where(Patient.id.in_(ids)))
                     if patient.id not in already]
         enrolments, rows = [], []
