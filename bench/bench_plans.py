@@ -32,7 +32,7 @@ import threading
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from time import perf_counter, process_time
+from time import monotonic, perf_counter, process_time
 from typing import Any
 
 from sqlalchemy import func, select
@@ -64,8 +64,8 @@ steps:
 """
 
 
-def _worker(settings: Settings, at: datetime, budget: Any, handled: Any, cpu: Any, ready: Any, batch: int,
-            slot: int, failures: Any) -> None:
+def _worker(settings: Settings, at: datetime, budget: Any, handled: Any, cpu: Any, finished: Any, ready: Any,
+            batch: int, slot: int, failures: Any) -> None:
     """One worker process: its own runtime (as ``careloop worker`` has), ``due_followups`` until the budget is spent."""
     try:
         runtime = build_runtime(settings, clock=FixedClock(at))
@@ -96,6 +96,8 @@ def _worker(settings: Settings, at: datetime, budget: Any, handled: Any, cpu: An
     except BaseException as failure:  # noqa: BLE001 - reported by the parent
         failures.put(f"worker {slot}: {failure!r}")
     finally:
+        # The monotonic clock is the machine's: the parent compares it with its own start.
+        finished[slot] = monotonic()
         cpu[slot] = process_time() - cpu_before
         runtime.close()
 
@@ -104,25 +106,29 @@ def drain(settings: Settings, at: datetime, workers: int, budget: int, batch: in
     """Run ``workers`` worker processes of ``due_followups`` until ``budget`` rows are handled.
 
     Processes, as deployed (``careloop worker`` is a process; threads of one process would share one GIL).
-    The clock starts once every worker is connected. Returns the rows handled, the seconds, and each
-    worker's CPU seconds (well under the seconds: the worker waited for the database or for a core).
+    The clock starts once every worker is connected and stops at the last one's last commit. Returns the
+    rows handled, the seconds, and each worker's CPU seconds (well under the seconds: the worker waited for
+    the database or for a core).
     """
     context = multiprocessing.get_context("spawn")
     left = context.Value("i", budget)
     handled = context.Array("i", workers)
     cpu = context.Array("d", workers)
+    finished = context.Array("d", workers)
     ready = context.Barrier(workers + 1)
     failures = context.SimpleQueue()
-    processes = [context.Process(target=_worker, args=(settings, at, left, handled, cpu, ready, batch, slot, failures))
+    processes = [context.Process(target=_worker,
+                                 args=(settings, at, left, handled, cpu, finished, ready, batch, slot, failures))
                  for slot in range(workers)]
     for process in processes:
         process.start()
     with contextlib.suppress(threading.BrokenBarrierError):  # a worker that failed to start says why below
         ready.wait(timeout=120)
-    started = perf_counter()
+    started = monotonic()
     for process in processes:
         process.join()
-    seconds = perf_counter() - started
+    # Until the last worker's last commit: a process's exit (the interpreter's teardown) is not dispatch.
+    seconds = max(finished) - started
     if not failures.empty():
         raise SystemExit(failures.get())
     return sum(handled), seconds, list(cpu)
