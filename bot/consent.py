@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 from bot.config import BotConfig
 from bot.outbox.queue import cancel_pending
 from bot.texts import TEXTS
-from care.consents import ContactRefusal, consent_stands, contact_refusal, record_consent
+from care.consents import ContactRefusal, LatestDecisions, consent_stands, contact_refusal, record_consent
 from care.models import ChannelConsent, ConsentEntry, ConsentPurpose, ConsentSource, Patient
+from care.quiet_hours import parse_quiet_hours
 from security.audit import Actor, log
 from security.fields import clock_of
 
@@ -69,16 +70,18 @@ def opt_in(session: Session, patient: Patient, channel: str, *, actor: Actor) ->
     return True
 
 
-def channel_usable(session: Session, patient: Patient, channel: str, purpose: str) -> bool:
+def channel_usable(session: Session, patient: Patient, channel: str, purpose: str, *,
+                   decisions: LatestDecisions | None = None) -> bool:
     """Whether a message of ``purpose`` may be queued for the patient on ``channel``: the consent rule
     (:func:`care.consents.contact_refusal`, asked again when it is sent) lets it, and the patient is
     reachable there (a bound openid for WeChat, a phone for SMS and voice).
 
     A test patient (the simulator's) is reachable on the console only, whatever its record says.
+    ``decisions``: the consent ledger's latest decisions, read already for a batch of patients.
     """
     if patient.is_test and channel != "console":
         return False
-    if contact_refusal(session, patient, channel, purpose) is not None:
+    if contact_refusal(session, patient, channel, purpose, decisions=decisions) is not None:
         return False
     if channel == "wechat":
         return bool(patient.wechat_openid)
@@ -95,10 +98,16 @@ def patient_zone(config: BotConfig, patient: Patient) -> ZoneInfo:
         return config.zone
 
 
+def quiet_hours_of(config: BotConfig, patient: Patient) -> tuple[time, time]:
+    """The patient's own quiet hours (staff set them), else the clinic's (``CARELOOP_QUIET_HOURS``)."""
+    own = parse_quiet_hours(patient.quiet_hours) if patient.quiet_hours else None
+    return own or (config.quiet_start, config.quiet_end)
+
+
 def in_quiet_hours(config: BotConfig, patient: Patient, moment: datetime) -> bool:
-    """Whether ``moment`` falls in the clinic's quiet hours (``CARELOOP_QUIET_HOURS``) where the patient lives."""
-    local = moment.astimezone(patient_zone(config, patient)).time()
-    return _within(local, config.quiet_start, config.quiet_end)
+    """Whether ``moment`` falls in the patient's quiet hours (:func:`quiet_hours_of`) where the patient lives."""
+    start, end = quiet_hours_of(config, patient)
+    return _within(moment.astimezone(patient_zone(config, patient)).time(), start, end)
 
 
 def _within(local: time, start: time, end: time) -> bool:
@@ -111,9 +120,9 @@ def quiet_hours_end(config: BotConfig, patient: Patient, moment: datetime) -> da
     """The first moment at or after ``moment`` outside the patient's quiet hours."""
     if not in_quiet_hours(config, patient, moment):
         return moment
-    zone = patient_zone(config, patient)
-    local = moment.astimezone(zone)
-    candidate = local.replace(hour=config.quiet_end.hour, minute=config.quiet_end.minute, second=0, microsecond=0)
+    _start, end = quiet_hours_of(config, patient)
+    local = moment.astimezone(patient_zone(config, patient))
+    candidate = local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
     if candidate <= local:
         candidate = candidate + timedelta(days=1)
     return candidate.astimezone(moment.tzinfo)

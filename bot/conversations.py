@@ -141,11 +141,16 @@ def _definition(services: BotServices, flow_id: str, version: int | None = None)
 
 
 def invite(session: Session, services: BotServices, patient: Patient, flow_id: str, *, channel: str,
-           followup: FollowUp | None = None) -> ConversationSession:
-    """Open a conversation that starts when the patient replies (the clinic's first message is neutral)."""
+           followup: FollowUp | None = None, open_now: ConversationSession | None | Literal["ask"] = "ask",
+           ) -> ConversationSession:
+    """Open a conversation that starts when the patient replies (the clinic's first message is neutral).
+
+    ``open_now``: the patient's open conversation as the caller read it under the patient's lock (a
+    worker's batch), or ``"ask"`` to look it up here.
+    """
     definition = _definition(services, flow_id)
     now = clock_of(session).now()
-    current = open_conversation(session, patient)
+    current = open_conversation(session, patient) if open_now == "ask" else open_now
     if current is not None:
         raise ConversationError("the patient already has an open conversation")
     conversation = ConversationSession(

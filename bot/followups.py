@@ -10,32 +10,24 @@ tried it becomes a task on the staff work queue.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from bot.consent import channel_usable, in_quiet_hours, quiet_hours_end
-from bot.conversations import BotServices, ConversationError, as_now, close, invite, lock_patient, open_conversation
+from bot.conversations import BotServices, ConversationError, as_now, close, invite, lock_patient
+from bot.followup_batch import FollowUpBatch
 from bot.models import ConversationSession, OutboxMessage, SessionStatus
 from bot.outbox.queue import enqueue
 from bot.outreach import last_inbound_at, template_payload
-from bot.plan_followups import (
-    Counters,
-    busy,
-    close_invitation,
-    end_unanswered,
-    gate,
-    hold_until,
-    invitation_open,
-    sent_on,
-)
+from bot.plan_followups import busy, close_invitation, end_unanswered, gate, hold_until
 from bot.plan_messages import send_message
 from bot.texts import say
 from care.models import FollowUp, FollowUpStatus, Patient
 from care.tasks import create_task
-from security.audit import Actor, log
+from security.audit import Actor, AuditEntry, log, take_pending_entries
 from security.dialects import claim_rows
 from security.fields import clock_of
 
@@ -57,7 +49,8 @@ def due_followups(session: Session, services: BotServices, *, limit: int = 100) 
     """Act on every follow-up whose next action is due (a plan's occurrences too); return how many were handled.
 
     The rows are claimed (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so workers running at once
-    each take different rows.
+    each take different rows; what deciding about them needs is read for the whole batch at once
+    (:class:`bot.followup_batch.FollowUpBatch`), and what they write goes out at commit.
     """
     now = clock_of(session).now()
     query = (
@@ -65,56 +58,62 @@ def due_followups(session: Session, services: BotServices, *, limit: int = 100) 
         .where(FollowUp.status.in_(ACTIVE), FollowUp.next_action_at <= now)
         .order_by(FollowUp.next_action_at).limit(limit)
     )
-    query = claim_rows(session, query)
-    counters = Counters(services.config, now)
+    claimed = list(session.scalars(claim_rows(session, query)))
+    batch = FollowUpBatch.load(session, services.config, claimed, now)
     handled = 0
-    for followup in list(session.scalars(query)):
-        patient = session.get(Patient, followup.patient_id)
-        if patient is not None and not lock_patient(session, patient, wait=False):
+    for followup in claimed:
+        if batch.held(followup):
             # A message of the patient's (the reply to this invitation, perhaps) is being handled
             # and will write this follow-up, which this query has locked: waiting here could
             # deadlock with it. The follow-up is looked at again at a later tick.
             continue
+        patient = batch.patient(followup)
         handled += 1
         if followup.plan_key is not None:
             if followup.status != FollowUpStatus.INVITED.value and followup.attempts == 0 \
                     and not gate(session, services.config, followup, now):
                 continue
             if followup.content_key is not None:  # an education message: sent as it is, nobody answers
-                send_message(session, services, followup, counters)
+                send_message(session, services, batch, followup)
                 continue
             if followup.status == FollowUpStatus.INVITED.value and patient is not None \
-                    and _plan_silence(session, services, followup, patient, counters):
+                    and _plan_silence(session, services, batch, followup, patient):
                 continue
         if followup.status == FollowUpStatus.INVITED.value:
-            _give_up_on_channel(session, followup)
-        attempt(session, services, followup, counters=counters)
+            _give_up_on_channel(session, batch, followup)
+        attempt(session, services, batch, followup)
+    # The batch's audit entries in one statement on either engine (as objects, SQLite would insert them one by
+    # one: their ids are the database's); the rest goes out in the unit of work's flush.
+    entries = take_pending_entries(session)
+    if entries:
+        session.execute(insert(AuditEntry), entries)
     return handled
 
 
-def _plan_silence(session: Session, services: BotServices, followup: FollowUp, patient: Patient,
-                  counters: Counters) -> bool:
+def _plan_silence(session: Session, services: BotServices, batch: FollowUpBatch, followup: FollowUp,
+                  patient: Patient) -> bool:
     """A plan's invitation went unanswered: remind, or end (no next channel); False: go to the next channel."""
-    now = clock_of(session).now()
+    now = batch.now
     actions = followup.on_silence or []
     channel = followup.current_channel or ""
-    conversation = invitation_open(session, followup)
+    conversation = batch.invitation(followup)
     if "reminder" in actions and conversation is not None \
-            and sent_on(session, followup, channel) < followup.max_attempts_per_channel \
-            and channel_usable(session, patient, channel, "followup_invite"):
+            and batch.tries(followup, channel) < followup.max_attempts_per_channel \
+            and channel_usable(session, patient, channel, "followup_invite", decisions=batch.decisions):
         if in_quiet_hours(services.config, patient, now):
             followup.next_action_at = quiet_hours_end(services.config, patient, now)
             return True
-        later = hold_until(session, services.config, counters, patient, channel, now)
+        later = hold_until(services.config, batch, patient, channel, now)
         if later is not None:
             followup.next_action_at = later
             return True
         kind, address, payload = neutral_notice(session, services, patient, channel, conversation,
-                                                template_purpose=REMINDER_TEMPLATE)
-        enqueue(session, idempotency_key=f"followup:{followup.id}:{followup.attempts + 1}:{channel}",
-                channel=channel, kind=kind, purpose="followup_invite", address=address, payload=payload,
-                patient=patient, session_id=conversation.id, followup_id=followup.id)
-        counters.count(channel)
+                                                template_purpose=REMINDER_TEMPLATE,
+                                                last_inbound=batch.last_inbound(patient))
+        batch.queued(enqueue(
+            session, idempotency_key=f"followup:{followup.id}:{followup.attempts + 1}:{channel}", channel=channel,
+            kind=kind, purpose="followup_invite", address=address, payload=payload, patient=patient,
+            session_id=conversation.id, followup_id=followup.id, known_keys=batch.keys))
         followup.attempts += 1
         followup.next_action_at = now + timedelta(hours=followup.answer_window_hours)
         log(session, actor=WORKER, action="followup.remind", resource_type="followup", resource_id=followup.id,
@@ -122,64 +121,68 @@ def _plan_silence(session: Session, services: BotServices, followup: FollowUp, p
         return True
     if "next_channel" in actions and followup.channel_index + 1 < len(followup.channel_order or []):
         return False
-    close_invitation(session, followup)
+    close_invitation(session, batch, followup)
     end_unanswered(session, followup, patient)
     return True
 
 
-def _give_up_on_channel(session: Session, followup: FollowUp) -> None:
+def _give_up_on_channel(session: Session, batch: FollowUpBatch, followup: FollowUp) -> None:
     """The invitation on the current channel went unanswered: close it and move to the next channel."""
-    if followup.session_id is not None:
-        conversation = session.get(ConversationSession, followup.session_id)
-        if conversation is not None and as_now(session, conversation).status == SessionStatus.INVITED.value:
-            conversation.followup_id = None  # the follow-up goes on; only this invitation expires
-            close(session, conversation, "expired")
+    conversation = batch.invitation(followup)
+    if conversation is not None:
+        conversation.followup_id = None  # the follow-up goes on; only this invitation expires
+        close(session, conversation, "expired")
     followup.channel_index += 1
     followup.status = FollowUpStatus.SCHEDULED.value
 
 
-def attempt(session: Session, services: BotServices, followup: FollowUp, *, counters: Counters | None = None) -> None:
+def attempt(session: Session, services: BotServices, batch: FollowUpBatch, followup: FollowUp) -> None:
     """Invite over the first usable channel from ``channel_index`` on, or wait, or escalate.
 
     A plan's row also waits for the patient's and the channel's caps, and follows its start mode
     when the patient is in a conversation (:mod:`bot.plan_followups`).
     """
-    now = clock_of(session).now()
-    patient = session.get(Patient, followup.patient_id)
+    now = batch.now
+    patient = batch.patient(followup)
     if patient is None:
         followup.status = FollowUpStatus.CANCELLED.value
         return
     planned = followup.plan_key is not None
-    counters = counters or Counters(services.config, now)
     order = list(followup.channel_order or [])
     while followup.channel_index < len(order):
         channel = order[followup.channel_index]
-        if channel not in services.adapters or not channel_usable(session, patient, channel, "followup_invite"):
+        if channel not in services.adapters or not channel_usable(session, patient, channel, "followup_invite",
+                                                                   decisions=batch.decisions):
             followup.channel_index += 1
             continue
         if in_quiet_hours(services.config, patient, now):
             followup.next_action_at = quiet_hours_end(services.config, patient, now)
             return
         if planned:
-            later = hold_until(session, services.config, counters, patient, channel, now)
+            later = hold_until(services.config, batch, patient, channel, now)
             if later is not None:
                 followup.next_action_at = later
                 return
-            if busy(session, followup, patient, now):
+            if busy(session, batch, followup, patient, now):
                 return
-        elif open_conversation(session, patient) is not None:
+        elif batch.open_conversation(patient) is not None:
             followup.next_action_at = now + RETRY_WHEN_BUSY
             return
         try:
-            conversation = invite(session, services, patient, followup.flow_id, channel=channel, followup=followup)
+            conversation = invite(session, services, patient, followup.flow_id, channel=channel, followup=followup,
+                                  open_now=batch.open_conversation(patient))
         except ConversationError:
             followup.status = (FollowUpStatus.FAILED if planned else FollowUpStatus.CANCELLED).value
             followup.outcome = "flow_unavailable" if planned else followup.outcome
             followup.next_action_at = None
             return
-        session.flush()
-        _send_invitation(session, services, patient, followup, conversation, channel)
-        counters.count(channel)
+        batch.opened(conversation)
+        kind, address, payload = neutral_notice(session, services, patient, channel, conversation,
+                                                last_inbound=batch.last_inbound(patient))
+        batch.queued(enqueue(
+            session, idempotency_key=f"followup:{followup.id}:{followup.attempts + 1}:{channel}", channel=channel,
+            kind=kind, purpose="followup_invite", address=address, payload=payload, patient=patient,
+            session_id=conversation.id, followup_id=followup.id, known_keys=batch.keys))
         followup.status = FollowUpStatus.INVITED.value
         followup.current_channel = channel
         followup.session_id = conversation.id
@@ -199,29 +202,25 @@ def attempt(session: Session, services: BotServices, followup: FollowUp, *, coun
                 source_ref=str(followup.id), actor=WORKER)
 
 
-def _send_invitation(session: Session, services: BotServices, patient: Patient, followup: FollowUp,
-                     conversation: ConversationSession, channel: str) -> OutboxMessage:
-    kind, address, payload = neutral_notice(session, services, patient, channel, conversation)
-    return enqueue(
-        session, idempotency_key=f"followup:{followup.id}:{followup.attempts + 1}:{channel}", channel=channel,
-        kind=kind, purpose="followup_invite", address=address, payload=payload, patient=patient,
-        session_id=conversation.id, followup_id=followup.id,
-    )
+#: ``neutral_notice`` looks the patient's last WeChat message up itself.
+LOOK_UP: Literal["look up"] = "look up"
 
 
 def neutral_notice(session: Session, services: BotServices, patient: Patient, channel: str,
                    conversation: ConversationSession, *, template_purpose: str = INVITATION_TEMPLATE,
+                   last_inbound: datetime | None | Literal["look up"] = LOOK_UP,
                    ) -> tuple[str, str, dict[str, Any]]:
     """The clinic's neutral "you have a follow-up, reply 1" for ``channel``: (outbox kind, address, payload).
 
     It carries no health content (minimum disclosure). On WeChat it is a customer-service text
     inside the 48-hour window after the patient's last message, else a template message: the
     clinic's template for ``template_purpose`` (an invitation's FOLLOWUP, a reminder's REMINDER).
+    ``last_inbound``: when the patient last wrote on WeChat, if the caller read it already (a batch).
     """
     config = services.config
     text = say("followup_invite", patient.language, channel=channel, **config.clinic.placeholders())
     if channel == "wechat":
-        last = last_inbound_at(session, patient, "wechat")
+        last = last_inbound_at(session, patient, "wechat") if last_inbound == LOOK_UP else last_inbound
         window = timedelta(hours=config.wechat_window_hours)
         inside_window = last is not None and clock_of(session).now() - last < window
         template = config.wechat_template(template_purpose)

@@ -1,7 +1,8 @@
 """A plan's occurrences as the follow-up worker meets them: stale or missed rows, caps, start modes, silence.
 
-:func:`bot.followups.due_followups` handles plan rows and other follow-ups alike; for a plan's row it
-asks this module first:
+:func:`bot.followups.due_followups` handles plan rows and other follow-ups alike, a batch at a time
+(what the rows need is read once per batch: :class:`bot.followup_batch.FollowUpBatch`); for a plan's
+row it asks this module first:
 
 * :func:`gate`: the enrolment ended (cancelled), the row is stale (its ``fire_version`` is older
   than the enrolment's: a no-op), or it is overdue past the grace (skipped as missed, never sent).
@@ -11,22 +12,20 @@ asks this module first:
   occurrence waits (``due``) until the next allowed time, out of quiet hours.
 * :func:`busy`: the patient is in a conversation: ``wait`` (default) until it ends, ``skip`` this
   occurrence, or ``interrupt`` the conversation (closed as interrupted) and start.
-* :func:`silence`: an unanswered invitation: a reminder on the same channel (up to the step's
-  attempts), then the next channel, then a staff call task, as the step's ``on_silence`` says.
+* ``bot.followups._plan_silence``: an unanswered invitation: a reminder on the same channel (up to
+  the step's attempts), then the next channel, then a staff call task, as the step's ``on_silence`` says.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from bot.config import BotConfig
 from bot.consent import patient_zone, quiet_hours_end
-from bot.conversations import as_now, close, open_conversation
-from bot.models import ConversationSession, OutboxMessage, SessionStatus
+from bot.conversations import close
+from bot.followup_batch import FollowUpBatch
 from care.models import FollowUp, FollowUpStatus, Patient, PlanEnrolment
 from care.plans.service import schedule_next
 from care.plans.timing import day_start
@@ -74,68 +73,34 @@ def gate(session: Session, config: BotConfig, followup: FollowUp, now: datetime)
     return True
 
 
-@dataclass
-class Counters:
-    """The follow-up sends of each channel today (clinic day), read once per batch and counted on."""
-
-    config: BotConfig
-    now: datetime
-    sent: dict[str, int] = field(default_factory=dict)
-
-    def day_start(self) -> datetime:
-        return day_start(self.now.astimezone(self.config.zone).date(), self.config.zone)
-
-    def channel_full(self, session: Session, channel: str) -> bool:
-        cap = self.config.channel_daily_caps.get(channel)
-        if cap is None:
-            return False
-        if channel not in self.sent:
-            self.sent[channel] = int(session.scalar(select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.channel == channel, OutboxMessage.followup_id.is_not(None),
-                OutboxMessage.created_at >= self.day_start())) or 0)
-        return self.sent[channel] >= cap
-
-    def count(self, channel: str) -> None:
-        if channel in self.sent:
-            self.sent[channel] += 1
-
-    def next_day(self) -> datetime:
-        return day_start(self.now.astimezone(self.config.zone).date() + timedelta(days=1), self.config.zone)
-
-
-def hold_until(session: Session, config: BotConfig, counters: Counters, patient: Patient, channel: str,
+def hold_until(config: BotConfig, batch: FollowUpBatch, patient: Patient, channel: str,
                now: datetime) -> datetime | None:
     """When the patient's next follow-up message on ``channel`` may go if not now (None: now)."""
     zone = patient_zone(config, patient)
     today = now.astimezone(zone).date()
     day = day_start(today, zone)
     week = day_start(today - timedelta(days=today.weekday()), zone)
-    day_count, week_count = session.execute(
-        select(func.coalesce(func.sum(case((OutboxMessage.created_at >= day, 1), else_=0)), 0), func.count())
-        .select_from(OutboxMessage).where(OutboxMessage.patient_id == patient.id,
-                                          OutboxMessage.followup_id.is_not(None), OutboxMessage.created_at >= week)
-    ).one()
     later: datetime | None = None
-    if int(week_count) >= config.plan_weekly_cap:
+    if batch.sent_since(patient, week) >= config.plan_weekly_cap:
         later = day_start(today + timedelta(days=7 - today.weekday()), zone)
-    elif int(day_count) >= config.plan_daily_cap:
+    elif batch.sent_since(patient, day) >= config.plan_daily_cap:
         later = day_start(today + timedelta(days=1), zone)
-    elif counters.channel_full(session, channel):
-        later = counters.next_day()
+    elif batch.channel_full(channel):
+        later = batch.clinic_day_start(1)
     if later is None:
         return None
     return quiet_hours_end(config, patient, later.astimezone(UTC))
 
 
-def busy(session: Session, followup: FollowUp, patient: Patient, now: datetime) -> bool:
+def busy(session: Session, batch: FollowUpBatch, followup: FollowUp, patient: Patient, now: datetime) -> bool:
     """Whether the patient's open conversation stops the row now (it waits, or is skipped); ``interrupt`` closes it."""
-    current = open_conversation(session, patient)
+    current = batch.open_conversation(patient)
     if current is None:
         return False
     mode = followup.start_mode or "wait"
     if mode == "interrupt":
         close(session, current, "interrupted")
-        session.flush()
+        session.flush()  # the closed conversation gives up its place (one open per patient) before the next
         log(session, actor=WORKER, action="conversation.interrupt", resource_type="conversation",
             resource_id=current.id, patient_id=patient.id, details={"followup": str(followup.id)})
         return False
@@ -145,20 +110,6 @@ def busy(session: Session, followup: FollowUp, patient: Patient, now: datetime) 
     followup.status = FollowUpStatus.DUE.value if followup.attempts == 0 else followup.status
     followup.next_action_at = now + RETRY_WHEN_BUSY
     return True
-
-
-def sent_on(session: Session, followup: FollowUp, channel: str | None) -> int:
-    return int(session.scalar(select(func.count()).select_from(OutboxMessage).where(
-        OutboxMessage.followup_id == followup.id, OutboxMessage.channel == channel)) or 0)
-
-
-def invitation_open(session: Session, followup: FollowUp) -> ConversationSession | None:
-    if followup.session_id is None:
-        return None
-    conversation = session.get(ConversationSession, followup.session_id)
-    if conversation is None or as_now(session, conversation).status != SessionStatus.INVITED.value:
-        return None
-    return conversation
 
 
 def end_unanswered(session: Session, followup: FollowUp, patient: Patient) -> None:
@@ -173,8 +124,8 @@ def end_unanswered(session: Session, followup: FollowUp, patient: Patient) -> No
                     source_ref=str(followup.id), actor=WORKER)
 
 
-def close_invitation(session: Session, followup: FollowUp) -> None:
-    conversation = invitation_open(session, followup)
+def close_invitation(session: Session, batch: FollowUpBatch, followup: FollowUp) -> None:
+    conversation = batch.invitation(followup)
     if conversation is not None:
         conversation.followup_id = None
         close(session, conversation, "expired")

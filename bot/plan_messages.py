@@ -22,13 +22,13 @@ from sqlalchemy.orm import Session
 
 from bot.consent import channel_usable, in_quiet_hours, quiet_hours_end
 from bot.conversations import BotServices
+from bot.followup_batch import FollowUpBatch
 from bot.outbox.queue import enqueue
-from bot.outreach import last_inbound_at, template_payload
-from bot.plan_followups import Counters, busy, hold_until
+from bot.outreach import template_payload
+from bot.plan_followups import busy, hold_until
 from care.interventions.content import message_text
 from care.models import FollowUp, FollowUpStatus, Patient
 from security.audit import Actor, log
-from security.fields import clock_of
 
 WORKER = Actor("system", "followups")
 #: The outbox purpose of an education message (at-least-once, as the clinic's own messages are).
@@ -51,10 +51,11 @@ def _payload(services: BotServices, patient: Patient, channel: str, text: str, n
     return "text", str(patient.card_no), {"text": text}
 
 
-def send_message(session: Session, services: BotServices, followup: FollowUp, counters: Counters) -> None:
-    """Send the row's education message now, or say when to look again (see the module docstring)."""
-    now = clock_of(session).now()
-    patient = session.get(Patient, followup.patient_id)
+def send_message(session: Session, services: BotServices, batch: FollowUpBatch, followup: FollowUp) -> None:
+    """Send the row's education message now, or say when to look again (see the module docstring); what
+    the row's patient needs was read with the worker's batch (:class:`bot.followup_batch.FollowUpBatch`)."""
+    now = batch.now
+    patient = batch.patient(followup)
     text = message_text(followup.content_key or "", patient.language if patient is not None else None)
     if patient is None or text is None:
         followup.status = FollowUpStatus.CANCELLED.value
@@ -64,24 +65,25 @@ def send_message(session: Session, services: BotServices, followup: FollowUp, co
     order = list(followup.channel_order or [])
     while followup.channel_index < len(order):
         channel = order[followup.channel_index]
-        if channel not in services.adapters or not channel_usable(session, patient, channel, PURPOSE):
+        if channel not in services.adapters or not channel_usable(session, patient, channel, PURPOSE,
+                                                                   decisions=batch.decisions):
             followup.channel_index += 1
             continue
         followup.status = FollowUpStatus.DUE.value
         if in_quiet_hours(services.config, patient, now):
             followup.next_action_at = quiet_hours_end(services.config, patient, now)
             return
-        later = hold_until(session, services.config, counters, patient, channel, now)
+        later = hold_until(services.config, batch, patient, channel, now)
         if later is not None:
             followup.next_action_at = later
             return
-        if busy(session, followup, patient, now):
+        if busy(session, batch, followup, patient, now):
             return
-        last = last_inbound_at(session, patient, "wechat") if channel == "wechat" else None
+        last = batch.last_inbound(patient) if channel == "wechat" else None
         kind, address, payload = _payload(services, patient, channel, text, now, last)
-        enqueue(session, idempotency_key=f"education:{followup.id}", channel=channel, kind=kind, purpose=PURPOSE,
-                address=address, payload=payload, patient=patient, followup_id=followup.id)
-        counters.count(channel)
+        batch.queued(enqueue(session, idempotency_key=f"education:{followup.id}", channel=channel, kind=kind,
+                             purpose=PURPOSE, address=address, payload=payload, patient=patient,
+                             followup_id=followup.id, known_keys=batch.keys))
         followup.status = FollowUpStatus.COMPLETED.value
         followup.outcome = "sent"
         followup.current_channel = channel

@@ -11,6 +11,7 @@ cannot be taken twice; the unique constraint refuses it if it were) and commits.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from enum import StrEnum
 
 from sqlalchemy import ColumnElement, func, select
@@ -115,7 +116,40 @@ def _stream(patient_id: uuid.UUID, channel: str, purpose: str) -> tuple[ColumnEl
     return (ConsentEntry.patient_id == patient_id, ConsentEntry.channel == channel, ConsentEntry.purpose == purpose)
 
 
-def contact_refusal(session: Session, patient: Patient, channel: str, purpose: str) -> ContactRefusal | None:
+class LatestDecisions:
+    """The latest decision of each (patient, channel) stream of one purpose for a batch of patients, read in
+    one query (:func:`latest_decisions`): what :func:`contact_refusal` asks the ledger, without a query each."""
+
+    def __init__(self, purpose: str, entries: dict[tuple[uuid.UUID, str], ConsentEntry],
+                 patients: frozenset[uuid.UUID]) -> None:
+        self.purpose = purpose
+        self._entries = entries
+        self._patients = patients
+
+    def covers(self, patient_id: uuid.UUID, purpose: str) -> bool:
+        return purpose == self.purpose and patient_id in self._patients
+
+    def latest(self, patient_id: uuid.UUID, channel: str) -> ConsentEntry | None:
+        return self._entries.get((patient_id, channel))
+
+
+def latest_decisions(session: Session, patient_ids: Iterable[uuid.UUID], *,
+                     purpose: str = MESSAGES) -> LatestDecisions:
+    """The latest ``purpose`` decision of every channel of these patients (read once; the caller holds their
+    locks, so none is recorded meanwhile by anyone else)."""
+    wanted = frozenset(patient_ids)
+    found: dict[tuple[uuid.UUID, str], ConsentEntry] = {}
+    if wanted:
+        for entry in session.scalars(select(ConsentEntry).where(ConsentEntry.patient_id.in_(wanted),
+                                                                ConsentEntry.purpose == purpose)):
+            known = found.get((entry.patient_id, entry.channel))
+            if known is None or entry.seq > known.seq:
+                found[(entry.patient_id, entry.channel)] = entry
+    return LatestDecisions(purpose, found, wanted)
+
+
+def contact_refusal(session: Session, patient: Patient, channel: str, purpose: str, *,
+                    decisions: LatestDecisions | None = None) -> ContactRefusal | None:
     """Say why the clinic may not send ``patient`` a message of ``purpose`` on ``channel`` now, or None if it may.
 
     The one rule, asked when a message is queued and again just before it is sent (the outbox's
@@ -128,7 +162,8 @@ def contact_refusal(session: Session, patient: Patient, channel: str, purpose: s
       channel, when there is one, must not be a withdrawal. A decision about another purpose (call
       recording) or another channel does not count.
 
-    Reachability (a phone, a bound openid) is the channel's business, not this rule's.
+    Reachability (a phone, a bound openid) is the channel's business, not this rule's. ``decisions``:
+    the ledger's latest decisions, read already for a batch of patients (:func:`latest_decisions`).
     """
     consent = patient.consent_for(channel)
     if consent is not None and consent.opted_out:
@@ -137,7 +172,10 @@ def contact_refusal(session: Session, patient: Patient, channel: str, purpose: s
         return None
     if (consent is None and channel != Channel.CONSOLE.value) or (consent is not None and not consent.consented):
         return ContactRefusal.NO_CONSENT
-    latest = current_consent(session, patient.id, channel=channel, purpose=MESSAGES)
+    if decisions is not None and decisions.covers(patient.id, MESSAGES):
+        latest = decisions.latest(patient.id, channel)
+    else:
+        latest = current_consent(session, patient.id, channel=channel, purpose=MESSAGES)
     if latest is not None and not latest.granted:
         return ContactRefusal.CONSENT_WITHDRAWN
     return None

@@ -25,6 +25,8 @@ from care.identifiers import (
     normalize_phone,
 )
 from care.models import Card, Channel, ChannelConsent, Patient, PatientStatus
+from care.quiet_hours import FORMAT as QUIET_HOURS_FORMAT
+from care.quiet_hours import parse_quiet_hours, quiet_hours_text
 from security.audit import Actor, log
 from security.fields import cipher_of, clock_of, insert_new
 
@@ -346,3 +348,28 @@ def _check_unique(
             problems.append(Problem("wechat_openid", "is already bound to another card"))
     if problems:
         raise ValidationFailedError(problems)
+
+
+def set_quiet_hours(session: Session, patient: Patient, hours: str | None, *, actor: Actor) -> bool:
+    """Give the patient quiet hours of their own (``HH:MM-HH:MM`` in their time zone), or with None the
+    clinic's again; audited. Returns whether anything changed.
+
+    Their follow-ups due in the new quiet hours wait for its end from the worker's next look at them.
+
+    Raises:
+        ValidationFailedError: ``hours`` is not such a range (nothing is changed).
+    """
+    stored = None
+    if hours is not None:
+        parsed = parse_quiet_hours(hours)
+        if parsed is None:
+            raise ValidationFailedError([Problem("quiet_hours",
+                                                 f"must be a range of local times {QUIET_HOURS_FORMAT}")])
+        stored = quiet_hours_text(parsed)
+    if patient.quiet_hours == stored:
+        return False
+    patient.quiet_hours = stored
+    patient.updated_at = clock_of(session).now()
+    log(session, actor=actor, action="patient.quiet_hours", resource_type="patient", resource_id=patient.id,
+        patient_id=patient.id, details={"quiet_hours": stored or "clinic"})
+    return True

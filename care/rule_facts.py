@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from care.clinical import codes
 from care.indicators import canonical_value, patient_trends, sex_of, today_of, zone_of
-from care.models import PROFILE_SECTIONS, FlowResult, Patient, RiskAssessment
+from care.models import PROFILE_SECTIONS, FlowResult, Observation, Patient, RiskAssessment
 from care.observations import latest_values
 from care.profile_fields import PROFILE_FIELDS
 from care.tags import tags_of
@@ -142,10 +142,11 @@ def _days_since(today: date, moment: datetime | None, patient: Patient) -> int |
     return (today - moment.astimezone(zone_of(patient)).date()).days
 
 
-def _latest_indicators(session: Session, patient: Patient) -> dict[str, float | None]:
+def _latest_indicators(session: Session, patient: Patient,
+                       latest: Mapping[str, Observation] | None) -> dict[str, float | None]:
     """The newest value of each indicator, in its canonical unit (a LOINC- and a short-coded row: the newer)."""
     newest: dict[str, tuple[datetime, float]] = {}
-    for observation in latest_values(session, patient).values():
+    for observation in (latest_values(session, patient) if latest is None else latest).values():
         canonical = canonical_value(observation)
         if canonical is None:
             continue
@@ -202,10 +203,12 @@ def _last_result_at(session: Session, patient: Patient) -> datetime | None:
 
 
 def gather(session: Session, patient: Patient, *, names: Iterable[str], catalogue: FactCatalogue,
-           contact: ContactTimes | None = None) -> dict[str, Any]:
+           contact: ContactTimes | None = None, latest: Mapping[str, Observation] | None = None) -> dict[str, Any]:
     """Return the patient's facts under ``names`` (the roots the rules read), as plain values and dicts.
 
-    A name the record holds nothing for is None (an empty dict for a namespace).
+    A name the record holds nothing for is None (an empty dict for a namespace). ``latest``: the
+    patient's newest observations, read already for a chunk of patients
+    (:func:`care.observations.latest_values_of`).
     """
     wanted = set(names)
     facts: dict[str, Any] = {}
@@ -220,9 +223,9 @@ def gather(session: Session, patient: Patient, *, names: Iterable[str], catalogu
     if "profile" in wanted:
         facts["profile"] = _profile(patient)
     if wanted & (INDICATOR_NAMES | {"latest"}):
-        latest = _latest_indicators(session, patient)
-        facts["latest"] = latest
-        facts.update({code: latest[code] for code in wanted & INDICATOR_NAMES})
+        indicators = _latest_indicators(session, patient, latest)
+        facts["latest"] = indicators
+        facts.update({code: indicators[code] for code in wanted & INDICATOR_NAMES})
     if "trend" in wanted:
         facts["trend"] = _trends(session, patient)
     questionnaires = sorted(wanted & set(catalogue.questionnaires))

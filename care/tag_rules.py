@@ -45,8 +45,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from care.errors import ConflictError, NotFoundError, Problem, ValidationFailedError
-from care.interventions.service import tag_set
+from care.interventions.service import tag_set, tags_that_start
 from care.models import (
+    Observation,
     Patient,
     PatientStatus,
     PatientTag,
@@ -56,10 +57,18 @@ from care.models import (
     TagRuleRun,
     TagRuleVersion,
 )
-from care.plans.service import tag_changed
+from care.observations import latest_values_of
+from care.plans.service import tag_changed, tag_key, tags_that_enrol
 from care.reevaluation import clear_tag_reevaluation
-from care.rule_facts import TIME_NAMES, ContactTimes, FactCatalogue, gather
-from care.tags import TagOrigin, clean_tag, patient_ids_with_each, patient_ids_with_tag, tag_rows_of
+from care.rule_facts import INDICATOR_NAMES, TIME_NAMES, ContactTimes, FactCatalogue, gather
+from care.tags import (
+    TagOrigin,
+    clean_tag,
+    patient_ids_with_each,
+    patient_ids_with_tag,
+    tag_rows_of,
+    tag_rows_of_each,
+)
 from security.audit import Actor, log
 from security.dialects import claim_rows, lock_rows
 from security.fields import clock_of
@@ -405,6 +414,12 @@ def _decisions(engine: RuleEngine, rules: Sequence[ActiveRule], facts: Mapping[s
     return decided
 
 
+def _latest_of(session: Session, names: frozenset[str], patient_ids: Sequence[uuid.UUID],
+               ) -> dict[uuid.UUID, dict[str, Observation]] | None:
+    """The newest observations of a chunk of patients, when the rules read any (None: they read none)."""
+    return latest_values_of(session, patient_ids) if names & (INDICATOR_NAMES | {"latest"}) else None
+
+
 def evaluate_patients(session: Session, engine: RuleEngine, patient_ids: Sequence[uuid.UUID],
                       rules: Sequence[ActiveRule], *, actor: Actor = RULES_ACTOR) -> Outcome:
     """Apply ``rules`` to each patient (see the module docstring); the caller holds the patients' locks."""
@@ -413,18 +428,28 @@ def evaluate_patients(session: Session, engine: RuleEngine, patient_ids: Sequenc
         outcome.evaluated = len(patient_ids)
         return outcome
     names = frozenset().union(*(rule.roots for rule in rules if rule.enabled))
-    for patient in _patients(session, patient_ids):
-        facts = gather(session, patient, names=names, catalogue=engine.catalogue, contact=engine.contact)
-        rows = {row.tag: row for row in tag_rows_of(session, patient.id) if row.tag}
+    patients = _patients(session, patient_ids)
+    ids = [patient.id for patient in patients]
+    # What every patient of the chunk needs, read at once: the newest observations (when a rule reads
+    # them), the tag rows, the tags plans enrol on and intervention programs start on. Nothing is queried
+    # per patient for these, so the tags and audit entries the chunk adds go out in the unit of work's one flush.
+    latest = _latest_of(session, names, ids)
+    tag_rows = tag_rows_of_each(session, ids)
+    enrolling = tags_that_enrol(session) | tags_that_start(session)
+    for patient in patients:
+        facts = gather(session, patient, names=names, catalogue=engine.catalogue, contact=engine.contact,
+                       latest=None if latest is None else latest.get(patient.id, {}))
+        rows = {row.tag: row for row in tag_rows.get(patient.id, []) if row.tag}
         for tag, (holding, unknown) in _decisions(engine, rules, facts).items():
             outcome.failed += int(unknown and not holding)
-            _apply(session, patient, tag, rows.get(tag), holding, unknown, outcome, actor)
+            _apply(session, patient, tag, rows.get(tag), holding, unknown, outcome, actor,
+                   enrols=tag_key(tag) in enrolling)
         outcome.evaluated += 1
     return outcome
 
 
 def _apply(session: Session, patient: Patient, tag: str, row: PatientTag | None, holding: list[ActiveRule],
-           unknown: bool, outcome: Outcome, actor: Actor) -> None:
+           unknown: bool, outcome: Outcome, actor: Actor, *, enrols: bool) -> None:
     now = clock_of(session).now()
     if holding:
         if row is None:
@@ -433,8 +458,9 @@ def _apply(session: Session, patient: Patient, tag: str, row: PatientTag | None,
             log(session, actor=actor, action="tag.add", resource_type="patient", resource_id=patient.id,
                 patient_id=patient.id, details={"source": "rule"})
             outcome.tagged += 1
-            tag_changed(session, patient, tag, added=True, actor=actor)  # the plans that enrol on the tag
-            tag_set(session, patient, tag, actor=actor)  # the interventions that start on it
+            if enrols:
+                tag_changed(session, patient, tag, added=True, actor=actor)  # the plans that enrol on the tag
+                tag_set(session, patient, tag, actor=actor)  # the interventions that start on it
             return
         current = TagOrigin.parse(row.source)
         if current.kind == "rule" and current not in {rule.origin for rule in holding}:
@@ -449,7 +475,8 @@ def _apply(session: Session, patient: Patient, tag: str, row: PatientTag | None,
     log(session, actor=actor, action="tag.remove", resource_type="patient", resource_id=patient.id,
         patient_id=patient.id, details={"source": "rule"})
     outcome.untagged += 1
-    tag_changed(session, patient, tag, added=False, actor=actor)
+    if enrols:
+        tag_changed(session, patient, tag, added=False, actor=actor)
 
 
 # -- preview ---------------------------------------------------------------------------------------------
@@ -487,9 +514,11 @@ def preview(session: Session, engine: RuleEngine, *, tag: str, expression: str, 
         if not batch:
             break
         last = batch[-1].id
+        latest = _latest_of(session, roots, [patient.id for patient in batch])
         for patient in batch:
             patients += 1
-            facts = gather(session, patient, names=roots, catalogue=engine.catalogue, contact=engine.contact)
+            facts = gather(session, patient, names=roots, catalogue=engine.catalogue, contact=engine.contact,
+                           latest=None if latest is None else latest.get(patient.id, {}))
             verdict = engine.language.holds(rule.expression, facts)
             if verdict is None:
                 failed += 1

@@ -22,6 +22,8 @@ from bot.config import (
     Clinic,
     Localised,
 )
+from care.quiet_hours import FORMAT as QUIET_HOURS_FORMAT
+from care.quiet_hours import parse_quiet_hours
 
 KNOWN_CHANNELS = ("console", "wechat", "sms", "voice")
 WECHAT_TEMPLATE_PREFIX = "WECHAT_TEMPLATE_"
@@ -29,8 +31,6 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", "n", "f"})
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()-]{1,23}[0-9]$")
 _EMERGENCY = re.compile(r"^[0-9]{2,8}$")
-_CLOCK = r"([01]?[0-9]|2[0-3]):([0-5][0-9])"
-_QUIET_HOURS = re.compile(rf"^{_CLOCK}\s*-\s*{_CLOCK}$")
 _TEMPLATE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _PURPOSE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
@@ -285,12 +285,10 @@ def _clinic_value(attribute: str, name: str, raw: str) -> Any:
             raise SettingsError(f"{name}: unknown time zone {raw!r} (an IANA name such as Asia/Shanghai)") \
                 from unknown
     if attribute == "quiet_hours":
-        match = _QUIET_HOURS.match(raw)
-        if match is None:
-            raise SettingsError(f"{name} must be a range of local times HH:MM-HH:MM (such as 21:00-08:00), "
-                                f"not {raw!r}")
-        hour, minute, end_hour, end_minute = (int(part) for part in match.groups())
-        return time(hour, minute), time(end_hour, end_minute)
+        hours = parse_quiet_hours(raw)
+        if hours is None:
+            raise SettingsError(f"{name} must be a range of local times {QUIET_HOURS_FORMAT}, not {raw!r}")
+        return hours
     if attribute in {"region_north", "urban"}:
         return _boolean(name, raw)
     return raw

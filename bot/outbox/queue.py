@@ -46,6 +46,7 @@ import os
 import random
 import socket
 import uuid
+from collections.abc import Container
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -110,15 +111,20 @@ def enqueue(
     followup_id: uuid.UUID | None = None,
     not_before: datetime | None = None,
     max_attempts: int = 6,
+    known_keys: Container[str] | None = None,
 ) -> OutboxMessage:
     """Queue one message (same transaction as its cause); a repeated key returns the existing row.
 
     A message for a test patient (the simulator's) on any channel but the console is written
     cancelled (``error_code`` ``test_patient``): nothing the simulator starts goes to a real provider.
+    ``known_keys``: every key of the rows the caller may repeat, read already (a worker's batch reads
+    the keys of its follow-ups' messages at once); the row is looked up only when its key is among them.
     """
-    existing = session.scalars(select(OutboxMessage).where(OutboxMessage.idempotency_key == idempotency_key)).first()
-    if existing is not None:
-        return existing
+    if known_keys is None or idempotency_key in known_keys:
+        existing = session.scalars(select(OutboxMessage).where(
+            OutboxMessage.idempotency_key == idempotency_key)).first()
+        if existing is not None:
+            return existing
     now = clock_of(session).now()
     message = OutboxMessage(
         idempotency_key=idempotency_key, patient_id=patient.id if patient else None, channel=channel, kind=kind,

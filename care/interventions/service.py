@@ -206,6 +206,13 @@ def start(session: Session, patient: Patient, program_key: str, *, source: str =
     return enrolment
 
 
+def tags_that_start(session: Session) -> frozenset[str]:
+    """The tags some program starts on (read once for a chunk of patients: :func:`tag_set` matters only for these)."""
+    with session.no_autoflush:
+        return frozenset(key for key in session.scalars(
+            select(InterventionProgram.start_on_tag).where(InterventionProgram.start_on_tag.is_not(None))) if key)
+
+
 def tag_set(session: Session, patient: Patient, tag: str, *, actor: Actor) -> int:
     """A tag was set (False -> True): start the programs that start on it (once each); return how many started."""
     key = tag.strip().lower()

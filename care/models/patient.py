@@ -51,6 +51,9 @@ class Patient(Timestamped, Base):
     wechat_openid = encrypted(TEXT, index="wechat_openid", normalize=normalize_openid, unique=True)
     language: Mapped[str] = mapped_column(String(8), default="zh")
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    # The patient's own quiet hours (``HH:MM-HH:MM`` in their time zone; None: the clinic's), set by staff
+    # (``careloop patients quiet-hours``; care.patients.set_quiet_hours).
+    quiet_hours: Mapped[str | None] = mapped_column(String(11))
     status: Mapped[str] = mapped_column(String(16), default=PatientStatus.ACTIVE.value, index=True)
     # A test patient is nobody: the simulator speaks as one (``care.test_patients``). It is reached on
     # the console channel only and left out of the clinic's exports and counts. ``test_owner_id`` is

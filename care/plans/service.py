@@ -131,6 +131,17 @@ def _definition(session: Session, plan: Plan, version: int | None = None) -> Pla
     return found
 
 
+def definition_at(session: Session, key: str, version: int) -> PlanDefinition | None:
+    """The definition of version ``version`` of plan ``key`` (a version never changes once stored: read once a
+    session, so that a worker's batch of a plan's rows asks for it once)."""
+    cache: dict[tuple[str, int], PlanDefinition] = session.info.setdefault(_CACHE, {})
+    found = cache.get((key, version))
+    if found is not None:
+        return found
+    plan = session.scalars(select(Plan).where(Plan.key == key)).one_or_none()
+    return _definition(session, plan, version) if plan is not None else None
+
+
 def get_plan(session: Session, key: str) -> tuple[Plan, PlanDefinition]:
     """The plan ``key`` and its latest definition; :class:`NotFoundError` when there is none."""
     plan = session.scalars(select(Plan).where(Plan.key == key)).one_or_none()
@@ -271,9 +282,13 @@ def enrol_many(session: Session, patient_ids: Sequence[uuid.UUID], plan_key: str
     done = 0
     for start in range(0, len(patient_ids), chunk):
         ids = list(patient_ids[start:start + chunk])
-        already = set(session.scalars(select(PlanEnrolment.patient_id).where(
-            PlanEnrolment.patient_id.in_(ids), PlanEnrolment.plan_key == plan.key,
-            PlanEnrolment.status == EnrolmentStatus.ACTIVE.value)))
+        # By the patients only, the plan and status compared here: given those too, PostgreSQL may walk the
+        # plan's index over every enrolment of the plan (a table grown by a bulk enrolment, not analysed yet),
+        # once per chunk; by patient it reads each patient's few enrolments.
+        already = {patient_id for patient_id, key, status in session.execute(
+            select(PlanEnrolment.patient_id, PlanEnrolment.plan_key, PlanEnrolment.status)
+            .where(PlanEnrolment.patient_id.in_(ids)))
+            if key == plan.key and status == EnrolmentStatus.ACTIVE.value}
         patients = [patient for patient in session.scalars(select(Patient).where(Patient.id.in_(ids)))
                     if patient.id not in already]
         enrolments, rows = [], []
@@ -470,8 +485,7 @@ def schedule_next(session: Session, followup: FollowUp, *, grace: timedelta = DE
     patient = session.get(Patient, followup.patient_id)
     if enrolment is None or patient is None or enrolment.status != EnrolmentStatus.ACTIVE.value:
         return None
-    plan = session.scalars(select(Plan).where(Plan.key == enrolment.plan_key)).one_or_none()
-    definition = _definition(session, plan, enrolment.plan_version) if plan is not None else None
+    definition = definition_at(session, enrolment.plan_key, enrolment.plan_version)
     if definition is None or followup.step_index >= len(definition.steps):
         return None
     step = definition.steps[followup.step_index]
@@ -492,9 +506,21 @@ def schedule_next(session: Session, followup: FollowUp, *, grace: timedelta = DE
 
 
 # -- triggers ---------------------------------------------------------------------------------------------
+def tags_that_enrol(session: Session) -> frozenset[str]:
+    """The tags some plan enrols on (read once for a chunk of patients: :func:`tag_changed` matters only for these)."""
+    with session.no_autoflush:
+        return frozenset(key for key in session.scalars(select(Plan.enrol_on_tag).where(Plan.enrol_on_tag.is_not(None)))
+                         if key)
+
+
+def tag_key(tag: str) -> str:
+    """A tag as plans name it (``enrol_on_tag``)."""
+    return tag.strip().lower()
+
+
 def tag_changed(session: Session, patient: Patient, tag: str, *, added: bool, actor: Actor) -> int:
     """A tag was set (False -> True: enrol in the plans that enrol on it) or removed (leave the ones it enrolled)."""
-    key = tag.strip().lower()
+    key = tag_key(tag)
     with session.no_autoflush:  # a turn's rows are written once, at its end: nothing is flushed for this look-up
         plans = list(session.scalars(select(Plan.key).where(Plan.enrol_on_tag == key)))
     if plans:

@@ -138,6 +138,7 @@ COMMAND_MODULES: dict[str, str] = {
     "export": "careloop.cli.exports",
     "followups": "careloop.cli.care_work",
     "tasks": "careloop.cli.care_work",
+    "patients": "careloop.cli.patients",
 }
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from bot.conversations import BotServices, begin, open_conversation
@@ -253,3 +253,33 @@ def test_two_workers_process_5000_due_followups_each_exactly_once(live_runtime):
         assert len(per_followup) == 5000
         assert set(per_followup.values()) == {1}
         assert Counter(session.scalars(select(FollowUp.status))) == {"invited": 5000}
+
+
+def test_a_batch_reads_what_its_rows_need_at_once_whatever_its_size(db, make_patient, services, clock):
+    """The statements of a batch (claim, reads, writes) do not grow with its rows: nothing is asked per row."""
+    statements: list[str] = []
+
+    def count(_connection, _cursor, statement, _parameters, _context, _executemany):  # noqa: ANN001
+        statements.append(statement)
+
+    def handle(size: int, plan_id: str, days: int) -> int:
+        plans.add_plan(db, plan_text(plan_id, when=f'{{offset: {{days: {days}}}, at: "10:00"}}',
+                                     silence="[reminder, staff_call]", attempts=2), flow_ids=FLOWS, actor=TEST_ACTOR)
+        people = [make_patient() for _ in range(size)]
+        for person in people:
+            plans.enrol(db, person, plan_id, actor=TEST_ACTOR)
+        db.flush()
+        clock.set(rows(db, people[0])[0].due_at)
+        statements.clear()
+        event.listen(db.get_bind().engine, "before_cursor_execute", count)
+        try:
+            assert due_followups(db, services) == size
+            db.flush()
+        finally:
+            event.remove(db.get_bind().engine, "before_cursor_execute", count)
+        assert all(sent(db, person) == 1 for person in people)
+        return len(statements)
+
+    few = handle(2, "few", 1)
+    many = handle(12, "many", 1)  # enrolled when the first are invited: due a day later, before their silence
+    assert many == few

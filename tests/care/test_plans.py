@@ -216,6 +216,24 @@ def test_editing_a_plan_with_1000_scheduled_rows_moves_them_in_place(db, make_pa
     assert {row.due_at.astimezone(SHANGHAI) for row in after} == {datetime(2026, 12, 13, 10, 0, tzinfo=SHANGHAI)}
 
 
+def test_enrolling_many_leaves_those_in_the_plan_as_they_are_and_takes_the_others(db, make_patient, clock):
+    publish(db, plan_text())
+    publish(db, plan_text("other"))
+    inside, elsewhere, gone = make_patient(), make_patient(), make_patient()
+    plans.enrol(db, inside, "monthly", actor=TEST_ACTOR)
+    plans.enrol(db, elsewhere, "other", actor=TEST_ACTOR)
+    plans.enrol(db, gone, "monthly", actor=TEST_ACTOR)
+    plans.leave(db, gone, "monthly", actor=TEST_ACTOR)
+    db.flush()
+    assert plans.enrol_many(db, [inside.id, elsewhere.id, gone.id], "monthly", actor=TEST_ACTOR) == 2
+    db.flush()
+    active = [(enrolment.patient_id, enrolment.plan_key) for enrolment in
+              db.scalars(select(PlanEnrolment).where(PlanEnrolment.status == "active"))]
+    assert sorted(active, key=str) == sorted([(inside.id, "monthly"), (elsewhere.id, "other"),
+                                              (elsewhere.id, "monthly"), (gone.id, "monthly")], key=str)
+    assert len([row for row in rows_of(db, inside) if row.status == "scheduled"]) == 1  # not scheduled twice
+
+
 def test_a_new_version_that_puts_rows_past_the_grace_marks_them_missed_and_schedules_the_next(db, make_patient,
                                                                                              clock):
     publish(db, plan_text(when='{every: {months: 1}, at: "09:30"}'))
