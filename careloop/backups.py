@@ -1,0 +1,255 @@
+"""Backups of a running clinic: create (one consistent snapshot), verify, restore into an empty database.
+
+The file format is :mod:`security.backup`. A backup holds every table of the schema (rows read by the
+models' column types, so the same rows go into SQLite or PostgreSQL), the blob store's files (already
+sealed under their patients' data keys) and a manifest. Restoring migrates the empty database to the
+backup's revision, inserts everything in one transaction, and then re-applies every erasure of the
+erasure ledger (:mod:`careloop.erasure`): a patient erased after the backup was taken stays erased.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, text
+from sqlalchemy.orm import Session
+
+import bot.models  # noqa: F401 - registers the conversation tables on the shared metadata
+import care.models  # noqa: F401 - registers every record table on the shared metadata
+import security.key_identity  # noqa: F401 - registers the record of the database's master key
+from care.blobs import LocalBlobStore
+from care.erasure import reapply_ledger
+from careloop import migrate
+from careloop.db import Database, snapshot_options
+from security.audit import Actor, log
+from security.backup import (
+    BackupDamagedError,
+    BackupError,
+    BackupReader,
+    BackupWriter,
+    read_header,
+    table_payload,
+    table_rows,
+)
+from security.clock import FixedClock
+from security.dialects import reset_identity
+from security.files import open_private
+from security.keys import KeyRing
+from security.storage import metadata
+
+#: Rows a part holds: a few MB at most, so the writer and the reader hold one part at a time.
+ROWS_PER_PART = 2000
+#: Bytes of a blob a part holds.
+BLOB_BYTES_PER_PART = 1024 * 1024
+TABLE_PART = "table/"
+BLOB_PART = "blob/"
+
+
+@dataclass
+class BackupSummary:
+    path: Path
+    revision: str
+    tables: int
+    rows: int
+    blobs: int
+    size: int
+
+
+def _tables() -> list[Table]:
+    return list(metadata.sorted_tables)
+
+
+def create_backup(engine: Engine, key_ring: KeyRing, blob_dir: Path, out: Path, *, now: datetime) -> BackupSummary:
+    """Write a backup of the whole database and blob store to ``out`` (mode 0600, written then renamed).
+
+    The rows come from one snapshot (:func:`careloop.db.snapshot_options`), taken while the service runs.
+
+    Raises:
+        FileExistsError: ``out`` exists (a backup is never overwritten).
+    """
+    if out.exists():
+        raise FileExistsError(f"{out} exists: a backup is never overwritten (choose another name)")
+    temporary = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with os.fdopen(open_private(temporary, os.O_WRONLY | os.O_EXCL), "wb") as handle:
+            writer = BackupWriter(handle, key_ring, created_at=now)
+            manifest = _write_snapshot(writer, engine, LocalBlobStore(blob_dir))
+            manifest.update(created_at=now.isoformat(), key_id=key_ring.key_id)
+            writer.finish(manifest)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, out)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    tables = cast(dict[str, int], manifest["tables"])
+    return BackupSummary(out, str(manifest["revision"]), len(tables), sum(tables.values()),
+                         len(cast(dict[str, Any], manifest["blobs"])), out.stat().st_size)
+
+
+def _write_snapshot(writer: BackupWriter, engine: Engine, store: LocalBlobStore) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    with engine.connect() as plain:
+        connection = plain.execution_options(**snapshot_options(engine.dialect.name))
+        with connection.begin():
+            # The first read fixes the snapshot (SQLite: the WAL read mark; PostgreSQL: REPEATABLE READ).
+            revision = connection.scalar(text("SELECT version_num FROM alembic_version"))
+            for table in _tables():
+                counts[table.name] = _write_table(writer, connection, table)
+    blobs: dict[str, dict[str, Any]] = {}
+    # After the snapshot: a recording's blob is written before the row naming it commits, so every blob
+    # the snapshot names is here (a newer one too, which nothing in the backup names).
+    for key in store.blob_keys():
+        digest, size, piece = hashlib.sha256(), 0, 0
+        with store.root.joinpath(key).open("rb") as blob:
+            while chunk := blob.read(BLOB_BYTES_PER_PART):
+                writer.add_part(f"{BLOB_PART}{key}/{piece}", chunk)
+                digest.update(chunk)
+                size += len(chunk)
+                piece += 1
+        blobs[key] = {"sha256": digest.hexdigest(), "bytes": size, "parts": piece}
+    return {"revision": revision, "dialect": engine.dialect.name, "tables": counts, "blobs": blobs}
+
+
+def _write_table(writer: BackupWriter, connection: Connection, table: Table) -> int:
+    columns = [column.name for column in table.columns]
+    query = select(table).order_by(*table.primary_key.columns)
+    result = connection.execution_options(stream_results=True, yield_per=ROWS_PER_PART).execute(query)
+    rows = 0
+    for number, chunk in enumerate(result.partitions(ROWS_PER_PART)):
+        writer.add_part(f"{TABLE_PART}{table.name}/{number}", table_payload(columns, [tuple(row) for row in chunk]))
+        rows += len(chunk)
+    return rows
+
+
+# -- verify ---------------------------------------------------------------------------------------
+def backup_key_id(path: Path) -> str:
+    """The master key id a backup was made under (read from its clear header; no key needed)."""
+    with _open(path) as handle:
+        return read_header(handle, what=str(path)).key_id
+
+
+def _open(path: Path) -> Any:
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        raise BackupError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise BackupError(f"{path} is a folder, not a backup file") from None
+    except OSError as problem:
+        raise BackupError(f"{path} cannot be read: {problem.strerror}") from None
+
+
+def verify_backup(path: Path, key_ring: KeyRing) -> dict[str, Any]:
+    """Read and authenticate every part of the backup; return its manifest.
+
+    Raises:
+        BackupError: not a backup, or made under another key.
+        BackupDamagedError: naming the first damaged part.
+    """
+    with _open(path) as handle:
+        reader = BackupReader(handle, key_ring, what=str(path))
+        counted: dict[str, int] = {}
+        for part in reader.parts():
+            if part.name.startswith(TABLE_PART):
+                name = part.name.split("/")[1]
+                counted[name] = counted.get(name, 0) + len(table_rows(part.payload)[1])
+        assert reader.manifest is not None  # noqa: S101 - set when parts() ends without raising
+        manifest = reader.manifest
+    for name, rows in manifest["tables"].items():
+        if counted.get(name, 0) != rows:
+            raise BackupDamagedError(f"{path}: table {name} holds {counted.get(name, 0)} rows, "
+                                     f"the manifest says {rows}")
+    return manifest
+
+
+def _parts(path: Path, key_ring: KeyRing) -> Iterator[tuple[str, bytes]]:
+    with _open(path) as handle:
+        for part in BackupReader(handle, key_ring, what=str(path)).parts():
+            yield part.name, part.payload
+
+
+# -- restore --------------------------------------------------------------------------------------
+@dataclass
+class RestoreSummary:
+    revision: str
+    rows: int
+    blobs: int
+    erasures_reapplied: int
+
+
+def database_has_rows(connection: Connection) -> bool:
+    """Whether any table of the schema holds a row (the ``alembic_version`` row aside)."""
+    tables = set(connection.dialect.get_table_names(connection))
+    return any(connection.scalar(select(func.count()).select_from(table)) for table in _tables()
+               if table.name in tables)
+
+
+def restore_backup(engine: Engine, key_ring: KeyRing, blob_dir: Path, path: Path, manifest: dict[str, Any], *,
+                   force: bool, actor: Actor, ledger: Path, now: datetime) -> RestoreSummary:
+    """Restore a verified backup into ``engine``'s database: migrate it to the backup's revision, insert
+    every row in one transaction, re-apply the erasure ledger; then write the blobs.
+
+    With ``force`` an initialised database is emptied first (in the same transaction).
+
+    Raises:
+        BackupError: the backup's revision is not this build's head, or a blob of another content is in the way.
+    """
+    revision = str(manifest["revision"])
+    head = migrate.head_revision()
+    if not migrate.is_known_revision(revision):
+        raise BackupError(f"{path} was made by a newer Careloop (schema revision {revision}); restore it with "
+                          "that version")
+    if revision != head:
+        raise BackupError(f"{path} is at schema revision {revision}, this Careloop restores {head}: restore it "
+                          "with the Careloop that made it, then run careloop init to upgrade")
+    store = LocalBlobStore(blob_dir)
+    blobs: dict[str, dict[str, Any]] = manifest["blobs"]
+    if not force:
+        for key, facts in blobs.items():
+            if store.exists(key) and hashlib.sha256(store.get(key)).hexdigest() != facts["sha256"]:
+                raise BackupError(f"the blob store already holds {key} with other content (use --force to "
+                                  "replace it)")
+    rows = 0
+    with engine.begin() as connection:
+        if force:
+            for table in reversed(_tables()):
+                if connection.dialect.has_table(connection, table.name):
+                    connection.execute(delete(table))
+        migrate.upgrade_on(connection, revision, key_ring=key_ring)
+        tables = {table.name: table for table in _tables()}
+        pieces: dict[str, list[bytes]] = {}
+        for name, payload in _parts(path, key_ring):
+            if name.startswith(TABLE_PART):
+                table = tables[name.split("/")[1]]
+                _, records = table_rows(payload)
+                if records:
+                    connection.execute(insert(table), records)
+                rows += len(records)
+            elif name.startswith(BLOB_PART):
+                key, _, _piece = name[len(BLOB_PART):].rpartition("/")
+                pieces.setdefault(key, []).append(payload)
+                if len(pieces[key]) == blobs[key]["parts"]:
+                    store.put(key, b"".join(pieces.pop(key)))
+        for table in _tables():
+            reset_identity(connection, table)
+        session = _session_on(connection, key_ring, now)
+        reapplied = reapply_ledger(session, ledger, key_ring, actor=actor)
+        log(session, actor=actor, action="backup.restore", resource_type="backup",
+            details={"file": path.name, "revision": revision, "rows": rows, "blobs": len(blobs),
+                     "erasures_reapplied": reapplied})
+        session.commit()  # the savepoint; the restore's transaction commits as the block ends
+        session.close()
+    return RestoreSummary(revision, rows, len(blobs), reapplied)
+
+
+def _session_on(connection: Connection, key_ring: KeyRing, now: datetime) -> Session:
+    """A session in the restore's own transaction, carrying the security context (audit keys, cipher)."""
+    return Database(connection.engine, key_ring=key_ring, clock=FixedClock(now), bind=connection).sessions()
