@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, select, update
@@ -21,9 +21,8 @@ from sqlalchemy.orm import Session
 from care.errors import ConflictError, Problem, ValidationFailedError
 from care.models import Erasure, LegalHold, Patient, PatientStatus
 from security.audit import Actor, log
-from security.erasure_ledger import read_ledger
+from security.erasure_ledger import LedgerEntry
 from security.fields import cipher_of, clock_of
-from security.keys import KeyRing
 
 MAX_REASON = 500
 LEDGER_REASON = "re-applied from the erasure ledger after a restore"
@@ -107,14 +106,11 @@ def tombstone(session: Session, patient_id: uuid.UUID) -> bool:
     return destroyed or bool(changed)
 
 
-def reapply_ledger(session: Session, ledger: Path, key_ring: KeyRing, *, actor: Actor) -> int:
-    """Erase again every patient the erasure ledger names (after a restore); return how many were not yet.
-
-    Raises:
-        security.erasure_ledger.LedgerError: the ledger is garbled or altered (nothing is restored).
-    """
+def reapply_erasures(session: Session, entries: Iterable[LedgerEntry], *, actor: Actor) -> int:
+    """Erase again every patient of the erasure ledger's ``entries`` (after a restore); return how many were not
+    erased yet."""
     reapplied = 0
-    for entry in read_ledger(ledger, key_ring):
+    for entry in entries:
         if not tombstone(session, entry.patient_id):
             continue
         reapplied += 1

@@ -25,7 +25,7 @@ import bot.models  # noqa: F401 - registers the conversation tables on the share
 import care.models  # noqa: F401 - registers every record table on the shared metadata
 import security.key_identity  # noqa: F401 - registers the record of the database's master key
 from care.blobs import LocalBlobStore
-from care.erasure import reapply_ledger
+from care.erasure import reapply_erasures
 from careloop import migrate
 from careloop.db import Database, snapshot_options
 from security.audit import Actor, log
@@ -40,6 +40,7 @@ from security.backup import (
 )
 from security.clock import FixedClock
 from security.dialects import reset_identity
+from security.erasure_ledger import read_ledger
 from security.files import open_private
 from security.keys import KeyRing
 from security.storage import metadata
@@ -201,6 +202,7 @@ def restore_backup(engine: Engine, key_ring: KeyRing, blob_dir: Path, path: Path
 
     Raises:
         BackupError: the backup's revision is not this build's head, or a blob of another content is in the way.
+        security.erasure_ledger.LedgerError: the erasure ledger is garbled or altered (nothing was restored).
     """
     revision = str(manifest["revision"])
     head = migrate.head_revision()
@@ -217,6 +219,7 @@ def restore_backup(engine: Engine, key_ring: KeyRing, blob_dir: Path, path: Path
             if store.exists(key) and hashlib.sha256(store.get(key)).hexdigest() != facts["sha256"]:
                 raise BackupError(f"the blob store already holds {key} with other content (use --force to "
                                   "replace it)")
+    erasures = read_ledger(ledger, key_ring)  # a garbled or altered ledger stops the restore before it begins
     rows = 0
     with engine.begin() as connection:
         if force:
@@ -241,7 +244,7 @@ def restore_backup(engine: Engine, key_ring: KeyRing, blob_dir: Path, path: Path
         for table in _tables():
             reset_identity(connection, table)
         session = _session_on(connection, key_ring, now)
-        reapplied = reapply_ledger(session, ledger, key_ring, actor=actor)
+        reapplied = reapply_erasures(session, erasures, actor=actor)
         log(session, actor=actor, action="backup.restore", resource_type="backup",
             details={"file": path.name, "revision": revision, "rows": rows, "blobs": len(blobs),
                      "erasures_reapplied": reapplied})
