@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,10 +25,12 @@ from sqlalchemy.orm import Session
 import bot.models  # noqa: F401 - registers the conversation tables on the shared metadata
 import care.models  # noqa: F401 - registers every record table on the shared metadata
 import security.key_identity  # noqa: F401 - registers the record of the database's master key
+from bot.jobs import Job
 from care.blobs import LocalBlobStore
 from care.erasure import reapply_erasures
 from careloop import migrate
 from careloop.db import Database, snapshot_options
+from careloop.runtime import Runtime
 from security.audit import Actor, log
 from security.backup import (
     BackupDamagedError,
@@ -41,10 +44,12 @@ from security.backup import (
 from security.clock import FixedClock
 from security.dialects import reset_identity
 from security.erasure_ledger import read_ledger
-from security.files import open_private
+from security.files import open_private, private_folder
 from security.keys import KeyRing
 from security.storage import metadata
 
+#: Who the audit trail names for the worker's scheduled backups.
+WORKER = Actor("system", "worker", "worker")
 #: Rows a part holds: a few MB at most, so the writer and the reader hold one part at a time.
 ROWS_PER_PART = 2000
 #: Bytes of a blob a part holds.
@@ -86,10 +91,10 @@ def create_backup(engine: Engine, key_ring: KeyRing, blob_dir: Path, out: Path, 
             writer.finish(manifest)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, out)
-    except BaseException:
+        # A link, not a rename: a backup that appeared meanwhile (another worker's) is never replaced.
+        os.link(temporary, out)
+    finally:
         temporary.unlink(missing_ok=True)
-        raise
     tables = cast(dict[str, int], manifest["tables"])
     return BackupSummary(out, str(manifest["revision"]), len(tables), sum(tables.values()),
                          len(cast(dict[str, Any], manifest["blobs"])), out.stat().st_size)
@@ -256,3 +261,85 @@ def restore_backup(engine: Engine, key_ring: KeyRing, blob_dir: Path, path: Path
 def _session_on(connection: Connection, key_ring: KeyRing, now: datetime) -> Session:
     """A session in the restore's own transaction, carrying the security context (audit keys, cipher)."""
     return Database(connection.engine, key_ring=key_ring, clock=FixedClock(now), bind=connection).sessions()
+
+
+# -- the worker's daily backup ----------------------------------------------------------------------
+DAILY_NAME = re.compile(r"^careloop-(\d{4})(\d{2})(\d{2})\.backup$")
+
+
+def daily_backup_name(day: date) -> str:
+    return f"careloop-{day:%Y%m%d}.backup"
+
+
+def retained(days: Iterable[date], *, keep_daily: int, keep_weekly: int) -> set[date]:
+    """The days whose backups retention keeps: the newest ``keep_daily``, and the newest of each of the
+    newest ``keep_weekly`` ISO weeks."""
+    newest_first = sorted(set(days), reverse=True)
+    kept = set(newest_first[:keep_daily])
+    weeks: dict[tuple[int, int], date] = {}
+    for day in newest_first:
+        weeks.setdefault(day.isocalendar()[:2], day)
+    kept.update(list(weeks.values())[:keep_weekly])
+    return kept
+
+
+def backups_in(folder: Path) -> dict[date, Path]:
+    """The daily backups of ``folder`` by day (other files are left alone)."""
+    found: dict[date, Path] = {}
+    for path in folder.iterdir() if folder.is_dir() else ():
+        match = DAILY_NAME.match(path.name)
+        if match:
+            try:
+                found[date(*map(int, match.groups()))] = path
+            except ValueError:
+                continue
+    return found
+
+
+@dataclass
+class DailyBackup:
+    """The worker's job: once a (UTC) day, a backup into ``CARELOOP_BACKUP_DIR``, then retention; audited.
+
+    Several workers may run: the file of the day is written under a temporary name and linked into place,
+    so the second worker of the day finds it there and writes nothing.
+    """
+
+    runtime: Runtime
+
+    def tick(self) -> int:
+        settings = self.runtime.settings
+        folder = settings.backup_dir
+        if folder is None:
+            return 0
+        now = self.runtime.clock.now()
+        today = now.astimezone(UTC).date()
+        path = folder / daily_backup_name(today)
+        if path.exists():
+            return 0
+        private_folder(folder)
+        try:
+            summary = create_backup(self.runtime.db.engine, self.runtime.key_ring, settings.blob_dir, path, now=now)
+        except FileExistsError:
+            return 0  # another worker wrote today's
+        except Exception as failure:
+            with self.runtime.db.unit_of_work() as session:
+                log(session, actor=WORKER, action="backup.scheduled", resource_type="backup",
+                    details={"outcome": "failed", "file": path.name, "error": type(failure).__name__})
+            raise
+        keep = retained(backups_in(folder), keep_daily=settings.backup_keep_daily,
+                        keep_weekly=settings.backup_keep_weekly)
+        removed = sorted(found.name for day, found in backups_in(folder).items() if day not in keep)
+        for name in removed:
+            (folder / name).unlink(missing_ok=True)
+        with self.runtime.db.unit_of_work() as session:
+            log(session, actor=WORKER, action="backup.scheduled", resource_type="backup",
+                details={"outcome": "ok", "file": path.name, "rows": summary.rows, "blobs": summary.blobs,
+                         "bytes": summary.size, "removed": " ".join(removed)})
+        return 1
+
+
+def backup_jobs(runtime: Runtime) -> tuple[Job, ...]:
+    """The daily backup job, when ``CARELOOP_BACKUP_DIR`` names where backups go."""
+    if runtime.settings.backup_dir is None:
+        return ()
+    return (Job("daily_backup", 3600, run_tick=DailyBackup(runtime).tick, budget_seconds=600),)
