@@ -29,7 +29,7 @@ def test_the_upgrade_adds_the_intervention_tables_and_the_downgrade_removes_them
     tables, columns = schema(at_records)
     assert (tables, "content_key" in columns) == (set(), False)
     migrate.upgrade(at_records, "0008_interventions")
-    assert migrate.current_revision(at_records) == migrate.head_revision() == "0008_interventions"
+    assert migrate.current_revision(at_records) == "0008_interventions"
     tables, columns = schema(at_records)
     assert (tables, "content_key" in columns) == (TABLES, True)
     migrate.downgrade(at_records, "0007_records")
