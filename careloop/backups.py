@@ -29,7 +29,7 @@ from bot.jobs import Job
 from care.blobs import LocalBlobStore
 from care.erasure import reapply_erasures
 from careloop import migrate
-from careloop.db import Database, snapshot_options
+from careloop.db import Database, snapshot
 from careloop.runtime import Runtime
 from security.audit import Actor, log
 from security.backup import (
@@ -102,13 +102,10 @@ def create_backup(engine: Engine, key_ring: KeyRing, blob_dir: Path, out: Path, 
 
 def _write_snapshot(writer: BackupWriter, engine: Engine, store: LocalBlobStore) -> dict[str, Any]:
     counts: dict[str, int] = {}
-    with engine.connect() as plain:
-        connection = plain.execution_options(**snapshot_options(engine.dialect.name))
-        with connection.begin():
-            # The first read fixes the snapshot (SQLite: the WAL read mark; PostgreSQL: REPEATABLE READ).
-            revision = connection.scalar(text("SELECT version_num FROM alembic_version"))
-            for table in _tables():
-                counts[table.name] = _write_table(writer, connection, table)
+    with snapshot(engine) as connection:
+        revision = connection.scalar(text("SELECT version_num FROM alembic_version"))
+        for table in _tables():
+            counts[table.name] = _write_table(writer, connection, table)
     blobs: dict[str, dict[str, Any]] = {}
     # After the snapshot: a recording's blob is written before the row naming it commits, so every blob
     # the snapshot names is here (a newer one too, which nothing in the backup names).

@@ -47,6 +47,19 @@ def snapshot_options(dialect: str) -> dict[str, Any]:
     return {SNAPSHOT: True}
 
 
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A connection in a read-only transaction that sees one consistent state of the whole database, taken
+    as it begins, however the service writes meanwhile; rolled back at the end (it changes nothing)."""
+    with engine.connect() as plain:
+        connection = plain.execution_options(**snapshot_options(engine.dialect.name))
+        with connection.begin() as transaction:
+            # The first read fixes the snapshot (SQLite: the WAL read mark; PostgreSQL: the first statement).
+            connection.exec_driver_sql("SELECT 1 FROM alembic_version").all()
+            yield connection
+            transaction.rollback()
+
+
 def _sqlite_begin(connection: Any) -> None:
     if connection.get_execution_options().get(SNAPSHOT):
         connection.exec_driver_sql("BEGIN DEFERRED")
