@@ -19,7 +19,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, text
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
 import bot.models  # noqa: F401 - registers the conversation tables on the shared metadata
@@ -104,8 +105,10 @@ def _write_snapshot(writer: BackupWriter, engine: Engine, store: LocalBlobStore)
     counts: dict[str, int] = {}
     with snapshot(engine) as connection:
         revision = connection.scalar(text("SELECT version_num FROM alembic_version"))
+        present = _present_columns(connection)
         for table in _tables():
-            counts[table.name] = _write_table(writer, connection, table)
+            if table.name in present:
+                counts[table.name] = _write_table(writer, connection, table, present[table.name])
     blobs: dict[str, dict[str, Any]] = {}
     # After the snapshot: a recording's blob is written before the row naming it commits, so every blob
     # the snapshot names is here (a newer one too, which nothing in the backup names).
@@ -121,9 +124,17 @@ def _write_snapshot(writer: BackupWriter, engine: Engine, store: LocalBlobStore)
     return {"revision": revision, "dialect": engine.dialect.name, "tables": counts, "blobs": blobs}
 
 
-def _write_table(writer: BackupWriter, connection: Connection, table: Table) -> int:
-    columns = [column.name for column in table.columns]
-    query = select(table).order_by(*table.primary_key.columns)
+def _present_columns(connection: Connection) -> dict[str, set[str]]:
+    """The columns each table of the database has (at its revision, which may be older than the models')."""
+    inspector = inspect(connection)
+    return {name: {column["name"] for column in inspector.get_columns(name)} for name in inspector.get_table_names()}
+
+
+def _write_table(writer: BackupWriter, connection: Connection, table: Table, present: set[str]) -> int:
+    # Read by the models' column types (engine-neutral values), limited to the columns the schema has.
+    chosen = [column for column in table.columns if column.name in present]
+    columns = [column.name for column in chosen]
+    query = select(*chosen).order_by(*table.primary_key.columns)
     result = connection.execution_options(stream_results=True, yield_per=ROWS_PER_PART).execute(query)
     rows = 0
     for number, chunk in enumerate(result.partitions(ROWS_PER_PART)):
@@ -197,13 +208,14 @@ def database_has_rows(connection: Connection) -> bool:
 
 def restore_backup(engine: Engine, key_ring: KeyRing, blob_dir: Path, path: Path, manifest: dict[str, Any], *,
                    force: bool, actor: Actor, ledger: Path, now: datetime) -> RestoreSummary:
-    """Restore a verified backup into ``engine``'s database: migrate it to the backup's revision, insert
-    every row in one transaction, re-apply the erasure ledger; then write the blobs.
+    """Restore a verified backup into ``engine``'s database, in one transaction: migrate it to the backup's
+    revision, insert every row (and write the blobs), migrate to this build's head, re-apply the erasure ledger.
 
     With ``force`` an initialised database is emptied first (in the same transaction).
 
     Raises:
-        BackupError: the backup's revision is not this build's head, or a blob of another content is in the way.
+        BackupError: a newer Careloop made the backup, a blob of another content is in the way, or (``force``)
+            the database is at another revision than the backup.
         security.erasure_ledger.LedgerError: the erasure ledger is garbled or altered (nothing was restored).
     """
     revision = str(manifest["revision"])
@@ -211,9 +223,6 @@ def restore_backup(engine: Engine, key_ring: KeyRing, blob_dir: Path, path: Path
     if not migrate.is_known_revision(revision):
         raise BackupError(f"{path} was made by a newer Careloop (schema revision {revision}); restore it with "
                           "that version")
-    if revision != head:
-        raise BackupError(f"{path} is at schema revision {revision}, this Careloop restores {head}: restore it "
-                          "with the Careloop that made it, then run careloop init to upgrade")
     store = LocalBlobStore(blob_dir)
     blobs: dict[str, dict[str, Any]] = manifest["blobs"]
     if not force:
@@ -225,24 +234,34 @@ def restore_backup(engine: Engine, key_ring: KeyRing, blob_dir: Path, path: Path
     rows = 0
     with engine.begin() as connection:
         if force:
+            current = MigrationContext.configure(connection).get_current_revision()
+            if current is not None and current != revision:
+                raise BackupError(f"the database is at schema revision {current} and {path} at {revision}: "
+                                  "restore it into an empty database")
             for table in reversed(_tables()):
                 if connection.dialect.has_table(connection, table.name):
                     connection.execute(delete(table))
+        # The backup's own schema first: its rows fit it; then this build's migrations take them to the head.
         migrate.upgrade_on(connection, revision, key_ring=key_ring)
         tables = {table.name: table for table in _tables()}
+        present = _present_columns(connection)
         pieces: dict[str, list[bytes]] = {}
         for name, payload in _parts(path, key_ring):
             if name.startswith(TABLE_PART):
                 table = tables[name.split("/")[1]]
                 _, records = table_rows(payload)
                 if records:
-                    connection.execute(insert(table), records)
+                    connection.execute(insert(table).values(
+                        {column: bindparam(column, type_=table.c[column].type) for column in records[0]
+                         if column in present[table.name]}), records)
                 rows += len(records)
             elif name.startswith(BLOB_PART):
                 key, _, _piece = name[len(BLOB_PART):].rpartition("/")
                 pieces.setdefault(key, []).append(payload)
                 if len(pieces[key]) == blobs[key]["parts"]:
                     store.put(key, b"".join(pieces.pop(key)))
+        if revision != head:
+            migrate.upgrade_on(connection, "head", key_ring=key_ring)
         for table in _tables():
             reset_identity(connection, table)
         session = _session_on(connection, key_ring, now)

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from care.erasure import erase_patient, place_hold, release_hold
 from care.patients import get_patient
+from careloop import migrate
 from careloop.backups import backup_key_id, create_backup, database_has_rows, restore_backup, verify_backup
 from careloop.cli.base import CliContext, main, operator, pass_cli
 from careloop.db import make_engine
@@ -132,7 +133,9 @@ def backup_restore(cli: CliContext, path: Path, force: bool) -> None:
     finally:
         if engine is not None:
             engine.dispose()
-    click.echo(f"restored {path}: schema revision {summary.revision}, {summary.rows} rows, {summary.blobs} blobs; "
+    upgraded = "" if summary.revision == migrate.head_revision() else f" (migrated to {migrate.head_revision()})"
+    click.echo(f"restored {path}: schema revision {summary.revision}{upgraded}, {summary.rows} rows, "
+               f"{summary.blobs} blobs; "
                f"{summary.erasures_reapplied} erasure(s) of the ledger re-applied")
 
 

@@ -222,3 +222,35 @@ def test_a_file_that_is_no_backup_is_one_line(run_cli, clinic, tmp_path, content
         assert err.count("\n") == 1
     code, _, err = run_cli("backup", "verify", str(tmp_path / "missing.backup"))
     assert (code, err) == (1, f"error: {tmp_path / 'missing.backup'} does not exist\n")
+
+
+def test_a_backup_of_an_older_schema_is_restored_at_its_revision_and_migrated_to_the_head(run_cli, clinic, tmp_path):
+    from careloop import migrate
+    from careloop.backups import create_backup
+    from security.clock import SystemClock
+    from security.keys import KeyRing
+
+    before = rows_of(clinic)
+    engine = make_engine(clinic.database_url)
+    try:
+        migrate.downgrade(engine, "0008_interventions")  # as the Careloop before this one left it
+        out = tmp_path / "older.backup"
+        summary = create_backup(engine, KeyRing.load(clinic.key_file), clinic.blob_dir, out, now=SystemClock().now())
+    finally:
+        engine.dispose()
+    assert summary.revision == "0008_interventions"
+
+    target = restored_settings(clinic, f"sqlite:///{tmp_path / 'upgraded.db'}", tmp_path)
+    code, stdout, err = run_cli("backup", "restore", str(out), settings=target)
+    assert code == 0, err
+    assert stdout.startswith(f"restored {out}: schema revision 0008_interventions (migrated to 0009_operations), ")
+    target_engine = make_engine(target.database_url)
+    try:
+        assert migrate.current_revision(target_engine) == migrate.head_revision()
+    finally:
+        target_engine.dispose()
+    after = rows_of(target)
+    audit_before, audit_after = before.pop("audit_log"), after.pop("audit_log")
+    assert after == before
+    assert audit_after[: len(audit_before)] == audit_before
+    assert run_cli("audit", "verify", settings=target)[0] == 0
