@@ -169,3 +169,26 @@ def test_an_altered_ledger_stops_the_restore_before_anything_is_written(run_cli,
                    "this master key (altered, or another installation's)\n")
     code, _, err = run_cli("users", "list", settings=restored)
     assert (code, err) == (1, "error: the database is not initialised: run careloop init first\n")
+
+
+def test_a_running_process_that_read_the_patient_drops_their_key_at_its_next_look(run_cli, clinic):
+    patient_id, card_no = a_patient(clinic)
+    web = build_runtime(clinic)  # another process: it read the patient, so it holds their key in memory
+    try:
+        with web.db.read_only() as session:
+            patient = session.get(Patient, patient_id)
+            assert patient is not None
+            name = patient.name
+        assert web.db.cipher.is_cached(patient_id)
+        assert web.forget_erased_keys() == 0
+
+        assert run_cli("erase", card_no, "--reason", "patient asked")[0] == 0
+        assert web.forget_erased_keys() == 1
+        assert not web.db.cipher.is_cached(patient_id)
+        with web.db.read_only() as session:
+            patient = session.get(Patient, patient_id)
+            assert patient is not None
+            with pytest.raises(DecryptionError):
+                assert patient.name != name
+    finally:
+        web.close()
