@@ -171,16 +171,26 @@ def verify_backup(path: Path, key_ring: KeyRing) -> dict[str, Any]:
     with _open(path) as handle:
         reader = BackupReader(handle, key_ring, what=str(path))
         counted: dict[str, int] = {}
+        blob_digests: dict[str, Any] = {}
         for part in reader.parts():
             if part.name.startswith(TABLE_PART):
                 name = part.name.split("/")[1]
                 counted[name] = counted.get(name, 0) + len(table_rows(part.payload)[1])
+            elif part.name.startswith(BLOB_PART):
+                key = part.name[len(BLOB_PART):].rpartition("/")[0]
+                blob_digests.setdefault(key, hashlib.sha256()).update(part.payload)
         assert reader.manifest is not None  # noqa: S101 - set when parts() ends without raising
         manifest = reader.manifest
     for name, rows in manifest["tables"].items():
         if counted.get(name, 0) != rows:
             raise BackupDamagedError(f"{path}: table {name} holds {counted.get(name, 0)} rows, "
                                      f"the manifest says {rows}")
+    for key, facts in manifest["blobs"].items():
+        digest = blob_digests.pop(key, None)
+        if digest is None or digest.hexdigest() != facts["sha256"]:
+            raise BackupDamagedError(f"{path}: blob {key} is not the one the manifest names")
+    if blob_digests:
+        raise BackupDamagedError(f"{path}: blob {min(blob_digests)} is not in the manifest")
     return manifest
 
 

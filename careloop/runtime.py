@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from care.models import Erasure
 from careloop.db import Database, make_engine
@@ -87,9 +88,16 @@ class Runtime:
             return 0
         self._erasures_looked_at = now
         since = self._erasures_since or now
-        with self.db.read_only() as session:
-            found = list(session.execute(select(Erasure.patient_id, Erasure.erased_at)
-                                         .where(Erasure.erased_at >= since)))
+        try:
+            with self.db.read_only() as session:
+                found = list(session.execute(select(Erasure.patient_id, Erasure.erased_at)
+                                             .where(Erasure.erased_at >= since)))
+        except SQLAlchemyError as failure:
+            # The request or job goes on and meets the database's state itself (/healthz answers 503); the
+            # look is made again after ``every_seconds``.
+            logger.error("erasures not looked up (%s); looking again in %.0f s", type(failure).__name__,
+                         every_seconds)
+            return 0
         if not found:
             return 0
         self.db.cipher.forget(patient_id for patient_id, _ in found)

@@ -192,3 +192,27 @@ def test_a_running_process_that_read_the_patient_drops_their_key_at_its_next_loo
                 assert patient.name != name
     finally:
         web.close()
+
+
+def test_the_card_number_of_an_erased_patient_enrols_a_new_patient(run_cli, clinic):
+    from datetime import date
+
+    from care.patients import EnrolmentRequest, enroll
+    from tests.conftest import TEST_ACTOR
+
+    patient_id, card_no = a_patient(clinic)
+    assert run_cli("erase", card_no, "--reason", "patient asked")[0] == 0
+    runtime = build_runtime(clinic)
+    try:
+        with runtime.db.unit_of_work() as session:
+            again = enroll(session, EnrolmentRequest(card_no=card_no, name="新患者", gender="F",
+                                                     birth_date=date(1960, 1, 2), phone="+8613900000999"),
+                           actor=TEST_ACTOR).patient
+            session.flush()
+            assert again.id != patient_id
+        with runtime.db.unit_of_work() as session:
+            found = find_by_card(session, card_no)
+            assert found is not None
+            assert (found.id, found.name) == (again.id, "新患者")
+    finally:
+        runtime.close()
