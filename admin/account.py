@@ -10,6 +10,7 @@ from admin.auth import (
     actor_of,
     current_user,
     landing_url,
+    public,
     require,
     safe_next,
     session_token,
@@ -27,6 +28,7 @@ from web.context import request_session
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
+@public
 def login() -> ResponseReturnValue:
     """Sign in with e-mail, password and a TOTP code (or a recovery code)."""
     form = LoginForm()
@@ -108,6 +110,7 @@ def account() -> ResponseReturnValue:
 
 
 @blueprint.post("/language")
+@public
 def language() -> ResponseReturnValue:
     """Switch the panel's language and return to the page the switch was pressed on."""
     form = LanguageForm()

@@ -10,6 +10,7 @@ is reset; and after 15 minutes without a request or 12 hours after sign-in (from
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -162,11 +163,40 @@ def landing_url(user: User) -> str:
     return url_for("admin.account")
 
 
+@dataclass(frozen=True)
+class RouteAccess:
+    """Who may call a panel route, as the route declares it (:func:`require` or :func:`public`).
+
+    ``signed_in`` False: anyone (the login page, the language switch); else a signed-in staff member
+    holding ``permission`` (None: any role; their own account page).
+    """
+
+    signed_in: bool
+    permission: Permission | None = None
+    during_password_change: bool = False
+
+
+ACCESS_ATTRIBUTE = "careloop_route_access"
+
+
+def declared_access(view: Callable[..., object]) -> RouteAccess | None:
+    """Return the access a view function declares, or None when it declares none (it is then refused)."""
+    access = getattr(view, ACCESS_ATTRIBUTE, None)
+    return access if isinstance(access, RouteAccess) else None
+
+
+def public(view: View) -> View:
+    """Declare a view open to anyone, signed in or not (the login page, the language switch)."""
+    setattr(view, ACCESS_ATTRIBUTE, RouteAccess(signed_in=False))
+    return view
+
+
 def require(permission: Permission | None = None, *, during_password_change: bool = False) -> Callable[[View], View]:
     """Guard a view: signed in, password already changed, and holding ``permission`` (if given).
 
     Signed out: a redirect to the login page (with a safe ``next``), or 401 JSON for scripts.
-    Lacking the permission: the 403 page, or 403 JSON.
+    Lacking the permission: the 403 page, or 403 JSON. The guard also declares the route's access
+    (:func:`declared_access`): the panel refuses any route that declares none.
     """
 
     def decorate(view: View) -> View:
@@ -190,6 +220,8 @@ def require(permission: Permission | None = None, *, during_password_change: boo
                 abort(403)
             return view(*args, **kwargs)
 
+        setattr(guarded, ACCESS_ATTRIBUTE, RouteAccess(signed_in=True, permission=permission,
+                                                       during_password_change=during_password_change))
         return cast(View, guarded)
 
     return decorate

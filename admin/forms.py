@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, StringField, SubmitField
-from wtforms.validators import AnyOf, DataRequired, EqualTo, Length
+from wtforms import (
+    DateTimeLocalField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
+from wtforms.validators import AnyOf, DataRequired, EqualTo, Length, NumberRange, Optional
 
 from admin.i18n import LANGUAGES
+from care.followups import NOTES_LIMIT
 
 # Long enough for any real password, short enough that argon2 never hashes a megabyte.
 MAX_PASSWORD = 256
@@ -36,3 +46,43 @@ class PasswordForm(FlaskForm):  # type: ignore[misc]
 class LanguageForm(FlaskForm):  # type: ignore[misc]
     language = StringField(validators=[DataRequired(), AnyOf(LANGUAGES)])
     next = HiddenField()
+
+
+class PatientSearchForm(FlaskForm):  # type: ignore[misc]
+    """The patients list's search and filters.
+
+    The search text (a name, card number or phone number) is PHI, so it is only ever posted (never
+    in a URL, which browsers keep and servers log); the tag, plan and page say nothing of one
+    patient and may ride in the query string.
+    """
+
+    q = StringField(_l("Name, card number or phone"), validators=[Optional(), Length(max=64)])
+    tag = StringField(_l("Tag"), validators=[Optional(), Length(max=64)])
+    plan = SelectField(_l("Plan"), validators=[Optional()], validate_choice=False)
+    page = IntegerField(validators=[Optional(), NumberRange(min=1, max=1_000_000)])
+    submit = SubmitField(_l("Find"))
+
+
+class CloseTaskForm(FlaskForm):  # type: ignore[misc]
+    """How a call ended: an outcome code (``care.tasks.TASK_OUTCOMES``; the view fills the choices) and notes."""
+
+    outcome = SelectField(_l("Outcome"), validators=[DataRequired(message=_l("Choose how the task ended."))])
+    notes = TextAreaField(_l("Notes"), validators=[Optional(), Length(max=NOTES_LIMIT)])
+    submit = SubmitField(_l("Close task"))
+
+
+class RescheduleTaskForm(FlaskForm):  # type: ignore[misc]
+    """A new due time, in the clinic's time zone (a browser's date-and-time field has none)."""
+
+    due = DateTimeLocalField(_l("New due time"), format="%Y-%m-%dT%H:%M",
+                             validators=[DataRequired(message=_l("Enter the date and time to call back."))])
+    submit = SubmitField(_l("Reschedule"))
+
+
+class BreakGlassForm(FlaskForm):  # type: ignore[misc]
+    """Why a doctor opens a patient outside their care teams (kept for review)."""
+
+    reason = TextAreaField(_l("Why you need this patient's record now"), validators=[
+        DataRequired(message=_l("Write the reason.")),
+        Length(min=10, max=1000, message=_l("Write the reason in 10 to 1000 characters."))])
+    submit = SubmitField(_l("Open the record (break-glass)"))

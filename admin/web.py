@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify, render_template, request
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import TooManyRequests
 
-from admin.auth import actor_of, current_user, has_live_session, here, load_signed_in_user, wants_json
+from admin.auth import (
+    actor_of,
+    current_user,
+    declared_access,
+    has_live_session,
+    here,
+    load_signed_in_user,
+    wants_json,
+)
 from admin.i18n import HTML_LANG, LANGUAGE_NAMES, LANGUAGES, current_language
+from care import tasks
+from care.care_teams import scope_of
 from security.audit import Actor
 from security.roles import Permission
-from web.context import audit_refusal
+from web.context import audit_refusal, request_session
 from web.rate_limits import blueprint_limiter
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates",
                       static_folder="static", static_url_path="/static")
 csrf = CSRFProtect()
+log = logging.getLogger(__name__)
+
+#: Routes Flask makes for the blueprint itself, open to anyone: the stylesheet and scripts. Every
+#: other route of the panel declares its access (``admin.auth.require`` or ``admin.auth.public``).
+FLASK_ENDPOINTS = frozenset({"admin.static"})
 
 # Scripts, styles, images and fetches from our own origin only (data: images for the empty favicon);
 # no inline code, no frames.
@@ -89,8 +105,14 @@ def _security_headers(response: Response) -> Response:
 @blueprint.before_request
 def guard() -> None:
     """Check the CSRF token of every state-changing request, then find who is signed in."""
-    if request.endpoint == "admin.static":
+    if request.endpoint is None or request.endpoint in FLASK_ENDPOINTS:
         return
+    view = current_app.view_functions.get(request.endpoint)
+    if view is None or declared_access(view) is None:
+        # Fail closed: a route added without ``require``/``public`` is refused to everyone (and its
+        # test in tests/admin/test_route_permissions.py fails) rather than left open.
+        log.error("panel route %s declares no access; refused", request.endpoint)
+        abort(403)
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         csrf.protect()
     load_signed_in_user()
@@ -102,6 +124,7 @@ def page_context() -> dict[str, Any]:
     user = current_user()
     return {
         "user": user,
+        "urgent_count": _urgent_count(),
         "Permission": Permission,
         "language": current_language(),
         "html_lang": HTML_LANG[current_language()],
@@ -109,6 +132,14 @@ def page_context() -> dict[str, Any]:
         # Where the language switch returns to; a page reached by a POST cannot be fetched again.
         "here": here() if request.method == "GET" else "",
     }
+
+
+def _urgent_count() -> int | None:
+    """The open urgent tasks of the staff member's care teams, for the header of every page (None: not theirs)."""
+    user = current_user()
+    if user is None or user.must_change_password or not user.can(Permission.WORKLIST_WORK):
+        return None
+    return tasks.urgent_count(request_session(), scope=scope_of(user))
 
 
 @blueprint.errorhandler(CSRFError)

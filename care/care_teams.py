@@ -7,22 +7,23 @@ in, and their own test patient (``care.test_patients``); a role holding
 A patient in no team is therefore seen only by those. A disabled account sees no one.
 
 Every view that shows a patient goes through :func:`scope_of` (lists: its SQL clause) or
-:func:`check_access` (one patient). Break-glass, a later issue, opens a patient outside one's
-teams in :func:`check_access` and nowhere else: :class:`OutsideCareTeamError` already says whether
-the staff member's role would allow it.
+:func:`check_access` (one patient). Break-glass (:func:`break_glass`: a role holding it, a written
+reason, two hours, audited and kept for review) opens one patient outside one's teams in
+:func:`check_access` and nowhere else: never on a list, never to change the record through a task.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from care.errors import CareError, ConflictError, NotFoundError, Problem, ValidationFailedError
-from care.models import CareTeam, CareTeamMember, CareTeamPatient, Patient, User
+from care.models import BreakGlassGrant, CareTeam, CareTeamMember, CareTeamPatient, Patient, User
 from security.audit import Actor, log
 from security.fields import clock_of
 from security.roles import Permission
@@ -221,11 +222,16 @@ class OutsideCareTeamError(CareError):
 class Access:
     """Why a staff member may open a patient's record (audit entries can name it)."""
 
-    reason: Literal["all_patients", "care_team", "own_test_patient"]
+    reason: Literal["all_patients", "care_team", "own_test_patient", "break_glass"]
+    #: the break-glass grant that opened it, if one did
+    grant_id: uuid.UUID | None = None
 
 
-def check_access(session: Session, user: User, patient: Patient) -> Access:
+def check_access(session: Session, user: User, patient: Patient, *, break_glass_opens: bool = False) -> Access:
     """Tell why ``user`` may open ``patient``, or refuse.
+
+    ``break_glass_opens``: a live break-glass grant of the user's opens the patient too (the patient
+    page and its charts ask for that; nothing that changes the record or speaks as the patient does).
 
     :raises OutsideCareTeamError: the patient is outside the user's teams; nothing was read of them.
     """
@@ -238,5 +244,74 @@ def check_access(session: Session, user: User, patient: Patient) -> Access:
             .join(CareTeamMember, CareTeamMember.team_id == CareTeamPatient.team_id)
             .where(CareTeamPatient.patient_id == patient.id, CareTeamMember.user_id == user.id)):
         return Access("care_team")
-    # The break-glass seam: a time-limited, audited grant with a reason will be looked up here.
-    raise OutsideCareTeamError(patient.id, break_glass_possible=user.can(Permission.BREAK_GLASS))
+    may_break_glass = user.is_active and user.can(Permission.BREAK_GLASS)
+    grant = live_grant(session, user, patient) if break_glass_opens and may_break_glass else None
+    if grant is not None:
+        return Access("break_glass", grant.id)
+    raise OutsideCareTeamError(patient.id, break_glass_possible=may_break_glass)
+
+
+# -- break-glass ------------------------------------------------------------------------------------------
+#: How long a break-glass opening lasts: the time to deal with the emergency, not a standing access.
+BREAK_GLASS_LIFETIME = timedelta(hours=2)
+#: A written reason: enough words to be reviewed, short enough to be one note.
+REASON_LENGTH = (10, 1000)
+
+
+def live_grant(session: Session, user: User, patient: Patient) -> BreakGlassGrant | None:
+    """Return the user's break-glass grant on ``patient`` that has not run out, if any."""
+    now = clock_of(session).now()
+    return session.scalars(select(BreakGlassGrant).where(
+        BreakGlassGrant.user_id == user.id, BreakGlassGrant.patient_id == patient.id,
+        BreakGlassGrant.granted_at <= now, BreakGlassGrant.expires_at > now)
+        .order_by(BreakGlassGrant.expires_at.desc()).limit(1)).first()
+
+
+def break_glass(session: Session, user: User, patient: Patient, *, reason: str, actor: Actor) -> BreakGlassGrant:
+    """Open ``patient`` to ``user`` outside their care teams for :data:`BREAK_GLASS_LIFETIME`, for ``reason``.
+
+    The grant keeps the reason (encrypted) for review; the audit entry ``break_glass.open`` names the
+    grant and its end, never the reason. A patient the user may already open gets no grant.
+
+    :raises ValidationFailedError: the reason is shorter than 10 or longer than 1000 characters.
+    :raises PermissionError: the user's role does not hold break-glass, or the account is disabled.
+    :raises ConflictError: the user may open the patient already (no break-glass needed).
+    """
+    if not user.is_active or not user.can(Permission.BREAK_GLASS):
+        raise PermissionError("this role may not break the glass")
+    text = " ".join(reason.split()) if isinstance(reason, str) else ""
+    shortest, longest = REASON_LENGTH
+    if not shortest <= len(text) <= longest:
+        raise ValidationFailedError([Problem("reason", f"must be {shortest}-{longest} characters")])
+    try:
+        check_access(session, user, patient)
+    except OutsideCareTeamError:
+        pass
+    else:
+        raise ConflictError("you may open this patient already")
+    now = clock_of(session).now()
+    grant = BreakGlassGrant(user_id=user.id, patient_id=patient.id, granted_at=now,
+                            expires_at=now + BREAK_GLASS_LIFETIME)
+    session.add(grant)
+    grant.reason = text
+    log(session, actor=actor, action="break_glass.open", resource_type="patient", resource_id=patient.id,
+        patient_id=patient.id, details={"grant": str(grant.id), "expires_at": grant.expires_at.isoformat()})
+    return grant
+
+
+@dataclass(frozen=True)
+class BreakGlassEntry:
+    """One break-glass opening as reviewers list it."""
+
+    grant: BreakGlassGrant
+    user_email: str
+    reason: str
+
+
+def break_glass_for_review(session: Session, *, since: datetime, limit: int = 200) -> list[BreakGlassEntry]:
+    """Return the break-glass openings since ``since``, newest first, with who opened and why (the caller
+    audits that the reasons were read)."""
+    rows = session.execute(select(BreakGlassGrant, User.email).join(User, User.id == BreakGlassGrant.user_id)
+                           .where(BreakGlassGrant.granted_at >= since)
+                           .order_by(BreakGlassGrant.granted_at.desc(), BreakGlassGrant.id).limit(limit))
+    return [BreakGlassEntry(grant, email, grant.reason or "") for grant, email in rows]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from itertools import islice
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -136,31 +137,48 @@ EXPORT_HEADER = {
 }
 
 
+EXPORT_CHUNK = 500
+
+
 def export_rows(session: Session, followups: Iterable[FollowUp], *, lang: str,
                 actor: Actor) -> Iterator[tuple[object, ...]]:
     """The follow-up records as workbook rows (header first): each follow-up's fields, outcome, staff
     notes and answers (``name=label`` joined), every cell safe to open; the export of each patient's
-    follow-ups is audited once."""
+    follow-ups is audited once.
+
+    Read in chunks of :data:`EXPORT_CHUNK` follow-ups: their patients, answers and staff members in
+    one query each per chunk, not per row.
+    """
     yield EXPORT_HEADER["en" if lang == "en" else "zh"]
     audited: set[uuid.UUID] = set()
-    for followup in followups:
-        patient = session.get(Patient, followup.patient_id)
-        if patient is None:
-            continue
-        if patient.id not in audited:
-            audited.add(patient.id)
-            log(session, actor=actor, action="followup.export", resource_type="patient", resource_id=patient.id,
-                patient_id=patient.id, details={})
-        answers = []
-        if followup.session_id is not None:
-            for result in session.scalars(select(FlowResult).where(FlowResult.session_id == followup.session_id)
+    remaining = iter(followups)
+    while chunk := list(islice(remaining, EXPORT_CHUNK)):
+        patients = {patient.id: patient for patient in session.scalars(
+            select(Patient).where(Patient.id.in_({followup.patient_id for followup in chunk})))}
+        answers: dict[uuid.UUID, list[str]] = {}
+        conversations = {followup.session_id for followup in chunk if followup.session_id is not None}
+        if conversations:
+            for result in session.scalars(select(FlowResult).where(FlowResult.session_id.in_(conversations))
                                           .order_by(FlowResult.recorded_at, FlowResult.id)):
-                answers.append(f"{result.name}={result.label or result.value}")
-        staff = session.get(User, followup.staff_id) if followup.staff_id is not None else None
-        outcome = FOLLOWUP_OUTCOMES.get(followup.outcome or "")
-        row = (patient.card_no, followup.flow_id, followup.due_at.isoformat(), followup.status,
-               followup.current_channel or "", followup.completed_at.isoformat() if followup.completed_at else "",
-               (outcome[1] if lang == "en" else outcome[0]) if outcome else followup.outcome or "",
-               staff.email if staff else "",
-               followup.staff_notes or "", "; ".join(answers))
-        yield tuple(safe_cell(value) for value in row)
+                if result.session_id is not None:
+                    answers.setdefault(result.session_id, []).append(f"{result.name}={result.label or result.value}")
+        staff_ids = {followup.staff_id for followup in chunk if followup.staff_id is not None}
+        staff = ({user.id: user for user in session.scalars(select(User).where(User.id.in_(staff_ids)))}
+                 if staff_ids else {})
+        for followup in chunk:
+            patient = patients.get(followup.patient_id)
+            if patient is None:
+                continue
+            if patient.id not in audited:
+                audited.add(patient.id)
+                log(session, actor=actor, action="followup.export", resource_type="patient", resource_id=patient.id,
+                    patient_id=patient.id, details={})
+            member = staff.get(followup.staff_id) if followup.staff_id is not None else None
+            outcome = FOLLOWUP_OUTCOMES.get(followup.outcome or "")
+            row = (patient.card_no, followup.flow_id, followup.due_at.isoformat(), followup.status,
+                   followup.current_channel or "", followup.completed_at.isoformat() if followup.completed_at else "",
+                   (outcome[1] if lang == "en" else outcome[0]) if outcome else followup.outcome or "",
+                   member.email if member else "",
+                   followup.staff_notes or "",
+                   "; ".join(answers.get(followup.session_id, []) if followup.session_id is not None else []))
+            yield tuple(safe_cell(value) for value in row)

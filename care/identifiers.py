@@ -1,4 +1,4 @@
-"""Patient identifiers: normalisation and validation of phone, resident ID, card number, openid.
+"""Patient identifiers: normalisation and validation of phone, resident ID, card number, openid, name.
 
 Normalised forms are what blind indexes are computed on, so a lookup finds a record however the
 number was typed (spaces, dashes, +86 or not, lower-case x in an ID number).
@@ -7,6 +7,7 @@ number was typed (spaces, dashes, +86 or not, lower-case x in an ID number).
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 
 import phonenumbers
@@ -79,3 +80,12 @@ def normalize_openid(raw: str) -> str:
     if not text or len(text) > 128 or _WHITESPACE.search(text):
         raise IdentifierError("WeChat openid must be one word of at most 128 characters")
     return text
+
+
+def normalize_name(raw: str) -> str:
+    """Return a name as its blind index sees it: NFKC (full-width letters become plain), no spaces, case-folded.
+
+    The panel finds a patient by the whole name (``王秀英``, ``wang xiuying`` = ``Wang  Xiuying``),
+    never by a part of it: the index is a keyed hash of the whole normalised name.
+    """
+    return "".join(unicodedata.normalize("NFKC", raw).split()).casefold()

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from care.care_teams import EVERY_PATIENT, OutsideCareTeamError, PatientScope
+from care.clinical.common import Label
 from care.errors import ConflictError, NotFoundError, Problem, ValidationFailedError
 from care.followups import check_outcome
-from care.models import Patient, StaffTask, TaskPriority, TaskStatus
+from care.indicator_table import display_name
+from care.models import Channel, FlowResult, Observation, Patient, StaffTask, TaskPriority, TaskStatus, User
 from security.audit import Actor, log
 from security.fields import clock_of
 
@@ -96,40 +98,148 @@ def open_tasks(session: Session, *, scope: PatientScope = EVERY_PATIENT, limit: 
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """What raised a task: a patient's message, a reading, or an answer of a conversation."""
+
+    kind: str  # "message", "reading" or "answer"
+    name: Label  # the indicator or result (empty for a message)
+    value: str
+    unit: str = ""
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class QueueItem:
-    """One open task as staff see it, with the patient's card number and name decrypted."""
+    """One open task as staff see it: the patient to call (decrypted), why the task exists, when it is due."""
 
     task: StaffTask
     card_no: str
     name: str
     note: dict[str, str]
     is_test: bool = False
+    phone: str = ""
+    language: str = "zh"
+    #: the first channel the patient may be reached on, in the clinic's order (None: none usable)
+    channel: str | None = None
+    due_at: datetime | None = None
+    evidence: tuple[Evidence, ...] = ()
+    acknowledged_by: str | None = None
+
+
+#: The order in which a patient's channels are tried (``care.followups.DEFAULT_ORDER``).
+CHANNEL_ORDER = (Channel.WECHAT.value, Channel.SMS.value, Channel.VOICE.value)
+#: At most this many answers of a conversation are shown as a task's reason.
+ANSWERS_SHOWN = 12
+
+
+def preferred_channel(patient: Patient) -> str | None:
+    """Return the first channel the patient consented to and has an address on, in :data:`CHANNEL_ORDER`."""
+    for channel in CHANNEL_ORDER:
+        consent = patient.consent_for(channel)
+        if consent is None or not consent.usable:
+            continue
+        if channel == Channel.WECHAT.value and not patient.wechat_openid:
+            continue
+        if channel != Channel.WECHAT.value and not patient.phone:
+            continue
+        return channel
+    return None
+
+
+def _text(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def task_evidence(session: Session, tasks: Sequence[StaffTask]) -> dict[uuid.UUID, tuple[Evidence, ...]]:
+    """Return, for each task, what raised it: the patient's messages, the reading, the conversation's answers.
+
+    A task's details name them (``message``/``messages``, ``observation_id``, ``session_id``); the
+    readings and answers of every task are read in one query each.
+    """
+    observation_ids: dict[uuid.UUID, uuid.UUID] = {}
+    session_ids: dict[uuid.UUID, uuid.UUID] = {}
+    for task in tasks:
+        details = task.details or {}
+        for key, ids in (("observation_id", observation_ids), ("session_id", session_ids)):
+            try:
+                ids[task.id] = uuid.UUID(str(details[key]))
+            except (KeyError, ValueError):
+                continue
+    readings = ({row.id: row for row in session.scalars(
+        select(Observation).where(Observation.id.in_(set(observation_ids.values()))))} if observation_ids else {})
+    answers: dict[uuid.UUID, list[FlowResult]] = {}
+    if session_ids:
+        for result in session.scalars(select(FlowResult).where(FlowResult.session_id.in_(set(session_ids.values())))
+                                      .order_by(FlowResult.recorded_at, FlowResult.id)):
+            if result.session_id is not None:
+                answers.setdefault(result.session_id, []).append(result)
+    evidence: dict[uuid.UUID, tuple[Evidence, ...]] = {}
+    for task in tasks:
+        details = task.details or {}
+        found: list[Evidence] = []
+        messages = details.get("messages") or ([{"message": details["message"]}] if details.get("message") else [])
+        for entry in messages if isinstance(messages, list) else []:
+            if isinstance(entry, dict) and entry.get("message"):
+                at = entry.get("at")
+                try:
+                    when = datetime.fromisoformat(at) if isinstance(at, str) else None
+                except ValueError:
+                    when = None
+                found.append(Evidence("message", Label("", ""), str(entry["message"]), at=when))
+        reading = readings.get(observation_ids[task.id]) if task.id in observation_ids else None
+        if reading is not None:
+            value = reading.value if reading.value is not None else reading.value_text
+            found.append(Evidence("reading", display_name(reading.code) or Label(reading.code, reading.code),
+                                  _text(value) if value is not None else "", reading.unit, reading.effective_at))
+        results = answers.get(session_ids[task.id], []) if task.id in session_ids else []
+        for result in results[:ANSWERS_SHOWN]:
+            shown = result.label or (_text(result.value) if result.value is not None else "")
+            found.append(Evidence("answer", Label(result.name, result.name), shown, result.unit or "",
+                                  result.recorded_at))
+        evidence[task.id] = tuple(found)
+    return evidence
 
 
 def work_queue(session: Session, *, actor: Actor, scope: PatientScope, limit: int = 200) -> list[QueueItem]:
-    """Return the open tasks (urgent first) of the patients in ``scope`` with whom each concerns; audit every
-    patient shown.
+    """Return the open tasks (urgent first) of the patients in ``scope`` with whom each concerns and what
+    raised it; audit every patient shown.
 
     A staff member's scope (``care.care_teams.scope_of``) holds their care teams' patients only.
-    Showing a name, card number or task note decrypts PHI, so each patient on the page gets one
-    ``patient.view`` entry naming the staff member who looked.
+    Showing a name, phone, card number, task note or the reading behind a task decrypts PHI, so
+    each patient on the page gets one ``patient.view`` entry naming the staff member who looked.
     """
     items: list[QueueItem] = []
     seen: set[uuid.UUID] = set()
     tasks = open_tasks(session, scope=scope, limit=limit)
-    # One query for every patient on the page; each task's many-to-one then finds its patient loaded.
-    list(session.scalars(select(Patient).where(Patient.id.in_({task.patient_id for task in tasks}))))
+    # One query for every patient on the page (with their consents); each task's many-to-one then finds it loaded.
+    list(session.scalars(select(Patient).where(Patient.id.in_({task.patient_id for task in tasks}))
+                         .options(selectinload(Patient.consents))))
+    evidence = task_evidence(session, tasks)
+    takers = {user.id: user.display_name or user.email for user in session.scalars(
+        select(User).where(User.id.in_({task.acknowledged_by for task in tasks if task.acknowledged_by})))}
     for task in tasks:
         patient = task.patient
         note = (task.details or {}).get("note")
         items.append(QueueItem(task=task, card_no=patient.card_no or "", name=patient.name or "",
                                note={str(k): str(v) for k, v in note.items()} if isinstance(note, dict) else {},
-                               is_test=patient.is_test))
+                               is_test=patient.is_test, phone=patient.phone or "", language=patient.language,
+                               channel=preferred_channel(patient), due_at=due_time(task),
+                               evidence=evidence.get(task.id, ()),
+                               acknowledged_by=takers.get(task.acknowledged_by) if task.acknowledged_by else None))
         if patient.id not in seen:
             seen.add(patient.id)
             log(session, actor=actor, action="patient.view", resource_type="patient", resource_id=patient.id,
                 patient_id=patient.id, details={"view": "work_queue"})
     return items
+
+
+def urgent_count(session: Session, *, scope: PatientScope) -> int:
+    """Count the open urgent tasks of the patients in ``scope`` (shown on every page; nothing is decrypted)."""
+    return int(session.scalar(select(func.count()).select_from(StaffTask).where(
+        StaffTask.status != TaskStatus.DONE.value, StaffTask.priority == TaskPriority.URGENT.value,
+        scope.clause(StaffTask.patient_id))) or 0)
 
 
 def acknowledge_task(session: Session, task_id: uuid.UUID, *, user_id: uuid.UUID, actor: Actor,

@@ -2,7 +2,7 @@
 
 from care.models.api_keys import SourceApiKey
 from care.models.base import Base, Timestamped
-from care.models.care_team import CareTeam, CareTeamMember, CareTeamPatient
+from care.models.care_team import BreakGlassGrant, CareTeam, CareTeamMember, CareTeamPatient
 from care.models.clinical import (
     AdviceOverride,
     CheckupReport,
@@ -61,6 +61,7 @@ __all__ = [
     "AuditChainHead",
     "AuditEntry",
     "Base",
+    "BreakGlassGrant",
     "Card",
     "CareTeam",
     "CareTeamMember",

@@ -9,6 +9,7 @@ from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from care.models.base import Base
+from security.fields import TEXT, encrypted
 from security.storage import UtcDateTime, Uuid
 
 
@@ -45,3 +46,22 @@ class CareTeamPatient(Base):
     team_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("care_teams.id", ondelete="CASCADE"))
     patient_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("patients.id", ondelete="CASCADE"), index=True)
     added_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class BreakGlassGrant(Base):
+    """A staff member's opening of a patient outside their care teams (break-glass), with their written reason.
+
+    Time-limited (``expires_at``); kept for review. The reason may name the patient's condition, so it
+    is encrypted under the patient's key; the audit trail names the grant, not the reason.
+    """
+
+    __tablename__ = "break_glass_grants"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    patient_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    reason = encrypted(TEXT, nullable=False)
+    granted_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    def key_owner_id(self) -> uuid.UUID:
+        return self.patient_id

@@ -9,7 +9,13 @@ from enum import StrEnum
 from sqlalchemy import Boolean, Date, ForeignKey, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from care.identifiers import normalize_card_no, normalize_id_number, normalize_openid, normalize_phone
+from care.identifiers import (
+    normalize_card_no,
+    normalize_id_number,
+    normalize_name,
+    normalize_openid,
+    normalize_phone,
+)
 from care.models.base import Base, Timestamped
 from security.fields import DATE, JSON, TEXT, encrypted
 from security.storage import UtcDateTime, Uuid
@@ -35,7 +41,9 @@ class Patient(Timestamped, Base):
     __tablename__ = "patients"
 
     card_no = encrypted(TEXT, index="card_no", normalize=normalize_card_no, unique=True, nullable=False)
-    name = encrypted(TEXT, nullable=False)
+    # Indexed so that the panel finds a patient by the whole name (0009_name_index); like every blind
+    # index it shows which rows share a value, never the value.
+    name = encrypted(TEXT, index="name", normalize=normalize_name, nullable=False)
     gender = encrypted(TEXT, nullable=False)
     birth_date = encrypted(DATE, nullable=False)
     id_number = encrypted(TEXT, index="id_number", normalize=normalize_id_number, unique=True)

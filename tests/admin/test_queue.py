@@ -144,3 +144,116 @@ def test_a_test_patients_task_is_marked_as_a_test(client, signed_in, db):
     make_task(db, own_test_patient(db, member.user, actor=TEST_ACTOR), "high")
     page = client.get("/admin/").get_data(as_text=True)
     assert "测试患者</span>" in page
+
+
+# -- what a task shows, and closing or moving it (issue 17) ----------------------------------------------
+def test_a_task_shows_whom_to_call_how_and_why(client, signed_in, make_patient, db, in_team, clock):
+    from care.observations import record_observation
+    from care.tasks import create_task as raise_task
+
+    member = signed_in("nurse")
+    patient = in_team(member, make_patient(name="孙丽华", phone="13700001234", language="en"))
+    reading = record_observation(db, patient, code="sbp", value=186, unit="mmHg", effective_at=clock.now(),
+                                 source="report:csv", actor=TEST_ACTOR)
+    db.flush()
+    raise_task(db, patient, kind="red_flag", priority="urgent", reason="bp_crisis",
+               details={"observation_id": str(reading.id)}, actor=TEST_ACTOR)
+    raise_task(db, patient, kind="patient_message", priority="normal", reason="patient_message",
+               details={"messages": [{"channel": "sms", "message": "我头很晕", "at": clock.now().isoformat()}]},
+               actor=TEST_ACTOR)
+    db.flush()
+    page = client.get("/admin/").get_data(as_text=True)
+    assert 'href="tel:13700001234"' in page
+    assert "English" in page  # the patient's language
+    assert "短信" in page  # enrolment consents to every channel; no WeChat bound: SMS first
+    assert "收缩压 186 mmHg" in page
+    assert "“我头很晕”" in page
+    assert page.index("bp_crisis") < page.index("patient_message")
+
+
+def test_every_page_counts_the_urgent_tasks_of_ones_teams(client, signed_in, make_patient, db, in_team):
+    member = signed_in("nurse")
+    mine = in_team(member, make_patient())
+    make_task(db, mine, "urgent")
+    make_task(db, mine, "urgent", reason="phq9_item9")
+    make_task(db, mine, "high")
+    make_task(db, make_patient(), "urgent")  # another team's
+    for path in ("/admin/", "/admin/patients", "/admin/account", f"/admin/patients/{mine.id}"):
+        assert "紧急：2" in client.get(path).get_data(as_text=True), path
+
+
+def test_the_auditor_sees_no_urgent_count(client, signed_in):
+    signed_in("auditor")
+    assert 'id="urgent-count"' not in client.get("/admin/account").get_data(as_text=True)
+
+
+def test_a_nurse_closes_a_task_with_an_outcome_and_notes(client, signed_in, make_patient, db, in_team, clock):
+    member = signed_in("nurse")
+    patient = in_team(member, make_patient())
+    task = make_task(db, patient, "urgent", reason="phq9_item9")
+    token = page_token(client, "/admin/")
+    response = client.post(f"/admin/tasks/{task.id}/close",
+                           data={"csrf_token": token, "outcome": "emergency_advised", "notes": "已嘱其家属陪同就医"})
+    assert response.status_code == 302
+    db.refresh(task)
+    assert (task.status, task.outcome, task.notes) == (TaskStatus.DONE.value, "emergency_advised", "已嘱其家属陪同就医")
+    assert task.closed_by == member.user.id
+    assert task.done_at == clock.now()
+    page = client.get("/admin/").get_data(as_text=True)
+    assert "任务已关闭" in page
+    assert f'data-task="{task.id}"' not in page
+    # The closed task stays on the patient's timeline, with its outcome and notes.
+    timeline = client.get(f"/admin/patients/{patient.id}").get_data(as_text=True).split('id="task-timeline"')[1]
+    assert "已建议立即就医" in timeline
+    assert "已嘱其家属陪同就医" in timeline
+    [entry] = db.scalars(select(AuditEntry).where(AuditEntry.action == "task.close")).all()
+    assert "已嘱其家属" not in entry.details
+
+
+@pytest.mark.parametrize("fields", [{}, {"outcome": "made_up"}, {"outcome": "resolved", "notes": "x" * 4001}])
+def test_closing_without_a_known_outcome_or_with_too_long_notes_changes_nothing(client, signed_in, make_patient, db,
+                                                                               in_team, fields):
+    member = signed_in("nurse")
+    task = make_task(db, in_team(member, make_patient()), "high")
+    client.post(f"/admin/tasks/{task.id}/close", data={"csrf_token": page_token(client, "/admin/"), **fields})
+    db.refresh(task)
+    assert task.status == TaskStatus.OPEN.value
+    assert "任务未关闭" in client.get("/admin/").get_data(as_text=True)
+
+
+def test_closing_needs_the_csrf_token_and_another_teams_task_is_refused(client, signed_in, make_patient, db, in_team):
+    member = signed_in("nurse")
+    in_team(member, make_patient())
+    other = make_task(db, make_patient(), "high")
+    assert client.post(f"/admin/tasks/{other.id}/close", data={"outcome": "resolved"}).status_code == 400
+    refused = client.post(f"/admin/tasks/{other.id}/close",
+                          data={"csrf_token": page_token(client, "/admin/"), "outcome": "resolved"})
+    assert refused.status_code == 403
+    db.refresh(other)
+    assert other.status == TaskStatus.OPEN.value
+
+
+def test_a_nurse_moves_a_task_to_tomorrow_in_the_clinics_time_zone(client, signed_in, make_patient, db, in_team, clock):
+    from datetime import UTC, datetime
+
+    member = signed_in("nurse")
+    task = make_task(db, in_team(member, make_patient()), "high")
+    # The test clock is 2026-11-29 02:00 UTC = 10:00 in Shanghai; 09:30 the next morning there is 01:30 UTC.
+    response = client.post(f"/admin/tasks/{task.id}/reschedule",
+                           data={"csrf_token": page_token(client, "/admin/"), "due": "2026-11-30T09:30"})
+    assert response.status_code == 302
+    db.refresh(task)
+    assert task.due_at == datetime(2026, 11, 30, 1, 30, tzinfo=UTC)
+    assert task.status == TaskStatus.OPEN.value
+    assert "任务已改到" in client.get("/admin/").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("due", ["", "tomorrow", "2026-11-28T09:00"])
+def test_a_bad_or_past_due_time_changes_nothing(client, signed_in, make_patient, db, in_team, due):
+    member = signed_in("nurse")
+    task = make_task(db, in_team(member, make_patient()), "high")
+    before = task.due_at
+    client.post(f"/admin/tasks/{task.id}/reschedule", data={"csrf_token": page_token(client, "/admin/"), "due": due})
+    db.refresh(task)
+    assert task.due_at == before
+    assert "任务未改期" in client.get("/admin/").get_data(as_text=True)

@@ -9,6 +9,7 @@ score raised, opens that patient's page, and switches the panel to English.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -29,6 +30,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-sync"]
 CARD_NO = "E2E0001"
+#: Where the run saves its screenshots of the main pages (the CI keeps the folder as an artefact).
+SCREENSHOTS = Path(os.environ.get("CARELOOP_E2E_SCREENSHOTS") or Path(__file__).parents[2] / "build" / "e2e")
 NEW_PASSWORD = "spring rain on the lotus pond 8"
 # GAD-7 answers by choice number (1 = not at all ... 4 = nearly every day): scores 2+2+1+3+1+2+1 = 12, moderate.
 GAD7_CHOICES = ["3", "3", "2", "4", "2", "3", "2"]
@@ -126,6 +129,7 @@ def test_a_new_administrator_signs_in_and_runs_a_gad7_in_the_simulator(clinic, t
     expect(page).to_have_url(re.compile(r"/admin/login\?next=/admin/"))
     expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
     expect(page.locator("h1")).to_have_text("登录")
+    screenshot(page, "login")
 
     # A wrong code: one generic refusal.
     page.fill("#email", clinic.email)
@@ -177,6 +181,7 @@ def test_a_new_administrator_signs_in_and_runs_a_gad7_in_the_simulator(clinic, t
     assert "中度" in transcript
     assert "2个工作日内联系您" in transcript
     expect(page.locator(".bubble.patient")).to_have_count(len(GAD7_CHOICES) + 2)  # the refused one, too
+    screenshot(page, "simulator-gad7")
 
     # The score raised a task for staff: it is on the queue with the test patient's card and name.
     page.click("nav >> text=待办工作")
@@ -214,3 +219,125 @@ def test_a_new_administrator_signs_in_and_runs_a_gad7_in_the_simulator(clinic, t
 
     # The refusal asked for above (the enrolled patient's card in the simulator) is the one failed load.
     assert tab.problems == ["Failed to load resource: the server responded with a status of 403 (FORBIDDEN)"]
+
+
+def screenshot(page: Page, name: str) -> None:
+    """Save the whole page as ``<SCREENSHOTS>/<name>.png``."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_function("() => Array.from(document.images).every(image => image.complete)")  # charts drawn
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def clinic_with_results(run_cli, fresh_settings, tmp_path) -> Iterator[Clinic]:
+    """A fresh clinic of two patients, one with three years of blood pressure and a glucose at 2.8 mmol/L."""
+    code, out, err = run_cli("init")
+    assert code == 0, err
+    printed = {key: re.search(rf"{key}:\s+(\S+)", out) for key in ("e-mail", "one-time password", "TOTP secret")}
+    assert all(printed.values()), out
+    patients = tmp_path / "patients.csv"
+    patients.write_text("card_no,name,gender,birth_date,phone,language\n"
+                        "E2E0101,王秀英,F,1956-04-12,13800000101,zh\n"
+                        "E2E0102,李建华,M,1961-09-30,13800000102,zh\n", encoding="utf-8")
+    assert run_cli("import", "patients", str(patients))[0] == 0
+    reports = tmp_path / "reports.csv"
+    reports.write_text("card_no,report_id,date,code,value,unit\n"
+                       "E2E0101,R-2024,2024-06-01,sbp,150,mmHg\n"
+                       "E2E0101,R-2025,2025-06-01,sbp,142,mmHg\n"
+                       "E2E0101,R-2026,2026-11-20,sbp,133,mmHg\n"
+                       "E2E0101,R-2026,2026-11-20,fpg,2.8,mmol/L\n", encoding="utf-8")
+    code, _out, err = run_cli("import", "reports", str(reports))
+    assert code == 0, err
+    app = careloop.create_app(fresh_settings)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="e2e-server", daemon=True)
+    thread.start()
+    try:
+        yield Clinic(url=f"http://127.0.0.1:{server.port}", email=printed["e-mail"].group(1),
+                     one_time_password=printed["one-time password"].group(1),
+                     totp_secret=printed["TOTP secret"].group(1))
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+        app.extensions["careloop"].close()
+
+
+def first_sign_in(page: Page, clinic: Clinic) -> None:
+    """Sign in with the one-time password and a TOTP code, and choose the new password."""
+    page.goto(f"{clinic.url}/admin/login")
+    page.fill("#email", clinic.email)
+    page.fill("#password", clinic.one_time_password)
+    page.fill("#code", totp.current_code(clinic.totp_secret, datetime.now(UTC)))
+    page.click("#submit")
+    expect(page).to_have_url(f"{clinic.url}/admin/password")
+    page.fill("#current_password", clinic.one_time_password)
+    page.fill("#new_password", NEW_PASSWORD)
+    page.fill("#confirm", NEW_PASSWORD)
+    page.click("#submit")
+    expect(page).to_have_url(f"{clinic.url}/admin/")
+
+
+def test_staff_find_a_patient_read_the_record_and_close_the_urgent_task(clinic_with_results, tab):
+    page, clinic = tab.page, clinic_with_results
+    first_sign_in(page, clinic)
+
+    # The glucose of 2.8 mmol/L raised an urgent task: counted in the header, on top of the queue, with the reading.
+    expect(page.locator("#urgent-count")).to_have_text("紧急：1")
+    row = page.locator("#queue tbody tr").first
+    expect(row.locator(".badge")).to_have_text("紧急")
+    expect(row.locator(".name")).to_have_text("王秀英")
+    expect(row.locator("a.dial")).to_have_attribute("href", "tel:+8613800000101")
+    expect(row.locator(".evidence.reading")).to_contain_text("2.8 mmol/L")
+    screenshot(page, "work-queue")
+
+    # The patients list: both patients; a search by whole name, then by phone, posted (the URL stays clean).
+    page.click("nav >> text=患者")
+    expect(page.locator("#patients tbody tr")).to_have_count(2)
+    page.fill("#q", "李建华")
+    page.click("#find")
+    expect(page.locator("#patients tbody tr")).to_have_count(1)
+    expect(page.locator("#patients .name")).to_have_text("李建华")
+    assert "李建华" not in page.url
+    page.fill("#q", "138 0000 0101")
+    page.click("#find")
+    expect(page.locator("#patients tbody tr")).to_have_count(1)
+    expect(page.locator("#patients .phone")).to_have_text("*******0101")
+    assert "0101" not in page.url
+    screenshot(page, "patients-search")
+
+    # The patient page: the record, a trend chart drawn by the server, the open task on the timeline.
+    page.locator("#patients .card-no a").click()
+    expect(page.locator("h1")).to_have_text("王秀英")
+    expect(page.locator("#observations")).to_contain_text("133")
+    chart = page.locator('#trends figure[data-code="sbp"] img')
+    expect(chart).to_be_visible()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=chart.element_handle())
+    expect(page.locator("#task-timeline li.open")).to_have_count(1)
+    screenshot(page, "patient-page")
+
+    # Back on the queue, the nurse's part: claim, then record the call's outcome and notes.
+    page.click("#urgent-count")
+    row = page.locator("#queue tbody tr").first
+    row.locator("button.acknowledge").click()
+    expect(page.locator(".flash.success")).to_have_text("已认领该任务。")
+    row = page.locator("#queue tbody tr").first
+    row.locator("details.close-task summary").click()
+    row.locator("select[name=outcome]").select_option("reached_advised")
+    row.locator("textarea[name=notes]").fill("已电话联系，嘱其进食并复测血糖")
+    row.locator("details.close-task button[type=submit]").click()
+    expect(page.locator(".flash.success")).to_have_text("任务已关闭。")
+    expect(page.locator("#queue-empty")).to_be_visible()
+    expect(page.locator("#urgent-count")).to_have_text("紧急：0")
+
+    # The closed task stays on the patient's timeline, with its outcome and notes.
+    page.click("nav >> text=患者")
+    page.locator("#patients tbody tr", has_text="王秀英").locator(".card-no a").click()
+    closed = page.locator("#task-timeline li.closed")
+    expect(closed).to_have_count(1)
+    expect(closed).to_contain_text("已联系，已给建议")
+    expect(closed).to_contain_text("嘱其进食并复测血糖")
+    screenshot(page, "patient-timeline")
+
+    # Nothing the pages did broke the Content-Security-Policy or failed to load.
+    assert tab.problems == []

@@ -258,8 +258,14 @@ def test_a_nurse_sees_only_her_teams_patients_on_the_patient_list(client, sign_i
     assert "甲队病人" in page
     assert "乙队病人" not in page
     assert "无队病人" not in page
-    searched = client.get("/admin/patients", query_string={"card": two_teams["b"].card_no}).get_data(as_text=True)
-    assert "乙队病人" not in searched
+    token = page_token(client, "/admin/patients")
+    own = client.post("/admin/patients", data={"csrf_token": token, "q": two_teams["a"].card_no})
+    assert "甲队病人" in own.get_data(as_text=True)
+    for search in (two_teams["b"].card_no, "乙队病人"):
+        searched = client.post("/admin/patients", data={"csrf_token": token, "q": search})
+        assert searched.status_code == 200
+        assert f'data-patient="{two_teams["b"].id}"' not in searched.get_data(as_text=True)
+        assert 'id="patients-empty"' in searched.get_data(as_text=True)
 
 
 def test_a_nurse_cannot_open_another_teams_patient_page_by_its_url(client, sign_in, two_teams, db):
