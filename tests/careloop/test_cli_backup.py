@@ -233,17 +233,17 @@ def test_a_backup_of_an_older_schema_is_restored_at_its_revision_and_migrated_to
     before = rows_of(clinic)
     engine = make_engine(clinic.database_url)
     try:
-        migrate.downgrade(engine, "0008_interventions")  # as the Careloop before this one left it
+        migrate.downgrade(engine, "0009_break_glass")  # as the Careloop before this one left it
         out = tmp_path / "older.backup"
         summary = create_backup(engine, KeyRing.load(clinic.key_file), clinic.blob_dir, out, now=SystemClock().now())
     finally:
         engine.dispose()
-    assert summary.revision == "0008_interventions"
+    assert summary.revision == "0009_break_glass"
 
     target = restored_settings(clinic, f"sqlite:///{tmp_path / 'upgraded.db'}", tmp_path)
     code, stdout, err = run_cli("backup", "restore", str(out), settings=target)
     assert code == 0, err
-    assert stdout.startswith(f"restored {out}: schema revision 0008_interventions (migrated to 0009_operations), ")
+    assert stdout.startswith(f"restored {out}: schema revision 0009_break_glass (migrated to 0009_operations), ")
     target_engine = make_engine(target.database_url)
     try:
         assert migrate.current_revision(target_engine) == migrate.head_revision()

@@ -1,7 +1,7 @@
 """operations: legal holds that block an erasure, and the record of each erasure
 
 Revision ID: 0009_operations
-Revises: 0008_interventions
+Revises: 0009_break_glass
 
 - ``legal_holds``: a patient whose record must be kept (one hold a patient); ``careloop erase`` refuses them.
 - ``erasures``: who erased which patient, when and why; no foreign key, it outlives the record it erased
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_operations"
-down_revision = "0008_interventions"
+down_revision = "0009_break_glass"
 branch_labels = None
 depends_on = None
 
