@@ -31,6 +31,8 @@ class BlobStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def blob_keys(self) -> list[str]: ...
+
 
 class BlobNotFoundError(KeyError):
     """No blob under that key."""
@@ -69,6 +71,13 @@ class LocalBlobStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
+
+    def blob_keys(self) -> list[str]:
+        """Every blob's key, sorted (files being written, ``*.tmp``, left out)."""
+        if not self.root.is_dir():
+            return []
+        found = (path.relative_to(self.root).as_posix() for path in self.root.rglob("*") if path.is_file())
+        return sorted(key for key in found if not key.endswith(".tmp") and _SAFE_KEY.match(key))
 
 
 def put_encrypted(session: Session, store: BlobStore, *, owner_id: uuid.UUID, key: str, data: bytes) -> None:

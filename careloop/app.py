@@ -120,6 +120,7 @@ def _follow_key_rotations(app: Flask, runtime: Runtime) -> None:
     def refresh_key_ring() -> None:
         # A request reads the time of the last look; the key file itself is looked at every few seconds.
         runtime.refresh_key_ring(every_seconds=KEY_RING_CHECK_SECONDS)
+        runtime.forget_erased_keys(every_seconds=KEY_RING_CHECK_SECONDS)
 
 
 def _register_health(app: Flask) -> None:

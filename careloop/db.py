@@ -33,7 +33,37 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.close()
 
 
+#: Execution options of a connection that reads one consistent snapshot of the whole database while the
+#: service goes on writing (``careloop backup create``): a read-only REPEATABLE READ transaction on
+#: PostgreSQL; on SQLite a deferred transaction, whose first read fixes the snapshot (WAL) and which never
+#: takes the write lock.
+SNAPSHOT = "careloop_snapshot"
+
+
+def snapshot_options(dialect: str) -> dict[str, Any]:
+    """The execution options of a snapshot connection on ``dialect`` (set them before it begins)."""
+    if dialect == "postgresql":
+        return {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+    return {SNAPSHOT: True}
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A connection in a read-only transaction that sees one consistent state of the whole database, taken
+    as it begins, however the service writes meanwhile; rolled back at the end (it changes nothing)."""
+    with engine.connect() as plain:
+        connection = plain.execution_options(**snapshot_options(engine.dialect.name))
+        with connection.begin() as transaction:
+            # The first read fixes the snapshot (SQLite: the WAL read mark; PostgreSQL: the first statement).
+            connection.exec_driver_sql("SELECT 1 FROM alembic_version").all()
+            yield connection
+            transaction.rollback()
+
+
 def _sqlite_begin(connection: Any) -> None:
+    if connection.get_execution_options().get(SNAPSHOT):
+        connection.exec_driver_sql("BEGIN DEFERRED")
+        return
     # IMMEDIATE takes the write lock up front, so two processes never deadlock upgrading a read lock.
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 

@@ -9,7 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from security.keys import KeyRing
 
@@ -34,6 +34,15 @@ def upgrade(engine: Engine, revision: str = "head", *, key_ring: KeyRing | None 
         config.attributes["connection"] = connection
         config.attributes["key_ring"] = key_ring
         command.upgrade(config, revision)
+
+
+def upgrade_on(connection: Connection, revision: str, *, key_ring: KeyRing | None = None) -> None:
+    """Bring the schema to ``revision`` inside the caller's transaction (a restore migrates and fills the
+    database in one)."""
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    config.attributes["key_ring"] = key_ring
+    command.upgrade(config, revision)
 
 
 def downgrade(engine: Engine, revision: str, *, key_ring: KeyRing | None = None) -> None:

@@ -53,7 +53,7 @@ def database_problem(failure: SQLAlchemyError, dialect: str | None = None) -> st
     return f"the database{f' ({dialect})' if dialect else ''} refused: {first}"
 
 
-def _sqlite_file_absent(url: str) -> bool:
+def sqlite_file_absent(url: str) -> bool:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return False
@@ -135,7 +135,7 @@ def open_runtime(settings: Settings, *, clock: Clock | None = None, sealing: boo
     :raises NotReadyError: not initialised, the key missing or another one, the schema behind, or the
         database unreachable; nothing was written.
     """
-    if _sqlite_file_absent(settings.database_url):
+    if sqlite_file_absent(settings.database_url):
         raise NotReadyError(NOT_INITIALISED)  # and no empty file is left behind
     engine = make_engine(settings.database_url)
     try:

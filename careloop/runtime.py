@@ -12,8 +12,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 
+from care.models import Erasure
 from careloop.db import Database, make_engine
 from careloop.settings import Settings
 from security.audit import Sealing, open_audit_secret
@@ -25,6 +27,8 @@ logger = logging.getLogger("careloop.runtime")
 # How long a web process may go on with the key ring it holds after ``careloop keys rotate`` elsewhere:
 # the first request after this many seconds looks at the key file (a ``stat``; read only if it changed).
 KEY_RING_CHECK_SECONDS = 10.0
+# How far before the last erasure seen (or the start) the next look for erasures begins.
+ERASURE_CLOCK_MARGIN = timedelta(minutes=5)
 
 
 @dataclass
@@ -37,6 +41,12 @@ class Runtime:
     bot: Any = field(default=None, repr=False)
     # When the key file was last looked at (:meth:`refresh_key_ring`).
     _key_ring_looked_at: datetime | None = field(default=None, repr=False)
+    # Erasures since this moment are looked for (:meth:`forget_erased_keys`); the runtime's start at first.
+    _erasures_since: datetime | None = field(default=None, repr=False)
+    _erasures_looked_at: datetime | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self._erasures_since = self.clock.now() - ERASURE_CLOCK_MARGIN
 
     @property
     def blob_dir(self) -> Path:
@@ -64,6 +74,37 @@ class Runtime:
         if reloaded and self.key_ring.primary != before:
             logger.info("key ring reloaded: master key version %d is primary (was %d)", self.key_ring.primary, before)
         return reloaded
+
+    def forget_erased_keys(self, *, every_seconds: float = 0.0) -> int:
+        """Drop from this process's key cache the data keys of patients erased by another process since the
+        last look (at most every ``every_seconds``); return how many erasures were found.
+
+        ``careloop erase`` destroys the key in the database and in its own process; a web process or worker
+        that read the patient earlier still holds the key in memory until this look.
+        """
+        now = self.clock.now()
+        looked = self._erasures_looked_at
+        if looked is not None and looked <= now < looked + timedelta(seconds=every_seconds):
+            return 0
+        self._erasures_looked_at = now
+        since = self._erasures_since or now
+        try:
+            with self.db.read_only() as session:
+                found = list(session.execute(select(Erasure.patient_id, Erasure.erased_at)
+                                             .where(Erasure.erased_at >= since)))
+        except SQLAlchemyError as failure:
+            # The request or job goes on and meets the database's state itself (/healthz answers 503); the
+            # look is made again after ``every_seconds``.
+            logger.error("erasures not looked up (%s); looking again in %.0f s", type(failure).__name__,
+                         every_seconds)
+            return 0
+        if not found:
+            return 0
+        self.db.cipher.forget(patient_id for patient_id, _ in found)
+        # Erasing processes' clocks may lag this one's a little: the margin looks back past the newest seen.
+        self._erasures_since = max(erased_at for _, erased_at in found) - ERASURE_CLOCK_MARGIN
+        logger.info("dropped the data keys of %d erased patient(s) from this process's cache", len(found))
+        return len(found)
 
     def close(self) -> None:
         self.db.engine.dispose()

@@ -48,6 +48,12 @@ class Settings:
     audit_key_file: Path | None = None
     audit_key: str | None = None
     audit_anchor_file: Path | None = None
+    # The erasure ledger (re-applied by every restore); beside the master key file unless set.
+    erasure_ledger_file: Path | None = None
+    # Where the worker writes its daily backup (none: no scheduled backup), and how many it keeps.
+    backup_dir: Path | None = None
+    backup_keep_daily: int = 7
+    backup_keep_weekly: int = 4
     secret_key: str | None = None
     public_url: str = "http://127.0.0.1:5000"
     blob_dir: Path = Path("instance/blobs")
@@ -90,6 +96,10 @@ class Settings:
         "audit_key_file": "CARELOOP_AUDIT_KEY_FILE",
         "audit_key": "CARELOOP_AUDIT_KEY",
         "audit_anchor_file": "CARELOOP_AUDIT_ANCHOR_FILE",
+        "erasure_ledger_file": "CARELOOP_ERASURE_LEDGER_FILE",
+        "backup_dir": "CARELOOP_BACKUP_DIR",
+        "backup_keep_daily": "CARELOOP_BACKUP_KEEP_DAILY",
+        "backup_keep_weekly": "CARELOOP_BACKUP_KEEP_WEEKLY",
         "secret_key": "CARELOOP_SECRET_KEY",
         "public_url": "CARELOOP_PUBLIC_URL",
         "blob_dir": "CARELOOP_BLOB_DIR",
@@ -211,6 +221,11 @@ class Settings:
         """The anchor file: ``CARELOOP_AUDIT_ANCHOR_FILE``, else ``audit.anchor`` beside the audit key file."""
         return self.audit_anchor_file or self.audit_key_path.with_name("audit.anchor")
 
+    @property
+    def erasure_ledger_path(self) -> Path:
+        """The erasure ledger: ``CARELOOP_ERASURE_LEDGER_FILE``, else ``erasures.ledger`` beside the master key file."""
+        return self.erasure_ledger_file or self.key_file.with_name("erasures.ledger")
+
     # -- channels ------------------------------------------------------------------------------
     def channel_status(self) -> dict[str, str | None]:
         """For each requested channel: None when live, else why it is not."""
@@ -297,8 +312,14 @@ def _clinic_value(attribute: str, name: str, raw: str) -> Any:
 def _convert(attribute: str, raw: str) -> Any:
     if attribute in Settings.CLINIC_SETTINGS:
         return _clinic_value(attribute, Settings.ENVIRONMENT_NAMES[attribute], raw)
-    if attribute in {"key_file", "blob_dir", "audit_key_file", "audit_anchor_file"}:
+    if attribute in {"key_file", "blob_dir", "audit_key_file", "audit_anchor_file", "erasure_ledger_file",
+                     "backup_dir"}:
         return Path(raw)
+    if attribute in {"backup_keep_daily", "backup_keep_weekly"}:
+        name = Settings.ENVIRONMENT_NAMES[attribute]
+        if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+            raise SettingsError(f"{name} must be a whole number of backups from 1 to 1000, not {raw!r}")
+        return int(raw)
     if attribute == "flows_dirs":
         # A folder that is missing is reported with the flows' problems at start, not refused here.
         return tuple(Path(part.strip()) for part in raw.split(":") if part.strip())

@@ -33,8 +33,9 @@ from sqlalchemy.orm import Session
 
 from bot.jobs import Job, bot_jobs
 from bot.outbox.queue import beat, retire
+from careloop.backups import backup_jobs
 from careloop.bot_runtime import BotRuntime, bot_for
-from careloop.runtime import Runtime
+from careloop.runtime import KEY_RING_CHECK_SECONDS, Runtime
 from security import audit
 from security.fields import cipher_of, clock_of
 from security.files import open_private
@@ -160,6 +161,7 @@ class Worker:
         so that new data keys, and the re-wrapping job, use the primary version ``keys rotate`` made.
         """
         self.runtime.refresh_key_ring()
+        self.runtime.forget_erased_keys(every_seconds=KEY_RING_CHECK_SECONDS)
         started = time.monotonic()
         handled = 0
         while True:
@@ -214,5 +216,5 @@ class Worker:
 def worker_for(runtime: Runtime) -> Worker:
     """The worker process's runner: every job, beating under its dispatcher's id (the id its claims carry)."""
     bot = bot_for(runtime)
-    return Worker(runtime, all_jobs(bot), worker_id=bot.dispatcher.worker_id,
+    return Worker(runtime, (*all_jobs(bot), *backup_jobs(runtime)), worker_id=bot.dispatcher.worker_id,
                   heartbeat_seconds=bot.services.config.worker_heartbeat_seconds)

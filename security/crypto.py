@@ -125,6 +125,12 @@ class FieldCipher:
         self._cache_put(owner_id, data_key)
         return data_key
 
+    def forget(self, owner_ids: Iterable[uuid.UUID]) -> None:
+        """Drop these owners' data keys from this process's cache (destroyed by another process: erased)."""
+        with self._lock:
+            for owner_id in owner_ids:
+                self._cache.pop(owner_id, None)
+
     def is_cached(self, owner_id: uuid.UUID) -> bool:
         """Whether the owner's data key is at hand without a query."""
         with self._lock:

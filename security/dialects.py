@@ -118,6 +118,19 @@ def insert_ignoring(dialect: str, table: Table, index_elements: tuple[str, ...],
 
 
 @functools.lru_cache(maxsize=16)
+def reset_identity(connection: Connection, table: Table) -> None:
+    """Move an auto-numbered key's sequence past the rows inserted with their own numbers (a restore).
+
+    PostgreSQL's ``BIGSERIAL`` would otherwise hand out 1 again; SQLite numbers from the largest key.
+    """
+    column = table.autoincrement_column
+    if column is None or connection.dialect.name != "postgresql":
+        return
+    connection.execute(
+        select(func.setval(func.pg_get_serial_sequence(table.name, column.name),
+                           func.coalesce(select(func.max(column)).scalar_subquery(), 0) + 1, False)))
+
+
 def locked_row_version(table: Table) -> ColumnElement[str]:
     """An expression that changes whenever a row of ``table`` is written (PostgreSQL's ``xmin``), built once.
 

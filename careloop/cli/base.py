@@ -138,6 +138,8 @@ COMMAND_MODULES: dict[str, str] = {
     "export": "careloop.cli.exports",
     "followups": "careloop.cli.care_work",
     "tasks": "careloop.cli.care_work",
+    "backup": "careloop.cli.operations",
+    "erase": "careloop.cli.operations",
     "patients": "careloop.cli.patients",
 }
 

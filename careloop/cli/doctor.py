@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import stat
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ import click
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
+from careloop.backups import backups_in
 from careloop.cli.base import CliContext, main, pass_cli
 from careloop.file_modes import loose_file_lines
 from careloop.flow_library import load_flow_library, problem_lines
@@ -32,10 +34,14 @@ from careloop.runtime import Runtime
 from careloop.settings import Settings, SettingsError
 from security import audit
 from security.audit import AuditKeyError
+from security.erasure_ledger import LedgerError, read_ledger
+from security.files import write_private
 from security.session import audit_keys_of
 
 #: The most the application's clock and the database's may differ before the check fails.
 MAX_CLOCK_SKEW_SECONDS = 120.0
+#: The oldest the newest scheduled backup may be (the worker writes one a day).
+MAX_BACKUP_AGE_DAYS = 2
 
 
 @dataclass
@@ -108,13 +114,52 @@ def check_channels(scene: Scene) -> Finding:
 def check_blob_store(scene: Scene) -> Finding:
     folder = scene.settings.blob_dir
     if folder.exists():
-        if folder.is_dir() and os.access(folder, os.W_OK | os.X_OK):
-            return Finding("blob store", True, f"{folder} (writable)")
-        return Finding("blob store", False, f"{folder} is not a folder this user can write to")
+        if not folder.is_dir():
+            return Finding("blob store", False, f"{folder} is not a folder")
+        # A file written and removed: permission bits say nothing of a read-only mount or a full disk.
+        probe = folder / f".doctor-{uuid.uuid4().hex}.tmp"
+        try:
+            write_private(probe, b"careloop doctor")
+        except OSError as problem:
+            return Finding("blob store", False, f"{folder}: a file cannot be written ({problem.strerror})")
+        finally:
+            probe.unlink(missing_ok=True)
+        return Finding("blob store", True, f"{folder} (writable)")
     parent = next((path for path in folder.absolute().parents if path.exists()), Path("/"))
     if os.access(parent, os.W_OK | os.X_OK):
         return Finding("blob store", True, f"{folder} (made at first use)")
     return Finding("blob store", False, f"{folder} does not exist and {parent} is not writable")
+
+
+def check_erasure_ledger(scene: Scene) -> Finding:
+    path = scene.settings.erasure_ledger_path
+    if scene.runtime is None:
+        return Finding("erasure ledger", False, "not checked: the database could not be opened")
+    try:
+        entries = read_ledger(path, scene.runtime.key_ring)
+    except LedgerError as problem:
+        return Finding("erasure ledger", False, str(problem))
+    if not entries:
+        return Finding("erasure ledger", True, f"{path} (no erasure yet)")
+    return Finding("erasure ledger", True, f"{path} ({len(entries)} erasure(s), each authenticates)")
+
+
+def check_backups(scene: Scene) -> Finding:
+    folder = scene.settings.backup_dir
+    if folder is None:
+        return Finding("backups", True, "no scheduled backup (CARELOOP_BACKUP_DIR not set)")
+    if folder.exists() and not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
+        return Finding("backups", False, f"{folder} is not a folder this user can write to")
+    found = backups_in(folder)
+    if not found:
+        return Finding("backups", True, f"{folder} (none yet: the worker writes one a day)")
+    newest = max(found)
+    now = scene.runtime.clock.now() if scene.runtime is not None else datetime.now(UTC)
+    age_days = (now.astimezone(UTC).date() - newest).days
+    if age_days > MAX_BACKUP_AGE_DAYS:
+        return Finding("backups", False, f"the newest backup, {found[newest].name}, is {age_days} days old: "
+                                         "is the worker running?")
+    return Finding("backups", True, f"{folder} ({len(found)} kept, newest {found[newest].name})")
 
 
 def check_flows(scene: Scene) -> Finding:
@@ -172,13 +217,15 @@ def _as_utc(value: object) -> datetime | None:
 
 CHECKS: tuple[Callable[[Scene], Finding], ...] = (
     check_key, check_database, check_files, check_channels, check_blob_store, check_flows, check_audit, check_clock,
+    check_erasure_ledger, check_backups,
 )
 
 
 @main.command()
 @pass_cli
 def doctor(cli: CliContext) -> None:
-    """Check settings, key file, database and schema, file modes, channels, blob store, flows, audit and clock."""
+    """Check settings, key file, database and schema, file modes, channels, blob store, flows, audit, clock,
+    erasure ledger and backups."""
     try:
         settings = cli.settings
     except SettingsError as bad:

@@ -1,4 +1,4 @@
-"""``careloop patients quiet-hours``: a patient's own settings, as staff keep them.
+"""``careloop patients quiet-hours|hold``: a patient's own settings and legal holds, as staff keep them.
 
 ``patients quiet-hours PATIENT_REF 21:30-07:30`` gives the patient quiet hours of their own (local
 times where they live; the worker sends them no follow-up message then), ``--clear`` returns them to
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import click
 
+from care.erasure import place_hold, release_hold
 from care.errors import NotFoundError, ValidationFailedError
 from care.patients import get_patient, set_quiet_hours
 from care.quiet_hours import FORMAT, parse_quiet_hours, quiet_hours_text
@@ -18,7 +19,7 @@ from careloop.cli.base import CliContext, main, pass_cli
 
 @main.group(name="patients")
 def patients_group() -> None:
-    """A patient's own settings (quiet hours)."""
+    """A patient's own settings (quiet hours) and legal holds."""
 
 
 @patients_group.command(name="quiet-hours")
@@ -45,3 +46,19 @@ def quiet_hours(cli: CliContext, patient_ref: str, hours: str | None, clear: boo
         click.echo(f"{card}: quiet hours {own} ({zone}), the patient's own (the clinic's: {clinic})")
     else:
         click.echo(f"{card}: quiet hours {clinic} ({zone}), the clinic's")
+
+
+@patients_group.command()
+@click.argument("patient_ref")
+@click.option("--reason", required=True, help="Why the record must be kept (or why the hold ends).")
+@click.option("--release", is_flag=True, help="Release the hold instead of placing it.")
+@pass_cli
+def hold(cli: CliContext, patient_ref: str, reason: str, release: bool) -> None:
+    """Place (or release) a legal hold: a held patient cannot be erased."""
+    with cli.unit_of_work() as session:
+        patient = get_patient(session, patient_ref)
+        if release:
+            release_hold(session, patient, reason=reason, actor=cli.actor)
+        else:
+            place_hold(session, patient, reason=reason, actor=cli.actor)
+    click.echo(f"legal hold on patient {patient.id} {'released' if release else 'placed'}")

@@ -31,7 +31,8 @@ def test_a_fresh_installation_passes_every_check(run_cli, initialised):
     code, out, err = run_cli("doctor")
     assert (code, err) == (0, "")
     assert checks(out) == {name: "ok" for name in (
-        "settings", "key", "database", "files", "channels", "blob store", "flows", "audit", "clock")}
+        "settings", "key", "database", "files", "channels", "blob store", "flows", "audit", "clock", "erasure ledger",
+        "backups")}
     assert f"flows: {LIBRARY_FLOWS} installed" in out
 
 
@@ -74,3 +75,36 @@ def test_a_database_never_initialised_says_run_init_first(run_cli, fresh_setting
     assert checks(out)["database"] == "FAIL"
     assert checks(out)["flows"] == "ok"
     assert not Path(fresh_settings.key_file).exists()
+
+
+def test_an_altered_erasure_ledger_fails(run_cli, initialised):
+    initialised.erasure_ledger_path.write_text(
+        '{"patient_id": "7d4cbd0a-4b7a-4b8f-9d5e-0a1b2c3d4e5f", "erased_at": "2026-12-01T00:00:00+00:00", '
+        '"mac": "00"}\n', encoding="utf-8")
+    code, out, err = run_cli("doctor")
+    assert (code, err) == (1, "error: 1 check failed: erasure ledger\n")
+    assert (f"FAIL  erasure ledger: the erasure ledger {initialised.erasure_ledger_path}, line 1, does not "
+            "authenticate under this master key") in out
+
+
+def test_a_blob_store_that_is_not_a_folder_fails(run_cli, initialised, tmp_path):
+    not_a_folder = tmp_path / "blobs-file"
+    not_a_folder.write_text("x", encoding="utf-8")
+    not_a_folder.chmod(0o600)
+    code, out, err = run_cli("doctor", settings=initialised.with_overrides(blob_dir=not_a_folder))
+    assert (code, err) == (1, "error: 1 check failed: blob store\n")
+    assert f"FAIL  blob store: {not_a_folder} is not a folder" in out
+
+
+def test_scheduled_backups_that_stopped_fail(run_cli, initialised, tmp_path):
+    folder = tmp_path / "backups"
+    folder.mkdir(mode=0o700)
+    (folder / "careloop-20200101.backup").write_bytes(b"old")
+    code, out, err = run_cli("doctor", settings=initialised.with_overrides(backup_dir=folder))
+    assert (code, err) == (1, "error: 1 check failed: backups\n")
+    assert "FAIL  backups: the newest backup, careloop-20200101.backup, is " in out
+    assert "days old: is the worker running?" in out
+    (folder / "careloop-20200101.backup").unlink()
+    code, out, err = run_cli("doctor", settings=initialised.with_overrides(backup_dir=folder))
+    assert (code, err) == (0, "")
+    assert f"ok    backups: {folder} (none yet: the worker writes one a day)" in out

@@ -59,6 +59,20 @@ NO_DATABASE: set[Path_] = {("risk",), ("flows", "validate"), ("flows", "list"), 
                            ("interventions", "validate")}
 # Commands that initialise the database: on an empty one they succeed.
 INITIALISING: set[Path_] = {("init",), ("demo",)}
+# Commands that read a backup file before the database: an empty database is what a restore is for, and a
+# backup is verified with the key alone; given a file that is no backup, they say so in one line.
+BACKUP_FILES: set[Path_] = {("backup", "verify"), ("backup", "restore")}
+# ... and those of them that never open the database at all.
+BACKUP_ONLY: set[Path_] = {("backup", "verify")}
+
+
+def assert_no_backup_said(answers: Answers, paths: set[Path_]) -> None:
+    for path in paths:
+        code, out, err = answers[path]
+        assert (path, code, out) == (path, 1, "")
+        assert err.startswith("error: "), err
+        assert err.endswith(" is not a Careloop backup file\n"), err
+        assert err.count("\n") == 1
 
 
 def leaf_commands(group: click.Group, prefix: Path_ = ()) -> Iterator[tuple[Path_, click.Command]]:
@@ -159,7 +173,8 @@ def test_every_command_on_a_database_never_initialised_says_run_init_first(
         KeyRing.generate(fresh_settings.key_file).save()
     assert_just_works(run_everything(run_cli, tmp_path, monkeypatch, only=NO_DATABASE), NO_DATABASE)
 
-    refusing = {path for path, _ in COMMANDS} - NO_DATABASE - INITIALISING
+    assert_no_backup_said(run_everything(run_cli, tmp_path, monkeypatch, only=BACKUP_FILES), BACKUP_FILES)
+    refusing = {path for path, _ in COMMANDS} - NO_DATABASE - INITIALISING - BACKUP_FILES
     wrong = {}
     for path, (code, _, err) in run_everything(run_cli, tmp_path, monkeypatch, only=refusing).items():
         if (code, err) != (1, f"error: {NOT_INITIALISED}\n"):
@@ -224,12 +239,13 @@ def test_every_command_with_a_wrong_key_says_the_key_does_not_match(
     answers = run_everything(run_cli, tmp_path, monkeypatch, settings=settings)
     wrong = {}
     for path, (code, _, err) in answers.items():
-        if path in NO_DATABASE:
+        if path in NO_DATABASE | BACKUP_ONLY:
             continue
         if code != 1 or not err.startswith(expected) or err.count("\n") != 1 or "altered" in err:
             wrong[" ".join(path)] = (code, err[-300:])
     assert wrong == {}
     assert_just_works(answers, NO_DATABASE)
+    assert_no_backup_said(answers, BACKUP_ONLY)
     assert audit_rows(fresh_settings) == before  # nothing was written under the wrong key
     assert fresh_settings.key_file.read_bytes() == right
     assert KeyRing.load(stranger.path).primary == 1  # `keys rotate` did not rotate the stranger either
@@ -241,7 +257,7 @@ def test_every_command_without_the_key_file_names_the_key_to_restore(
     answers = run_everything(run_cli, tmp_path, monkeypatch)
     wrong = {}
     for path, (code, _, err) in answers.items():
-        if path in NO_DATABASE:
+        if path in NO_DATABASE | BACKUP_ONLY:
             continue
         if (code != 1 or not err.startswith(f"error: the master key is missing: this database expects key id "
                                             f"{initialised}, and there is no key file at {fresh_settings.key_file}")
@@ -249,6 +265,7 @@ def test_every_command_without_the_key_file_names_the_key_to_restore(
             wrong[" ".join(path)] = (code, err[-300:])
     assert wrong == {}
     assert_just_works(answers, NO_DATABASE)
+    assert_no_backup_said(answers, BACKUP_ONLY)
     assert not fresh_settings.key_file.exists()  # init made no new key
 
 
