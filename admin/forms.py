@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
+    BooleanField,
     DateTimeLocalField,
     HiddenField,
     IntegerField,
@@ -86,3 +87,19 @@ class BreakGlassForm(FlaskForm):  # type: ignore[misc]
         DataRequired(message=_l("Write the reason.")),
         Length(min=10, max=1000, message=_l("Write the reason in 10 to 1000 characters."))])
     submit = SubmitField(_l("Open the record (break-glass)"))
+
+
+class TagRuleForm(FlaskForm):  # type: ignore[misc]
+    """A tag rule as staff write it; Preview counts the patients it would tag, Save makes the new version.
+
+    A new rule takes a name and a tag; an existing one keeps both (the view shows them) and changes
+    its expression or enabled flag.
+    """
+
+    name = StringField(_l("Rule name"), validators=[Optional(), Length(max=64)])
+    tag = StringField(_l("Tag it sets"), validators=[Optional(), Length(max=64)])
+    expression = TextAreaField(_l("When (expression over the patient's facts)"), validators=[
+        DataRequired(message=_l("Write the expression.")), Length(max=1000)])
+    enabled = BooleanField(_l("Enabled"), default=True)
+    preview = SubmitField(_l("Preview"))
+    save = SubmitField(_l("Save"))

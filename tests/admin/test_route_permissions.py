@@ -21,10 +21,12 @@ from werkzeug.test import TestResponse
 
 from admin.auth import RouteAccess, declared_access, require
 from admin.web import FLASK_ENDPOINTS
-from care import care_teams
-from care.models import Patient, StaffTask
+from bot.tag_rules import rule_engine
+from care import care_teams, tag_rules
+from care.models import Patient, StaffTask, TagRule
 from care.observations import record_observation
 from care.tasks import create_task
+from flows.registry import FlowLibrary
 from security.roles import DEFAULT_ROLES, Permission
 from tests.admin.conftest import page_token
 from tests.conftest import TEST_ACTOR
@@ -72,6 +74,14 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("admin.break_glass", "POST"): Call(_needs(Permission.BREAK_GLASS), "/admin/patients/{patient}/break-glass",
                                         {"reason": "急诊需要查看既往记录"}),
     ("admin.trend_chart", "GET"): Call(_needs(Permission.RECORD_READ), "/admin/patients/{patient}/trends/sbp.svg"),
+    ("admin.tag_rules_list", "GET"): Call(_needs(Permission.TAGS_MANAGE), "/admin/tag-rules"),
+    ("admin.tag_rule_new", "GET"): Call(_needs(Permission.TAGS_MANAGE), "/admin/tag-rules/new"),
+    ("admin.tag_rule_new", "POST"): Call(_needs(Permission.TAGS_MANAGE), "/admin/tag-rules/new",
+                                         {"name": "矩阵", "tag": "矩阵", "expression": "latest.sbp >= 140",
+                                          "preview": "y"}),
+    ("admin.tag_rule_edit", "GET"): Call(_needs(Permission.TAGS_MANAGE), "/admin/tag-rules/{rule}"),
+    ("admin.tag_rule_edit", "POST"): Call(_needs(Permission.TAGS_MANAGE), "/admin/tag-rules/{rule}",
+                                          {"expression": "latest.sbp >= 150", "preview": "y"}),
 }
 #: (Webhooks check the provider's signature, the report API its bearer key: tests/webhooks, tests/api.)
 OUTSIDE_THE_PANEL = {"static", "healthz", "wechat.verify", "wechat.receive", "twilio.sms", "twilio.voice",
@@ -136,6 +146,13 @@ def _call(browser: FlaskClient, call: Call, method: str, ids: dict[str, str]) ->
     return browser.post(path, data={"csrf_token": token, **{k: v.format(**ids) for k, v in call.data.items()}})
 
 
+def _a_rule(db: Any) -> TagRule:
+    rule, _run = tag_rules.add_rule(db, rule_engine(FlowLibrary.builtin()), "矩阵规则", tag="矩阵",
+                                    expression="latest.sbp >= 140", actor=TEST_ACTOR)
+    db.flush()
+    return rule
+
+
 @pytest.fixture
 def patient_of_the_team(db, make_patient, clock) -> Callable[[Any], tuple[Patient, StaffTask]]:
     """A patient in a care team of the staff member, with an open task, and some of their record."""
@@ -155,10 +172,10 @@ def patient_of_the_team(db, make_patient, clock) -> Callable[[Any], tuple[Patien
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_each_role_meets_the_matrix_on_every_route(client, signed_in, patient_of_the_team, role):
+def test_each_role_meets_the_matrix_on_every_route(client, db, signed_in, patient_of_the_team, role):
     member = signed_in(role)
     patient, task = patient_of_the_team(member)
-    ids = {"task": str(task.id), "patient": str(patient.id)}
+    ids = {"task": str(task.id), "patient": str(patient.id), "rule": str(_a_rule(db).id)}
     wrong: list[str] = []
     # Signing out last: it ends the session the other calls need.
     calls = sorted(MATRIX.items(), key=lambda item: item[0][0] == "admin.logout")
@@ -181,7 +198,7 @@ def test_signed_out_every_guarded_route_sends_to_the_login_page_and_shows_nothin
     patient = make_patient(name="未登录看不到")
     task = create_task(db, patient, kind="flow_alert", priority="urgent", reason="phq9_item9", actor=TEST_ACTOR)
     db.flush()
-    ids = {"task": str(task.id), "patient": str(patient.id)}
+    ids = {"task": str(task.id), "patient": str(patient.id), "rule": str(_a_rule(db).id)}
     for (endpoint, method), call in MATRIX.items():
         if not call.access.signed_in:
             continue
