@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField, FileRequired, FileSize
 from wtforms import (
     BooleanField,
     DateTimeLocalField,
@@ -103,3 +104,18 @@ class TagRuleForm(FlaskForm):  # type: ignore[misc]
     enabled = BooleanField(_l("Enabled"), default=True)
     preview = SubmitField(_l("Preview"))
     save = SubmitField(_l("Save"))
+
+
+#: The largest flow file the panel takes (the largest built-in flow is a few tens of kilobytes).
+MAX_FLOW_UPLOAD = 256 * 1024
+
+
+class FlowUploadForm(FlaskForm):  # type: ignore[misc]
+    """A flow definition file (YAML) to check and install as a new version."""
+
+    file = FileField(_l("Flow file (.yaml)"), validators=[
+        FileRequired(message=_l("Choose a flow file.")),
+        FileAllowed(["yaml", "yml"], message=_l("A flow file ends in .yaml or .yml.")),
+        FileSize(max_size=MAX_FLOW_UPLOAD, message=_l("A flow file is at most 256 KB.")),
+    ])
+    submit = SubmitField(_l("Check and install"))
