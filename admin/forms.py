@@ -7,6 +7,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired, FileSize
 from wtforms import (
     BooleanField,
+    DateField,
     DateTimeLocalField,
     HiddenField,
     IntegerField,
@@ -119,3 +120,30 @@ class FlowUploadForm(FlaskForm):  # type: ignore[misc]
         FileSize(max_size=MAX_FLOW_UPLOAD, message=_l("A flow file is at most 256 KB.")),
     ])
     submit = SubmitField(_l("Check and install"))
+
+
+class ExportForm(FlaskForm):  # type: ignore[misc]
+    """What to export and how to narrow it (the view fills the kinds and the plans)."""
+
+    kind = SelectField(_l("What to export"), validators=[DataRequired()])
+    tag = StringField(_l("Only patients with the tag"), validators=[Optional(), Length(max=64)])
+    plan = SelectField(_l("Only patients in the plan"), validators=[Optional()], validate_choice=False)
+    date_from = DateField(_l("From (day)"), validators=[Optional()])
+    date_to = DateField(_l("To (day)"), validators=[Optional()])
+    submit = SubmitField(_l("Make the export"))
+
+
+class AuditFilterForm(FlaskForm):  # type: ignore[misc]
+    """The audit trail's filters; posted, never in a URL (a card number is a patient's identifier)."""
+
+    user_email = StringField(_l("Staff e-mail"), validators=[Optional(), Length(max=254)])
+    patient_ref = StringField(_l("Patient card number or id"), validators=[Optional(), Length(max=64)])
+    action = StringField(_l("Action (a prefix ending in a dot, such as tag.)"), validators=[Optional(), Length(max=64)])
+    date_from = DateField(_l("From (day)"), validators=[Optional()])
+    date_to = DateField(_l("To (day)"), validators=[Optional()])
+    page = IntegerField(validators=[Optional(), NumberRange(min=1, max=10_000_000)])
+    submit = SubmitField(_l("Filter"))
+
+
+class VerifyChainForm(FlaskForm):  # type: ignore[misc]
+    submit = SubmitField(_l("Verify now"))

@@ -23,6 +23,7 @@ from care.models.engagement import (
     TaskPriority,
     TaskStatus,
 )
+from care.models.exports import ExportJob, ExportStatus
 from care.models.interventions import (
     InterventionEnrolment,
     InterventionProgram,
@@ -47,6 +48,8 @@ from security.audit import AuditChainHead, AuditEntry
 from security.crypto import DataKey
 
 __all__ = [
+    "ExportJob",
+    "ExportStatus",
     "FOLLOWUP_FINAL",
     "EnrolmentStatus",
     "Plan",

@@ -11,6 +11,7 @@ patient.
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,7 @@ from admin.auth import RouteAccess, declared_access, require
 from admin.web import FLASK_ENDPOINTS
 from bot.tag_rules import rule_engine
 from care import care_teams, tag_rules
-from care.models import Patient, StaffTask, TagRule
+from care.models import ExportJob, Patient, StaffTask, TagRule
 from care.observations import record_observation
 from care.tasks import create_task
 from flows.registry import FlowLibrary
@@ -84,6 +85,16 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("admin.flow_upload", "POST"): Call(_needs(Permission.FLOWS_MANAGE), "/admin/flows",
                                         files={"file": ("broken.yaml", b"id: broken\nversion: 1\n")},
                                         allowed=(422,)),
+    ("admin.exports_page", "GET"): Call(_needs(Permission.EXPORT_RUN), "/admin/exports"),
+    ("admin.export_request", "POST"): Call(_needs(Permission.EXPORT_RUN), "/admin/exports", {"kind": "patients"}),
+    ("admin.export_progress", "GET"): Call(_needs(Permission.EXPORT_RUN), "/admin/exports/{export}"),
+    # The file of another's export is not theirs: a redirect to the exports page, with nothing sent.
+    ("admin.export_download", "GET"): Call(_needs(Permission.EXPORT_RUN), "/admin/exports/{export}/file",
+                                           allowed=(302,)),
+    ("admin.audit_trail_page", "GET"): Call(_needs(Permission.AUDIT_READ), "/admin/audit"),
+    ("admin.audit_trail_page", "POST"): Call(_needs(Permission.AUDIT_READ), "/admin/audit",
+                                             {"action": "patient.read"}),
+    ("admin.audit_verify", "POST"): Call(_needs(Permission.AUDIT_READ), "/admin/audit/verify"),
     ("admin.tag_rules_list", "GET"): Call(_needs(Permission.TAGS_MANAGE), "/admin/tag-rules"),
     ("admin.tag_rule_new", "GET"): Call(_needs(Permission.TAGS_MANAGE), "/admin/tag-rules/new"),
     ("admin.tag_rule_new", "POST"): Call(_needs(Permission.TAGS_MANAGE), "/admin/tag-rules/new",
@@ -165,6 +176,16 @@ def _a_rule(db: Any) -> TagRule:
     return rule
 
 
+def _an_export(db: Any, user: Any) -> ExportJob:
+    """An export of the staff member whose file is gone already (downloaded)."""
+    now = db.info["clock"].now()
+    job = ExportJob(id=uuid.uuid4(), kind="patients", lang="zh", filters={}, requested_by=user.id, status="removed",
+                    total=1, done=1, rows=1, created_at=now, updated_at=now)
+    db.add(job)
+    db.flush()
+    return job
+
+
 @pytest.fixture
 def patient_of_the_team(db, make_patient, clock) -> Callable[[Any], tuple[Patient, StaffTask]]:
     """A patient in a care team of the staff member, with an open task, and some of their record."""
@@ -187,12 +208,15 @@ def patient_of_the_team(db, make_patient, clock) -> Callable[[Any], tuple[Patien
 def test_each_role_meets_the_matrix_on_every_route(client, db, signed_in, patient_of_the_team, role):
     member = signed_in(role)
     patient, task = patient_of_the_team(member)
-    ids = {"task": str(task.id), "patient": str(patient.id), "rule": str(_a_rule(db).id)}
+    ids = {"task": str(task.id), "patient": str(patient.id), "rule": str(_a_rule(db).id),
+           "export": str(_an_export(db, member.user).id)}
+    exports_runner = client.application.extensions["careloop.exports"]
     wrong: list[str] = []
     # Signing out last: it ends the session the other calls need.
     calls = sorted(MATRIX.items(), key=lambda item: item[0][0] == "admin.logout")
     for (endpoint, method), call in calls:
         response = _call(client, call, method, ids)
+        exports_runner.wait(timeout=60)  # an export asked for is written before the next call
         body = response.get_data(as_text=True)
         if _allowed(role, call.access):
             if response.status_code not in call.allowed:
@@ -210,7 +234,8 @@ def test_signed_out_every_guarded_route_sends_to_the_login_page_and_shows_nothin
     patient = make_patient(name="未登录看不到")
     task = create_task(db, patient, kind="flow_alert", priority="urgent", reason="phq9_item9", actor=TEST_ACTOR)
     db.flush()
-    ids = {"task": str(task.id), "patient": str(patient.id), "rule": str(_a_rule(db).id)}
+    ids = {"task": str(task.id), "patient": str(patient.id), "rule": str(_a_rule(db).id),
+           "export": "00000000-0000-0000-0000-000000000001"}
     for (endpoint, method), call in MATRIX.items():
         if not call.access.signed_in:
             continue
