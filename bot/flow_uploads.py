@@ -118,10 +118,6 @@ def install_upload(session: Session, services: BotServices, *, content: bytes, f
 
     :raises FlowRefusedError: with every problem found; nothing is written and the library is unchanged.
     """
-    if not folders:
-        raise FlowRefusedError([UploadProblem(None, None, "no folder for the clinic's flows is set "
-                                                          "(CARELOOP_FLOWS_DIR); ask the operator to set one",
-                                              "no_folder")])
     if len(content) > MAX_FILE_BYTES:
         raise FlowRefusedError([UploadProblem(None, None, f"the file is larger than {MAX_FILE_BYTES} bytes",
                                               "schema")])
@@ -129,7 +125,6 @@ def install_upload(session: Session, services: BotServices, *, content: bytes, f
         text = content.decode("utf-8")
     except UnicodeDecodeError:
         raise FlowRefusedError([UploadProblem(None, None, "the file is not UTF-8 text", "schema")]) from None
-    folder = folders[0]
     library = services.library
     with tempfile.TemporaryDirectory(prefix="careloop-flow-upload-") as scratch:
         candidate = Path(scratch) / UPLOAD_NAME
@@ -145,7 +140,11 @@ def install_upload(session: Session, services: BotServices, *, content: bytes, f
         raise FlowRefusedError([UploadProblem(None, None, f"{definition.id} v{max(installed)} is installed "
                                                           f"already; give this file version {max(installed) + 1} "
                                                           "or higher", "old_version")])
-    target = folder / f"{definition.id}.v{definition.version}.yaml"
+    if not folders:  # checked after the file, so that its writer sees its own problems first
+        raise FlowRefusedError([UploadProblem(None, None, "no folder for the clinic's flows is set "
+                                                          "(CARELOOP_FLOWS_DIR); ask the operator to set one",
+                                              "no_folder")])
+    target = folders[0] / f"{definition.id}.v{definition.version}.yaml"
     if target.exists():
         raise FlowRefusedError([UploadProblem(None, None, f"the clinic's folder holds {target.name} already "
                                                           "(a file left out of the library); remove it first",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -106,4 +107,15 @@ def test_the_form_refuses_no_file_a_wrong_name_or_a_large_file(client, signed_in
     large = upload(client, GOOD + "#" * (300 * 1024))
     assert large.status_code == 400
     assert "256 KB" in large.get_data(as_text=True)
+    assert list(settings.flows_dirs[0].iterdir()) == []
+
+
+def test_without_a_folder_of_the_clinics_flows_a_good_file_is_refused(client, signed_in, settings, app):
+    signed_in("admin")
+    app.extensions["careloop.services"]["settings"] = replace(settings, flows_dirs=())
+    response = upload(client, GOOD)
+    assert response.status_code == 422
+    assert "CARELOOP_FLOWS_DIR" in response.get_data(as_text=True)
+    broken = upload(client, BROKEN).get_data(as_text=True)
+    assert '<td class="node">got_weight</td>' in broken  # the file's own problems first
     assert list(settings.flows_dirs[0].iterdir()) == []
