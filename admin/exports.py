@@ -85,11 +85,8 @@ class ExportRunner:
 def init_app(app: Flask) -> None:
     """Give the app its export runner; exports live beside the blobs (``instance/exports`` by default)."""
     settings = app.extensions[SERVICES_KEY]["settings"]
-    app.extensions[RUNNER_KEY] = ExportRunner(app.extensions[SESSION_FACTORY_KEY], exports_folder(settings.blob_dir))
-
-
-def exports_folder(blob_dir: Path) -> Path:
-    return Path(blob_dir).parent / "exports"
+    app.extensions[RUNNER_KEY] = ExportRunner(app.extensions[SESSION_FACTORY_KEY],
+                                              exports.exports_folder(settings.blob_dir))
 
 
 def _runner() -> ExportRunner:
@@ -161,8 +158,10 @@ def export_request() -> ResponseReturnValue:
 @require(Permission.EXPORT_RUN)
 def export_progress(job_id: uuid.UUID) -> ResponseReturnValue:
     """Show how far the export is; the page refreshes itself until the file is ready."""
+    db = request_session()
+    exports.purge_files(db, _runner().folder)
     try:
-        job = exports.job_of(request_session(), job_id, signed_in_user())
+        job = exports.job_of(db, job_id, signed_in_user())
     except NotFoundError:
         abort(404)
     working = job.status in (ExportStatus.QUEUED.value, ExportStatus.RUNNING.value)

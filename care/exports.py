@@ -48,6 +48,8 @@ from security.files import open_private
 CHUNK = 200
 #: How long a made file is kept when nobody downloads it.
 KEEP_FOR = timedelta(hours=1)
+#: An export not advanced for this long stopped (its web process ended): it is marked failed.
+STALLED_AFTER = timedelta(minutes=10)
 MAX_TAG = 64
 
 
@@ -357,10 +359,24 @@ def take_download(session: Session, job_id: uuid.UUID, *, user: User, folder: Pa
     return handle
 
 
+def exports_folder(blob_dir: Path) -> Path:
+    """Return the folder of the export files: beside the blobs (``instance/exports`` by default)."""
+    return Path(blob_dir).parent / "exports"
+
+
 def purge_files(session: Session, folder: Path) -> int:
-    """Remove the files of exports kept past their hour; return how many."""
+    """Remove the files of exports kept past their hour, and mark failed the exports that stopped; return how many.
+
+    The panel calls it on its exports page, the worker every few minutes (``purge_exports``).
+    """
     now = clock_of(session).now()
     removed = 0
+    for job in session.scalars(select(ExportJob).where(
+            ExportJob.status.in_([ExportStatus.QUEUED.value, ExportStatus.RUNNING.value]),
+            ExportJob.updated_at <= now - STALLED_AFTER)):
+        job.status, job.error = ExportStatus.FAILED.value, "the export stopped before it was finished"
+        job.finished_at = job.updated_at = now
+        removed += 1
     for job in session.scalars(select(ExportJob).where(ExportJob.status == ExportStatus.DONE.value,
                                                        ExportJob.expires_at <= now)):
         if job.file_name:

@@ -189,3 +189,31 @@ def test_the_page_speaks_english(client, signed_in):
     body = client.get("/admin/exports").get_data(as_text=True)
     assert "Questionnaire results" in body
     assert "Make the export" in body
+
+
+def test_an_export_whose_thread_stopped_is_marked_failed(client, db, signed_in, clock):
+    member = signed_in("admin")
+    job = ExportJob(id=uuid.uuid4(), kind="patients", lang="zh", filters={}, requested_by=member.user.id,
+                    status="running", total=400, done=100, rows=100, created_at=clock.now(), updated_at=clock.now())
+    db.add(job)
+    db.flush()
+    clock.advance(minutes=11)
+    page = client.get(f"/admin/exports/{job.id}").get_data(as_text=True)
+    assert 'data-status="failed"' in page
+    assert "导出未能完成" in page
+    assert '<meta http-equiv="refresh"' not in page
+
+
+def test_the_worker_removes_the_files_nobody_downloaded(client, db, signed_in, clinic, runner, runtime, clock):
+    from careloop.worker import worker_for
+
+    signed_in("admin")
+    job = db.get(ExportJob, export(client, runner, kind="patients"))
+    path = runner.folder / job.file_name
+    purge = next(item for item in worker_for(runtime).jobs if item.name == "purge_exports")
+    assert purge.run_batch(db) == 0
+    assert path.exists()
+    clock.advance(minutes=61)
+    assert purge.run_batch(db) == 1
+    assert not path.exists()
+    assert job.status == "removed"
