@@ -28,6 +28,10 @@ from security.session import audit_keys_of
 
 PER_PAGE = 50
 MAX_ACTION = 64
+#: The details of an entry about a patient that the page shows: how and where, never what of their health
+#: (a task's kind, such as ``reading_red_flag``, would tell it; such keys are left out).
+PATIENT_DETAIL_KEYS = frozenset({"view", "source", "format", "results", "questionnaires", "rows", "channel",
+                                 "break_glass_possible", "expires_at", "page", "total"})
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,9 @@ def trail_page(session: Session, filters: TrailFilter, *, page: int, actor: Acto
               if user_ids else {})
     rows = [TrailRow(entry.seq, entry.occurred_at, _actor_label(entry, emails), entry.action,
                      f"{entry.resource_type}:{entry.resource_id}" if entry.resource_id else entry.resource_type,
-                     entry.patient_id, entry.source, _details(entry.details)) for entry in entries]
+                     entry.patient_id, entry.source,
+                     _details(entry.details, about_patient=entry.patient_id is not None))
+            for entry in entries]
     log(session, actor=actor, action="audit.read", resource_type="audit_trail",
         details={**{f"filter_{key}": value for key, value in noted.items()}, "page": page, "total": total})
     return TrailPage(rows, total, page, pages)
@@ -149,11 +155,15 @@ def _actor_label(entry: AuditEntry, emails: dict[str, str]) -> str:
     return f"{entry.actor_kind}:{entry.actor_id}"
 
 
-def _details(text: str) -> str:
+def _details(text: str, *, about_patient: bool) -> str:
     try:
         data: Any = json.loads(text or "{}")
     except ValueError:
         return ""
+    if not isinstance(data, dict):
+        return ""
+    if about_patient:
+        data = {key: value for key, value in data.items() if key in PATIENT_DETAIL_KEYS}
     return json.dumps(data, ensure_ascii=False, sort_keys=True) if data else ""
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 
 import pytest
 from sqlalchemy import select
@@ -55,6 +56,21 @@ def test_no_clinical_data_and_no_name_is_shown(client, signed_in, trail):
     page = filtered(client, patient_ref="AUD-0001").get_data(as_text=True)
     assert "被查看的患者" not in page
     assert "AUD-0001" not in page.replace('value="AUD-0001"', "")
+
+
+def test_details_that_would_tell_of_a_patients_health_are_left_out(client, db, signed_in, make_patient):
+    signed_in("auditor")
+    patient = make_patient(card_no="AUD-0003")
+    log(db, actor=Actor("system", "bot", "worker"), action="task.create", resource_type="staff_task",
+        resource_id=uuid.uuid4(), patient_id=patient.id, details={"kind": "reading_red_flag", "source": "flow"})
+    log(db, actor=Actor("system", "test", "test"), action="tag_rule.create", resource_type="tag_rule",
+        details={"name": "规则", "version": 1})
+    db.flush()
+    task = filtered(client, action="task.create").get_data(as_text=True)
+    assert "reading_red_flag" not in task
+    assert "&#34;source&#34;: &#34;flow&#34;" in task
+    rule = filtered(client, action="tag_rule.create").get_data(as_text=True)
+    assert "&#34;version&#34;: 1" in rule  # an entry about no patient keeps its details
 
 
 def test_the_days_narrow_the_trail(client, signed_in, trail, clock):
