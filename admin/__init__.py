@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from admin import account, i18n, patients, queue, simulator, web
+from admin import account, audit, exports, flows, i18n, patients, queue, simulator, tag_rules, web
 
 # The view modules register their routes on the blueprint when imported.
-VIEW_MODULES = (account, patients, queue, simulator)
+VIEW_MODULES = (account, audit, exports, flows, patients, queue, simulator, tag_rules)
 
 
 def init_app(app: Flask) -> None:
@@ -19,3 +19,4 @@ def init_app(app: Flask) -> None:
     i18n.init_app(app)
     app.register_blueprint(web.blueprint)
     web.init_app(app)
+    exports.init_app(app)

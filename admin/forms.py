@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField, FileRequired, FileSize
 from wtforms import (
+    BooleanField,
+    DateField,
     DateTimeLocalField,
     HiddenField,
     IntegerField,
@@ -86,3 +89,61 @@ class BreakGlassForm(FlaskForm):  # type: ignore[misc]
         DataRequired(message=_l("Write the reason.")),
         Length(min=10, max=1000, message=_l("Write the reason in 10 to 1000 characters."))])
     submit = SubmitField(_l("Open the record (break-glass)"))
+
+
+class TagRuleForm(FlaskForm):  # type: ignore[misc]
+    """A tag rule as staff write it; Preview counts the patients it would tag, Save makes the new version.
+
+    A new rule takes a name and a tag; an existing one keeps both (the view shows them) and changes
+    its expression or enabled flag.
+    """
+
+    name = StringField(_l("Rule name"), validators=[Optional(), Length(max=64)])
+    tag = StringField(_l("Tag it sets"), validators=[Optional(), Length(max=64)])
+    expression = TextAreaField(_l("When (expression over the patient's facts)"), validators=[
+        DataRequired(message=_l("Write the expression.")), Length(max=1000)])
+    enabled = BooleanField(_l("Enabled"), default=True)
+    preview = SubmitField(_l("Preview"))
+    save = SubmitField(_l("Save"))
+
+
+#: The largest flow file the panel takes (the largest built-in flow is a few tens of kilobytes).
+MAX_FLOW_UPLOAD = 256 * 1024
+
+
+class FlowUploadForm(FlaskForm):  # type: ignore[misc]
+    """A flow definition file (YAML) to check and install as a new version."""
+
+    file = FileField(_l("Flow file (.yaml)"), validators=[
+        FileRequired(message=_l("Choose a flow file.")),
+        FileAllowed(["yaml", "yml"], message=_l("A flow file ends in .yaml or .yml.")),
+        FileSize(max_size=MAX_FLOW_UPLOAD, message=_l("A flow file is at most 256 KB.")),
+    ])
+    submit = SubmitField(_l("Check and install"))
+
+
+class ExportForm(FlaskForm):  # type: ignore[misc]
+    """What to export and how to narrow it (the view fills the kinds and the plans)."""
+
+    kind = SelectField(_l("What to export"), validators=[DataRequired()])
+    tag = StringField(_l("Only patients with the tag"), validators=[Optional(), Length(max=64)])
+    plan = SelectField(_l("Only patients in the plan"), validators=[Optional()], validate_choice=False)
+    date_from = DateField(_l("From (day)"), validators=[Optional()])
+    date_to = DateField(_l("To (day)"), validators=[Optional()])
+    submit = SubmitField(_l("Make the export"))
+
+
+class AuditFilterForm(FlaskForm):  # type: ignore[misc]
+    """The audit trail's filters; posted, never in a URL (a card number is a patient's identifier)."""
+
+    user_email = StringField(_l("Staff e-mail"), validators=[Optional(), Length(max=254)])
+    patient_ref = StringField(_l("Patient card number or id"), validators=[Optional(), Length(max=64)])
+    action = StringField(_l("Action (a prefix ending in a dot, such as tag.)"), validators=[Optional(), Length(max=64)])
+    date_from = DateField(_l("From (day)"), validators=[Optional()])
+    date_to = DateField(_l("To (day)"), validators=[Optional()])
+    page = IntegerField(validators=[Optional(), NumberRange(min=1, max=10_000_000)])
+    submit = SubmitField(_l("Filter"))
+
+
+class VerifyChainForm(FlaskForm):  # type: ignore[misc]
+    submit = SubmitField(_l("Verify now"))

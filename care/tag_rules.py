@@ -190,6 +190,17 @@ def get_rule(session: Session, name: str) -> TagRule:
     return rule
 
 
+def rule_by_id(session: Session, rule_id: uuid.UUID) -> TagRule:
+    """Return the rule of ``rule_id``.
+
+    :raises NotFoundError: there is none.
+    """
+    rule = session.get(TagRule, rule_id)
+    if rule is None:
+        raise NotFoundError("no such tag rule")
+    return rule
+
+
 def _keep_version(session: Session, rule: TagRule, actor: Actor) -> None:
     session.add(TagRuleVersion(rule_id=rule.id, version=rule.version, tag=rule.tag, expression=rule.expression,
                                enabled=rule.enabled, created_at=rule.updated_at, created_by=_actor_ref(actor)))
@@ -274,6 +285,7 @@ class RuleSummary:
     run_status: str | None
     run_done: int
     run_total: int
+    id: uuid.UUID
 
 
 def list_rules(session: Session) -> list[RuleSummary]:
@@ -282,7 +294,8 @@ def list_rules(session: Session) -> list[RuleSummary]:
     for rule in session.scalars(select(TagRule).order_by(TagRule.name_key)):
         run = latest_run(session, rule)
         summaries.append(RuleSummary(rule.name, rule.tag, rule.expression, rule.version, rule.enabled,
-                                     run.status if run else None, run.done if run else 0, run.total if run else 0))
+                                     run.status if run else None, run.done if run else 0, run.total if run else 0,
+                                     rule.id))
     return summaries
 
 

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from bot.jobs import Job, bot_jobs
 from bot.outbox.queue import beat, retire
+from care.exports import exports_folder, purge_files
 from careloop.backups import backup_jobs
 from careloop.bot_runtime import BotRuntime, bot_for
 from careloop.runtime import KEY_RING_CHECK_SECONDS, Runtime
@@ -216,5 +217,8 @@ class Worker:
 def worker_for(runtime: Runtime) -> Worker:
     """The worker process's runner: every job, beating under its dispatcher's id (the id its claims carry)."""
     bot = bot_for(runtime)
-    return Worker(runtime, (*all_jobs(bot), *backup_jobs(runtime)), worker_id=bot.dispatcher.worker_id,
+    folder = exports_folder(runtime.settings.blob_dir)
+    # The panel's export files are removed after their hour even when nobody opens the exports page.
+    purge = Job("purge_exports", 300, run_batch=lambda session: purge_files(session, folder))
+    return Worker(runtime, (*all_jobs(bot), *backup_jobs(runtime), purge), worker_id=bot.dispatcher.worker_id,
                   heartbeat_seconds=bot.services.config.worker_heartbeat_seconds)

@@ -24,6 +24,7 @@ from care.models.engagement import (
     TaskStatus,
 )
 from care.models.erasure import Erasure, LegalHold
+from care.models.exports import ExportJob, ExportStatus
 from care.models.interventions import (
     InterventionEnrolment,
     InterventionProgram,
@@ -50,6 +51,8 @@ from security.crypto import DataKey
 __all__ = [
     "Erasure",
     "LegalHold",
+    "ExportJob",
+    "ExportStatus",
     "FOLLOWUP_FINAL",
     "EnrolmentStatus",
     "Plan",

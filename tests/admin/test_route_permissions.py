@@ -10,6 +10,8 @@ patient.
 
 from __future__ import annotations
 
+import io
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,10 +23,12 @@ from werkzeug.test import TestResponse
 
 from admin.auth import RouteAccess, declared_access, require
 from admin.web import FLASK_ENDPOINTS
-from care import care_teams
-from care.models import Patient, StaffTask
+from bot.tag_rules import rule_engine
+from care import care_teams, tag_rules
+from care.models import ExportJob, Patient, StaffTask, TagRule
 from care.observations import record_observation
 from care.tasks import create_task
+from flows.registry import FlowLibrary
 from security.roles import DEFAULT_ROLES, Permission
 from tests.admin.conftest import page_token
 from tests.conftest import TEST_ACTOR
@@ -42,6 +46,10 @@ class Call:
     # Form fields (or a JSON body with ``json=True``); ``{task}``/``{patient}`` fill in the ids.
     data: dict[str, str] = field(default_factory=dict)
     json: bool = False
+    # Files posted with the form (field -> (name, content)).
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    # The answers that mean "allowed" (a refused upload is 422, its problems listed).
+    allowed: tuple[int, ...] = (200, 302, 303)
 
 
 def _needs(permission: Permission) -> RouteAccess:
@@ -72,6 +80,29 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("admin.break_glass", "POST"): Call(_needs(Permission.BREAK_GLASS), "/admin/patients/{patient}/break-glass",
                                         {"reason": "急诊需要查看既往记录"}),
     ("admin.trend_chart", "GET"): Call(_needs(Permission.RECORD_READ), "/admin/patients/{patient}/trends/sbp.svg"),
+    ("admin.flows", "GET"): Call(_needs(Permission.FLOWS_MANAGE), "/admin/flows"),
+    # A broken flow: refused with its problems (no folder of the clinic's flows is set here either).
+    ("admin.flow_upload", "POST"): Call(_needs(Permission.FLOWS_MANAGE), "/admin/flows",
+                                        files={"file": ("broken.yaml", b"id: broken\nversion: 1\n")},
+                                        allowed=(422,)),
+    ("admin.exports_page", "GET"): Call(_needs(Permission.EXPORT_RUN), "/admin/exports"),
+    ("admin.export_request", "POST"): Call(_needs(Permission.EXPORT_RUN), "/admin/exports", {"kind": "patients"}),
+    ("admin.export_progress", "GET"): Call(_needs(Permission.EXPORT_RUN), "/admin/exports/{export}"),
+    # The file of another's export is not theirs: a redirect to the exports page, with nothing sent.
+    ("admin.export_download", "GET"): Call(_needs(Permission.EXPORT_RUN), "/admin/exports/{export}/file",
+                                           allowed=(302,)),
+    ("admin.audit_trail_page", "GET"): Call(_needs(Permission.AUDIT_READ), "/admin/audit"),
+    ("admin.audit_trail_page", "POST"): Call(_needs(Permission.AUDIT_READ), "/admin/audit",
+                                             {"action": "patient.read"}),
+    ("admin.audit_verify", "POST"): Call(_needs(Permission.AUDIT_READ), "/admin/audit/verify"),
+    ("admin.tag_rules_list", "GET"): Call(_needs(Permission.TAGS_MANAGE), "/admin/tag-rules"),
+    ("admin.tag_rule_new", "GET"): Call(_needs(Permission.TAGS_MANAGE), "/admin/tag-rules/new"),
+    ("admin.tag_rule_new", "POST"): Call(_needs(Permission.TAGS_MANAGE), "/admin/tag-rules/new",
+                                         {"name": "矩阵", "tag": "矩阵", "expression": "latest.sbp >= 140",
+                                          "preview": "y"}),
+    ("admin.tag_rule_edit", "GET"): Call(_needs(Permission.TAGS_MANAGE), "/admin/tag-rules/{rule}"),
+    ("admin.tag_rule_edit", "POST"): Call(_needs(Permission.TAGS_MANAGE), "/admin/tag-rules/{rule}",
+                                          {"expression": "latest.sbp >= 150", "preview": "y"}),
 }
 #: (Webhooks check the provider's signature, the report API its bearer key: tests/webhooks, tests/api.)
 OUTSIDE_THE_PANEL = {"static", "healthz", "wechat.verify", "wechat.receive", "twilio.sms", "twilio.voice",
@@ -133,7 +164,26 @@ def _call(browser: FlaskClient, call: Call, method: str, ids: dict[str, str]) ->
     if call.json:
         return browser.post(path, json={key: value.format(**ids) for key, value in call.data.items()},
                             headers={"X-CSRFToken": token, "Accept": "application/json"})
-    return browser.post(path, data={"csrf_token": token, **{k: v.format(**ids) for k, v in call.data.items()}})
+    files = {name: (io.BytesIO(content), filename) for name, (filename, content) in call.files.items()}
+    return browser.post(path, data={"csrf_token": token, **{k: v.format(**ids) for k, v in call.data.items()},
+                                    **files})
+
+
+def _a_rule(db: Any) -> TagRule:
+    rule, _run = tag_rules.add_rule(db, rule_engine(FlowLibrary.builtin()), "矩阵规则", tag="矩阵",
+                                    expression="latest.sbp >= 140", actor=TEST_ACTOR)
+    db.flush()
+    return rule
+
+
+def _an_export(db: Any, user: Any) -> ExportJob:
+    """An export of the staff member whose file is gone already (downloaded)."""
+    now = db.info["clock"].now()
+    job = ExportJob(id=uuid.uuid4(), kind="patients", lang="zh", filters={}, requested_by=user.id, status="removed",
+                    total=1, done=1, rows=1, created_at=now, updated_at=now)
+    db.add(job)
+    db.flush()
+    return job
 
 
 @pytest.fixture
@@ -155,18 +205,21 @@ def patient_of_the_team(db, make_patient, clock) -> Callable[[Any], tuple[Patien
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_each_role_meets_the_matrix_on_every_route(client, signed_in, patient_of_the_team, role):
+def test_each_role_meets_the_matrix_on_every_route(client, db, signed_in, patient_of_the_team, role):
     member = signed_in(role)
     patient, task = patient_of_the_team(member)
-    ids = {"task": str(task.id), "patient": str(patient.id)}
+    ids = {"task": str(task.id), "patient": str(patient.id), "rule": str(_a_rule(db).id),
+           "export": str(_an_export(db, member.user).id)}
+    exports_runner = client.application.extensions["careloop.exports"]
     wrong: list[str] = []
     # Signing out last: it ends the session the other calls need.
     calls = sorted(MATRIX.items(), key=lambda item: item[0][0] == "admin.logout")
     for (endpoint, method), call in calls:
         response = _call(client, call, method, ids)
+        exports_runner.wait(timeout=60)  # an export asked for is written before the next call
         body = response.get_data(as_text=True)
         if _allowed(role, call.access):
-            if response.status_code not in (200, 302, 303):
+            if response.status_code not in call.allowed:
                 wrong.append(f"{method} {endpoint}: {response.status_code}, expected a page or a redirect")
         else:
             if response.status_code != 403:
@@ -181,7 +234,8 @@ def test_signed_out_every_guarded_route_sends_to_the_login_page_and_shows_nothin
     patient = make_patient(name="未登录看不到")
     task = create_task(db, patient, kind="flow_alert", priority="urgent", reason="phq9_item9", actor=TEST_ACTOR)
     db.flush()
-    ids = {"task": str(task.id), "patient": str(patient.id)}
+    ids = {"task": str(task.id), "patient": str(patient.id), "rule": str(_a_rule(db).id),
+           "export": "00000000-0000-0000-0000-000000000001"}
     for (endpoint, method), call in MATRIX.items():
         if not call.access.signed_in:
             continue

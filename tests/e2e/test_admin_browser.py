@@ -9,6 +9,7 @@ score raised, opens that patient's page, and switches the panel to English.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import threading
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 from playwright.sync_api import Page, expect, sync_playwright
 from werkzeug.serving import make_server
 
@@ -341,3 +343,109 @@ def test_staff_find_a_patient_read_the_record_and_close_the_urgent_task(clinic_w
 
     # Nothing the pages did broke the Content-Security-Policy or failed to load.
     assert tab.problems == []
+
+
+# A flow whose branch names a node that does not exist, and whose question has an unknown type.
+BROKEN_FLOW = """id: e2e_broken
+version: 1
+title: {zh: 坏流程, en: Broken flow}
+nodes:
+  - id: ask
+    kind: question
+    type: colour
+    text: {zh: 您好, en: Hello}
+  - id: route
+    kind: branch
+    cases: []
+    default: nowhere
+"""
+
+
+def test_an_administrator_edits_a_rule_uploads_a_flow_and_exports_and_an_auditor_reads_the_trail(
+        clinic_with_results, tab, run_cli, tmp_path):
+    page, clinic = tab.page, clinic_with_results
+    first_sign_in(page, clinic)
+
+    # A tag rule, previewed before it is saved: the last blood pressure of 133 holds for >= 130, not >= 140.
+    page.click("nav >> text=标签规则")
+    expect(page.locator("#rules-empty")).to_be_visible()
+    page.click("#new-rule")
+    page.fill("#name", "血压偏高")
+    page.fill("#tag", "血压偏高")
+    page.fill("#expression", "latest.sbp >= 130")
+    page.click("#preview-rule")
+    expect(page.locator("#preview")).to_contain_text("将为 1 位患者设置标签")
+    page.click("#save-rule")
+    expect(page.locator(".flash.success")).to_contain_text("第 1 版")
+    row = page.locator('#tag-rules tr[data-rule="血压偏高"]')
+    expect(row.locator(".version")).to_have_text("1")
+    row.locator("a").click()
+    page.fill("#expression", "latest.sbp >= 140")
+    page.click("#preview-rule")
+    expect(page.locator("#preview")).to_contain_text("将为 0 位患者设置标签")
+    screenshot(page, "tag-rule-preview")
+    page.fill("#expression", "latest.sbp >>= 140")
+    page.click("#save-rule")
+    expect(page.locator("#expression-error")).to_contain_text("未被接受")
+    page.fill("#expression", "latest.sbp >= 140")
+    page.click("#save-rule")
+    expect(page.locator('#tag-rules tr[data-rule="血压偏高"] .version')).to_have_text("2")
+
+    # A broken flow file: refused, each problem named by its node and line; nothing installed.
+    flow_file = tmp_path / "e2e_broken.yaml"
+    flow_file.write_text(BROKEN_FLOW, encoding="utf-8")
+    page.click("nav >> text=流程")
+    expect(page.locator('#flows tr[data-flow="phq9"]')).to_have_count(2)
+    page.set_input_files("#file", str(flow_file))
+    page.click("#upload-flow")
+    problems = page.locator("#flow-problems")
+    expect(problems).to_contain_text("流程未安装")
+    expect(problems.locator("tr.flow-problem", has_text="ask").locator(".line")).to_have_text("5")
+    expect(problems.locator("tr.flow-problem", has_text="nowhere")).to_have_count(1)
+    expect(page.locator('#flows tr[data-flow="e2e_broken"]')).to_have_count(0)
+    screenshot(page, "flow-upload-problems")
+
+    # An export of the observations, made in the background, downloaded once and opened.
+    page.click("nav >> text=导出")
+    page.select_option("#kind", "observations")
+    page.click("#make-export")
+    expect(page.locator("#download-export")).to_be_visible(timeout=30_000)  # the page refreshes itself
+    screenshot(page, "export-ready")
+    with page.expect_download() as download:
+        page.click("#download-export")
+    assert download.value.suggested_filename.endswith(".xlsx")
+    sheet = load_workbook(io.BytesIO(Path(download.value.path()).read_bytes()), read_only=True).active
+    rows = [list(row) for row in sheet.iter_rows(values_only=True)]
+    assert rows[0][:3] == ["卡号", "日期", "代码"]
+    assert len(rows) == 1 + 4
+    assert {row[0] for row in rows[1:]} == {"E2E0101"}
+
+    # The auditor: the trail without a word of the record, filtered by action, and where to verify the chain.
+    page.click("text=退出")
+    code, out, err = run_cli("users", "add", "--email", "auditor@clinic.test", "--role", "auditor")
+    assert code == 0, err
+    auditor = Clinic(clinic.url, "auditor@clinic.test", re.search(r"one-time password:\s+(\S+)", out).group(1),
+                     re.search(r"TOTP secret:\s+(\S+)", out).group(1))
+    page.goto(f"{clinic.url}/admin/login")
+    page.fill("#email", auditor.email)
+    page.fill("#password", auditor.one_time_password)
+    page.fill("#code", totp.current_code(auditor.totp_secret, datetime.now(UTC)))
+    page.click("#submit")
+    page.fill("#current_password", auditor.one_time_password)
+    page.fill("#new_password", NEW_PASSWORD)
+    page.fill("#confirm", NEW_PASSWORD)
+    page.click("#submit")
+    page.click("nav >> text=审计记录")
+    page.fill("#action", "export.")
+    page.click("#filter-audit")
+    actions = page.locator("#audit-entries .action")
+    expect(actions.filter(has_text="export.create")).to_have_count(1)
+    expect(actions.filter(has_text="export.download")).to_have_count(1)
+    expect(page.locator("main")).not_to_contain_text("王秀英")
+    page.click("#verify-chain")
+    expect(page.locator(".flash.error")).to_contain_text("careloop audit verify")
+    screenshot(page, "audit-trail")
+
+    # The refusals asked for above (the bad expression, the broken flow) are the only failed loads.
+    assert tab.problems == ["Failed to load resource: the server responded with a status of 400 (BAD REQUEST)",
+                            "Failed to load resource: the server responded with a status of 422 (UNPROCESSABLE ENTITY)"]
