@@ -117,7 +117,6 @@ def insert_ignoring(dialect: str, table: Table, index_elements: tuple[str, ...],
     return statement.returning(*(table.c[name] for name in returning)) if returning else statement
 
 
-@functools.lru_cache(maxsize=16)
 def reset_identity(connection: Connection, table: Table) -> None:
     """Move an auto-numbered key's sequence past the rows inserted with their own numbers (a restore).
 
@@ -131,6 +130,7 @@ def reset_identity(connection: Connection, table: Table) -> None:
                            func.coalesce(select(func.max(column)).scalar_subquery(), 0) + 1, False)))
 
 
+@functools.lru_cache(maxsize=16)
 def locked_row_version(table: Table) -> ColumnElement[str]:
     """An expression that changes whenever a row of ``table`` is written (PostgreSQL's ``xmin``), built once.
 

@@ -187,3 +187,21 @@ def test_the_turns_conversation_is_a_plain_row_and_its_scene_writes_what_changed
     db.commit()
     db.refresh(stored)
     assert stored.state == {**asked, "probe": 1}
+
+
+def test_answers_of_one_shape_reuse_the_statements_built_for_the_first(db, make_patient, services: BotServices,
+                                                                       clock: FixedClock):
+    from security import dialects
+
+    patients = [make_patient() for _ in range(3)]
+    for patient in patients:
+        handle_inbound(db, services, message(patient, "问卷", clock))
+    db.commit()
+    handle_inbound(db, services, message(patients[0], "2", clock))  # the first answer of its shape builds them
+    db.commit()
+    built = dialects._batch_statements.cache_info().misses, dialects._prepared.cache_info().misses
+    for patient in patients[1:]:
+        handle_inbound(db, services, message(patient, "2", clock))
+        db.commit()
+    # Building and compiling the batch's statement again on every turn costs more than the rest of the turn.
+    assert (dialects._batch_statements.cache_info().misses, dialects._prepared.cache_info().misses) == built
