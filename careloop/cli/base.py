@@ -9,12 +9,13 @@ import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 import click
 from sqlalchemy.orm import Session
 
 from care import staff
-from care.errors import NotFoundError
+from care.errors import ConflictError, NotFoundError, ValidationFailedError
 from careloop.readiness import open_for_init, open_runtime
 from careloop.runtime import Runtime
 from careloop.settings import Settings
@@ -105,6 +106,25 @@ class CliContext:
     def close(self) -> None:
         if self._runtime is not None:
             self._runtime.close()
+
+
+@contextmanager
+def one_line_errors(*invalid: type[Exception]) -> Iterator[None]:
+    """A care service's refusal as one line and exit 1: ``invalid`` (a file's problems, each on its line),
+    a validation's first problem, a conflict or an unknown name; the unit of work around it rolls back."""
+    try:
+        yield
+    except invalid as problem:
+        raise click.ClickException(str(problem)) from None
+    except ValidationFailedError as problem:
+        raise click.ClickException(str(problem.problems[0])) from None
+    except (ConflictError, NotFoundError) as problem:
+        raise click.ClickException(str(problem)) from None
+
+
+def plan_grace(settings: Settings) -> timedelta:
+    """How long past its time a plan's occurrence is still sent (``CARELOOP_PLAN_GRACE_HOURS``), not marked missed."""
+    return timedelta(hours=float(settings.extra.get("plan_grace_hours", 24.0)))
 
 
 def progress_enabled() -> bool:

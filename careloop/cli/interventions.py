@@ -9,9 +9,8 @@ an enrolment when its duration runs out (``careloop worker``). Listings name pat
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -20,28 +19,12 @@ from sqlalchemy.orm import Session
 from care import interventions
 from care.clinical import codes
 from care.clinical.common import format_number
-from care.errors import ConflictError, NotFoundError, ValidationFailedError
+from care.errors import NotFoundError
 from care.interventions.progress import Progress
 from care.models import InterventionEnrolment, Patient
 from care.patients import get_patient
-from careloop.cli.base import CliContext, main, pass_cli
+from careloop.cli.base import CliContext, main, one_line_errors, pass_cli, plan_grace
 from careloop.flow_library import load_flow_library
-
-
-@contextmanager
-def _one_line_errors() -> Iterator[None]:
-    try:
-        yield
-    except interventions.ProgramInvalidError as problem:
-        raise click.ClickException(str(problem)) from None
-    except ValidationFailedError as problem:
-        raise click.ClickException(str(problem.problems[0])) from None
-    except (ConflictError, NotFoundError) as problem:
-        raise click.ClickException(str(problem)) from None
-
-
-def _grace(cli: CliContext) -> timedelta:
-    return timedelta(hours=float(cli.settings.extra.get("plan_grace_hours", 24.0)))
 
 
 def _builtin() -> list[str]:
@@ -107,7 +90,7 @@ def validate(cli: CliContext, file: Path) -> None:
     path = _program_file(str(file))
     text = _read(path)
     library = load_flow_library(cli.settings)
-    with _one_line_errors():
+    with one_line_errors(interventions.ProgramInvalidError):
         definition = interventions.parse_program(text, flow_ids=set(library.ids()),
                                                  content_ids=interventions.content_library().ids(), source=str(path))
     click.echo(f"{path}: program {definition.id!r} v{definition.version} is valid ({len(definition.goals)} goal(s), "
@@ -124,9 +107,9 @@ def add(cli: CliContext, file: str) -> None:
     path = _program_file(file)
     text = _read(path)
     library = load_flow_library(cli.settings)
-    with cli.unit_of_work() as session, _one_line_errors():
+    with cli.unit_of_work() as session, one_line_errors(interventions.ProgramInvalidError):
         published = interventions.add_program(session, text, flow_ids=set(library.ids()), actor=cli.actor,
-                                              source=str(path), grace=_grace(cli))
+                                              source=str(path), grace=plan_grace(cli.settings))
         line = (f"Program {published.program.key!r} v{published.definition.version} {published.change} "
                 f"(plan {published.definition.plan_key!r})")
         if published.change == "new version":
@@ -162,7 +145,7 @@ def programs(cli: CliContext, show_content: bool) -> None:
 def show(cli: CliContext, program_id: str) -> None:
     """Show the program PROGRAM_ID: goals, check-ins, education schedule, versions and enrolments."""
     library = interventions.content_library()
-    with cli.unit_of_work() as session, _one_line_errors():
+    with cli.unit_of_work() as session, one_line_errors(interventions.ProgramInvalidError):
         program, definition = interventions.get_program(session, program_id)
         versions = [f"v{row.version} ({row.created_at:%Y-%m-%d})"
                     for row in interventions.service.program_versions(session, program)]
@@ -193,10 +176,10 @@ def show(cli: CliContext, program_id: str) -> None:
 @pass_cli
 def start(cli: CliContext, patient_ref: str, program_id: str) -> None:
     """Start the program PROGRAM_ID for the patient PATIENT_REF (card number or id)."""
-    with cli.unit_of_work() as session, _one_line_errors():
+    with cli.unit_of_work() as session, one_line_errors(interventions.ProgramInvalidError):
         patient = _patient(session, patient_ref)
         enrolment = interventions.start(session, patient, program_id, source="manual", actor=cli.actor,
-                                        grace=_grace(cli))
+                                        grace=plan_grace(cli.settings))
         ends = _day(enrolment.ends_at) if enrolment is not None else ""
     if enrolment is None:
         click.echo(f"Already in {program_id!r}.")
@@ -213,7 +196,7 @@ def start(cli: CliContext, patient_ref: str, program_id: str) -> None:
 def list_enrolments(cli: CliContext, program_id: str | None, patient_ref: str | None, active_only: bool,
                     limit: int) -> None:
     """List enrolments: patient (card number), program, status, start, end, how it ended."""
-    with cli.unit_of_work() as session, _one_line_errors():
+    with cli.unit_of_work() as session, one_line_errors(interventions.ProgramInvalidError):
         if program_id is not None:
             interventions.get_program(session, program_id)
         if patient_ref is not None:
@@ -264,7 +247,7 @@ def _show_progress(program: str, definition_title: str, figures: Progress, enrol
 @pass_cli
 def progress(cli: CliContext, patient_ref: str, program_id: str | None, every: bool) -> None:
     """The progress of PATIENT_REF in their interventions: each goal (baseline -> latest vs target), answer rate."""
-    with cli.unit_of_work() as session, _one_line_errors():
+    with cli.unit_of_work() as session, one_line_errors(interventions.ProgramInvalidError):
         patient = _patient(session, patient_ref)
         if program_id is not None:
             interventions.get_program(session, program_id)
@@ -294,7 +277,7 @@ def end(cli: CliContext, patient_ref: str, reason: str, program_id: str | None) 
     """End the intervention of PATIENT_REF now and draft its stage summary (goals met or not, figures)."""
     if not reason.strip():
         raise click.BadParameter("must say why", param_hint="'--reason'")
-    with cli.unit_of_work() as session, _one_line_errors():
+    with cli.unit_of_work() as session, one_line_errors(interventions.ProgramInvalidError):
         patient = _patient(session, patient_ref)
         enrolment, summary = interventions.end_for_patient(session, patient, program_key=program_id,
                                                            actor=cli.actor, reason=reason)

@@ -8,37 +8,18 @@ patients in it; the worker sends them (``careloop worker``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from datetime import timedelta
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
 from sqlalchemy import func, select
 
 from care import plans
-from care.errors import ConflictError, NotFoundError, ValidationFailedError
 from care.interventions.content import content_library
 from care.models import FollowUp
 from care.patients import get_patient
-from careloop.cli.base import CliContext, main, pass_cli
+from careloop.cli.base import CliContext, main, one_line_errors, pass_cli, plan_grace
 from careloop.flow_library import load_flow_library
-
-
-@contextmanager
-def _one_line_errors() -> Iterator[None]:
-    try:
-        yield
-    except plans.PlanInvalidError as problem:
-        raise click.ClickException(str(problem)) from None
-    except ValidationFailedError as problem:
-        raise click.ClickException(str(problem.problems[0])) from None
-    except (ConflictError, NotFoundError) as problem:
-        raise click.ClickException(str(problem)) from None
-
-
-def _grace(cli: CliContext) -> timedelta:
-    return timedelta(hours=float(cli.settings.extra.get("plan_grace_hours", 24.0)))
 
 
 def _plan_file(reference: str) -> Path:
@@ -81,7 +62,7 @@ def validate(cli: CliContext, file: Path) -> None:
     path = _plan_file(str(file))
     text = _read(path)
     library = load_flow_library(cli.settings)
-    with _one_line_errors():
+    with one_line_errors(plans.PlanInvalidError):
         definition = plans.parse_plan(text, flow_ids=set(library.ids()), source=str(path),
                                       content_ids=content_library().ids())
     click.echo(f"{path}: plan {definition.id!r} v{definition.version} is valid ({len(definition.steps)} step(s))")
@@ -96,9 +77,9 @@ def add(cli: CliContext, file: str) -> None:
     path = _plan_file(file)
     text = _read(path)
     library = load_flow_library(cli.settings)
-    with cli.unit_of_work() as session, _one_line_errors():
+    with cli.unit_of_work() as session, one_line_errors(plans.PlanInvalidError):
         published = plans.add_plan(session, text, flow_ids=set(library.ids()), actor=cli.actor, source=str(path),
-                                   grace=_grace(cli), content_ids=content_library().ids())
+                                   grace=plan_grace(cli.settings), content_ids=content_library().ids())
         line = f"Plan {published.plan.key!r} v{published.definition.version} {published.change}"
         if published.change == "new version":
             line += f"; {published.moved} follow-up(s) of enrolled patients re-timed"
@@ -127,7 +108,7 @@ def list_plans(cli: CliContext) -> None:
 @pass_cli
 def show(cli: CliContext, plan_id: str) -> None:
     """Show the plan PLAN_ID: its steps, versions and its follow-ups by status."""
-    with cli.unit_of_work() as session, _one_line_errors():
+    with cli.unit_of_work() as session, one_line_errors(plans.PlanInvalidError):
         plan, definition = plans.get_plan(session, plan_id)
         versions = [f"v{row.version} ({row.created_at:%Y-%m-%d})" for row in plans.service.plan_versions(session, plan)]
         counts = dict(session.execute(select(FollowUp.status, func.count()).where(FollowUp.plan_key == plan.key)
@@ -159,9 +140,10 @@ def show(cli: CliContext, plan_id: str) -> None:
 @pass_cli
 def enrol(cli: CliContext, patient_ref: str, plan_id: str) -> None:
     """Enrol the patient PATIENT_REF (card number or id) in the plan PLAN_ID."""
-    with cli.unit_of_work() as session, _one_line_errors():
+    with cli.unit_of_work() as session, one_line_errors(plans.PlanInvalidError):
         patient = get_patient(session, patient_ref)
-        enrolment = plans.enrol(session, patient, plan_id, source="manual", actor=cli.actor, grace=_grace(cli))
+        enrolment = plans.enrol(session, patient, plan_id, source="manual", actor=cli.actor,
+                                grace=plan_grace(cli.settings))
     click.echo(f"Enrolled in {plan_id!r}." if enrolment is not None else f"Already enrolled in {plan_id!r}.")
 
 
@@ -171,7 +153,7 @@ def enrol(cli: CliContext, patient_ref: str, plan_id: str) -> None:
 @pass_cli
 def leave(cli: CliContext, patient_ref: str, plan_id: str) -> None:
     """End the enrolment of PATIENT_REF in PLAN_ID; its follow-ups not yet sent are cancelled."""
-    with cli.unit_of_work() as session, _one_line_errors():
+    with cli.unit_of_work() as session, one_line_errors(plans.PlanInvalidError):
         patient = get_patient(session, patient_ref)
         plans.get_plan(session, plan_id)
         left = plans.leave(session, patient, plan_id, actor=cli.actor, reason="manual")
